@@ -1,0 +1,18 @@
+"""plrnn_numba: dynamical-systems analysis of recurrent neural network training.
+
+Hand-written models with analytic backpropagation through time, compiled with
+numba; results as self-describing xarray Datasets.
+"""
+
+from ._version import __version__
+from .bptt import Batch, LossGrad, loss_and_grad, predict
+from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAlpha, SparseTF, Theorem3Alpha
+from .models import PLRNN, Model, ShallowPLRNN, VanillaRNN
+from .readouts import IdentityReadout, LinearReadout
+from .simulate import simulate
+
+__all__ = [
+    "__version__", "Batch", "LossGrad", "loss_and_grad", "predict", "simulate",
+    "GTF", "SparseTF", "FreeRunning", "ConstantAlpha", "LinearAlpha", "ExponentialAlpha", "Theorem3Alpha",
+    "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "IdentityReadout", "LinearReadout",
+]

@@ -1,0 +1,103 @@
+"""Input checks shared by the public wrappers.
+
+Kernels never validate; wrappers do, and their messages name the argument,
+what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """``x`` as a float64 array; TypeError for non-numeric input."""
+    if isinstance(x, np.ndarray):
+        if x.dtype == object or not (
+            np.issubdtype(x.dtype, np.floating)
+            or np.issubdtype(x.dtype, np.integer)
+            or np.issubdtype(x.dtype, np.bool_)
+        ):
+            if np.issubdtype(x.dtype, np.complexfloating):
+                raise TypeError(f"{name} must be real-valued; got complex dtype {x.dtype}")
+            raise TypeError(f"{name} must be a real numeric array; got dtype {x.dtype}")
+        return np.asarray(x, dtype=np.float64)
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise TypeError(f"{name} must be array-like of real numbers; got {type(x).__name__}") from exc
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise TypeError(f"{name} must be array-like of real numbers; got {type(x).__name__}")
+    return as_float_array(arr, name)
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """ValueError if ``arr`` holds NaN or inf."""
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(np.atleast_1d(arr)))[0]
+        raise ValueError(
+            f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
+            f"pass finite values"
+        )
+
+
+def as_state(z, dim: int, name: str = "z0") -> np.ndarray:
+    """A (M,) or (B, M) finite float64 state array."""
+    z = as_float_array(z, name)
+    if z.ndim not in (1, 2) or z.shape[-1] != dim:
+        raise ValueError(f"{name} must have shape ({dim},) or (batch, {dim}); got {z.shape}")
+    check_finite(z, name)
+    return np.ascontiguousarray(z)
+
+
+def as_input_vector(s, n_inputs: int, name: str = "s") -> np.ndarray:
+    """A single input vector of length K (zeros when K = 0 and s is None)."""
+    if s is None:
+        if n_inputs:
+            raise ValueError(f"{name} is required: the model has {n_inputs} inputs")
+        return np.zeros(0)
+    s = as_float_array(s, name).ravel()
+    if s.shape[0] != n_inputs:
+        raise ValueError(f"{name} must have length {n_inputs}; got {s.shape[0]}")
+    check_finite(s, name)
+    return np.ascontiguousarray(s)
+
+
+def positive_int(x, name: str, minimum: int = 1) -> int:
+    """An integer >= minimum."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {type(x).__name__}")
+    if x < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {x}")
+    return int(x)
+
+
+def finite_float(x, name: str, low: float | None = None, high: float | None = None) -> float:
+    """A finite real number inside [low, high]."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(x).__name__}")
+    x = float(x)
+    if not np.isfinite(x):
+        raise ValueError(f"{name} must be finite; got {x}")
+    if low is not None and x < low:
+        raise ValueError(f"{name} must be >= {low}; got {x}")
+    if high is not None and x > high:
+        raise ValueError(f"{name} must be <= {high}; got {x}")
+    return x
+
+
+def choice(x, name: str, options) -> str:
+    """One of the allowed string options."""
+    if x not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}; got {x!r}")
+    return x
+
+
+def carray(x) -> np.ndarray:
+    """C-contiguous, writeable float64 array (copies only when needed).
+
+    Kernels take C-contiguous writeable arrays; broadcast views and read-only
+    arrays would not match their signatures.
+    """
+    return np.require(x, dtype=np.float64, requirements=["C", "W"])

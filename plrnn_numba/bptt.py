@@ -1,0 +1,412 @@
+"""Analytic backpropagation through time, written once over the model kernels.
+
+Forward pass (step ``t = 1 .. T``, batch item ``b``)::
+
+    z_t   = F(z~_{t-1}, s_t; p)                      (model step kernel)
+    y_t   = readout(z_t)                             (identity or B z_t + c)
+    L    += m_{bt} * loss(y_t, x_t) / count
+    z~_t  = z_t with z~_t[:N] = (1 - a_t) z_t[:N] + a_t x_t[:N]    (forcing)
+
+with ``z~_0 = z_0``.  Backward pass: ``g`` is the adjoint of ``z~_t``;
+
+    gz_t       = dL/dz_t (readout, loss) + P_t^T g,   P_t = diag(1 - a_t on forced, 1 else)
+    g          = (dF/dz)(z~_{t-1})^T gz_t             (state_vjp kernel, sequential)
+    dL/dp     += (dF/dp)(z~_{t-1})^T gz_t             (param_vjp kernel, once over all t, b)
+
+and ``dL/dz_0 = g`` after the sweep.  The sequential sweep only propagates the
+state adjoint; all parameter gradients are reductions over the stored
+``(z~_{t-1}, s_t, gz_t)`` done in one call, which lets a model use
+matrix-matrix products.  The batch is split into chunks processed in
+parallel (``prange``) when there is enough work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import prange, types
+
+from . import _validate as V
+from ._validate import carray
+from . import config
+from .forcing import as_forcing
+from .models.base import PARAM_VJP_TYPE, STATE_VJP_TYPE, STEP_TYPE, Model, model_params
+from .readouts import LOSSES, IdentityReadout, LinearReadout, as_readout
+
+_f1 = types.float64[::1]
+_f2 = types.float64[:, ::1]
+_f3 = types.float64[:, :, ::1]
+_i8 = types.int64
+
+_BPTT_SIG = types.Tuple((types.float64, _f1, _f1, _f2))(
+    STEP_TYPE, STATE_VJP_TYPE, PARAM_VJP_TYPE,
+    _f1, types.int64[::1],  # p, meta
+    _f2, _f3, _f3, _f2, _f1,  # z0 (B, M), S (T, B, K), X (T, B, N), mask (T, B), alpha (T,)
+    _i8, _i8, _f1, _i8,  # n_forced, readout kind, readout params, loss kind
+    types.float64, _i8,  # scale (1 / count), n_chunks
+)
+
+
+@config.njit(inline="always")
+def _loss_term(y, x, kind):
+    # returns (loss, dloss/dy)
+    if kind == 0:
+        d = y - x
+        return d * d, 2.0 * d
+    # binary cross-entropy on logits, numerically stable
+    ay = abs(y)
+    sp = (y if y > 0.0 else 0.0) + np.log1p(np.exp(-ay))
+    sig = 1.0 / (1.0 + np.exp(-y)) if y >= 0.0 else np.exp(y) / (1.0 + np.exp(y))
+    return sp - x * y, sig - x
+
+
+@config.njit
+def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, gp, gro):
+    T, B, K = S.shape
+    M = z0.shape[1]
+    N = X.shape[2]
+    Zt = np.empty((T + 1, B, M))  # forced states z~_0 .. z~_T (inputs of each step)
+    GL = np.zeros((T, B, M))  # dL/dz_t from the readout and loss
+    Zt[0] = z0
+    yb = np.empty(N)
+    dy = np.empty(N)
+    loss = 0.0
+    for t in range(T):
+        zn = Zt[t + 1]
+        step(p, meta, Zt[t], S[t], zn)
+        for b in range(B):
+            m = mask[t, b]
+            if m == 0.0:
+                continue
+            if ro_kind == 0:
+                for n in range(N):
+                    yb[n] = zn[b, n]
+            else:
+                for n in range(N):
+                    acc = ro[N * M + n]
+                    for j in range(M):
+                        acc += ro[n * M + j] * zn[b, j]
+                    yb[n] = acc
+            w = m * scale
+            for n in range(N):
+                lv, dv = _loss_term(yb[n], X[t, b, n], loss_kind)
+                loss += w * lv
+                dy[n] = w * dv
+            if ro_kind == 0:
+                for n in range(N):
+                    GL[t, b, n] = dy[n]
+            else:
+                for n in range(N):
+                    dn = dy[n]
+                    gro[N * M + n] += dn
+                    for j in range(M):
+                        GL[t, b, j] += ro[n * M + j] * dn
+                        gro[n * M + j] += dn * zn[b, j]
+            a = alpha[t]
+            if a != 0.0:
+                for i in range(n_forced):
+                    zn[b, i] = (1.0 - a) * zn[b, i] + a * X[t, b, i]
+    # backward sweep over the state adjoint
+    G = np.empty((T, B, M))
+    g = np.zeros((B, M))
+    gnew = np.empty((B, M))
+    for t in range(T - 1, -1, -1):
+        a = alpha[t]
+        for b in range(B):
+            keep = 1.0 - a if (a != 0.0 and mask[t, b] != 0.0) else 1.0
+            for i in range(n_forced):
+                G[t, b, i] = GL[t, b, i] + keep * g[b, i]
+            for i in range(n_forced, M):
+                G[t, b, i] = GL[t, b, i] + g[b, i]
+        svjp(p, meta, Zt[t], S[t], G[t], gnew)
+        g, gnew = gnew, g
+    # parameter gradient: one reduction over all (t, b)
+    pvjp(p, meta, Zt[:T].reshape((T * B, M)), S.reshape((T * B, K)), G.reshape((T * B, M)), gp)
+    return loss, g
+
+
+@config.jit(_BPTT_SIG, parallel=True)
+def _bptt_kernel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, n_chunks):
+    T, B, K = S.shape
+    M = z0.shape[1]
+    P = p.shape[0]
+    R = ro.shape[0]
+    losses = np.zeros(n_chunks)
+    gps = np.zeros((n_chunks, P))
+    gros = np.zeros((n_chunks, R))
+    gz0 = np.empty((B, M))
+    for c in prange(n_chunks):
+        b0 = (c * B) // n_chunks
+        b1 = ((c + 1) * B) // n_chunks
+        if b1 == b0:
+            continue
+        if n_chunks == 1:
+            lc, gc = _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
+                            loss_kind, scale, gps[c], gros[c])
+        else:
+            lc, gc = _chunk(step, svjp, pvjp, p, meta, np.ascontiguousarray(z0[b0:b1]),
+                            np.ascontiguousarray(S[:, b0:b1, :]), np.ascontiguousarray(X[:, b0:b1, :]),
+                            np.ascontiguousarray(mask[:, b0:b1]), alpha, n_forced, ro_kind, ro, loss_kind,
+                            scale, gps[c], gros[c])
+        losses[c] = lc
+        gz0[b0:b1] = gc
+    loss = 0.0
+    gp = np.zeros(P)
+    gro = np.zeros(R)
+    for c in range(n_chunks):
+        loss += losses[c]
+        gp += gps[c]
+        gro += gros[c]
+    return loss, gp, gro, gz0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of sequences for training or evaluation.
+
+    Attributes
+    ----------
+    targets : (B, T, N) array
+        Observations ``x_1 .. x_T`` the readout should produce.
+    inputs : (B, T, K) array or None
+        External inputs ``s_1 .. s_T``.
+    z0 : (B, M) array or None
+        Initial latent states.  If None: ``[x0, 0, ..., 0]`` when ``x0`` is
+        given (identity readout convention), else zeros.
+    x0 : (B, N) array or None
+        The observation preceding ``targets[:, 0]`` (used to build ``z0``).
+    mask : (B, T) array or None
+        Weight of each time step in the loss (0 = not counted, and no forcing
+        at that step).  Default: all ones.
+    """
+
+    targets: np.ndarray
+    inputs: np.ndarray | None = None
+    z0: np.ndarray | None = None
+    x0: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+    @classmethod
+    def from_sequences(cls, sequences, inputs=None, mask=None) -> "Batch":
+        """Batch from observed sequences ``x_0 .. x_T`` of shape (B, T + 1, N).
+
+        ``x_0`` initialises the latent state; ``x_1 .. x_T`` are the targets.
+        ``inputs`` (B, T, K) are ``s_1 .. s_T``.
+        """
+        seq = V.as_float_array(sequences, "sequences")
+        if seq.ndim != 3 or seq.shape[1] < 2:
+            raise ValueError(f"sequences must have shape (batch, time >= 2, n_obs); got {seq.shape}")
+        return cls(targets=seq[:, 1:], inputs=inputs, x0=seq[:, 0], mask=mask)
+
+    @property
+    def size(self) -> int:
+        return int(np.shape(self.targets)[0])
+
+    @property
+    def n_steps(self) -> int:
+        return int(np.shape(self.targets)[1])
+
+
+@dataclass(frozen=True)
+class LossGrad:
+    """Result of :func:`loss_and_grad`.
+
+    Attributes
+    ----------
+    loss : float
+    grad : (P,) array — gradient with respect to the model's ``theta``.
+    grad_readout : array — gradient with respect to the readout parameters.
+    grad_z0 : (B, M) array — gradient with respect to the initial states.
+    finite : bool — False when the loss or a gradient is NaN/inf (diverged).
+    """
+
+    loss: float
+    grad: np.ndarray
+    grad_readout: np.ndarray
+    grad_z0: np.ndarray
+    finite: bool
+
+
+def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, forcing, alpha_epoch, theta):
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    if not isinstance(batch, Batch):
+        raise TypeError("batch must be a plrnn_numba.Batch (see Batch.from_sequences)")
+    M, K = model.dim, model.n_inputs
+    readout = as_readout(readout, M)
+    V.choice(loss, "loss", LOSSES)
+    X = V.as_float_array(batch.targets, "batch.targets")
+    if X.ndim != 3:
+        raise ValueError(f"batch.targets must have shape (batch, time, n_obs); got {X.shape}")
+    B, T, N = X.shape
+    if B == 0 or T == 0:
+        raise ValueError(f"batch.targets must hold at least one sequence and one step; got shape {X.shape}")
+    n_out = readout.n_out(M) if isinstance(readout, IdentityReadout) else readout.n_out
+    if N != n_out:
+        raise ValueError(f"batch.targets has {N} observed channels but the readout produces {n_out}")
+    V.check_finite(X, "batch.targets")
+    if loss == "bce" and (X.min() < 0 or X.max() > 1):
+        raise ValueError("batch.targets must lie in [0, 1] for loss='bce'")
+    if batch.inputs is None:
+        if K:
+            raise ValueError(f"batch.inputs (shape ({B}, {T}, {K})) is required: the model has {K} inputs")
+        S = np.zeros((T, B, 0))
+    else:
+        s = V.as_float_array(batch.inputs, "batch.inputs")
+        if s.shape != (B, T, K):
+            raise ValueError(f"batch.inputs must have shape ({B}, {T}, {K}); got {s.shape}")
+        V.check_finite(s, "batch.inputs")
+        S = carray(np.transpose(s, (1, 0, 2)))
+    if batch.mask is None:
+        mask = np.ones((T, B))
+    else:
+        mk = V.as_float_array(batch.mask, "batch.mask")
+        if mk.shape == (T,):
+            mk = np.broadcast_to(mk, (B, T))
+        if mk.shape != (B, T):
+            raise ValueError(f"batch.mask must have shape ({B}, {T}) or ({T},); got {mk.shape}")
+        V.check_finite(mk, "batch.mask")
+        if mk.min() < 0:
+            raise ValueError("batch.mask must be non-negative")
+        mask = carray(mk.T)
+    if batch.z0 is not None:
+        z0 = V.as_float_array(batch.z0, "batch.z0")
+        if z0.shape == (M,):
+            z0 = np.broadcast_to(z0, (B, M))
+        if z0.shape != (B, M):
+            raise ValueError(f"batch.z0 must have shape ({B}, {M}) or ({M},); got {z0.shape}")
+        V.check_finite(z0, "batch.z0")
+    else:
+        z0 = np.zeros((B, M))
+        if batch.x0 is not None:
+            x0 = V.as_float_array(batch.x0, "batch.x0")
+            if x0.shape != (B, N) or not isinstance(readout, IdentityReadout):
+                raise ValueError(
+                    f"batch.x0 must have shape ({B}, {N}) and needs an identity readout; got {x0.shape}"
+                )
+            V.check_finite(x0, "batch.x0")
+            z0[:, :N] = x0
+    forcing = as_forcing(forcing)
+    alpha = carray(forcing.alphas(T, alpha_epoch, model, theta))
+    if np.any(alpha != 0.0):
+        if not isinstance(readout, IdentityReadout):
+            raise ValueError(
+                "teacher forcing replaces observed latent states by data and needs an identity readout "
+                "(IdentityReadout); use forcing=None with a LinearReadout"
+            )
+        n_forced = N if forcing.n_forced is None else forcing.n_forced
+        if not 0 <= n_forced <= N:
+            raise ValueError(f"forcing.n_forced must be in [0, {N}] (observed channels); got {n_forced}")
+    else:
+        n_forced = 0
+    if isinstance(readout, LinearReadout):
+        if readout_params is None:
+            raise ValueError("readout_params are required for a LinearReadout (readout.init(model.dim, seed))")
+        ro = V.as_float_array(readout_params, "readout_params")
+        if ro.shape != (readout.n_params(M),):
+            raise ValueError(f"readout_params must have shape ({readout.n_params(M)},); got {ro.shape}")
+        V.check_finite(ro, "readout_params")
+    else:
+        ro = np.zeros(0)
+    count = float(mask.sum()) * N
+    if count <= 0:
+        raise ValueError("batch.mask counts no time step: nothing to fit")
+    return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))),
+            mask, alpha, n_forced, carray(ro), 1.0 / count)
+
+
+def _auto_chunks(model: Model, B: int, T: int, n_threads: int | None) -> int:
+    nt = config.get_num_threads() if n_threads is None else V.positive_int(n_threads, "n_threads")
+    # a chunk must carry enough work to repay a thread start (~ tens of microseconds)
+    work = B * T * model.dim * max(model.dim, 8)
+    if nt <= 1 or B < 2 or work < 200_000:
+        return 1
+    return int(min(nt, B))
+
+
+def loss_and_grad(
+    model: Model,
+    theta,
+    batch: Batch,
+    *,
+    readout=None,
+    readout_params=None,
+    loss: str = "mse",
+    forcing=None,
+    epoch: int = 0,
+    n_threads: int | None = None,
+) -> LossGrad:
+    """Loss and its exact gradient by backpropagation through time.
+
+    Parameters
+    ----------
+    model : Model
+        Any plrnn_numba model (PLRNN, ShallowPLRNN, VanillaRNN or your own).
+    theta : (P,) array
+        Model parameters.
+    batch : Batch
+        Targets, inputs, initial states and mask.
+    readout : IdentityReadout or LinearReadout, optional
+        Observation model (default: identity on all latent states).
+    readout_params : array, optional
+        Parameters of a linear readout.
+    loss : {"mse", "bce"}
+        Mean squared error, or binary cross-entropy on logits.
+    forcing : None, float, FreeRunning, SparseTF or GTF
+        Teacher forcing applied in the forward pass (and differentiated).
+    epoch : int
+        Passed to an alpha schedule of GTF.
+    n_threads : int, optional
+        Upper bound on parallel batch chunks (default: numba's thread count;
+        small problems run on one thread).
+
+    Returns
+    -------
+    LossGrad
+    """
+    theta = model.check_theta(theta) if isinstance(model, Model) else theta
+    readout, z0, S, X, mask, alpha, n_forced, ro, scale = _prepare(
+        model, batch, readout, readout_params, loss, forcing, epoch, theta
+    )
+    kern = model.kernels.dispatchers()
+    T, B = mask.shape
+    n_chunks = _auto_chunks(model, B, T, n_threads)
+    with np.errstate(all="ignore"):
+        value, gp, gro, gz0 = _bptt_kernel(
+            kern.step, kern.state_vjp, kern.param_vjp, model_params(model, theta), model.meta,
+            z0, S, X, mask, alpha, n_forced, readout.kind, ro, LOSSES[loss], scale, n_chunks,
+        )
+    grad = np.asarray(model.reduce_grad(gp))
+    finite = bool(np.isfinite(value) and np.all(np.isfinite(grad)) and np.all(np.isfinite(gro)))
+    return LossGrad(float(value), grad, gro, gz0, finite)
+
+
+def predict(model: Model, theta, batch: Batch, *, readout=None, readout_params=None, forcing=None, epoch: int = 0):
+    """Forward pass only: predicted observations ``y_1 .. y_T`` (B, T, N) and latent states (B, T+1, M).
+
+    Uses the same forcing as training would (``forcing=None`` gives the free-running prediction).
+    """
+    from .simulate import simulate
+
+    theta = model.check_theta(theta)
+    readout, z0, S, X, mask, alpha, n_forced, ro, scale = _prepare(
+        model, batch, readout, readout_params, "mse", forcing, epoch, theta
+    )
+    T, B = mask.shape
+    if n_forced == 0:
+        inputs = None if model.n_inputs == 0 else np.transpose(S, (1, 0, 2))
+        Z = simulate(model, theta, z0, n_steps=None if inputs is not None else T, inputs=inputs)
+    else:
+        Z = np.empty((B, T + 1, model.dim))
+        Z[:, 0] = z0
+        z = z0
+        for t in range(T):
+            zn = simulate(model, theta, z, inputs=None if model.n_inputs == 0 else S[t][:, None, :],
+                          n_steps=1 if model.n_inputs == 0 else None)[:, 1]
+            Z[:, t + 1] = zn
+            a = alpha[t] * (mask[t] != 0)
+            z = zn.copy()
+            z[:, :n_forced] = (1 - a[:, None]) * zn[:, :n_forced] + a[:, None] * X[t, :, :n_forced]
+    Y = readout.apply(ro, Z[:, 1:])
+    return Y, Z

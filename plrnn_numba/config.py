@@ -1,0 +1,124 @@
+"""Numba settings for the whole package, in one place.
+
+Every ``@njit`` in plrnn_numba reads its options from here, so a change of
+policy (fast-math flags, caching, threading) is made once.
+
+Why these choices
+-----------------
+* ``cache=True``: kernels and engines are compiled with explicit signatures
+  (model kernels are passed to the engines as first-class function values of
+  a fixed type), which lets numba's on-disk cache serve every new process.
+  The first import in a fresh environment compiles; later ones load from the
+  cache (see ``docs/performance.md`` for the measured times).
+* ``fastmath``: only the flags that do not change the meaning of NaN and inf.
+  ``nnan``/``ninf`` are left out on purpose: a non-finite state or loss is how
+  a diverging simulation or training run is detected and reported.
+  ``reassoc``/``contract`` let LLVM vectorise reductions and fuse
+  multiply-adds; results then differ from strict IEEE order in the last bits,
+  which is far below every tolerance in the test-suite.
+* Engines that loop over independent work (batch chunks) are compiled with
+  ``parallel=True``; model kernels never are (they run inside those loops).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+
+#: fast-math flags used by every kernel (NaN/inf semantics preserved).
+FASTMATH: frozenset[str] = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+#: whether compiled kernels are cached on disk (``PLRNN_NUMBA_CACHE=0`` turns it off).
+CACHE: bool = os.environ.get("PLRNN_NUMBA_CACHE", "1") != "0"
+
+#: options for serial kernels.
+JIT_OPTIONS: dict = {"nogil": True, "cache": CACHE, "fastmath": set(FASTMATH)}
+
+#: options for top-level engines that use ``prange`` over independent work.
+PARALLEL_OPTIONS: dict = {**JIT_OPTIONS, "parallel": True}
+
+
+class LazyKernel:
+    """A numba function compiled (or loaded from the cache) on first use.
+
+    An explicit signature is what makes a kernel usable as a first-class
+    function value and cacheable across processes; compiling it lazily keeps
+    ``import plrnn_numba`` cheap: only what a program calls is compiled.
+
+    Call it like the function, or take :attr:`dispatcher` to pass the kernel
+    to an engine.
+    """
+
+    def __init__(self, pyfunc, signature, options):
+        self.py_func = pyfunc
+        self.signature = signature
+        self._options = options
+        self._dispatcher = None
+        self.__name__ = pyfunc.__name__
+        self.__qualname__ = getattr(pyfunc, "__qualname__", pyfunc.__name__)
+        self.__doc__ = pyfunc.__doc__
+        self.__module__ = pyfunc.__module__
+
+    @property
+    def dispatcher(self):
+        """The compiled numba dispatcher (compiles on first access)."""
+        if self._dispatcher is None:
+            if self.signature is None:
+                self._dispatcher = numba.njit(**self._options)(self.py_func)
+            else:
+                self._dispatcher = numba.njit(self.signature, **self._options)(self.py_func)
+        return self._dispatcher
+
+    def __call__(self, *args):
+        return self.dispatcher(*args)
+
+    def __repr__(self) -> str:
+        state = "compiled" if self._dispatcher is not None else "not yet compiled"
+        return f"<LazyKernel {self.__qualname__} ({state})>"
+
+
+def jit(signature=None, *, parallel: bool = False):
+    """Return a decorator that compiles with the package-wide numba options.
+
+    Parameters
+    ----------
+    signature : numba signature, optional
+        An explicit signature makes the function usable as a first-class
+        function value of that type and cacheable across processes.
+    parallel : bool
+        Compile with ``parallel=True`` (only for engines with ``prange``).
+
+    Returns
+    -------
+    callable
+        Decorator producing a :class:`LazyKernel`.
+    """
+    opts = PARALLEL_OPTIONS if parallel else JIT_OPTIONS
+
+    def decorate(pyfunc):
+        return LazyKernel(pyfunc, signature, opts)
+
+    return decorate
+
+
+def njit(func=None, **overrides):
+    """Plain lazily-typed ``numba.njit`` with the package options (helpers only).
+
+    Helpers called from kernels are inlined into their caller's compilation,
+    so they need no explicit signature.
+    """
+    opts = {**JIT_OPTIONS, **overrides}
+    if func is None:
+        return numba.njit(**opts)
+    return numba.njit(**opts)(func)
+
+
+def set_num_threads(n: int) -> None:
+    """Limit the numba worker threads used by parallel engines."""
+    numba.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Number of numba worker threads parallel engines may use."""
+    return numba.get_num_threads()

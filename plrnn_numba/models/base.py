@@ -1,0 +1,299 @@
+"""The model interface every engine runs on, and the extension point for new maps.
+
+A model is a small immutable description (dimensions, options) plus one flat
+float64 parameter vector ``theta``.  Everything numerical goes through four
+numba kernels with fixed signatures, which the engines receive as first-class
+function values (so one compiled engine serves every model, and the compiled
+code is cached across processes):
+
+``step(p, meta, z, s, z_next)``
+    One step of the map for a batch: ``z_next[b] = F(z[b], s[b]; p)``.
+``state_vjp(p, meta, z, s, g, g_z)``
+    The vector-Jacobian product with respect to the state:
+    ``g_z[b] = (dF/dz (z[b], s[b]))^T g[b]`` (overwrites ``g_z``).
+``param_vjp(p, meta, Z, S, G, g_p)``
+    The parameter gradient summed over many independent evaluations:
+    ``g_p += sum_n (dF/dp (Z[n], S[n]))^T G[n]``.  The engines call it once
+    over all time steps and batch items after the sequential backward sweep,
+    so a model can use matrix-matrix products (BLAS) here.
+``jacobian(p, meta, z, s, J)``
+    The one-step state Jacobian ``J = dF/dz (z, s)`` of a single state.
+
+Shapes: ``z, z_next, g, g_z`` are ``(B, M)``, ``s`` is ``(B, K)``, ``Z, G`` are
+``(N, M)`` and ``S`` is ``(N, K)``; all C-contiguous float64.  ``meta`` is an
+int64 vector of the model's integer settings (dimensions, flags).
+
+``p`` is the *kernel parameter vector*, produced from ``theta`` by
+:meth:`Model.expand`.  It equals ``theta`` for most models; a model whose free
+parameters are a subset of a dense layout (the PLRNN with a structurally zero
+diagonal of W) expands ``theta`` into the dense layout once per engine call and
+maps the kernel gradient back with :meth:`Model.reduce_grad`.
+
+Adding a model
+--------------
+Write the four kernels with the decorators :func:`step_kernel`,
+:func:`state_vjp_kernel`, :func:`param_vjp_kernel` and
+:func:`jacobian_kernel` (which compile them with the right signatures), then
+subclass :class:`Model`, declaring ``param_shapes`` and ``kernels``.  Training,
+BPTT, simulation and every dynamics engine then work for the new model.  See
+``tests/test_custom_model.py`` for a complete example.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Sequence
+
+import numpy as np
+from numba import types
+
+from .. import _validate as V
+from .. import config
+from .._validate import carray
+
+# -- kernel signatures ----------------------------------------------------------
+_f1 = types.float64[::1]
+_f2 = types.float64[:, ::1]
+_i1 = types.int64[::1]
+
+STEP_SIG = types.void(_f1, _i1, _f2, _f2, _f2)
+STATE_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2)
+PARAM_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f1)
+JACOBIAN_SIG = types.void(_f1, _i1, _f1, _f1, _f2)
+
+STEP_TYPE = types.FunctionType(STEP_SIG)
+STATE_VJP_TYPE = types.FunctionType(STATE_VJP_SIG)
+PARAM_VJP_TYPE = types.FunctionType(PARAM_VJP_SIG)
+JACOBIAN_TYPE = types.FunctionType(JACOBIAN_SIG)
+
+
+def step_kernel(func):
+    """Compile ``func(p, meta, z, s, z_next)`` as a model step kernel."""
+    return config.jit(STEP_SIG)(func)
+
+
+def state_vjp_kernel(func):
+    """Compile ``func(p, meta, z, s, g, g_z)`` as a state vector-Jacobian kernel."""
+    return config.jit(STATE_VJP_SIG)(func)
+
+
+def param_vjp_kernel(func):
+    """Compile ``func(p, meta, Z, S, G, g_p)`` as a parameter vector-Jacobian kernel."""
+    return config.jit(PARAM_VJP_SIG)(func)
+
+
+def jacobian_kernel(func):
+    """Compile ``func(p, meta, z, s, J)`` as a one-step Jacobian kernel."""
+    return config.jit(JACOBIAN_SIG)(func)
+
+
+class Kernels(NamedTuple):
+    """The four compiled kernels of a model (see the module docstring)."""
+
+    step: object
+    state_vjp: object
+    param_vjp: object
+    jacobian: object
+
+    def dispatchers(self) -> "Kernels":
+        """The compiled dispatchers, ready to be passed to an engine."""
+        return Kernels(*(getattr(k, "dispatcher", k) for k in self))
+
+
+class Model:
+    """Base class: an immutable model description with a flat parameter vector.
+
+    Subclasses are frozen dataclasses with attributes ``dim`` (state
+    dimension M) and ``n_inputs`` (K), and define :meth:`param_shapes`,
+    :attr:`kernels` and :meth:`init` (and :attr:`meta` when the kernels need
+    more integer settings than ``[dim, n_inputs]``).
+    """
+
+    dim: int
+    n_inputs: int
+
+    # -- what a subclass provides ---------------------------------------------------
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Names and shapes of the free parameters, in the order of ``theta``."""
+        raise NotImplementedError
+
+    @property
+    def kernels(self) -> Kernels:
+        """The model's compiled kernels."""
+        raise NotImplementedError
+
+    @property
+    def meta(self) -> np.ndarray:
+        """Integer settings passed to every kernel (int64 vector)."""
+        return np.array([self.dim, self.n_inputs], dtype=np.int64)
+
+    def init(self, seed: int | None = None, **kwargs) -> np.ndarray:
+        """A random parameter vector (subclasses document their initialisation)."""
+        raise NotImplementedError
+
+    def expand(self, theta: np.ndarray) -> np.ndarray:
+        """Kernel parameter vector from ``theta`` (identity unless overridden)."""
+        return theta
+
+    def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
+        """Gradient with respect to ``theta`` from one w.r.t. the kernel vector."""
+        return grad_p
+
+    # -- derived from the above -----------------------------------------------------
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def n_params(self) -> int:
+        """Length of ``theta``."""
+        return int(sum(int(np.prod(s)) for s in self.param_shapes().values()))
+
+    def param_slices(self) -> dict[str, slice]:
+        """Where each named parameter lives in ``theta``."""
+        out, start = {}, 0
+        for name, shape in self.param_shapes().items():
+            n = int(np.prod(shape))
+            out[name] = slice(start, start + n)
+            start += n
+        return out
+
+    def param_names(self) -> list[str]:
+        """A label per entry of ``theta``, e.g. ``"W[0,2]"`` (for the ``param`` dim)."""
+        labels: list[str] = []
+        for name, shape in self.param_shapes().items():
+            for idx in np.ndindex(*shape):
+                labels.append(f"{name}[{','.join(map(str, idx))}]" if idx else name)
+        return labels
+
+    def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views of ``theta`` (reshaped, sharing memory with it)."""
+        theta = self.check_theta(theta)
+        return {
+            name: theta[sl].reshape(self.param_shapes()[name])
+            for name, sl in self.param_slices().items()
+        }
+
+    def pack(self, **params: np.ndarray) -> np.ndarray:
+        """Build ``theta`` from named arrays (every parameter must be given)."""
+        shapes = self.param_shapes()
+        missing = [n for n in shapes if n not in params]
+        extra = [n for n in params if n not in shapes]
+        if missing or extra:
+            raise ValueError(
+                f"{self.name}.pack needs exactly the parameters {list(shapes)}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        parts = []
+        for name, shape in shapes.items():
+            arr = V.as_float_array(params[name], name)
+            if arr.shape != shape:
+                if arr.size == int(np.prod(shape)) and arr.ndim <= 1 and len(shape) <= 1:
+                    arr = arr.reshape(shape)
+                else:
+                    raise ValueError(
+                        f"{name} must have shape {shape} for {self!r}; got {arr.shape}"
+                    )
+            V.check_finite(arr, name)
+            parts.append(arr.ravel())
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def check_theta(self, theta, name: str = "theta") -> np.ndarray:
+        """Validate a parameter vector (dtype, length, finiteness)."""
+        theta = V.as_float_array(theta, name)
+        if theta.ndim != 1 or theta.shape[0] != self.n_params:
+            raise ValueError(
+                f"{name} must be a 1-D vector of length {self.n_params} for {self!r} "
+                f"(use model.pack(...) or model.init(...)); got shape {theta.shape}"
+            )
+        V.check_finite(theta, name)
+        return carray(theta)
+
+    # -- convenience wrappers over the kernels ---------------------------------------
+    def simulate(
+        self,
+        theta: np.ndarray,
+        z0: np.ndarray,
+        n_steps: int | None = None,
+        inputs: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Iterate the map from ``z0``.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        z0 : (M,) or (B, M) array
+            Initial state(s).
+        n_steps : int, optional
+            Number of steps for an autonomous run (``inputs`` absent).
+        inputs : (T, K) or (B, T, K) array, optional
+            External inputs ``s_1 .. s_T``; the run then has T steps.
+
+        Returns
+        -------
+        (T + 1, M) or (B, T + 1, M) array
+            ``z_0 .. z_T``.  A diverging run is not an error: its states become
+            inf/NaN from the step where they overflow.
+        """
+        from ..simulate import simulate
+
+        return simulate(self, theta, z0, n_steps=n_steps, inputs=inputs)
+
+    def step(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
+        """One step ``F(z, s)`` of a single state or a batch of states."""
+        out = self.simulate(theta, z, inputs=None if s is None else np.asarray(s)[..., None, :],
+                            n_steps=None if s is not None else 1)
+        return out[..., 1, :]
+
+    def jacobian(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
+        """One-step state Jacobian ``dF/dz`` at ``z`` (with input ``s``), shape (M, M)."""
+        theta = self.check_theta(theta)
+        z = V.as_state(z, self.dim, "z")
+        if z.ndim != 1:
+            raise ValueError(f"z must be a single state of shape ({self.dim},); got {z.shape}")
+        s = V.as_input_vector(s, self.n_inputs, "s")
+        J = np.empty((self.dim, self.dim))
+        self.kernels.jacobian(self.expand(theta), self.meta, z, s, J)
+        return J
+
+    def describe(self) -> dict:
+        """JSON-serialisable description of the model (for provenance attributes)."""
+        from dataclasses import asdict
+
+        return {"model": self.name, **asdict(self)}
+
+
+def build_kernels(step, state_vjp, param_vjp, jacobian) -> Kernels:
+    """Bundle four compiled kernels (checks they carry the right signatures)."""
+    for kern, sig, label in (
+        (step, STEP_SIG, "step"),
+        (state_vjp, STATE_VJP_SIG, "state_vjp"),
+        (param_vjp, PARAM_VJP_SIG, "param_vjp"),
+        (jacobian, JACOBIAN_SIG, "jacobian"),
+    ):
+        got = getattr(kern, "signature", None)
+        if got is None and hasattr(kern, "signatures"):
+            sigs = kern.signatures
+            got = sigs[0] if len(sigs) == 1 else None
+            if got is not None:
+                got = types.void(*got)
+        if got is not None and tuple(got.args) != tuple(sig.args):
+            raise TypeError(
+                f"the {label} kernel must be compiled with signature {sig}; got {got}. "
+                f"Decorate it with plrnn_numba.models.{label}_kernel."
+            )
+    return Kernels(step, state_vjp, param_vjp, jacobian)
+
+
+def as_kernel_tuple(seq: Sequence | Mapping) -> Kernels:
+    """Accept a Kernels, a 4-sequence or a mapping with the four kernel names."""
+    if isinstance(seq, Kernels):
+        return seq
+    if isinstance(seq, Mapping):
+        return build_kernels(seq["step"], seq["state_vjp"], seq["param_vjp"], seq["jacobian"])
+    return build_kernels(*seq)
+
+
+def model_params(model: Model, theta: np.ndarray) -> np.ndarray:
+    """The kernel parameter vector of ``model`` for ``theta`` (C-contiguous float64)."""
+    return carray(model.expand(theta))

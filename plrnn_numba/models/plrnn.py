@@ -1,0 +1,294 @@
+"""Piecewise-linear RNN (PLRNN).
+
+.. math::
+
+    z_t = A z_{t-1} + W \\,\\mathrm{relu}(z_{t-1}) + C s_t + h
+
+with ``A = diag(a)``.  Inside the linear region given by the sign pattern
+``D = diag(z > 0)`` the map is affine: ``z_t = (A + W D) z_{t-1} + C s_t + h``,
+so the one-step Jacobian is ``A + W D``.
+
+By default W has a structurally zero diagonal (the self-coupling lives in A)
+and ``theta`` holds only its off-diagonal entries; ``full_W=True`` makes the
+diagonal free as well (needed e.g. for a 1-D PLRNN with a ReLU self-term: the
+skew tent map ``z' = a_L z + mu`` for ``z <= 0`` and ``a_R z + mu`` for
+``z > 0`` is ``A = a_L, W = a_R - a_L, h = mu``).
+
+Layout of ``theta``: ``a (M) | W (M*M, or the M*(M-1) off-diagonal entries
+row by row) | C (M*K) | h (M)``.  The kernels work on the dense layout
+``a | W (M*M) | C | h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _validate as V
+from ..config import njit
+from .base import (
+    Model,
+    build_kernels,
+    jacobian_kernel,
+    param_vjp_kernel,
+    state_vjp_kernel,
+    step_kernel,
+)
+
+# Above this state dimension the kernels call BLAS (np.dot) for the matrix
+# products; below it hand-written loops avoid the call overhead.
+BLAS_MIN_DIM = 48
+
+
+@njit(inline="always")
+def _views(p, M, K):
+    a = p[0:M]
+    W = p[M : M + M * M].reshape((M, M))
+    o = M + M * M
+    C = p[o : o + M * K].reshape((M, K))
+    h = p[o + M * K : o + M * K + M]
+    return a, W, C, h
+
+
+@step_kernel
+def plrnn_step(p, meta, z, s, z_next):
+    M, K = meta[0], meta[1]
+    a, W, C, h = _views(p, M, K)
+    B = z.shape[0]
+    if M >= BLAS_MIN_DIM:
+        r = np.maximum(z, 0.0)
+        wr = np.dot(r, W.T)
+        for b in range(B):
+            for i in range(M):
+                acc = a[i] * z[b, i] + wr[b, i] + h[i]
+                for k in range(K):
+                    acc += C[i, k] * s[b, k]
+                z_next[b, i] = acc
+        return
+    r = np.empty(M)
+    for b in range(B):
+        for j in range(M):
+            r[j] = z[b, j] if z[b, j] > 0.0 else 0.0
+        for i in range(M):
+            acc = a[i] * z[b, i] + h[i]
+            for j in range(M):
+                acc += W[i, j] * r[j]
+            for k in range(K):
+                acc += C[i, k] * s[b, k]
+            z_next[b, i] = acc
+
+
+@state_vjp_kernel
+def plrnn_state_vjp(p, meta, z, s, g, g_z):
+    # g_z = a * g + D (W^T g), D = diag(z > 0)
+    M, K = meta[0], meta[1]
+    a, W, C, h = _views(p, M, K)
+    B = z.shape[0]
+    if M >= BLAS_MIN_DIM:
+        wg = np.dot(g, W)
+        for b in range(B):
+            for j in range(M):
+                d = wg[b, j] if z[b, j] > 0.0 else 0.0
+                g_z[b, j] = a[j] * g[b, j] + d
+        return
+    acc = np.empty(M)
+    for b in range(B):
+        acc[:] = 0.0
+        for i in range(M):
+            gi = g[b, i]
+            for j in range(M):
+                acc[j] += W[i, j] * gi
+        for j in range(M):
+            d = acc[j] if z[b, j] > 0.0 else 0.0
+            g_z[b, j] = a[j] * g[b, j] + d
+
+
+@param_vjp_kernel
+def plrnn_param_vjp(p, meta, Z, S, G, g_p):
+    # dL/da_i = sum G_i z_i; dL/dW = G^T relu(Z); dL/dC = G^T S; dL/dh = sum G
+    M, K = meta[0], meta[1]
+    N = Z.shape[0]
+    ga, gW, gC, gh = _views(g_p, M, K)
+    R = np.maximum(Z, 0.0)
+    gW += np.dot(G.T, R)
+    if K > 0:
+        gC += np.dot(G.T, S)
+    for n in range(N):
+        for i in range(M):
+            ga[i] += G[n, i] * Z[n, i]
+            gh[i] += G[n, i]
+
+
+@jacobian_kernel
+def plrnn_jacobian(p, meta, z, s, J):
+    M, K = meta[0], meta[1]
+    a, W, C, h = _views(p, M, K)
+    for i in range(M):
+        for j in range(M):
+            J[i, j] = W[i, j] if z[j] > 0.0 else 0.0
+        J[i, i] += a[i]
+
+
+PLRNN_KERNELS = build_kernels(plrnn_step, plrnn_state_vjp, plrnn_param_vjp, plrnn_jacobian)
+
+
+@dataclass(frozen=True)
+class PLRNN(Model):
+    """Piecewise-linear RNN ``z_t = A z_{t-1} + W relu(z_{t-1}) + C s_t + h``.
+
+    Parameters
+    ----------
+    dim : int
+        Latent dimension M.
+    n_inputs : int
+        Number of external inputs K (0: autonomous).
+    full_W : bool
+        If False (default) the diagonal of W is structurally zero and not a
+        parameter; if True it is free.
+    """
+
+    dim: int
+    n_inputs: int = 0
+    full_W: bool = False
+
+    def __post_init__(self):
+        V.positive_int(self.dim, "dim")
+        V.positive_int(self.n_inputs, "n_inputs", minimum=0)
+        if not isinstance(self.full_W, (bool, np.bool_)):
+            raise TypeError(f"full_W must be a bool; got {type(self.full_W).__name__}")
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        M, K = self.dim, self.n_inputs
+        n_w = M * M if self.full_W else M * (M - 1)
+        return {"A": (M,), "W": (n_w,) if not self.full_W else (M, M), "C": (M, K), "h": (M,)}
+
+    @property
+    def kernels(self):
+        return PLRNN_KERNELS
+
+    # -- theta <-> dense kernel layout ----------------------------------------------
+    def _offdiag_index(self) -> np.ndarray:
+        M = self.dim
+        return np.flatnonzero(~np.eye(M, dtype=bool).ravel())
+
+    def expand(self, theta: np.ndarray) -> np.ndarray:
+        if self.full_W:
+            return theta
+        M, K = self.dim, self.n_inputs
+        p = np.empty(2 * M + M * M + M * K)
+        p[:M] = theta[:M]
+        Wd = np.zeros(M * M)
+        Wd[self._offdiag_index()] = theta[M : M + M * (M - 1)]
+        p[M : M + M * M] = Wd
+        p[M + M * M :] = theta[M + M * (M - 1) :]
+        return p
+
+    def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
+        if self.full_W:
+            return grad_p
+        M = self.dim
+        Wd = grad_p[M : M + M * M]
+        return np.concatenate([grad_p[:M], Wd[self._offdiag_index()], grad_p[M + M * M :]])
+
+    def param_names(self) -> list[str]:
+        names = super().param_names()
+        if self.full_W:
+            return names
+        M = self.dim
+        w_labels = [f"W[{i},{j}]" for i in range(M) for j in range(M) if i != j]
+        sl = self.param_slices()["W"]
+        return names[: sl.start] + w_labels + names[sl.stop :]
+
+    # -- people-facing views ----------------------------------------------------------
+    def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Named arrays: ``A`` (M,), ``W`` (M, M), ``C`` (M, K), ``h`` (M,).
+
+        ``A``, ``C``, ``h`` (and ``W`` when ``full_W``) are views into
+        ``theta``; with a zero-diagonal W, ``W`` is a dense copy.
+        """
+        theta = self.check_theta(theta)
+        p = self.expand(theta)
+        M, K = self.dim, self.n_inputs
+        W = p[M : M + M * M].reshape(M, M)
+        o = M + (M * M if self.full_W else M * (M - 1))
+        return {
+            "A": theta[:M],
+            "W": W,
+            "C": theta[o : o + M * K].reshape(M, K),
+            "h": theta[o + M * K :],
+        }
+
+    def pack(self, A, W, h, C=None) -> np.ndarray:
+        """Build ``theta`` from ``A`` (M,) or diagonal (M, M), ``W`` (M, M), ``h``, ``C``.
+
+        Raises ValueError if ``W`` has a non-zero diagonal while the model has a
+        structurally zero diagonal (``full_W=False``), or if ``A`` is a matrix
+        with off-diagonal entries.
+        """
+        M, K = self.dim, self.n_inputs
+        A = V.as_float_array(A, "A")
+        if A.ndim == 2:
+            if A.shape != (M, M):
+                raise ValueError(f"A must have shape ({M},) or ({M}, {M}); got {A.shape}")
+            if np.any(A - np.diag(np.diag(A))):
+                raise ValueError("A must be diagonal: pass its diagonal as a vector of length M")
+            A = np.diag(A).copy()
+        if A.shape != (M,):
+            raise ValueError(f"A must have shape ({M},) or ({M}, {M}); got {A.shape}")
+        W = V.as_float_array(W, "W")
+        if W.shape != (M, M):
+            raise ValueError(f"W must be square ({M} x {M}); got shape {W.shape}")
+        h = V.as_float_array(h, "h").reshape(-1) if np.ndim(h) <= 1 else V.as_float_array(h, "h")
+        if h.shape != (M,):
+            raise ValueError(f"h must have shape ({M},); got {h.shape}")
+        if C is None:
+            if K:
+                raise ValueError(f"C (shape ({M}, {K})) is required: the model has {K} inputs")
+            C = np.zeros((M, 0))
+        C = V.as_float_array(C, "C")
+        if C.shape != (M, K):
+            raise ValueError(f"C must have shape ({M}, {K}); got {C.shape}")
+        for arr, nm in ((A, "A"), (W, "W"), (h, "h"), (C, "C")):
+            V.check_finite(arr, nm)
+        if self.full_W:
+            w = W.ravel()
+        else:
+            if np.any(np.diag(W) != 0.0):
+                raise ValueError(
+                    "W has a non-zero diagonal, but this PLRNN's W diagonal is structurally "
+                    "zero (self-coupling lives in A): move the diagonal into A, or create the "
+                    "model with full_W=True"
+                )
+            w = W.ravel()[self._offdiag_index()]
+        return np.concatenate([A, w, C.ravel(), h])
+
+    def init(
+        self,
+        seed: int | None = None,
+        *,
+        a_range: tuple[float, float] = (0.5, 0.9),
+        w_scale: float = 0.5,
+        c_scale: float = 0.1,
+        h_scale: float = 0.0,
+    ) -> np.ndarray:
+        """Random parameters.
+
+        ``A_ii ~ U(a_range)``, ``W_ij ~ N(0, w_scale^2 / M)`` (off-diagonal
+        unless ``full_W``), ``C_ik ~ N(0, c_scale^2 / max(K, 1))``,
+        ``h_i ~ N(0, h_scale^2)``.
+        """
+        rng = np.random.default_rng(seed)
+        M, K = self.dim, self.n_inputs
+        A = rng.uniform(a_range[0], a_range[1], M)
+        W = rng.normal(0.0, w_scale / np.sqrt(M), (M, M))
+        if not self.full_W:
+            np.fill_diagonal(W, 0.0)
+        C = rng.normal(0.0, c_scale / np.sqrt(max(K, 1)), (M, K))
+        h = rng.normal(0.0, h_scale, M) if h_scale > 0 else np.zeros(M)
+        return self.pack(A=A, W=W, h=h, C=C)
+
+    def norm_bound(self, theta: np.ndarray) -> float:
+        """``||A||_2 + ||W||_2``, the quantity r of seed 000's Theorem 3."""
+        d = self.unpack(theta)
+        return float(np.max(np.abs(d["A"])) + np.linalg.norm(d["W"], 2))

@@ -1,0 +1,257 @@
+"""Shallow PLRNN and its clipped variant.
+
+.. math::
+
+    z_t = A z_{t-1} + W_1 \\,\\mathrm{relu}(W_2 z_{t-1} + h_2) + h_1 + C s_t
+
+and, with ``clipped=True``,
+
+.. math::
+
+    z_t = A z_{t-1} + W_1 [\\mathrm{relu}(W_2 z_{t-1} + h_2) - \\mathrm{relu}(W_2 z_{t-1})] + h_1 + C s_t
+
+with ``A = diag(a)`` (M), ``W_1`` (M x H), ``W_2`` (H x M).  In the region with
+hidden patterns ``D_1 = diag(W_2 z + h_2 > 0)`` and ``D_2 = diag(W_2 z > 0)``
+the Jacobian is ``A + W_1 D_1 W_2`` (``A + W_1 (D_1 - D_2) W_2`` clipped).
+
+Layout of ``theta``: ``a (M) | W1 (M*H) | W2 (H*M) | h1 (M) | h2 (H) | C (M*K)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _validate as V
+from ..config import njit
+from .base import (
+    Model,
+    build_kernels,
+    jacobian_kernel,
+    param_vjp_kernel,
+    state_vjp_kernel,
+    step_kernel,
+)
+
+
+@njit(inline="always")
+def _views(p, M, H, K):
+    a = p[0:M]
+    o = M
+    W1 = p[o : o + M * H].reshape((M, H))
+    o += M * H
+    W2 = p[o : o + H * M].reshape((H, M))
+    o += H * M
+    h1 = p[o : o + M]
+    o += M
+    h2 = p[o : o + H]
+    o += H
+    C = p[o : o + M * K].reshape((M, K))
+    return a, W1, W2, h1, h2, C
+
+
+@njit(inline="always")
+def _hidden(W2, h2, z, u, clipped):
+    # u[j] = relu(W2 z + h2)_j - clipped * relu(W2 z)_j  (z a single state)
+    H, M = W2.shape
+    for j in range(H):
+        v = 0.0
+        for i in range(M):
+            v += W2[j, i] * z[i]
+        r = v + h2[j]
+        x = r if r > 0.0 else 0.0
+        if clipped and v > 0.0:
+            x -= v
+        u[j] = x
+
+
+@step_kernel
+def shallow_step(p, meta, z, s, z_next):
+    M, H, K, clipped = meta[0], meta[1], meta[2], meta[3]
+    a, W1, W2, h1, h2, C = _views(p, M, H, K)
+    u = np.empty(H)
+    for b in range(z.shape[0]):
+        _hidden(W2, h2, z[b], u, clipped)
+        for i in range(M):
+            acc = a[i] * z[b, i] + h1[i]
+            for j in range(H):
+                acc += W1[i, j] * u[j]
+            for k in range(K):
+                acc += C[i, k] * s[b, k]
+            z_next[b, i] = acc
+
+
+@njit(inline="always")
+def _hidden_adjoint(W1, W2, h2, z, g, q, clipped):
+    # q[j] = (D1 - clipped * D2)_jj (W1^T g)_j
+    H, M = W2.shape
+    for j in range(H):
+        v = 0.0
+        for i in range(M):
+            v += W2[j, i] * z[i]
+        d = 1.0 if v + h2[j] > 0.0 else 0.0
+        if clipped and v > 0.0:
+            d -= 1.0
+        if d != 0.0:
+            w = 0.0
+            for i in range(M):
+                w += W1[i, j] * g[i]
+            q[j] = d * w
+        else:
+            q[j] = 0.0
+
+
+@state_vjp_kernel
+def shallow_state_vjp(p, meta, z, s, g, g_z):
+    # g_z = a * g + W2^T q,  q = (D1 - c D2) W1^T g
+    M, H, K, clipped = meta[0], meta[1], meta[2], meta[3]
+    a, W1, W2, h1, h2, C = _views(p, M, H, K)
+    q = np.empty(H)
+    for b in range(z.shape[0]):
+        _hidden_adjoint(W1, W2, h2, z[b], g[b], q, clipped)
+        for i in range(M):
+            g_z[b, i] = a[i] * g[b, i]
+        for j in range(H):
+            qj = q[j]
+            if qj != 0.0:
+                for i in range(M):
+                    g_z[b, i] += W2[j, i] * qj
+
+
+@param_vjp_kernel
+def shallow_param_vjp(p, meta, Z, S, G, g_p):
+    M, H, K, clipped = meta[0], meta[1], meta[2], meta[3]
+    a, W1, W2, h1, h2, C = _views(p, M, H, K)
+    ga, gW1, gW2, gh1, gh2, gC = _views(g_p, M, H, K)
+    N = Z.shape[0]
+    V = np.dot(Z, W2.T)  # pre-activations without bias (N, H)
+    U = np.empty((N, H))  # hidden outputs
+    Q1 = np.empty((N, H))  # adjoint through relu(W2 z + h2)
+    Q = np.empty((N, H))  # total adjoint w.r.t. W2 z
+    GW1 = np.dot(G, W1)  # (N, H)
+    for n in range(N):
+        for j in range(H):
+            v = V[n, j]
+            r = v + h2[j]
+            on1 = r > 0.0
+            on2 = clipped and v > 0.0
+            U[n, j] = (r if on1 else 0.0) - (v if on2 else 0.0)
+            q1 = GW1[n, j] if on1 else 0.0
+            Q1[n, j] = q1
+            Q[n, j] = q1 - (GW1[n, j] if on2 else 0.0)
+    gW1 += np.dot(G.T, U)
+    gW2 += np.dot(Q.T, Z)
+    if K > 0:
+        gC += np.dot(G.T, S)
+    for n in range(N):
+        for i in range(M):
+            ga[i] += G[n, i] * Z[n, i]
+            gh1[i] += G[n, i]
+        for j in range(H):
+            gh2[j] += Q1[n, j]
+
+
+@jacobian_kernel
+def shallow_jacobian(p, meta, z, s, J):
+    M, H, K, clipped = meta[0], meta[1], meta[2], meta[3]
+    a, W1, W2, h1, h2, C = _views(p, M, H, K)
+    d = np.empty(H)
+    for j in range(H):
+        v = 0.0
+        for i in range(M):
+            v += W2[j, i] * z[i]
+        dj = 1.0 if v + h2[j] > 0.0 else 0.0
+        if clipped and v > 0.0:
+            dj -= 1.0
+        d[j] = dj
+    for i in range(M):
+        for k in range(M):
+            acc = 0.0
+            for j in range(H):
+                acc += W1[i, j] * d[j] * W2[j, k]
+            J[i, k] = acc
+        J[i, i] += a[i]
+
+
+SHALLOW_KERNELS = build_kernels(shallow_step, shallow_state_vjp, shallow_param_vjp, shallow_jacobian)
+
+
+@dataclass(frozen=True)
+class ShallowPLRNN(Model):
+    """Shallow PLRNN ``z_t = A z + W1 relu(W2 z + h2) + h1 + C s_t`` (optionally clipped).
+
+    Parameters
+    ----------
+    dim : int
+        Latent dimension M.
+    hidden : int
+        Hidden (ReLU) layer width H.
+    n_inputs : int
+        Number of external inputs K.
+    clipped : bool
+        Use ``relu(W2 z + h2) - relu(W2 z)``, which keeps orbits bounded when
+        ``|a_i| < 1``.
+    """
+
+    dim: int
+    hidden: int
+    n_inputs: int = 0
+    clipped: bool = False
+
+    def __post_init__(self):
+        V.positive_int(self.dim, "dim")
+        V.positive_int(self.hidden, "hidden")
+        V.positive_int(self.n_inputs, "n_inputs", minimum=0)
+        if not isinstance(self.clipped, (bool, np.bool_)):
+            raise TypeError(f"clipped must be a bool; got {type(self.clipped).__name__}")
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        M, H, K = self.dim, self.hidden, self.n_inputs
+        return {"A": (M,), "W1": (M, H), "W2": (H, M), "h1": (M,), "h2": (H,), "C": (M, K)}
+
+    @property
+    def meta(self) -> np.ndarray:
+        return np.array([self.dim, self.hidden, self.n_inputs, int(self.clipped)], dtype=np.int64)
+
+    @property
+    def kernels(self):
+        return SHALLOW_KERNELS
+
+    def pack(self, A, W1, W2, h1, h2, C=None) -> np.ndarray:
+        """Build ``theta``; ``A`` may be a vector or a diagonal matrix."""
+        A = V.as_float_array(A, "A")
+        if A.ndim == 2:
+            if A.shape != (self.dim, self.dim) or np.any(A - np.diag(np.diag(A))):
+                raise ValueError(f"A must be diagonal: pass a vector of length {self.dim}")
+            A = np.diag(A).copy()
+        if C is None:
+            if self.n_inputs:
+                raise ValueError(f"C is required: the model has {self.n_inputs} inputs")
+            C = np.zeros((self.dim, 0))
+        return super().pack(A=A, W1=W1, W2=W2, h1=h1, h2=h2, C=C)
+
+    def init(
+        self,
+        seed: int | None = None,
+        *,
+        a_range: tuple[float, float] = (0.5, 0.9),
+        w_scale: float = 0.5,
+        h2_range: tuple[float, float] = (-1.0, 1.0),
+        c_scale: float = 0.1,
+    ) -> np.ndarray:
+        """Random parameters.
+
+        ``A_ii ~ U(a_range)``, ``W1 ~ N(0, w_scale^2 / H)``, ``W2 ~ N(0, 1 / M)``,
+        ``h1 = 0``, ``h2 ~ U(h2_range)``, ``C ~ N(0, c_scale^2 / max(K, 1))``.
+        """
+        rng = np.random.default_rng(seed)
+        M, H, K = self.dim, self.hidden, self.n_inputs
+        return self.pack(
+            A=rng.uniform(*a_range, M),
+            W1=rng.normal(0.0, w_scale / np.sqrt(H), (M, H)),
+            W2=rng.normal(0.0, 1.0 / np.sqrt(M), (H, M)),
+            h1=np.zeros(M),
+            h2=rng.uniform(*h2_range, H),
+            C=rng.normal(0.0, c_scale / np.sqrt(max(K, 1)), (M, K)),
+        )

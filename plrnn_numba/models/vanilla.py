@@ -1,0 +1,205 @@
+"""Vanilla rate RNN of seed 004 (eq. 9).
+
+.. math::
+
+    h_t = W \\,\\phi(h_{t-1}) + V x_t + b, \\qquad \\phi \\in \\{\\tanh, \\mathrm{relu}\\}
+
+One-step Jacobian ``W diag(phi'(h))``.  Layout of ``theta``:
+``W (N*N) | V (N*K) | b (N)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _validate as V_
+from ..config import njit
+from .base import (
+    Model,
+    build_kernels,
+    jacobian_kernel,
+    param_vjp_kernel,
+    state_vjp_kernel,
+    step_kernel,
+)
+
+BLAS_MIN_DIM = 48
+_NONLINEARITIES = {"tanh": 0, "relu": 1}
+
+
+@njit(inline="always")
+def _views(p, N, K):
+    W = p[0 : N * N].reshape((N, N))
+    V = p[N * N : N * N + N * K].reshape((N, K))
+    b = p[N * N + N * K : N * N + N * K + N]
+    return W, V, b
+
+
+@njit(inline="always")
+def _phi(x, kind):
+    if kind == 0:
+        return np.tanh(x)
+    return x if x > 0.0 else 0.0
+
+
+@njit(inline="always")
+def _dphi(x, kind):
+    if kind == 0:
+        t = np.tanh(x)
+        return 1.0 - t * t
+    return 1.0 if x > 0.0 else 0.0
+
+
+@step_kernel
+def vanilla_step(p, meta, z, s, z_next):
+    N, K, kind = meta[0], meta[1], meta[2]
+    W, V, b = _views(p, N, K)
+    B = z.shape[0]
+    if N >= BLAS_MIN_DIM:
+        r = np.empty((B, N))
+        for bb in range(B):
+            for j in range(N):
+                r[bb, j] = _phi(z[bb, j], kind)
+        wr = np.dot(r, W.T)
+        for bb in range(B):
+            for i in range(N):
+                acc = wr[bb, i] + b[i]
+                for k in range(K):
+                    acc += V[i, k] * s[bb, k]
+                z_next[bb, i] = acc
+        return
+    r = np.empty(N)
+    for bb in range(B):
+        for j in range(N):
+            r[j] = _phi(z[bb, j], kind)
+        for i in range(N):
+            acc = b[i]
+            for j in range(N):
+                acc += W[i, j] * r[j]
+            for k in range(K):
+                acc += V[i, k] * s[bb, k]
+            z_next[bb, i] = acc
+
+
+@state_vjp_kernel
+def vanilla_state_vjp(p, meta, z, s, g, g_z):
+    # g_z = phi'(z) * (W^T g)
+    N, K, kind = meta[0], meta[1], meta[2]
+    W, V, b = _views(p, N, K)
+    B = z.shape[0]
+    if N >= BLAS_MIN_DIM:
+        wg = np.dot(g, W)
+        for bb in range(B):
+            for j in range(N):
+                g_z[bb, j] = _dphi(z[bb, j], kind) * wg[bb, j]
+        return
+    acc = np.empty(N)
+    for bb in range(B):
+        acc[:] = 0.0
+        for i in range(N):
+            gi = g[bb, i]
+            for j in range(N):
+                acc[j] += W[i, j] * gi
+        for j in range(N):
+            g_z[bb, j] = _dphi(z[bb, j], kind) * acc[j]
+
+
+@param_vjp_kernel
+def vanilla_param_vjp(p, meta, Z, S, G, g_p):
+    # dL/dW = G^T phi(Z); dL/dV = G^T S; dL/db = sum G
+    N, K, kind = meta[0], meta[1], meta[2]
+    gW, gV, gb = _views(g_p, N, K)
+    n_rows = Z.shape[0]
+    R = np.empty_like(Z)
+    for n in range(n_rows):
+        for j in range(N):
+            R[n, j] = _phi(Z[n, j], kind)
+            gb[j] += G[n, j]
+    gW += np.dot(G.T, R)
+    if K > 0:
+        gV += np.dot(G.T, S)
+
+
+@jacobian_kernel
+def vanilla_jacobian(p, meta, z, s, J):
+    N, K, kind = meta[0], meta[1], meta[2]
+    W, V, b = _views(p, N, K)
+    for j in range(N):
+        d = _dphi(z[j], kind)
+        for i in range(N):
+            J[i, j] = W[i, j] * d
+
+
+VANILLA_KERNELS = build_kernels(vanilla_step, vanilla_state_vjp, vanilla_param_vjp, vanilla_jacobian)
+
+
+@dataclass(frozen=True)
+class VanillaRNN(Model):
+    """Vanilla RNN ``h_t = W phi(h_{t-1}) + V x_t + b`` (seed 004, eq. 9).
+
+    Parameters
+    ----------
+    n_hidden : int
+        Number of units N (the state dimension).
+    n_inputs : int
+        Number of inputs K.
+    nonlinearity : {"tanh", "relu"}
+        The transfer function phi.
+    """
+
+    n_hidden: int
+    n_inputs: int = 0
+    nonlinearity: str = "tanh"
+
+    def __post_init__(self):
+        V_.positive_int(self.n_hidden, "n_hidden")
+        V_.positive_int(self.n_inputs, "n_inputs", minimum=0)
+        V_.choice(self.nonlinearity, "nonlinearity", _NONLINEARITIES)
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return self.n_hidden
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        N, K = self.n_hidden, self.n_inputs
+        return {"W": (N, N), "V": (N, K), "b": (N,)}
+
+    @property
+    def meta(self) -> np.ndarray:
+        return np.array(
+            [self.n_hidden, self.n_inputs, _NONLINEARITIES[self.nonlinearity]], dtype=np.int64
+        )
+
+    @property
+    def kernels(self):
+        return VANILLA_KERNELS
+
+    def pack(self, W, b, V=None) -> np.ndarray:
+        """Build ``theta`` from ``W`` (N, N), ``b`` (N,) and ``V`` (N, K)."""
+        if V is None:
+            if self.n_inputs:
+                raise ValueError(f"V is required: the model has {self.n_inputs} inputs")
+            V = np.zeros((self.n_hidden, 0))
+        return super().pack(W=W, V=V, b=b)
+
+    def init(
+        self,
+        seed: int | None = None,
+        *,
+        g: float = 1.0,
+        v_scale: float = 1.0,
+        b_scale: float = 0.1,
+    ) -> np.ndarray:
+        """Random parameters as in seed 004's code.
+
+        ``W ~ N(0, g^2 / N)``, ``V ~ N(0, v_scale^2)``, ``b ~ b_scale * U[0, 1)``.
+        """
+        rng = np.random.default_rng(seed)
+        N, K = self.n_hidden, self.n_inputs
+        return self.pack(
+            W=rng.normal(0.0, g / np.sqrt(N), (N, N)),
+            V=rng.normal(0.0, v_scale, (N, K)),
+            b=b_scale * rng.random(N),
+        )
