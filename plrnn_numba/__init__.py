@@ -10,9 +10,12 @@ from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAl
 from .models import PLRNN, Model, ShallowPLRNN, VanillaRNN
 from .readouts import IdentityReadout, LinearReadout
 from .simulate import simulate
+from .train import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler, train
+from . import io
 
 __all__ = [
     "__version__", "Batch", "LossGrad", "loss_and_grad", "predict", "simulate",
     "GTF", "SparseTF", "FreeRunning", "ConstantAlpha", "LinearAlpha", "ExponentialAlpha", "Theorem3Alpha",
     "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "IdentityReadout", "LinearReadout",
+    "SGD", "Adam", "AdamW", "StepLR", "MultiStepLR", "SubsequenceSampler", "train", "io",
 ]

@@ -126,9 +126,21 @@ def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, 
     return loss, g
 
 
+@config.jit(_BPTT_SIG)
+def _bptt_serial(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, n_chunks):
+    gp = np.zeros(p.shape[0])
+    gro = np.zeros(ro.shape[0])
+    loss, gz0 = _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale,
+                       gp, gro)
+    return loss, gp, gro, gz0
+
+
+# A separate parallel engine: entering a parallel region costs thread wake-ups
+# (and on a busy machine, much more), so small problems use the serial one.
 @config.jit(_BPTT_SIG, parallel=True)
-def _bptt_kernel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, n_chunks):
-    T, B, K = S.shape
+def _bptt_parallel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale,
+                   n_chunks):
+    B = z0.shape[0]
     M = z0.shape[1]
     P = p.shape[0]
     R = ro.shape[0]
@@ -139,18 +151,13 @@ def _bptt_kernel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_
     for c in prange(n_chunks):
         b0 = (c * B) // n_chunks
         b1 = ((c + 1) * B) // n_chunks
-        if b1 == b0:
-            continue
-        if n_chunks == 1:
-            lc, gc = _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
-                            loss_kind, scale, gps[c], gros[c])
-        else:
+        if b1 > b0:
             lc, gc = _chunk(step, svjp, pvjp, p, meta, np.ascontiguousarray(z0[b0:b1]),
                             np.ascontiguousarray(S[:, b0:b1, :]), np.ascontiguousarray(X[:, b0:b1, :]),
                             np.ascontiguousarray(mask[:, b0:b1]), alpha, n_forced, ro_kind, ro, loss_kind,
                             scale, gps[c], gros[c])
-        losses[c] = lc
-        gz0[b0:b1] = gc
+            losses[c] = lc
+            gz0[b0:b1] = gc
     loss = 0.0
     gp = np.zeros(P)
     gro = np.zeros(R)
@@ -242,7 +249,7 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
     B, T, N = X.shape
     if B == 0 or T == 0:
         raise ValueError(f"batch.targets must hold at least one sequence and one step; got shape {X.shape}")
-    n_out = readout.n_out(M) if isinstance(readout, IdentityReadout) else readout.n_out
+    n_out = readout.n_out(M, N) if isinstance(readout, IdentityReadout) else readout.n_out
     if N != n_out:
         raise ValueError(f"batch.targets has {N} observed channels but the readout produces {n_out}")
     V.check_finite(X, "batch.targets")
@@ -373,7 +380,8 @@ def loss_and_grad(
     T, B = mask.shape
     n_chunks = _auto_chunks(model, B, T, n_threads)
     with np.errstate(all="ignore"):
-        value, gp, gro, gz0 = _bptt_kernel(
+        engine = _bptt_serial if n_chunks == 1 else _bptt_parallel
+        value, gp, gro, gz0 = engine(
             kern.step, kern.state_vjp, kern.param_vjp, model_params(model, theta), model.meta,
             z0, S, X, mask, alpha, n_forced, readout.kind, ro, LOSSES[loss], scale, n_chunks,
         )

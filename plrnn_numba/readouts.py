@@ -25,13 +25,17 @@ LOSSES = {"mse": 0, "bce": 1}
 
 @dataclass(frozen=True)
 class IdentityReadout:
-    """``y_t = z_t[:n_obs]`` (no parameters).  ``n_obs=None`` means all states."""
+    """``y_t = z_t[:n_obs]`` (no parameters).
+
+    ``n_obs=None`` takes as many leading states as the data have channels
+    (or all states when there are no data to match).
+    """
 
     n_obs: int | None = None
     kind = 0
 
-    def n_out(self, dim: int) -> int:
-        n = dim if self.n_obs is None else self.n_obs
+    def n_out(self, dim: int, n_data: int | None = None) -> int:
+        n = self.n_obs if self.n_obs is not None else (dim if n_data is None else n_data)
         if not 1 <= n <= dim:
             raise ValueError(f"IdentityReadout.n_obs must be in [1, {dim}] (the latent dimension); got {n}")
         return n

@@ -1,0 +1,135 @@
+"""First-order optimisers over one flat parameter vector, and gradient clipping.
+
+Each optimiser keeps its state as arrays and updates ``x`` in place:
+
+* SGD with momentum ``mu``: ``v <- mu v + g``, ``x <- x - lr (g + mu v)`` if
+  Nesterov else ``x <- x - lr v``; L2 weight decay adds ``wd x`` to ``g``.
+* Adam (Kingma & Ba): ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
+  ``x <- x - lr m_hat / (sqrt(v_hat) + eps)`` with bias corrections; the
+  weight decay is L2 (added to ``g``).
+* AdamW (Loshchilov & Hutter): Adam with decoupled decay
+  ``x <- x - lr wd x`` before the Adam step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .. import _validate as V
+
+
+def global_norm(g: np.ndarray) -> float:
+    """Euclidean norm of the whole gradient vector."""
+    return float(np.sqrt(np.dot(g, g)))
+
+
+def clip_by_global_norm(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, float]:
+    """Scale ``g`` so that its global norm is at most ``max_norm``.
+
+    Returns the (possibly rescaled) gradient and its norm before clipping.
+    """
+    n = global_norm(g)
+    if max_norm is not None and n > max_norm and np.isfinite(n):
+        g = g * (max_norm / n)
+    return g, n
+
+
+@dataclass
+class _Optimizer:
+    lr: float = 1e-3
+    state: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        V.finite_float(self.lr, "lr", low=0.0)
+
+    def reset(self) -> None:
+        self.state = {}
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d.pop("state", None)
+        return {"optimizer": type(self).__name__, **d}
+
+
+@dataclass
+class SGD(_Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 decay."""
+
+    lr: float = 1e-2
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        V.finite_float(self.momentum, "momentum", 0.0, 1.0)
+        V.finite_float(self.weight_decay, "weight_decay", low=0.0)
+
+    def step(self, x: np.ndarray, g: np.ndarray, lr: float | None = None) -> None:
+        lr = self.lr if lr is None else lr
+        if self.weight_decay:
+            g = g + self.weight_decay * x
+        if self.momentum:
+            v = self.state.setdefault("v", np.zeros_like(x))
+            v *= self.momentum
+            v += g
+            g = g + self.momentum * v if self.nesterov else v
+        x -= lr * g
+
+
+@dataclass
+class Adam(_Optimizer):
+    """Adam with bias correction; ``weight_decay`` is an L2 penalty added to the gradient."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        V.finite_float(self.beta1, "beta1", 0.0, 1.0)
+        V.finite_float(self.beta2, "beta2", 0.0, 1.0)
+        V.finite_float(self.eps, "eps", low=0.0)
+        V.finite_float(self.weight_decay, "weight_decay", low=0.0)
+
+    _decoupled = False
+
+    def step(self, x: np.ndarray, g: np.ndarray, lr: float | None = None) -> None:
+        lr = self.lr if lr is None else lr
+        if self.weight_decay:
+            if self._decoupled:
+                x -= lr * self.weight_decay * x
+            else:
+                g = g + self.weight_decay * x
+        m = self.state.setdefault("m", np.zeros_like(x))
+        v = self.state.setdefault("v", np.zeros_like(x))
+        t = self.state["t"] = self.state.get("t", 0) + 1
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * g * g
+        mhat = m / (1.0 - self.beta1**t)
+        vhat = v / (1.0 - self.beta2**t)
+        x -= lr * mhat / (np.sqrt(vhat) + self.eps)
+
+
+@dataclass
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default ``weight_decay=1e-2``)."""
+
+    weight_decay: float = 1e-2
+    _decoupled = True
+
+
+def as_optimizer(opt) -> _Optimizer:
+    """An optimiser instance from an instance or a name ("sgd", "adam", "adamw")."""
+    if isinstance(opt, _Optimizer):
+        return opt
+    names = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+    if isinstance(opt, str) and opt.lower() in names:
+        return names[opt.lower()]()
+    raise TypeError(f"optimizer must be SGD(...), Adam(...), AdamW(...) or one of {list(names)}; got {opt!r}")

@@ -1,0 +1,65 @@
+"""Learning-rate schedules: ``lr(epoch) = base_lr * factor(epoch)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .. import _validate as V
+
+
+@dataclass(frozen=True)
+class ConstantLR:
+    """``factor = 1``."""
+
+    def factor(self, epoch: int) -> float:
+        return 1.0
+
+    def describe(self) -> dict:
+        return {"schedule": "constant"}
+
+
+@dataclass(frozen=True)
+class StepLR:
+    """``factor = gamma ** (epoch // step_size)``."""
+
+    step_size: int
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        V.positive_int(self.step_size, "step_size")
+        V.finite_float(self.gamma, "gamma", low=0.0)
+
+    def factor(self, epoch: int) -> float:
+        return self.gamma ** (epoch // self.step_size)
+
+    def describe(self) -> dict:
+        return {"schedule": "step", "step_size": self.step_size, "gamma": self.gamma}
+
+
+@dataclass(frozen=True)
+class MultiStepLR:
+    """``factor = gamma ** (number of milestones <= epoch)``."""
+
+    milestones: Sequence[int]
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        ms = list(self.milestones)
+        if any(not isinstance(m, int) or m < 0 for m in ms) or ms != sorted(ms):
+            raise ValueError(f"milestones must be increasing non-negative integers; got {ms}")
+        V.finite_float(self.gamma, "gamma", low=0.0)
+
+    def factor(self, epoch: int) -> float:
+        return self.gamma ** sum(1 for m in self.milestones if epoch >= m)
+
+    def describe(self) -> dict:
+        return {"schedule": "multistep", "milestones": list(self.milestones), "gamma": self.gamma}
+
+
+def as_schedule(s):
+    if s is None:
+        return ConstantLR()
+    if hasattr(s, "factor"):
+        return s
+    raise TypeError(f"lr_schedule must be None, StepLR(...), MultiStepLR(...) or ConstantLR(); got {s!r}")
