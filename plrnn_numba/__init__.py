@@ -10,8 +10,8 @@ from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAl
 from .models import PLRNN, Model, ShallowPLRNN, VanillaRNN
 from .readouts import IdentityReadout, LinearReadout
 from .simulate import simulate
-from .train import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler, train
-from . import io
+from .training import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler, train
+from . import config, io
 
 __all__ = [
     "__version__", "Batch", "LossGrad", "loss_and_grad", "predict", "simulate",

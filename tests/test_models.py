@@ -1,0 +1,157 @@
+"""Model descriptions: packing, views, simulation and Jacobians against plain NumPy."""
+
+import numpy as np
+import pytest
+
+import plrnn_numba as pn
+
+RTOL = 1e-12  # kernels vs plain NumPy arithmetic of the same formula
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def test_plrnn_pack_unpack_roundtrip_and_zero_diagonal():
+    m = pn.PLRNN(4, n_inputs=2)
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(4, 4))
+    np.fill_diagonal(W, 0.0)
+    A, h, C = rng.normal(size=4), rng.normal(size=4), rng.normal(size=(4, 2))
+    th = m.pack(A=A, W=W, h=h, C=C)
+    assert th.size == m.n_params == 4 + 12 + 8 + 4
+    d = m.unpack(th)
+    np.testing.assert_array_equal(d["W"], W)
+    np.testing.assert_array_equal(d["A"], A)
+    np.testing.assert_array_equal(d["C"], C)
+    # views share memory with theta (for the parameters stored contiguously)
+    d["h"][0] = 42.0
+    assert th[-4] == 42.0
+    assert len(m.param_names()) == m.n_params and "W[0,1]" in m.param_names() and "W[0,0]" not in m.param_names()
+    with pytest.raises(ValueError, match="diagonal"):
+        m.pack(A=A, W=W + np.eye(4), h=h, C=C)
+    full = pn.PLRNN(4, n_inputs=2, full_W=True)
+    assert full.n_params == 4 + 16 + 8 + 4
+    np.testing.assert_array_equal(full.unpack(full.pack(A=A, W=W + np.eye(4), h=h, C=C))["W"], W + np.eye(4))
+
+
+def test_plrnn_simulation_and_jacobian_match_numpy():
+    m = pn.PLRNN(5, n_inputs=2)
+    th = m.init(1, h_scale=0.3)
+    d = m.unpack(th)
+    rng = np.random.default_rng(2)
+    s = rng.normal(size=(20, 2))
+    Z = m.simulate(th, rng.normal(size=5), inputs=s)
+    z = Z[0]
+    for t in range(20):
+        z = d["A"] * z + d["W"] @ relu(z) + d["C"] @ s[t] + d["h"]
+        np.testing.assert_allclose(Z[t + 1], z, rtol=RTOL, atol=1e-14)
+    J = m.jacobian(th, Z[3], s[3])
+    np.testing.assert_allclose(J, np.diag(d["A"]) + d["W"] * (Z[3] > 0)[None, :], rtol=RTOL)
+
+
+@pytest.mark.parametrize("clipped", [False, True])
+def test_shallow_simulation_and_jacobian_match_numpy(clipped):
+    m = pn.ShallowPLRNN(3, 7, n_inputs=1, clipped=clipped)
+    th = m.init(0)
+    d = m.unpack(th)
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(15, 1))
+    Z = m.simulate(th, rng.normal(size=3), inputs=s)
+    z = Z[0]
+    for t in range(15):
+        u = relu(d["W2"] @ z + d["h2"]) - (relu(d["W2"] @ z) if clipped else 0.0)
+        z = d["A"] * z + d["W1"] @ u + d["h1"] + d["C"] @ s[t]
+        np.testing.assert_allclose(Z[t + 1], z, rtol=RTOL, atol=1e-14)
+    z = Z[5]
+    D1 = np.diag((d["W2"] @ z + d["h2"] > 0).astype(float))
+    D2 = np.diag((d["W2"] @ z > 0).astype(float)) if clipped else 0.0
+    np.testing.assert_allclose(m.jacobian(th, z, s[5]), np.diag(d["A"]) + d["W1"] @ (D1 - D2) @ d["W2"], rtol=RTOL,
+                               atol=1e-14)
+
+
+@pytest.mark.parametrize("nl", ["tanh", "relu"])
+def test_vanilla_simulation_and_jacobian_match_numpy(nl):
+    m = pn.VanillaRNN(6, n_inputs=2, nonlinearity=nl)
+    th = m.init(0)
+    d = m.unpack(th)
+    phi = np.tanh if nl == "tanh" else relu
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 2))
+    H = m.simulate(th, rng.normal(size=6), inputs=x)
+    h = H[0]
+    for t in range(10):
+        h = d["W"] @ phi(h) + d["V"] @ x[t] + d["b"]
+        np.testing.assert_allclose(H[t + 1], h, rtol=RTOL, atol=1e-14)
+    dphi = 1 - np.tanh(H[4]) ** 2 if nl == "tanh" else (H[4] > 0).astype(float)
+    np.testing.assert_allclose(m.jacobian(th, H[4], x[4]), d["W"] * dphi[None, :], rtol=RTOL)
+
+
+def test_vanilla_init_statistics():
+    m = pn.VanillaRNN(400, n_inputs=1)
+    d = m.unpack(m.init(0, g=1.5))
+    assert abs(d["W"].std() * np.sqrt(400) - 1.5) < 0.02
+    assert 0 <= d["b"].min() and d["b"].max() < 0.1
+
+
+def test_large_dimension_blas_path_matches_loops():
+    # M above the BLAS threshold takes the matrix-matrix path
+    m = pn.PLRNN(64)
+    th = m.init(0, h_scale=0.2)
+    d = m.unpack(th)
+    z0 = np.random.default_rng(1).normal(size=(3, 64))
+    Z = m.simulate(th, z0, n_steps=5)
+    z = z0
+    for t in range(5):
+        z = d["A"] * z + relu(z) @ d["W"].T + d["h"]
+    np.testing.assert_allclose(Z[:, -1], z, rtol=1e-10, atol=1e-12)
+
+
+def test_batched_simulation_and_divergence_is_reported_not_raised():
+    m = pn.PLRNN(2, full_W=True)
+    th = m.pack(A=[2.0, 2.0], W=np.zeros((2, 2)), h=[0.0, 0.0])
+    Z = m.simulate(th, np.ones((4, 2)), n_steps=2000)
+    assert Z.shape == (4, 2001, 2)
+    assert not np.all(np.isfinite(Z[:, -1]))
+
+
+def test_skew_tent_map_as_1d_plrnn():
+    # z' = a_L z + mu (z <= 0), a_R z + mu (z > 0): A = a_L, W = a_R - a_L, h = mu
+    aL, aR, mu = 0.5, -1.5, 0.3
+    m = pn.PLRNN(1, full_W=True)
+    th = m.pack(A=[aL], W=[[aR - aL]], h=[mu])
+    z = 0.2
+    Z = m.simulate(th, [z], n_steps=30)[:, 0]
+    for t in range(30):
+        z = aL * z + mu if z <= 0 else aR * z + mu
+        assert Z[t + 1] == pytest.approx(z, rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: pn.PLRNN(3).pack(A=np.ones(3), W=np.ones((3, 4)), h=np.zeros(3)), "W must be square"),
+        (lambda: pn.PLRNN(3).pack(A=np.ones(2), W=np.zeros((3, 3)), h=np.zeros(3)), "A must have shape"),
+        (lambda: pn.PLRNN(3).pack(A=np.ones(3), W=np.zeros((3, 3)), h=[0, np.nan, 0]), "h contains NaN"),
+        (lambda: pn.PLRNN(3).simulate(np.zeros(5), np.zeros(3), n_steps=2), "theta must be a 1-D vector of length"),
+        (lambda: pn.PLRNN(3).simulate(pn.PLRNN(3).init(0), np.zeros(4), n_steps=2), "z0 must have shape"),
+        (lambda: pn.PLRNN(3).simulate(pn.PLRNN(3).init(0), np.zeros(3)), "n_steps"),
+        (lambda: pn.PLRNN(3, n_inputs=1).simulate(pn.PLRNN(3, n_inputs=1).init(0), np.zeros(3), n_steps=3),
+         "inputs are required"),
+        (lambda: pn.PLRNN(0), "dim must be >= 1"),
+        (lambda: pn.VanillaRNN(3, nonlinearity="sigmoid"), "nonlinearity must be one of"),
+        (lambda: pn.PLRNN(3).jacobian(np.full(pn.PLRNN(3).n_params, np.inf), np.zeros(3)), "theta contains NaN or inf"),
+    ],
+)
+def test_bad_input_raises_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_bad_types_raise_type_error():
+    with pytest.raises(TypeError, match="dim must be an integer"):
+        pn.PLRNN(2.5)
+    with pytest.raises(TypeError, match="theta must be a real numeric array"):
+        pn.PLRNN(2).simulate(np.array(["a"] * pn.PLRNN(2).n_params), np.zeros(2), n_steps=1)
+    with pytest.raises(TypeError, match="complex"):
+        pn.PLRNN(2).simulate(np.zeros(pn.PLRNN(2).n_params, complex), np.zeros(2), n_steps=1)

@@ -1,0 +1,162 @@
+"""Training loop, optimisers, schedules, history Dataset and failure handling."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import plrnn_numba as pn
+from plrnn_numba.training import SGD, Adam, AdamW, MultiStepLR, StepLR, clip_by_global_norm
+
+
+def _toy(seed=0, M=3, T=20, n=400):
+    model = pn.PLRNN(M)
+    teacher = model.init(seed + 100, h_scale=0.3)
+    x = model.simulate(teacher, np.ones(M) * 0.2, n_steps=n)[50:, :2]
+    return model, pn.SubsequenceSampler(x, seq_len=T, batch_size=8)
+
+
+def test_optimisers_match_reference_formulas():
+    x0 = np.array([1.0, -2.0, 3.0])
+    g = np.array([0.5, -0.1, 0.2])
+    # SGD with momentum, two steps
+    opt, x = SGD(lr=0.1, momentum=0.9), x0.copy()
+    opt.step(x, g)
+    opt.step(x, g)
+    np.testing.assert_allclose(x, x0 - 0.1 * g - 0.1 * (0.9 * g + g))
+    # Adam: the first step moves every coordinate by lr * sign(g)
+    opt, x = Adam(lr=0.01), x0.copy()
+    opt.step(x, g)
+    np.testing.assert_allclose(x, x0 - 0.01 * np.sign(g), rtol=1e-6)
+    # AdamW: decoupled decay before the Adam step
+    opt, x = AdamW(lr=0.01, weight_decay=0.1), x0.copy()
+    opt.step(x, g)
+    np.testing.assert_allclose(x, x0 * (1 - 0.001) - 0.01 * np.sign(g), rtol=1e-6)
+
+
+def test_clipping_and_schedules():
+    g, n = clip_by_global_norm(np.array([3.0, 4.0]), 1.0)
+    assert n == 5.0 and np.allclose(g, [0.6, 0.8])
+    assert StepLR(10, 0.5).factor(25) == 0.25
+    assert MultiStepLR([5, 8], 0.1).factor(7) == pytest.approx(0.1)
+    assert MultiStepLR([5, 8], 0.1).factor(9) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="milestones"):
+        MultiStepLR([8, 5])
+
+
+def test_training_reduces_loss_and_history_is_complete(tmp_path):
+    model, sampler = _toy()
+    theta0 = model.init(0)
+    hist = pn.train(model, theta0, sampler, n_epochs=120, optimizer=Adam(0.01), lr_schedule=StepLR(60, 0.5),
+                    clip_norm=5.0, forcing=pn.GTF(0.3), snapshot_every=25, seed=3)
+    assert hist.attrs["status"] == "completed" and hist.attrs["epochs_completed"] == 120
+    assert hist["loss"].values[-10:].mean() < 0.5 * hist["loss"].values[:10].mean()
+    assert hist["lr"].values[0] == 0.01 and hist["lr"].values[-1] == 0.005
+    assert list(hist["snapshot_epoch"].values) == [0, 25, 50, 75, 100, 119]
+    np.testing.assert_array_equal(hist["theta_snapshots"].values[-1], hist["theta"].values)
+    np.testing.assert_array_equal(hist["theta_init"].values, theta0)
+    assert hist.sizes["param"] == model.n_params
+    for v in ("loss", "grad_norm", "lr", "alpha", "theta"):
+        assert "long_name" in hist[v].attrs and "units" in hist[v].attrs
+    for a in ("created", "versions", "arguments", "producer", "seeds"):
+        assert a in hist.attrs
+    path = pn.io.save(hist, tmp_path / "h.nc")
+    back = pn.io.open(path)
+    xr.testing.assert_identical(back, pn.io.open(pn.io.save(back, tmp_path / "h2.nc")))
+    for v in hist.data_vars:
+        np.testing.assert_array_equal(back[v].values, hist[v].values)
+    assert back.attrs["status"] == "completed"
+
+
+def test_training_is_deterministic_given_seed():
+    model, sampler = _toy()
+    a = pn.train(model, model.init(0), sampler, n_epochs=20, seed=5)
+    b = pn.train(model, model.init(0), sampler, n_epochs=20, seed=5)
+    np.testing.assert_array_equal(a["theta"].values, b["theta"].values)
+
+
+def test_gtf_schedule_is_recorded():
+    model, sampler = _toy()
+    hist = pn.train(model, model.init(0), sampler, n_epochs=30,
+                    forcing=pn.GTF(pn.LinearAlpha(0.5, 0.1, 20)))
+    np.testing.assert_allclose(hist["alpha"].values[[0, 10, 20, 29]], [0.5, 0.3, 0.1, 0.1])
+    hist = pn.train(model, model.init(0), sampler, n_epochs=5, forcing=pn.GTF(pn.Theorem3Alpha(margin=0.1)))
+    r = model.norm_bound(model.init(0))
+    assert hist["alpha"].values[0] == pytest.approx(np.clip(max(0, 1 - 1 / r) + 0.1, 0, 0.95))
+
+
+def test_linear_readout_learned_z0_and_callback():
+    model = pn.VanillaRNN(5, n_inputs=1)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (4, 12, 1)).astype(float)
+    batch = pn.Batch(targets=x, inputs=x)  # copy task with zero delay
+    calls = []
+
+    def cb(state):
+        calls.append(state.epoch)
+        return {"loss_again": state.loss, "z0_norm": np.linalg.norm(state.z0)}
+
+    hist = pn.train(model, model.init(0), batch, n_epochs=40, readout=pn.LinearReadout(1), loss="bce",
+                    learn_z0=True, optimizer=Adam(0.05), callback=cb, callback_every=10)
+    assert calls == [0, 10, 20, 30]
+    assert hist.sizes["checkpoint"] == 4 and "cb_loss_again" in hist
+    assert hist["readout_params"].shape == (6,) and hist["z0"].shape == (5,)
+    assert hist["loss"].values[-1] < hist["loss"].values[0]
+
+
+def test_divergence_stops_and_is_recorded():
+    model = pn.PLRNN(2, full_W=True)
+    theta = model.pack(A=[1.5, 1.5], W=np.zeros((2, 2)), h=[0.0, 0.0])
+    batch = pn.Batch(targets=np.zeros((1, 2000, 2)), z0=np.ones((1, 2)))
+    hist = pn.train(model, theta, batch, n_epochs=5)
+    assert hist.attrs["status"] == "diverged" and hist.attrs["diverged"] == 1
+    assert hist["nonfinite"].values[0] == 1 and hist.sizes["epoch"] == 1
+    np.testing.assert_array_equal(hist["theta"].values, theta)  # parameters from before the bad step
+    hist = pn.train(model, theta, batch, n_epochs=5, on_nonfinite="skip", max_skips=3)
+    assert hist.attrs["status"] == "diverged" and hist.sizes["epoch"] == 3
+    assert list(hist["skipped"].values) == [1, 1, 1]
+
+
+def test_skip_continues_after_a_bad_batch():
+    model, sampler = _toy()
+    good = sampler.sample(np.random.default_rng(0))
+    bad = pn.Batch(targets=good.targets, z0=np.full((good.size, model.dim), 1e200))
+
+    def data(rng, epoch):
+        return bad if epoch == 2 else good
+
+    hist = pn.train(model, model.init(0), data, n_epochs=6, on_nonfinite="skip")
+    assert hist.attrs["status"] == "completed"
+    assert list(hist["nonfinite"].values) == [0, 0, 1, 0, 0, 0]
+
+
+def test_keyboard_interrupt_returns_history_so_far(tmp_path):
+    model, sampler = _toy()
+
+    def cb(state):
+        if state.epoch == 7:
+            raise KeyboardInterrupt
+
+    hist = pn.train(model, model.init(0), sampler, n_epochs=50, callback=cb,
+                    checkpoint_path=tmp_path / "ck.nc", checkpoint_every=5)
+    assert hist.attrs["status"] == "interrupted" and hist.sizes["epoch"] == 8
+    on_disk = pn.io.open(tmp_path / "ck.nc")
+    assert on_disk.attrs["status"] == "interrupted" and on_disk.sizes["epoch"] == 8
+
+
+def test_training_bad_input():
+    model, sampler = _toy()
+    th = model.init(0)
+    with pytest.raises(ValueError, match="n_epochs must be >= 1"):
+        pn.train(model, th, sampler, n_epochs=0)
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        pn.train(model, th, sampler, n_epochs=1, on_nonfinite="ignore")
+    with pytest.raises(TypeError, match="data must be"):
+        pn.train(model, th, [1, 2, 3], n_epochs=1)
+    with pytest.raises(ValueError, match="theta0 contains NaN"):
+        pn.train(model, np.full_like(th, np.nan), sampler, n_epochs=1)
+    with pytest.raises(TypeError, match="optimizer"):
+        pn.train(model, th, sampler, n_epochs=1, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="clip_norm"):
+        pn.train(model, th, sampler, n_epochs=1, clip_norm=0.0)
+    with pytest.raises(ValueError, match="fewer than seq_len"):
+        pn.SubsequenceSampler(np.zeros((5, 2)), seq_len=10, batch_size=2)
