@@ -249,6 +249,11 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
     B, T, N = X.shape
     if B == 0 or T == 0:
         raise ValueError(f"batch.targets must hold at least one sequence and one step; got shape {X.shape}")
+    if isinstance(readout, IdentityReadout) and readout.n_obs is None and N > M:
+        raise ValueError(
+            f"batch.targets has {N} observed channels, more than the model's {M} latent states; "
+            "use a larger model or a LinearReadout"
+        )
     n_out = readout.n_out(M, N) if isinstance(readout, IdentityReadout) else readout.n_out
     if N != n_out:
         raise ValueError(f"batch.targets has {N} observed channels but the readout produces {n_out}")
@@ -416,5 +421,8 @@ def predict(model: Model, theta, batch: Batch, *, readout=None, readout_params=N
             a = alpha[t] * (mask[t] != 0)
             z = zn.copy()
             z[:, :n_forced] = (1 - a[:, None]) * zn[:, :n_forced] + a[:, None] * X[t, :, :n_forced]
-    Y = readout.apply(ro, Z[:, 1:])
+    if isinstance(readout, IdentityReadout):
+        Y = Z[:, 1:, : X.shape[2]]
+    else:
+        Y = readout.apply(ro, Z[:, 1:])
     return Y, Z
