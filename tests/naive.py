@@ -1,0 +1,798 @@
+"""Plain-NumPy reference implementation of the forward pass and its gradient.
+
+Everything here is written directly from the model equations, one state at a
+time, with explicit loops and dense Jacobians, so that each line can be checked
+against the mathematics by eye.  It shares no code with the package's numba
+kernels: the only things taken from ``plrnn_numba`` are the model and readout
+*descriptions* (dimensions and flags) and the forcing objects' settings.
+
+The gradient is computed by **forward-mode** sensitivity propagation
+
+.. math::
+
+    S_t = \\frac{\\partial z_t}{\\partial \\theta}
+        = J_z(\\tilde z_{t-1}) \\tilde S_{t-1} + J_\\theta(\\tilde z_{t-1}),
+    \\qquad \\tilde S_t = P_t S_t,
+
+with ``P_t = diag(1 - a_t`` on the forced components, ``1`` elsewhere), and
+the loss gradient accumulated as ``sum_t (dL/dz_t) S_t``.  This is an
+algorithm independent of the package's reverse mode (BPTT).
+
+Conventions: ``relu'(0) = 0`` (the pattern is ``z > 0``); ``theta`` layouts are
+those of the package documentation:
+
+* PLRNN: ``A (M) | W (off-diagonal entries row by row, M(M-1); or M*M) | C (M*K) | h (M)``
+* ShallowPLRNN: ``A (M) | W1 (M*H) | W2 (H*M) | h1 (M) | h2 (H) | C (M*K)``
+* VanillaRNN: ``W (N*N) | V (N*K) | b (N)``
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from plrnn_numba import GTF, PLRNN, FreeRunning, LinearReadout, ShallowPLRNN, SparseTF, VanillaRNN
+
+
+# -- small helpers -------------------------------------------------------------------
+def relu(x):
+    """Rectified linear unit ``max(x, 0)``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input.
+
+    Returns
+    -------
+    ndarray
+        ``x`` where ``x > 0``, else 0.
+    """
+    x = np.asarray(x, dtype=float)
+    return np.where(x > 0.0, x, 0.0)
+
+
+def step_fn(x):
+    """Derivative of :func:`relu` with the convention ``relu'(0) = 0``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input.
+
+    Returns
+    -------
+    ndarray
+        1.0 where ``x > 0``, else 0.0.
+    """
+    return (np.asarray(x) > 0.0).astype(float)
+
+
+def n_params(model):
+    """Length of ``theta`` for ``model``, counted from the documented layout.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+
+    Returns
+    -------
+    int
+        Number of free parameters.
+    """
+    if isinstance(model, PLRNN):
+        M, K = model.dim, model.n_inputs
+        n_w = M * M if model.full_W else M * (M - 1)
+        return M + n_w + M * K + M
+    if isinstance(model, ShallowPLRNN):
+        M, H, K = model.dim, model.hidden, model.n_inputs
+        return M + M * H + H * M + M + H + M * K
+    if isinstance(model, VanillaRNN):
+        N, K = model.n_hidden, model.n_inputs
+        return N * N + N * K + N
+    raise TypeError(f"no reference implementation for {type(model).__name__}")
+
+
+def naive_params(model, theta):
+    """Dense named parameter arrays read from ``theta`` by the documented layout.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Flat parameter vector.
+
+    Returns
+    -------
+    dict of str to ndarray
+        PLRNN: ``A (M,), W (M, M), C (M, K), h (M,)`` (W with a zero diagonal
+        unless ``full_W``); ShallowPLRNN: ``A, W1 (M, H), W2 (H, M), h1, h2,
+        C``; VanillaRNN: ``W (N, N), V (N, K), b (N,)``.
+    """
+    theta = np.asarray(theta, dtype=float)
+    assert theta.shape == (n_params(model),)
+    o = 0
+    if isinstance(model, PLRNN):
+        M, K = model.dim, model.n_inputs
+        A = theta[o : o + M].copy()
+        o += M
+        W = np.zeros((M, M))
+        for i in range(M):
+            for j in range(M):
+                if model.full_W or i != j:
+                    W[i, j] = theta[o]
+                    o += 1
+        C = theta[o : o + M * K].reshape(M, K).copy()
+        o += M * K
+        h = theta[o : o + M].copy()
+        o += M
+        out = {"A": A, "W": W, "C": C, "h": h}
+    elif isinstance(model, ShallowPLRNN):
+        M, H, K = model.dim, model.hidden, model.n_inputs
+        A = theta[o : o + M].copy()
+        o += M
+        W1 = theta[o : o + M * H].reshape(M, H).copy()
+        o += M * H
+        W2 = theta[o : o + H * M].reshape(H, M).copy()
+        o += H * M
+        h1 = theta[o : o + M].copy()
+        o += M
+        h2 = theta[o : o + H].copy()
+        o += H
+        C = theta[o : o + M * K].reshape(M, K).copy()
+        o += M * K
+        out = {"A": A, "W1": W1, "W2": W2, "h1": h1, "h2": h2, "C": C}
+    else:
+        N, K = model.n_hidden, model.n_inputs
+        W = theta[o : o + N * N].reshape(N, N).copy()
+        o += N * N
+        V = theta[o : o + N * K].reshape(N, K).copy()
+        o += N * K
+        b = theta[o : o + N].copy()
+        o += N
+        out = {"W": W, "V": V, "b": b}
+    assert o == theta.size
+    return out
+
+
+def _phi(model, x):
+    # transfer function of the vanilla RNN
+    return np.tanh(x) if model.nonlinearity == "tanh" else relu(x)
+
+
+def _dphi(model, x):
+    return 1.0 - np.tanh(x) ** 2 if model.nonlinearity == "tanh" else step_fn(x)
+
+
+# -- one step of the map and its Jacobians -------------------------------------------
+def naive_step(model, theta, z, s=None):
+    """One step ``F(z, s)`` of the map for a single state.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    z : (M,) array
+        State.
+    s : (K,) array, optional
+        External input (absent or empty for an autonomous model).
+
+    Returns
+    -------
+    (M,) ndarray
+        The next state.
+    """
+    p = naive_params(model, theta)
+    z = np.asarray(z, dtype=float)
+    s = np.zeros(model.n_inputs) if s is None else np.asarray(s, dtype=float)
+    if isinstance(model, PLRNN):
+        return p["A"] * z + p["W"] @ relu(z) + p["C"] @ s + p["h"]
+    if isinstance(model, ShallowPLRNN):
+        hidden = relu(p["W2"] @ z + p["h2"])
+        if model.clipped:
+            hidden = hidden - relu(p["W2"] @ z)
+        return p["A"] * z + p["W1"] @ hidden + p["h1"] + p["C"] @ s
+    return p["W"] @ _phi(model, z) + p["V"] @ s + p["b"]
+
+
+def naive_state_jacobian(model, theta, z, s=None):
+    """Dense one-step state Jacobian ``dF/dz`` at ``z``.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    z : (M,) array
+        State.
+    s : (K,) array, optional
+        External input (the Jacobian does not depend on it).
+
+    Returns
+    -------
+    (M, M) ndarray
+        ``J[i, j] = dF_i / dz_j``.
+    """
+    p = naive_params(model, theta)
+    z = np.asarray(z, dtype=float)
+    if isinstance(model, PLRNN):
+        # A + W diag(z > 0)
+        return np.diag(p["A"]) + p["W"] @ np.diag(step_fn(z))
+    if isinstance(model, ShallowPLRNN):
+        # A + W1 diag(d1 - clipped * d2) W2
+        d = step_fn(p["W2"] @ z + p["h2"])
+        if model.clipped:
+            d = d - step_fn(p["W2"] @ z)
+        return np.diag(p["A"]) + p["W1"] @ np.diag(d) @ p["W2"]
+    # W diag(phi'(z))
+    return p["W"] @ np.diag(_dphi(model, z))
+
+
+def naive_param_jacobian(model, theta, z, s=None):
+    """Dense one-step parameter Jacobian ``dF/dtheta`` in the layout of ``theta``.
+
+    Written entry by entry from the model equations (partial derivatives of
+    ``F_i`` with respect to each free parameter, in the order of ``theta``).
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    z : (M,) array
+        State.
+    s : (K,) array, optional
+        External input.
+
+    Returns
+    -------
+    (M, P) ndarray
+        ``J[i, q] = dF_i / dtheta_q``.
+    """
+    p = naive_params(model, theta)
+    z = np.asarray(z, dtype=float)
+    K = model.n_inputs
+    s = np.zeros(K) if s is None else np.asarray(s, dtype=float)
+    M = model.dim
+    P = n_params(model)
+    J = np.zeros((M, P))
+    o = 0
+    if isinstance(model, PLRNN):
+        r = relu(z)
+        for i in range(M):  # dF_i/dA_i = z_i
+            J[i, o + i] = z[i]
+        o += M
+        for i in range(M):  # dF_i/dW_ij = relu(z_j), W stored row by row
+            for j in range(M):
+                if model.full_W or i != j:
+                    J[i, o] = r[j]
+                    o += 1
+        for i in range(M):  # dF_i/dC_ik = s_k
+            for k in range(K):
+                J[i, o + i * K + k] = s[k]
+        o += M * K
+        for i in range(M):  # dF_i/dh_i = 1
+            J[i, o + i] = 1.0
+        o += M
+    elif isinstance(model, ShallowPLRNN):
+        H = model.hidden
+        W1, W2, h2 = p["W1"], p["W2"], p["h2"]
+        u = W2 @ z + h2
+        v = relu(u)  # hidden output
+        dv = step_fn(u)  # d hidden output / d (W2 z)
+        if model.clipped:
+            v = v - relu(W2 @ z)
+            dv = dv - step_fn(W2 @ z)
+        for i in range(M):  # dF_i/dA_i = z_i
+            J[i, o + i] = z[i]
+        o += M
+        for i in range(M):  # dF_i/dW1_ij = v_j
+            for j in range(H):
+                J[i, o + i * H + j] = v[j]
+        o += M * H
+        for i in range(M):  # dF_i/dW2_jl = W1_ij dv_j z_l
+            for j in range(H):
+                for l_ in range(M):
+                    J[i, o + j * M + l_] = W1[i, j] * dv[j] * z[l_]
+        o += H * M
+        for i in range(M):  # dF_i/dh1_i = 1
+            J[i, o + i] = 1.0
+        o += M
+        for i in range(M):  # dF_i/dh2_j = W1_ij relu'(u_j)  (relu(W2 z) does not see h2)
+            for j in range(H):
+                J[i, o + j] = W1[i, j] * step_fn(u[j])
+        o += H
+        for i in range(M):  # dF_i/dC_ik = s_k
+            for k in range(K):
+                J[i, o + i * K + k] = s[k]
+        o += M * K
+    else:
+        f = _phi(model, z)
+        for i in range(M):  # dF_i/dW_ij = phi(z_j)
+            for j in range(M):
+                J[i, o + i * M + j] = f[j]
+        o += M * M
+        for i in range(M):  # dF_i/dV_ik = s_k
+            for k in range(K):
+                J[i, o + i * K + k] = s[k]
+        o += M * K
+        for i in range(M):  # dF_i/db_i = 1
+            J[i, o + i] = 1.0
+        o += M
+    assert o == P
+    return J
+
+
+def naive_kink_arguments(model, theta, z):
+    """Arguments of every ReLU evaluated in one step.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    z : (M,) array
+        State the step starts from.
+
+    Returns
+    -------
+    ndarray
+        Every ReLU argument (the kink is at 0; empty for a tanh RNN).
+    """
+    p = naive_params(model, theta)
+    if isinstance(model, PLRNN):
+        args = z
+    elif isinstance(model, ShallowPLRNN):
+        args = p["W2"] @ z + p["h2"]
+        if model.clipped:
+            args = np.concatenate([args, p["W2"] @ z])
+    elif model.nonlinearity == "relu":
+        args = z
+    else:
+        args = np.zeros(0)
+    return np.asarray(args, dtype=float)
+
+
+def naive_kink_distances(model, theta, z):
+    """Distance of every ReLU argument of one step to the kink at 0.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    z : (M,) array
+        State the step starts from.
+
+    Returns
+    -------
+    ndarray
+        ``|x|`` for every ReLU argument ``x`` (empty for a tanh RNN).
+    """
+    return np.abs(naive_kink_arguments(model, theta, z))
+
+
+# -- readouts and losses -------------------------------------------------------------
+def naive_readout(readout, ro_params, z, n_data=None):
+    """Observation ``y = readout(z)`` and its Jacobians.
+
+    Parameters
+    ----------
+    readout : IdentityReadout or LinearReadout
+        Readout description.
+    ro_params : (R,) array
+        Readout parameters (empty for the identity readout).
+    z : (M,) array
+        Latent state.
+    n_data : int, optional
+        Channels of the data: the number of states an identity readout with
+        ``n_obs=None`` observes (all states if not given).
+
+    Returns
+    -------
+    y : (N,) ndarray
+        Observation.
+    dy_dz : (N, M) ndarray
+        Jacobian with respect to the state.
+    dy_dro : (N, R) ndarray
+        Jacobian with respect to the readout parameters
+        (``B`` row-major, then ``c``).
+    """
+    z = np.asarray(z, dtype=float)
+    M = z.size
+    ro = np.zeros(0) if ro_params is None else np.asarray(ro_params, dtype=float)
+    if isinstance(readout, LinearReadout):
+        N = readout.n_out
+        assert ro.shape == (N * M + N,)
+        B = ro[: N * M].reshape(N, M)
+        c = ro[N * M :]
+        y = B @ z + c
+        dy_dro = np.zeros((N, N * M + N))
+        for n in range(N):
+            for j in range(M):
+                dy_dro[n, n * M + j] = z[j]  # dy_n / dB_nj
+            dy_dro[n, N * M + n] = 1.0  # dy_n / dc_n
+        return y, B.copy(), dy_dro
+    N = getattr(readout, "n_obs", None)
+    if N is None:
+        N = M if n_data is None else n_data
+    dy_dz = np.zeros((N, M))
+    for n in range(N):
+        dy_dz[n, n] = 1.0
+    return z[:N].copy(), dy_dz, np.zeros((N, 0))
+
+
+def naive_loss_terms(loss, y, x):
+    """Per-entry loss and its derivative with respect to ``y``.
+
+    Parameters
+    ----------
+    loss : {"mse", "bce"}
+        Squared error, or binary cross-entropy on logits.
+    y : (N,) array
+        Prediction (logits for ``"bce"``).
+    x : (N,) array
+        Target.
+
+    Returns
+    -------
+    value : (N,) ndarray
+        ``(y - x)^2`` or ``log(1 + exp(y)) - x y``.
+    deriv : (N,) ndarray
+        ``2 (y - x)`` or ``sigmoid(y) - x``.
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if loss == "mse":
+        return (y - x) ** 2, 2.0 * (y - x)
+    if loss == "bce":
+        return np.logaddexp(0.0, y) - x * y, 1.0 / (1.0 + np.exp(-y)) - x
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def naive_alphas(forcing, T):
+    """Forcing strengths ``alpha_1 .. alpha_T`` from the forcing settings.
+
+    Parameters
+    ----------
+    forcing : None, FreeRunning, SparseTF or GTF (constant alpha)
+        Forcing mode.
+    T : int
+        Number of steps.
+
+    Returns
+    -------
+    (T,) ndarray
+        ``alpha_t`` for ``t = 1 .. T`` (before masking).
+    """
+    if forcing is None or isinstance(forcing, FreeRunning):
+        return np.zeros(T)
+    if isinstance(forcing, SparseTF):
+        return np.array([1.0 if t % forcing.tau == 0 else 0.0 for t in range(1, T + 1)])
+    if isinstance(forcing, GTF):
+        return np.full(T, float(forcing.alpha))
+    raise TypeError(f"unsupported forcing {forcing!r}")
+
+
+def _unpack_batch(model, batch):
+    # plain arrays from a Batch: X (B, T, N), S (B, T, K), z0 (B, M), mask (B, T)
+    X = np.asarray(batch.targets, dtype=float)
+    Bn, T, _ = X.shape
+    S = np.zeros((Bn, T, model.n_inputs)) if batch.inputs is None else np.asarray(batch.inputs, dtype=float)
+    z0 = np.zeros((Bn, model.dim)) if batch.z0 is None else np.asarray(batch.z0, dtype=float)
+    mask = np.ones((Bn, T)) if batch.mask is None else np.asarray(batch.mask, dtype=float)
+    assert S.shape == (Bn, T, model.n_inputs)
+    assert z0.shape == (Bn, model.dim)
+    assert mask.shape == (Bn, T)
+    return X, S, z0, mask
+
+
+def _n_forced(forcing, N):
+    nf = getattr(forcing, "n_forced", None)
+    return N if nf is None else nf
+
+
+# -- forward pass and gradient -------------------------------------------------------
+def naive_forward(model, theta, batch, forcing=None):
+    """Latent trajectories of the forward pass (with forcing).
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    batch : plrnn_numba.Batch
+        Targets, inputs, initial states (``z0``) and mask.
+    forcing : None, FreeRunning, SparseTF or GTF, optional
+        Forcing mode (identity readout).
+
+    Returns
+    -------
+    Z : (B, T + 1, M) ndarray
+        Unforced states ``z_0 .. z_T`` (``z_0`` the initial state).
+    Zt : (B, T + 1, M) ndarray
+        Forced states ``z~_0 .. z~_T`` (the inputs of each step).
+    """
+    X, S, z0, mask = _unpack_batch(model, batch)
+    Bn, T, N = X.shape
+    alphas = naive_alphas(forcing, T)
+    nf = _n_forced(forcing, N)
+    Z = np.zeros((Bn, T + 1, model.dim))
+    Zt = np.zeros((Bn, T + 1, model.dim))
+    for b in range(Bn):
+        Z[b, 0] = Zt[b, 0] = z0[b]
+        for t in range(T):
+            z = naive_step(model, theta, Zt[b, t], S[b, t])
+            Z[b, t + 1] = z
+            a = alphas[t] if mask[b, t] > 0 else 0.0
+            zt = z.copy()
+            for i in range(nf):
+                zt[i] = (1.0 - a) * z[i] + a * X[b, t, i]
+            Zt[b, t + 1] = zt
+    return Z, Zt
+
+
+def naive_kink_argument_param_jacobian(model, theta, z):
+    """Partial derivatives of the ReLU arguments of one step with respect to ``theta``.
+
+    Only the direct dependence at fixed ``z`` (the dependence through ``z`` is
+    carried by the state sensitivities).
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    z : (M,) array
+        State the step starts from.
+
+    Returns
+    -------
+    (n_args, P) ndarray
+        Rows in the order of :func:`naive_kink_arguments`.
+    """
+    z = np.asarray(z, dtype=float)
+    P = n_params(model)
+    if not isinstance(model, ShallowPLRNN):
+        # the arguments are the state itself (or there are none)
+        return np.zeros((naive_kink_arguments(model, theta, z).size, P))
+    M, H = model.dim, model.hidden
+    o_W2 = M + M * H
+    o_h2 = o_W2 + H * M + M
+    D = np.zeros((H, P))  # d (W2 z + h2)_j / d theta
+    for j in range(H):
+        for l_ in range(M):
+            D[j, o_W2 + j * M + l_] = z[l_]
+        D[j, o_h2 + j] = 1.0
+    if model.clipped:
+        D2 = D.copy()  # d (W2 z)_j / d theta: no h2
+        D2[:, o_h2 : o_h2 + H] = 0.0
+        D = np.vstack([D, D2])
+    return D
+
+
+def naive_kink_sensitivity(model, theta, batch, forcing=None):
+    """Every ReLU argument of the forward pass and its largest partial derivative.
+
+    The derivatives with respect to each single coordinate of ``theta`` and of
+    the initial states are propagated in forward mode (as in
+    :func:`naive_loss_and_grad`).  A finite difference with step ``h`` in any
+    coordinate moves an argument ``x`` by about ``h * slope``; it does not
+    cross the kink when ``|x|`` is well above that.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    batch : plrnn_numba.Batch
+        Targets, inputs, ``z0`` and mask.
+    forcing : None, FreeRunning, SparseTF or GTF, optional
+        Forcing mode.
+
+    Returns
+    -------
+    args : (n,) ndarray
+        All ReLU arguments (every batch item and step).
+    slopes : (n,) ndarray
+        ``max_q |d args / d q|`` over the coordinates ``q`` of ``theta`` and ``z0``.
+    """
+    X, S, z0, mask = _unpack_batch(model, batch)
+    Bn, T, N = X.shape
+    M = model.dim
+    P = n_params(model)
+    alphas = naive_alphas(forcing, T)
+    nf = _n_forced(forcing, N)
+    args, slopes = [], []
+    for b in range(Bn):
+        zt = z0[b].copy()
+        St = np.zeros((M, P))  # d z~ / d theta
+        Sz = np.eye(M)  # d z~ / d z_0[b]
+        for t in range(T):
+            a_args = naive_kink_arguments(model, theta, zt)
+            if isinstance(model, ShallowPLRNN):
+                W2 = naive_params(model, theta)["W2"]
+                dz = np.vstack([W2, W2]) if model.clipped else W2  # d args / d z~
+            else:
+                dz = np.eye(M)[: a_args.size]
+            d_theta = dz @ St + naive_kink_argument_param_jacobian(model, theta, zt)
+            d_z0 = dz @ Sz
+            args.append(a_args)
+            slopes.append(np.max(np.abs(np.hstack([d_theta, d_z0])), axis=1, initial=0.0))
+            Jz = naive_state_jacobian(model, theta, zt, S[b, t])
+            Jp = naive_param_jacobian(model, theta, zt, S[b, t])
+            z = naive_step(model, theta, zt, S[b, t])
+            a = alphas[t] if mask[b, t] > 0 else 0.0
+            Pt = np.eye(M)
+            for i in range(nf):
+                Pt[i, i] = 1.0 - a
+            St = Pt @ (Jz @ St + Jp)
+            Sz = Pt @ (Jz @ Sz)
+            zt = Pt @ z
+            for i in range(nf):
+                zt[i] += a * X[b, t, i]
+    return np.concatenate(args), np.concatenate(slopes)
+
+
+def naive_loss(model, theta, batch, readout=None, ro_params=None, loss="mse", forcing=None):
+    """Loss of the forward pass, by plain loops over batch items and time.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    batch : plrnn_numba.Batch
+        Targets ``x_1 .. x_T``, inputs ``s_1 .. s_T``, ``z0`` and mask.
+    readout : IdentityReadout or LinearReadout, optional
+        Observation model (default: identity on all states).
+    ro_params : (R,) array, optional
+        Linear readout parameters.
+    loss : {"mse", "bce"}
+        Loss.
+    forcing : None, FreeRunning, SparseTF or GTF, optional
+        Forcing mode.
+
+    Returns
+    -------
+    float
+        ``sum_{b,t,n} m_bt l(y, x) / (N sum_{b,t} m_bt)``.
+    """
+    X, S, z0, mask = _unpack_batch(model, batch)
+    Bn, T, N = X.shape
+    alphas = naive_alphas(forcing, T)
+    nf = _n_forced(forcing, N)
+    count = N * mask.sum()
+    total = 0.0
+    for b in range(Bn):
+        zt = z0[b].copy()
+        for t in range(T):
+            z = naive_step(model, theta, zt, S[b, t])
+            y = naive_readout(readout, ro_params, z, N)[0]
+            val = naive_loss_terms(loss, y, X[b, t])[0]
+            total += mask[b, t] * val.sum()
+            a = alphas[t] if mask[b, t] > 0 else 0.0
+            zt = z.copy()
+            for i in range(nf):
+                zt[i] = (1.0 - a) * z[i] + a * X[b, t, i]
+    return total / count
+
+
+def naive_loss_and_grad(model, theta, batch, readout=None, ro_params=None, loss="mse", forcing=None):
+    """Loss and gradient by forward-mode sensitivities with dense Jacobians.
+
+    For each batch item the sensitivities ``dz~_t/dtheta`` (M x P) and
+    ``dz~_t/dz_0`` (M x M) are carried forward through the step Jacobians and
+    the forcing map; every loss term adds ``(dL/dy_t)(dy_t/dz_t)`` times them.
+
+    Parameters
+    ----------
+    model : PLRNN, ShallowPLRNN or VanillaRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    batch : plrnn_numba.Batch
+        Targets, inputs, ``z0`` and mask.
+    readout : IdentityReadout or LinearReadout, optional
+        Observation model (default: identity on all states).
+    ro_params : (R,) array, optional
+        Linear readout parameters.
+    loss : {"mse", "bce"}
+        Loss.
+    forcing : None, FreeRunning, SparseTF or GTF, optional
+        Forcing mode.
+
+    Returns
+    -------
+    loss : float
+        Same value as :func:`naive_loss`.
+    grad : (P,) ndarray
+        Gradient with respect to ``theta``.
+    grad_readout : (R,) ndarray
+        Gradient with respect to the readout parameters.
+    grad_z0 : (B, M) ndarray
+        Gradient with respect to the initial states.
+    """
+    X, S, z0, mask = _unpack_batch(model, batch)
+    Bn, T, N = X.shape
+    M = model.dim
+    P = n_params(model)
+    R = 0 if ro_params is None else np.asarray(ro_params).size
+    alphas = naive_alphas(forcing, T)
+    nf = _n_forced(forcing, N)
+    count = N * mask.sum()
+    total = 0.0
+    g_theta = np.zeros(P)
+    g_ro = np.zeros(R)
+    g_z0 = np.zeros((Bn, M))
+    for b in range(Bn):
+        zt = z0[b].copy()
+        St = np.zeros((M, P))  # d z~_t / d theta
+        Sz = np.eye(M)  # d z~_t / d z_0[b]
+        for t in range(T):
+            Jz = naive_state_jacobian(model, theta, zt, S[b, t])
+            Jp = naive_param_jacobian(model, theta, zt, S[b, t])
+            z = naive_step(model, theta, zt, S[b, t])
+            S_theta = Jz @ St + Jp  # d z_t / d theta
+            S_z0 = Jz @ Sz  # d z_t / d z_0
+            y, dy_dz, dy_dro = naive_readout(readout, ro_params, z, N)
+            val, dval = naive_loss_terms(loss, y, X[b, t])
+            w = mask[b, t] / count
+            total += w * val.sum()
+            gy = w * dval  # dL/dy_t
+            g_theta += gy @ dy_dz @ S_theta
+            g_ro += gy @ dy_dro
+            g_z0[b] += gy @ dy_dz @ S_z0
+            # forcing z~_t = P_t z_t + a_t xhat_t, with xhat independent of the parameters
+            a = alphas[t] if mask[b, t] > 0 else 0.0
+            Pt = np.eye(M)
+            for i in range(nf):
+                Pt[i, i] = 1.0 - a
+            zt = Pt @ z
+            for i in range(nf):
+                zt[i] += a * X[b, t, i]
+            St = Pt @ S_theta
+            Sz = Pt @ S_z0
+    return total, g_theta, g_ro, g_z0
+
+
+# -- finite differences --------------------------------------------------------------
+def central_fd(f, x, h=1e-6):
+    """Gradient (or Jacobian) by central finite differences.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> float`` or ``f(x) -> array``.
+    x : (n,) array
+        Point of evaluation.
+    h : float
+        Step size.
+
+    Returns
+    -------
+    ndarray, shape ``np.shape(f(x)) + (n,)``
+        ``(f(x + h e_i) - f(x - h e_i)) / (2 h)`` for every coordinate ``i``
+        (in the last axis): the gradient of a scalar ``f``, the Jacobian of a
+        vector-valued one.
+    """
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for i in range(x.size):
+        xp = x.copy()
+        xm = x.copy()
+        xp[i] += h
+        xm[i] -= h
+        cols.append((np.asarray(f(xp), dtype=float) - np.asarray(f(xm), dtype=float)) / (2.0 * h))
+    return np.stack(cols, axis=-1)
