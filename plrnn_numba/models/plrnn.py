@@ -16,7 +16,7 @@ skew tent map ``z' = a_L z + mu`` for ``z <= 0`` and ``a_R z + mu`` for
 
 Layout of ``theta``: ``a (M) | W (M*M, or the M*(M-1) off-diagonal entries
 row by row) | C (M*K) | h (M)``.  The kernels work on the dense layout
-``a | W (M*M) | C | h``.
+``a | W (M*M) | C | h | W^T`` (the transposed copy is derived, not a parameter).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..config import njit
+from ._linalg import acc_at_b
 from .base import (
     Model,
     build_kernels,
@@ -39,6 +40,13 @@ from .base import (
 # Above this state dimension the kernels call BLAS (np.dot) for the matrix
 # products; below it hand-written loops avoid the call overhead.
 BLAS_MIN_DIM = 48
+
+
+@njit(inline="always")
+def _wt_view(p, M, K):
+    # W^T, appended to the kernel vector by PLRNN.expand (not a parameter)
+    o = 2 * M + M * M + M * K
+    return p[o : o + M * M].reshape((M, M))
 
 
 @njit(inline="always")
@@ -66,17 +74,23 @@ def plrnn_step(p, meta, z, s, z_next):
                     acc += C[i, k] * s[b, k]
                 z_next[b, i] = acc
         return
-    r = np.empty(M)
+    # z_next[b] = a * z[b] + h + C s[b] + sum_{j: z_bj > 0} z_bj W[:, j]: column
+    # updates (rows of W^T, stored after h) vectorise over i and skip the
+    # inactive units, which beats row-wise dot products for small M.
+    WT = _wt_view(p, M, K)
     for b in range(B):
-        for j in range(M):
-            r[j] = z[b, j] if z[b, j] > 0.0 else 0.0
+        zb = z_next[b]
         for i in range(M):
             acc = a[i] * z[b, i] + h[i]
-            for j in range(M):
-                acc += W[i, j] * r[j]
             for k in range(K):
                 acc += C[i, k] * s[b, k]
-            z_next[b, i] = acc
+            zb[i] = acc
+        for j in range(M):
+            rj = z[b, j]
+            if rj > 0.0:
+                wj = WT[j]
+                for i in range(M):
+                    zb[i] += wj[i] * rj
 
 
 @state_vjp_kernel
@@ -111,9 +125,9 @@ def plrnn_param_vjp(p, meta, Z, S, G, g_p):
     N = Z.shape[0]
     ga, gW, gC, gh = _views(g_p, M, K)
     R = np.maximum(Z, 0.0)
-    gW += np.dot(G.T, R)
+    acc_at_b(G, R, gW)
     if K > 0:
-        gC += np.dot(G.T, S)
+        acc_at_b(G, S, gC)
     for n in range(N):
         for i in range(M):
             ga[i] += G[n, i] * Z[n, i]
@@ -173,23 +187,28 @@ class PLRNN(Model):
         return np.flatnonzero(~np.eye(M, dtype=bool).ravel())
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        if self.full_W:
-            return theta
+        """Dense kernel layout ``a | W (M*M) | C | h | W^T`` (W^T is derived, for speed)."""
         M, K = self.dim, self.n_inputs
-        p = np.empty(2 * M + M * M + M * K)
-        p[:M] = theta[:M]
-        Wd = np.zeros(M * M)
-        Wd[self._offdiag_index()] = theta[M : M + M * (M - 1)]
-        p[M : M + M * M] = Wd
-        p[M + M * M :] = theta[M + M * (M - 1) :]
+        n = 2 * M + M * M + M * K
+        p = np.empty(n + M * M)
+        if self.full_W:
+            p[:n] = theta
+        else:
+            p[:M] = theta[:M]
+            Wd = np.zeros(M * M)
+            Wd[self._offdiag_index()] = theta[M : M + M * (M - 1)]
+            p[M : M + M * M] = Wd
+            p[M + M * M : n] = theta[M + M * (M - 1) :]
+        p[n:] = p[M : M + M * M].reshape(M, M).T.ravel()
         return p
 
     def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
+        M, K = self.dim, self.n_inputs
+        n = 2 * M + M * M + M * K
         if self.full_W:
-            return grad_p
-        M = self.dim
+            return grad_p[:n].copy()
         Wd = grad_p[M : M + M * M]
-        return np.concatenate([grad_p[:M], Wd[self._offdiag_index()], grad_p[M + M * M :]])
+        return np.concatenate([grad_p[:M], Wd[self._offdiag_index()], grad_p[M + M * M : n]])
 
     def param_names(self) -> list[str]:
         names = super().param_names()
@@ -208,9 +227,8 @@ class PLRNN(Model):
         ``theta``; with a zero-diagonal W, ``W`` is a dense copy.
         """
         theta = self.check_theta(theta)
-        p = self.expand(theta)
         M, K = self.dim, self.n_inputs
-        W = p[M : M + M * M].reshape(M, M)
+        W = theta[M : M + M * M].reshape(M, M) if self.full_W else self.expand(theta)[M : M + M * M].reshape(M, M)
         o = M + (M * M if self.full_W else M * (M - 1))
         return {
             "A": theta[:M],

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import _validate as V
 from ..config import njit
+from ._linalg import a_b, acc_at_b
 from .base import (
     Model,
     build_kernels,
@@ -125,11 +126,11 @@ def shallow_param_vjp(p, meta, Z, S, G, g_p):
     a, W1, W2, h1, h2, C = _views(p, M, H, K)
     ga, gW1, gW2, gh1, gh2, gC = _views(g_p, M, H, K)
     N = Z.shape[0]
-    V = np.dot(Z, W2.T)  # pre-activations without bias (N, H)
+    V = a_b(Z, np.ascontiguousarray(W2.T))  # pre-activations without bias (N, H)
     U = np.empty((N, H))  # hidden outputs
     Q1 = np.empty((N, H))  # adjoint through relu(W2 z + h2)
     Q = np.empty((N, H))  # total adjoint w.r.t. W2 z
-    GW1 = np.dot(G, W1)  # (N, H)
+    GW1 = a_b(G, W1)  # (N, H)
     for n in range(N):
         for j in range(H):
             v = V[n, j]
@@ -140,10 +141,10 @@ def shallow_param_vjp(p, meta, Z, S, G, g_p):
             q1 = GW1[n, j] if on1 else 0.0
             Q1[n, j] = q1
             Q[n, j] = q1 - (GW1[n, j] if on2 else 0.0)
-    gW1 += np.dot(G.T, U)
-    gW2 += np.dot(Q.T, Z)
+    acc_at_b(G, U, gW1)
+    acc_at_b(Q, Z, gW2)
     if K > 0:
-        gC += np.dot(G.T, S)
+        acc_at_b(G, S, gC)
     for n in range(N):
         for i in range(M):
             ga[i] += G[n, i] * Z[n, i]

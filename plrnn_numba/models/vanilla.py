@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _validate as V_
 from ..config import njit
+from ._linalg import acc_at_b
 from .base import (
     Model,
     build_kernels,
@@ -117,9 +118,9 @@ def vanilla_param_vjp(p, meta, Z, S, G, g_p):
         for j in range(N):
             R[n, j] = _phi(Z[n, j], kind)
             gb[j] += G[n, j]
-    gW += np.dot(G.T, R)
+    acc_at_b(G, R, gW)
     if K > 0:
-        gV += np.dot(G.T, S)
+        acc_at_b(G, S, gV)
 
 
 @jacobian_kernel
