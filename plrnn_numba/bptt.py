@@ -382,6 +382,7 @@ def loss_and_grad(
         model, batch, readout, readout_params, loss, forcing, epoch, theta
     )
     kern = model.kernels.dispatchers()
+    config.limit_blas_threads()
     T, B = mask.shape
     n_chunks = _auto_chunks(model, B, T, n_threads)
     with np.errstate(all="ignore"):

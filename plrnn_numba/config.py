@@ -114,6 +114,40 @@ def njit(func=None, **overrides):
     return numba.njit(**opts)(func)
 
 
+#: threads for the BLAS library numba's np.dot uses (``PLRNN_NUMBA_BLAS_THREADS``;
+#: 0 leaves BLAS alone).
+BLAS_THREADS: int = int(os.environ.get("PLRNN_NUMBA_BLAS_THREADS", "1"))
+_blas_limited = False
+
+
+def limit_blas_threads() -> None:
+    """Cap the threads of the BLAS library that numba kernels call (once per process).
+
+    numba's ``np.dot`` goes to SciPy's BLAS.  Its threads compete with numba's
+    own threads and with other processes; with two cores, a multi-threaded
+    product inside a kernel was up to 50x slower than a single-threaded one.
+    Parallelism in this package comes from splitting batches, restarts and
+    sweeps instead.  The cap is set on the first call of an engine and applies
+    to SciPy's BLAS for the whole process; set ``PLRNN_NUMBA_BLAS_THREADS=0``
+    to keep BLAS as it is, or to another number to choose the cap.
+    """
+    global _blas_limited
+    if _blas_limited:
+        return
+    _blas_limited = True
+    if BLAS_THREADS <= 0:
+        return
+    try:
+        import scipy.linalg  # noqa: F401 - loads the BLAS library numba uses
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+    controller = ThreadpoolController()
+    for lib in controller.lib_controllers:
+        if lib.user_api == "blas" and "scipy" in (lib.filepath or "") and "numpy" not in (lib.filepath or ""):
+            lib.set_num_threads(BLAS_THREADS)
+
+
 def set_num_threads(n: int) -> None:
     """Limit the numba worker threads used by parallel engines."""
     numba.set_num_threads(int(n))

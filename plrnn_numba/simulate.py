@@ -50,6 +50,7 @@ def simulate(model, theta, z0, n_steps: int | None = None, inputs=None) -> np.nd
         S = carray(np.transpose(s, (1, 0, 2)))
     Z = np.empty((T + 1, B, model.dim))
     Z[0] = Z0
+    config.limit_blas_threads()
     with np.errstate(all="ignore"):
         _simulate_kernel(model.kernels.dispatchers().step, model_params(model, theta), model.meta, Z, S)
     out = np.transpose(Z, (1, 0, 2))

@@ -1,11 +1,11 @@
-"""Small dense linear-algebra helpers shared by the model kernels.
+"""Dense products over many time steps, shared by the parameter-gradient kernels.
 
-Matrix products inside kernels go through these helpers rather than straight
-to ``np.dot``: for the small matrices of typical RNNs a plain loop that
-vectorises over the contiguous axis is as fast as BLAS and free of its call
-overhead and of BLAS threads (which, inside numba's threads or next to other
-processes, can make a 1 ms product take 50 ms).  Above ``BLAS_MIN_SIZE``
-output entries the helpers call BLAS.
+The parameter gradient is one reduction over all (time, batch) pairs, so it is
+a tall matrix product; BLAS does it several times faster than a loop.  BLAS
+threads, however, are harmful inside numba's threads or next to other busy
+processes (a 1 ms product took 50 ms in our measurements), which is why
+:func:`plrnn_numba.config.limit_blas_threads` caps the BLAS library numba calls
+to one thread by default.
 """
 
 from __future__ import annotations
@@ -14,42 +14,18 @@ import numpy as np
 
 from ..config import njit
 
-#: output entries (rows x columns) from which BLAS pays off.
-BLAS_MIN_SIZE = 48 * 48
-
 
 @njit
 def acc_at_b(A, B, out):
-    """``out += A^T B`` for ``A`` (N, P) and ``B`` (N, Q), all C-contiguous."""
-    N, P = A.shape
-    Q = B.shape[1]
-    if P * Q >= BLAS_MIN_SIZE:
-        out += np.dot(A.T, B)
+    """``out += A^T B`` for ``A`` (N, P) and ``B`` (N, Q), C-contiguous."""
+    if A.shape[0] == 0:
         return
-    for n in range(N):
-        bn = B[n]
-        for i in range(P):
-            a = A[n, i]
-            if a != 0.0:
-                oi = out[i]
-                for j in range(Q):
-                    oi[j] += a * bn[j]
+    out += np.dot(A.T, B)
 
 
 @njit
 def a_b(A, B):
-    """``A @ B`` for ``A`` (N, P) and ``B`` (P, Q) C-contiguous (a new array)."""
-    N, P = A.shape
-    Q = B.shape[1]
-    if P * Q >= BLAS_MIN_SIZE:
-        return np.dot(A, B)
-    out = np.zeros((N, Q))
-    for n in range(N):
-        on = out[n]
-        for p in range(P):
-            a = A[n, p]
-            if a != 0.0:
-                bp = B[p]
-                for j in range(Q):
-                    on[j] += a * bp[j]
-    return out
+    """``A @ B`` for ``A`` (N, P) and ``B`` (P, Q), as a new array."""
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        return np.zeros((A.shape[0], B.shape[1]))
+    return np.dot(A, B)

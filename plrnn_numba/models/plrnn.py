@@ -74,23 +74,19 @@ def plrnn_step(p, meta, z, s, z_next):
                     acc += C[i, k] * s[b, k]
                 z_next[b, i] = acc
         return
-    # z_next[b] = a * z[b] + h + C s[b] + sum_{j: z_bj > 0} z_bj W[:, j]: column
-    # updates (rows of W^T, stored after h) vectorise over i and skip the
-    # inactive units, which beats row-wise dot products for small M.
-    WT = _wt_view(p, M, K)
+    r = np.empty(M)
     for b in range(B):
-        zb = z_next[b]
+        for j in range(M):
+            r[j] = z[b, j] if z[b, j] > 0.0 else 0.0
         for i in range(M):
-            acc = a[i] * z[b, i] + h[i]
+            wi = W[i]
+            acc = 0.0
+            for j in range(M):
+                acc += wi[j] * r[j]
+            acc += a[i] * z[b, i] + h[i]
             for k in range(K):
                 acc += C[i, k] * s[b, k]
-            zb[i] = acc
-        for j in range(M):
-            rj = z[b, j]
-            if rj > 0.0:
-                wj = WT[j]
-                for i in range(M):
-                    zb[i] += wj[i] * rj
+            z_next[b, i] = acc
 
 
 @state_vjp_kernel
@@ -106,16 +102,19 @@ def plrnn_state_vjp(p, meta, z, s, g, g_z):
                 d = wg[b, j] if z[b, j] > 0.0 else 0.0
                 g_z[b, j] = a[j] * g[b, j] + d
         return
-    acc = np.empty(M)
+    # (W^T g)_j as a dot product with row j of W^T (stored after h by expand)
+    WT = _wt_view(p, M, K)
     for b in range(B):
-        acc[:] = 0.0
-        for i in range(M):
-            gi = g[b, i]
-            for j in range(M):
-                acc[j] += W[i, j] * gi
+        gb = g[b]
         for j in range(M):
-            d = acc[j] if z[b, j] > 0.0 else 0.0
-            g_z[b, j] = a[j] * g[b, j] + d
+            if z[b, j] > 0.0:
+                wj = WT[j]
+                acc = 0.0
+                for i in range(M):
+                    acc += wj[i] * gb[i]
+                g_z[b, j] = a[j] * gb[j] + acc
+            else:
+                g_z[b, j] = a[j] * gb[j]
 
 
 @param_vjp_kernel
@@ -124,14 +123,21 @@ def plrnn_param_vjp(p, meta, Z, S, G, g_p):
     M, K = meta[0], meta[1]
     N = Z.shape[0]
     ga, gW, gC, gh = _views(g_p, M, K)
-    R = np.maximum(Z, 0.0)
+    R = np.empty((N, M))
+    sa = np.zeros(M)
+    sh = np.zeros(M)
+    for n in range(N):
+        for i in range(M):
+            zi = Z[n, i]
+            gi = G[n, i]
+            R[n, i] = zi if zi > 0.0 else 0.0
+            sa[i] += gi * zi
+            sh[i] += gi
     acc_at_b(G, R, gW)
     if K > 0:
         acc_at_b(G, S, gC)
-    for n in range(N):
-        for i in range(M):
-            ga[i] += G[n, i] * Z[n, i]
-            gh[i] += G[n, i]
+    ga += sa
+    gh += sh
 
 
 @jacobian_kernel
@@ -187,7 +193,8 @@ class PLRNN(Model):
         return np.flatnonzero(~np.eye(M, dtype=bool).ravel())
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        """Dense kernel layout ``a | W (M*M) | C | h | W^T`` (W^T is derived, for speed)."""
+        """Dense kernel layout ``a | W (M*M) | C | h | W^T`` (W^T is derived: the backward
+        pass reads columns of W as contiguous rows)."""
         M, K = self.dim, self.n_inputs
         n = 2 * M + M * M + M * K
         p = np.empty(n + M * M)

@@ -5,7 +5,7 @@
     h_t = W \\,\\phi(h_{t-1}) + V x_t + b, \\qquad \\phi \\in \\{\\tanh, \\mathrm{relu}\\}
 
 One-step Jacobian ``W diag(phi'(h))``.  Layout of ``theta``:
-``W (N*N) | V (N*K) | b (N)``.
+``W (N*N) | V (N*K) | b (N)``; the kernels get ``theta | W^T`` (see ``expand``).
 """
 
 from __future__ import annotations
@@ -96,15 +96,16 @@ def vanilla_state_vjp(p, meta, z, s, g, g_z):
             for j in range(N):
                 g_z[bb, j] = _dphi(z[bb, j], kind) * wg[bb, j]
         return
-    acc = np.empty(N)
+    # (W^T g)_j as a dot product with row j of W^T (appended by expand)
+    WT = p[N * N + N * K + N : N * N + N * K + N + N * N].reshape((N, N))
     for bb in range(B):
-        acc[:] = 0.0
-        for i in range(N):
-            gi = g[bb, i]
-            for j in range(N):
-                acc[j] += W[i, j] * gi
+        gb = g[bb]
         for j in range(N):
-            g_z[bb, j] = _dphi(z[bb, j], kind) * acc[j]
+            wj = WT[j]
+            acc = 0.0
+            for i in range(N):
+                acc += wj[i] * gb[i]
+            g_z[bb, j] = _dphi(z[bb, j], kind) * acc
 
 
 @param_vjp_kernel
@@ -114,13 +115,15 @@ def vanilla_param_vjp(p, meta, Z, S, G, g_p):
     gW, gV, gb = _views(g_p, N, K)
     n_rows = Z.shape[0]
     R = np.empty_like(Z)
+    sb = np.zeros(N)
     for n in range(n_rows):
         for j in range(N):
             R[n, j] = _phi(Z[n, j], kind)
-            gb[j] += G[n, j]
+            sb[j] += G[n, j]
     acc_at_b(G, R, gW)
     if K > 0:
         acc_at_b(G, S, gV)
+    gb += sb
 
 
 @jacobian_kernel
@@ -176,6 +179,14 @@ class VanillaRNN(Model):
     @property
     def kernels(self):
         return VANILLA_KERNELS
+
+    def expand(self, theta: np.ndarray) -> np.ndarray:
+        """Kernel layout ``W | V | b | W^T`` (W^T derived, for the backward pass)."""
+        N = self.n_hidden
+        return np.concatenate([theta, theta[: N * N].reshape(N, N).T.ravel()])
+
+    def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
+        return grad_p[: self.n_params].copy()
 
     def pack(self, W, b, V=None) -> np.ndarray:
         """Build ``theta`` from ``W`` (N, N), ``b`` (N,) and ``V`` (N, K)."""

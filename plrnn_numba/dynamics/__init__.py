@@ -1,0 +1,30 @@
+"""Dynamics of trained models: exact fixed points and cycles of piecewise-linear RNNs.
+
+* :func:`scyfi` -- SCYFI, the heuristic search for all fixed points and k-cycles
+  of a PLRNN or (clipped) shallow PLRNN, numba on the CPU;
+* :func:`brute_force_cycles` -- exhaustive enumeration of all region sequences
+  (small systems; the reference for tests);
+* :func:`solve_region_sequence` -- the linear-algebra core of one candidate
+  (``(I - F_k ... F_1) z = b``), a numba kernel;
+* :func:`default_counters`, :func:`classify_stability`, :func:`as_system` --
+  SCYFI's default loop counts, its stability classes, and the validated
+  piecewise-linear description of a model.
+"""
+
+from ._cycles import STABILITY_CLASSES, classify_stability
+from ._piecewise import PiecewiseLinearSystem, as_system
+from .brute_force import MAX_BITS, brute_force_cycles
+from .scyfi import default_counters, realised_pattern_pool, scyfi, solve_region_sequence
+
+__all__ = [
+    "scyfi",
+    "brute_force_cycles",
+    "solve_region_sequence",
+    "default_counters",
+    "realised_pattern_pool",
+    "classify_stability",
+    "STABILITY_CLASSES",
+    "as_system",
+    "PiecewiseLinearSystem",
+    "MAX_BITS",
+]
