@@ -31,7 +31,7 @@ from . import _validate as V
 from ._validate import carray
 from . import config
 from .forcing import as_forcing
-from .models.base import PARAM_VJP_TYPE, STATE_VJP_TYPE, STEP_TYPE, Model, model_params
+from .models.base import Model, call_param_vjp, call_state_vjp, call_step, model_params
 from .readouts import LOSSES, IdentityReadout, LinearReadout, as_readout
 
 _f1 = types.float64[::1]
@@ -40,7 +40,7 @@ _f3 = types.float64[:, :, ::1]
 _i8 = types.int64
 
 _BPTT_SIG = types.Tuple((types.float64, _f1, _f1, _f2))(
-    STEP_TYPE, STATE_VJP_TYPE, PARAM_VJP_TYPE,
+    _i8, _i8, _i8,  # kernel addresses: step, state_vjp, param_vjp
     _f1, types.int64[::1],  # p, meta
     _f2, _f3, _f3, _f2, _f1,  # z0 (B, M), S (T, B, K), X (T, B, N), mask (T, B), alpha (T,)
     _i8, _i8, _f1, _i8,  # n_forced, readout kind, readout params, loss kind
@@ -74,7 +74,7 @@ def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, 
     loss = 0.0
     for t in range(T):
         zn = Zt[t + 1]
-        step(p, meta, Zt[t], S[t], zn)
+        call_step(step, p, meta, Zt[t], S[t], zn)
         for b in range(B):
             m = mask[t, b]
             if m == 0.0:
@@ -119,10 +119,10 @@ def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, 
                 G[t, b, i] = GL[t, b, i] + keep * g[b, i]
             for i in range(n_forced, M):
                 G[t, b, i] = GL[t, b, i] + g[b, i]
-        svjp(p, meta, Zt[t], S[t], G[t], gnew)
+        call_state_vjp(svjp, p, meta, Zt[t], S[t], G[t], gnew)
         g, gnew = gnew, g
     # parameter gradient: one reduction over all (t, b)
-    pvjp(p, meta, Zt[:T].reshape((T * B, M)), S.reshape((T * B, K)), G.reshape((T * B, M)), gp)
+    call_param_vjp(pvjp, p, meta, Zt[:T].reshape((T * B, M)), S.reshape((T * B, K)), G.reshape((T * B, M)), gp)
     return loss, g
 
 
@@ -381,8 +381,8 @@ def loss_and_grad(
     readout, z0, S, X, mask, alpha, n_forced, ro, scale = _prepare(
         model, batch, readout, readout_params, loss, forcing, epoch, theta
     )
-    kern = model.kernels.dispatchers()
-    config.limit_blas_threads()
+    kern = model.kernels.addresses()
+    config.prepare_engines()
     T, B = mask.shape
     n_chunks = _auto_chunks(model, B, T, n_threads)
     with np.errstate(all="ignore"):

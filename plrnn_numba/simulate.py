@@ -8,18 +8,18 @@ from numba import types
 from . import _validate as V
 from ._validate import carray
 from . import config
-from .models.base import STEP_TYPE, model_params
+from .models.base import call_step, model_params
 
 _SIM_SIG = types.void(
-    STEP_TYPE, types.float64[::1], types.int64[::1], types.float64[:, :, ::1], types.float64[:, :, ::1]
+    types.int64, types.float64[::1], types.int64[::1], types.float64[:, :, ::1], types.float64[:, :, ::1]
 )
 
 
 @config.jit(_SIM_SIG)
 def _simulate_kernel(step, p, meta, Z, S):
-    # Z[0] holds the initial states; Z[t + 1] = F(Z[t], S[t]).
+    # Z[0] holds the initial states; Z[t + 1] = F(Z[t], S[t]); step is a kernel address.
     for t in range(S.shape[0]):
-        step(p, meta, Z[t], S[t], Z[t + 1])
+        call_step(step, p, meta, Z[t], S[t], Z[t + 1])
 
 
 def simulate(model, theta, z0, n_steps: int | None = None, inputs=None) -> np.ndarray:
@@ -50,8 +50,8 @@ def simulate(model, theta, z0, n_steps: int | None = None, inputs=None) -> np.nd
         S = carray(np.transpose(s, (1, 0, 2)))
     Z = np.empty((T + 1, B, model.dim))
     Z[0] = Z0
-    config.limit_blas_threads()
+    config.prepare_engines()
     with np.errstate(all="ignore"):
-        _simulate_kernel(model.kernels.dispatchers().step, model_params(model, theta), model.meta, Z, S)
+        _simulate_kernel(model.kernels.addresses().step, model_params(model, theta), model.meta, Z, S)
     out = np.transpose(Z, (1, 0, 2))
     return carray(out[0] if single else out)

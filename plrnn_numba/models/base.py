@@ -41,6 +41,7 @@ BPTT, simulation and every dynamics engine then work for the new model.  See
 
 from __future__ import annotations
 
+import functools
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -48,6 +49,7 @@ from numba import types
 
 from .. import _validate as V
 from .. import config
+from .._fnptr import kernel_address, make_caller
 from .._validate import carray
 
 # -- kernel signatures ----------------------------------------------------------
@@ -59,6 +61,14 @@ STEP_SIG = types.void(_f1, _i1, _f2, _f2, _f2)
 STATE_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2)
 PARAM_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f1)
 JACOBIAN_SIG = types.void(_f1, _i1, _f1, _f1, _f2)
+
+_SIGS = (STEP_SIG, STATE_VJP_SIG, PARAM_VJP_SIG, JACOBIAN_SIG)
+
+#: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``
+call_step = make_caller(STEP_SIG)
+call_state_vjp = make_caller(STATE_VJP_SIG)
+call_param_vjp = make_caller(PARAM_VJP_SIG)
+call_jacobian = make_caller(JACOBIAN_SIG)
 
 STEP_TYPE = types.FunctionType(STEP_SIG)
 STATE_VJP_TYPE = types.FunctionType(STATE_VJP_SIG)
@@ -95,8 +105,12 @@ class Kernels(NamedTuple):
     jacobian: object
 
     def dispatchers(self) -> "Kernels":
-        """The compiled dispatchers, ready to be passed to an engine."""
+        """The compiled dispatchers."""
         return Kernels(*(getattr(k, "dispatcher", k) for k in self))
+
+    def addresses(self) -> "Kernels":
+        """Native addresses (int) of the compiled kernels, as the engines take them."""
+        return Kernels(*(kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
 
 
 class Model:
@@ -143,7 +157,7 @@ class Model:
     def name(self) -> str:
         return type(self).__name__
 
-    @property
+    @functools.cached_property
     def n_params(self) -> int:
         """Length of ``theta``."""
         return int(sum(int(np.prod(s)) for s in self.param_shapes().values()))
@@ -253,7 +267,7 @@ class Model:
             raise ValueError(f"z must be a single state of shape ({self.dim},); got {z.shape}")
         s = V.as_input_vector(s, self.n_inputs, "s")
         J = np.empty((self.dim, self.dim))
-        self.kernels.jacobian(self.expand(theta), self.meta, z, s, J)
+        self.kernels.jacobian(model_params(self, theta), self.meta, z, s, J)
         return J
 
     def describe(self) -> dict:

@@ -21,6 +21,7 @@ row by row) | C (M*K) | h (M)``.  The kernels work on the dense layout
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,9 +38,11 @@ from .base import (
     step_kernel,
 )
 
-# Above this state dimension the kernels call BLAS (np.dot) for the matrix
-# products; below it hand-written loops avoid the call overhead.
+# The per-step products go through BLAS (one small matrix-matrix product per
+# step) when the state has at least BLAS_MIN_DIM units, or 16 units and a batch
+# of at least BLAS_MIN_BATCH items; otherwise row-wise dot-product loops avoid the call overhead.
 BLAS_MIN_DIM = 48
+BLAS_MIN_BATCH = 4
 
 
 @njit(inline="always")
@@ -64,9 +67,12 @@ def plrnn_step(p, meta, z, s, z_next):
     M, K = meta[0], meta[1]
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
-    if M >= BLAS_MIN_DIM:
-        r = np.maximum(z, 0.0)
-        wr = np.dot(r, W.T)
+    if M >= BLAS_MIN_DIM or (B >= BLAS_MIN_BATCH and M >= 16):
+        r = np.empty((B, M))
+        for b in range(B):
+            for j in range(M):
+                r[b, j] = z[b, j] if z[b, j] > 0.0 else 0.0
+        wr = np.dot(r, _wt_view(p, M, K))
         for b in range(B):
             for i in range(M):
                 acc = a[i] * z[b, i] + wr[b, i] + h[i]
@@ -95,7 +101,7 @@ def plrnn_state_vjp(p, meta, z, s, g, g_z):
     M, K = meta[0], meta[1]
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
-    if M >= BLAS_MIN_DIM:
+    if M >= BLAS_MIN_DIM or (B >= BLAS_MIN_BATCH and M >= 16):
         wg = np.dot(g, W)
         for b in range(B):
             for j in range(M):
@@ -153,6 +159,13 @@ def plrnn_jacobian(p, meta, z, s, J):
 PLRNN_KERNELS = build_kernels(plrnn_step, plrnn_state_vjp, plrnn_param_vjp, plrnn_jacobian)
 
 
+@functools.lru_cache(maxsize=64)
+def _offdiag_index(M: int) -> np.ndarray:
+    idx = np.flatnonzero(~np.eye(M, dtype=bool).ravel())
+    idx.setflags(write=False)
+    return idx
+
+
 @dataclass(frozen=True)
 class PLRNN(Model):
     """Piecewise-linear RNN ``z_t = A z_{t-1} + W relu(z_{t-1}) + C s_t + h``.
@@ -189,8 +202,7 @@ class PLRNN(Model):
 
     # -- theta <-> dense kernel layout ----------------------------------------------
     def _offdiag_index(self) -> np.ndarray:
-        M = self.dim
-        return np.flatnonzero(~np.eye(M, dtype=bool).ravel())
+        return _offdiag_index(self.dim)
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
         """Dense kernel layout ``a | W (M*M) | C | h | W^T`` (W^T is derived: the backward

@@ -1,0 +1,325 @@
+"""Shared helpers for the benchmark scripts in this folder.
+
+Import this module *first* in a benchmark script and call
+:func:`limit_threads` before numpy, numba or torch are imported: BLAS
+libraries read their thread count from the environment once, when they load.
+Nothing here imports numpy (or anything heavy) at module level for that
+reason.
+
+Helpers
+-------
+* :func:`limit_threads` — one thread for BLAS / OpenMP / numba (environment).
+* :func:`repo_root`, :func:`add_repo_to_path` — run the scripts from a checkout.
+* :func:`time_call` — warm-up, then the median of repeated ``perf_counter`` runs.
+* :func:`matmul_gflops` — single-call GFLOP/s of NumPy's ``a @ b`` (reference).
+* :func:`machine_info`, :func:`versions`, :func:`command_line` — provenance.
+* :func:`markdown_table`, :func:`fmt` — markdown output.
+* :class:`Report` — collect lines, print them as they come and write them to a file.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+THREAD_ENV_VARS = (
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def limit_threads(n: int = 1, *, numba_env: bool = False) -> None:
+    """Set the BLAS / OpenMP thread-count variables to ``n``.
+
+    Must run before numpy, scipy, numba or torch are imported (the libraries
+    read them when they load).  ``numba_env=True`` also sets
+    ``NUMBA_NUM_THREADS`` (the size of numba's thread pool); by default the
+    pool is left alone and the script calls ``numba.set_num_threads`` instead.
+    """
+    heavy = [m for m in ("numpy", "torch", "numba", "scipy") if m in sys.modules]
+    if heavy:
+        print(f"warning: limit_threads() called after importing {heavy}; "
+              "their BLAS may already use more threads", file=sys.stderr)
+    for var in THREAD_ENV_VARS:
+        os.environ[var] = str(n)
+    if numba_env:
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
+
+
+def repo_root() -> Path:
+    """The checkout that holds this ``benchmarks/`` folder."""
+    return Path(__file__).resolve().parent.parent
+
+
+def add_repo_to_path() -> Path:
+    """Make the package in the checkout importable (no install needed)."""
+    root = repo_root()
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return root
+
+
+# --------------------------------------------------------------------------- timing
+@dataclass
+class Timing:
+    """Result of :func:`time_call` (seconds)."""
+
+    times: list[float] = field(default_factory=list)
+    cpu_times: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def cpu_median(self) -> float:
+        """Median CPU time of the process per run (less sensitive to other jobs
+        competing for the cores than the wall time)."""
+        return statistics.median(self.cpu_times)
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def runs(self) -> int:
+        return len(self.times)
+
+    @property
+    def spread(self) -> float:
+        """Relative interquartile range (a noise indicator)."""
+        if len(self.times) < 4:
+            return (max(self.times) - min(self.times)) / self.median
+        q = statistics.quantiles(self.times, n=4)
+        return (q[2] - q[0]) / self.median
+
+
+def time_call(
+    fn: Callable[[], object],
+    *,
+    min_time: float = 1.0,
+    min_runs: int = 7,
+    warmup: int = 2,
+    max_runs: int = 10_000,
+) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed calls, then repeat until both
+    ``min_time`` seconds have been spent and ``min_runs`` runs were made.
+
+    Each run is timed on its own with :func:`time.perf_counter` (and the
+    process CPU time with :func:`time.process_time`); use
+    :attr:`Timing.median` (robust to a few runs disturbed by other jobs).
+    """
+    for _ in range(warmup):
+        fn()
+    out = Timing()
+    start = time.perf_counter()
+    while True:
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        out.cpu_times.append(time.process_time() - c0)
+        out.times.append(t1 - t0)
+        if (out.runs >= min_runs and time.perf_counter() - start >= min_time) or out.runs >= max_runs:
+            return out
+
+
+def time_interleaved(
+    fns: Sequence[Callable[[], object]],
+    *,
+    rounds: int = 3,
+    min_time: float = 1.0,
+    min_runs: int = 7,
+    warmup: int = 2,
+) -> list[Timing]:
+    """Time several functions in alternating blocks and pool the runs.
+
+    ``rounds`` blocks per function, each of at least ``min_time / rounds``
+    seconds and ``ceil(min_runs / rounds)`` runs, in the order f0 f1 .. f0 f1 ..:
+    a burst of activity from another job then disturbs every function a
+    little instead of one function a lot.  Returns one pooled :class:`Timing`
+    per function (its median is the median over all runs).
+    """
+    rounds = max(int(rounds), 1)
+    per_runs = -(-min_runs // rounds)
+    out = [Timing() for _ in fns]
+    for r in range(rounds):
+        for i, fn in enumerate(fns):
+            t = time_call(fn, min_time=min_time / rounds, min_runs=per_runs, warmup=warmup if r == 0 else 1)
+            out[i].times.extend(t.times)
+            out[i].cpu_times.extend(t.cpu_times)
+    return out
+
+
+def matmul_gflops(n: int, *, min_time: float = 1.0, min_runs: int = 7, seed: int = 0) -> tuple[float, Timing]:
+    """GFLOP/s of NumPy's float64 ``a @ b`` for square ``n x n`` matrices (2 n^3 flops).
+
+    With :func:`limit_threads` called before numpy was imported, this is the
+    single-thread BLAS rate: a practical peak for the machine.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, n))
+    b = rng.standard_normal((n, n))
+    c = np.empty((n, n))
+    t = time_call(lambda: np.matmul(a, b, out=c), min_time=min_time, min_runs=min_runs)
+    return 2.0 * n**3 / t.median / 1e9, t
+
+
+# ----------------------------------------------------------------------- provenance
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, str]:
+    """CPU model, core counts, OS and load average."""
+    info = {"cpu": cpu_model(), "logical cores": str(os.cpu_count())}
+    try:
+        info["cores usable by this process"] = str(len(os.sched_getaffinity(0)))
+    except AttributeError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        info["memory"] = f"{kb / 2**20:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    info["os"] = f"{platform.system()} {platform.release()} ({platform.machine()})"
+    info["load average (1, 5, 15 min)"] = load_average()
+    return info
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def versions(modules: Iterable[str] = ("numpy", "numba", "torch")) -> dict[str, str]:
+    """Python and package versions (only for modules that import)."""
+    out = {"python": platform.python_version()}
+    for name in modules:
+        try:
+            mod = __import__(name)
+            out[name] = str(getattr(mod, "__version__", "?"))
+        except Exception as exc:  # pragma: no cover - report, don't fail
+            out[name] = f"not available ({type(exc).__name__})"
+    return out
+
+
+def blas_info() -> str:
+    """The BLAS numpy was built against (name and version), best effort."""
+    try:
+        import numpy as np
+
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:
+        return "unknown"
+
+
+def git_revision(path: str | os.PathLike | None = None) -> str:
+    """``git describe --always --dirty`` of the checkout (``"unknown"`` without git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=path or repo_root(),
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def command_line() -> str:
+    """The command that ran this script, shell-quoted."""
+    return " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable)] + sys.argv)
+
+
+# ----------------------------------------------------------------------------- output
+def fmt(x: float, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, no exponent for usual sizes."""
+    if x != x:  # NaN
+        return "n/a"
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if ax >= 10 ** digits:
+        return f"{x:,.0f}"
+    if ax < 1e-3:
+        return f"{x:.{digits - 1}e}"
+    from math import floor, log10
+
+    dec = max(digits - 1 - int(floor(log10(ax))), 0)
+    return f"{x:.{dec}f}"
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str | None = None) -> str:
+    """A GitHub-flavoured markdown table; ``align`` is one of l/r/c per column."""
+    rows = [[str(c) for c in r] for r in rows]
+    ncol = len(headers)
+    align = align or "l" + "r" * (ncol - 1)
+    widths = [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in range(ncol)]
+
+    def line(cells):
+        parts = []
+        for i, c in enumerate(cells):
+            parts.append(c.rjust(widths[i]) if align[i] == "r" else c.ljust(widths[i]))
+        return "| " + " | ".join(parts) + " |"
+
+    seps = []
+    for i in range(ncol):
+        w = max(widths[i], 3)
+        if align[i] == "r":
+            seps.append("-" * (w - 1) + ":")
+        elif align[i] == "c":
+            seps.append(":" + "-" * (w - 2) + ":")
+        else:
+            seps.append("-" * w)
+    return "\n".join([line(headers), "| " + " | ".join(seps) + " |"] + [line(r) for r in rows])
+
+
+def key_value_list(d: dict[str, str]) -> str:
+    """A markdown bullet list ``- **key**: value``."""
+    return "\n".join(f"- **{k}**: {v}" for k, v in d.items())
+
+
+class Report:
+    """Markdown lines, printed as they are added and optionally written to a file."""
+
+    def __init__(self, echo: bool = True):
+        self.lines: list[str] = []
+        self.echo = echo
+
+    def add(self, text: str = "") -> None:
+        self.lines.append(text)
+        if self.echo:
+            print(text, flush=True)
+
+    def text(self) -> str:
+        return "\n".join(self.lines).rstrip() + "\n"
+
+    def write(self, path: str | os.PathLike) -> None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.text())
