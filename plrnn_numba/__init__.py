@@ -4,6 +4,7 @@ Hand-written models with analytic backpropagation through time, compiled with
 numba; results as self-describing xarray Datasets.
 """
 
+from . import config, io
 from ._version import __version__
 from .bptt import Batch, LossGrad, loss_and_grad, predict
 from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAlpha, SparseTF, Theorem3Alpha
@@ -11,11 +12,11 @@ from .models import PLRNN, Model, ShallowPLRNN, VanillaRNN
 from .readouts import IdentityReadout, LinearReadout
 from .simulate import simulate
 from .training import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler, train
-from . import config, io
 
 __all__ = [
     "__version__", "Batch", "LossGrad", "loss_and_grad", "predict", "simulate",
     "GTF", "SparseTF", "FreeRunning", "ConstantAlpha", "LinearAlpha", "ExponentialAlpha", "Theorem3Alpha",
     "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "IdentityReadout", "LinearReadout",
     "SGD", "Adam", "AdamW", "StepLR", "MultiStepLR", "SubsequenceSampler", "train", "io",
+    "config",
 ]

@@ -14,9 +14,9 @@ for every model, because the address is an argument, not a constant.
 
 from __future__ import annotations
 
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
-from numba import types
 
 _ADDRESSES: dict[int, int] = {}
 

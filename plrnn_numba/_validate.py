@@ -37,8 +37,7 @@ def check_finite(arr: np.ndarray, name: str) -> None:
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(np.atleast_1d(arr)))[0]
         raise ValueError(
-            f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
-            f"pass finite values"
+            f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); pass finite values"
         )
 
 

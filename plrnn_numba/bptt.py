@@ -28,8 +28,8 @@ import numpy as np
 from numba import prange, types
 
 from . import _validate as V
-from ._validate import carray
 from . import config
+from ._validate import carray
 from .forcing import as_forcing
 from .models.base import Model, call_param_vjp, call_state_vjp, call_step, model_params
 from .readouts import LOSSES, IdentityReadout, LinearReadout, as_readout
@@ -40,11 +40,22 @@ _f3 = types.float64[:, :, ::1]
 _i8 = types.int64
 
 _BPTT_SIG = types.Tuple((types.float64, _f1, _f1, _f2))(
-    _i8, _i8, _i8,  # kernel addresses: step, state_vjp, param_vjp
-    _f1, types.int64[::1],  # p, meta
-    _f2, _f3, _f3, _f2, _f1,  # z0 (B, M), S (T, B, K), X (T, B, N), mask (T, B), alpha (T,)
-    _i8, _i8, _f1, _i8,  # n_forced, readout kind, readout params, loss kind
-    types.float64, _i8,  # scale (1 / count), n_chunks
+    _i8,
+    _i8,
+    _i8,  # kernel addresses: step, state_vjp, param_vjp
+    _f1,
+    types.int64[::1],  # p, meta
+    _f2,
+    _f3,
+    _f3,
+    _f2,
+    _f1,  # z0 (B, M), S (T, B, K), X (T, B, N), mask (T, B), alpha (T,)
+    _i8,
+    _i8,
+    _f1,
+    _i8,  # n_forced, readout kind, readout params, loss kind
+    types.float64,
+    _i8,  # scale (1 / count), n_chunks
 )
 
 
@@ -130,16 +141,16 @@ def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, 
 def _bptt_serial(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, n_chunks):
     gp = np.zeros(p.shape[0])
     gro = np.zeros(ro.shape[0])
-    loss, gz0 = _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale,
-                       gp, gro)
+    loss, gz0 = _chunk(
+        step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, gp, gro
+    )
     return loss, gp, gro, gz0
 
 
 # A separate parallel engine: entering a parallel region costs thread wake-ups
 # (and on a busy machine, much more), so small problems use the serial one.
 @config.jit(_BPTT_SIG, parallel=True)
-def _bptt_parallel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale,
-                   n_chunks):
+def _bptt_parallel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, n_chunks):
     B = z0.shape[0]
     M = z0.shape[1]
     P = p.shape[0]
@@ -152,10 +163,25 @@ def _bptt_parallel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, r
         b0 = (c * B) // n_chunks
         b1 = ((c + 1) * B) // n_chunks
         if b1 > b0:
-            lc, gc = _chunk(step, svjp, pvjp, p, meta, np.ascontiguousarray(z0[b0:b1]),
-                            np.ascontiguousarray(S[:, b0:b1, :]), np.ascontiguousarray(X[:, b0:b1, :]),
-                            np.ascontiguousarray(mask[:, b0:b1]), alpha, n_forced, ro_kind, ro, loss_kind,
-                            scale, gps[c], gros[c])
+            lc, gc = _chunk(
+                step,
+                svjp,
+                pvjp,
+                p,
+                meta,
+                np.ascontiguousarray(z0[b0:b1]),
+                np.ascontiguousarray(S[:, b0:b1, :]),
+                np.ascontiguousarray(X[:, b0:b1, :]),
+                np.ascontiguousarray(mask[:, b0:b1]),
+                alpha,
+                n_forced,
+                ro_kind,
+                ro,
+                loss_kind,
+                scale,
+                gps[c],
+                gros[c],
+            )
             losses[c] = lc
             gz0[b0:b1] = gc
     loss = 0.0
@@ -195,7 +221,7 @@ class Batch:
     mask: np.ndarray | None = None
 
     @classmethod
-    def from_sequences(cls, sequences, inputs=None, mask=None) -> "Batch":
+    def from_sequences(cls, sequences, inputs=None, mask=None) -> Batch:
         """Batch from observed sequences ``x_0 .. x_T`` of shape (B, T + 1, N).
 
         ``x_0`` initialises the latent state; ``x_1 .. x_T`` are the targets.
@@ -294,9 +320,7 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
         if batch.x0 is not None:
             x0 = V.as_float_array(batch.x0, "batch.x0")
             if x0.shape != (B, N) or not isinstance(readout, IdentityReadout):
-                raise ValueError(
-                    f"batch.x0 must have shape ({B}, {N}) and needs an identity readout; got {x0.shape}"
-                )
+                raise ValueError(f"batch.x0 must have shape ({B}, {N}) and needs an identity readout; got {x0.shape}")
             V.check_finite(x0, "batch.x0")
             z0[:, :N] = x0
     forcing = as_forcing(forcing)
@@ -324,8 +348,7 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
     count = float(mask.sum()) * N
     if count <= 0:
         raise ValueError("batch.mask counts no time step: nothing to fit")
-    return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))),
-            mask, alpha, n_forced, carray(ro), 1.0 / count)
+    return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))), mask, alpha, n_forced, carray(ro), 1.0 / count)
 
 
 def _auto_chunks(model: Model, B: int, T: int, n_threads: int | None) -> int:
@@ -388,8 +411,22 @@ def loss_and_grad(
     with np.errstate(all="ignore"):
         engine = _bptt_serial if n_chunks == 1 else _bptt_parallel
         value, gp, gro, gz0 = engine(
-            kern.step, kern.state_vjp, kern.param_vjp, model_params(model, theta), model.meta,
-            z0, S, X, mask, alpha, n_forced, readout.kind, ro, LOSSES[loss], scale, n_chunks,
+            kern.step,
+            kern.state_vjp,
+            kern.param_vjp,
+            model_params(model, theta),
+            model.meta,
+            z0,
+            S,
+            X,
+            mask,
+            alpha,
+            n_forced,
+            readout.kind,
+            ro,
+            LOSSES[loss],
+            scale,
+            n_chunks,
         )
     grad = np.asarray(model.reduce_grad(gp))
     finite = bool(np.isfinite(value) and np.all(np.isfinite(grad)) and np.all(np.isfinite(gro)))
@@ -416,8 +453,13 @@ def predict(model: Model, theta, batch: Batch, *, readout=None, readout_params=N
         Z[:, 0] = z0
         z = z0
         for t in range(T):
-            zn = simulate(model, theta, z, inputs=None if model.n_inputs == 0 else S[t][:, None, :],
-                          n_steps=1 if model.n_inputs == 0 else None)[:, 1]
+            zn = simulate(
+                model,
+                theta,
+                z,
+                inputs=None if model.n_inputs == 0 else S[t][:, None, :],
+                n_steps=1 if model.n_inputs == 0 else None,
+            )[:, 1]
             Z[:, t + 1] = zn
             a = alpha[t] * (mask[t] != 0)
             z = zn.copy()

@@ -26,8 +26,8 @@ Forcing is applied only where the data are counted (mask > 0).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class Theorem3Alpha:
         return float(np.clip(base + self.margin, self.alpha_min, self.alpha_max))
 
 
-AlphaLike = Union[float, Callable[..., float]]
+AlphaLike = float | Callable[..., float]
 
 
 @dataclass(frozen=True)

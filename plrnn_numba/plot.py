@@ -90,7 +90,9 @@ def training_summary(ds: xr.Dataset, path=None):
     ax.legend(loc="upper right", fontsize=8)
     title = ds.attrs.get("title", "")
     if "state_space_divergence" in ds.attrs:
-        title += f"  D_stsp = {ds.attrs['state_space_divergence']:.3f}, D_PSE = {ds.attrs['power_spectrum_distance']:.3f}"
+        title += (
+            f"  D_stsp = {ds.attrs['state_space_divergence']:.3f}, D_PSE = {ds.attrs['power_spectrum_distance']:.3f}"
+        )
     fig.suptitle(title)
     fig.tight_layout()
     if path is not None:

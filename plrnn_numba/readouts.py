@@ -92,8 +92,6 @@ def as_readout(readout, dim: int):
     if readout is None:
         return IdentityReadout()
     if not isinstance(readout, (IdentityReadout, LinearReadout)):
-        raise TypeError(
-            f"readout must be IdentityReadout(...) or LinearReadout(...); got {type(readout).__name__}"
-        )
+        raise TypeError(f"readout must be IdentityReadout(...) or LinearReadout(...); got {type(readout).__name__}")
     _n_out(readout, dim)
     return readout

@@ -6,8 +6,8 @@ import numpy as np
 from numba import types
 
 from . import _validate as V
-from ._validate import carray
 from . import config
+from ._validate import carray
 from .models.base import call_step, model_params
 
 _SIM_SIG = types.void(

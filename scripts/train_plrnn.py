@@ -42,8 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode.add_argument("--quick", action="store_true", help="quick default run (about two minutes)")
     mode.add_argument("--full", action="store_true", help="longer run with a better fit")
     p.add_argument("--out", type=Path, default=Path("results"), help="output directory (default: results/)")
-    p.add_argument("--model", choices=["shallow", "plrnn"], default="shallow",
-                   help="clipped shallow PLRNN (default; bounded orbits) or the standard PLRNN")
+    p.add_argument(
+        "--model",
+        choices=["shallow", "plrnn"],
+        default="shallow",
+        help="clipped shallow PLRNN (default; bounded orbits) or the standard PLRNN",
+    )
     p.add_argument("--dim", type=int, default=None, help="latent dimension (default: 3 shallow, 20 plrnn)")
     p.add_argument("--hidden", type=int, default=None, help="hidden width of the shallow PLRNN")
     p.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
@@ -93,10 +97,19 @@ def main(argv=None) -> int:
 
     forcing = pn.GTF(pn.ExponentialAlpha(args.alpha_start, args.alpha_end, int(0.8 * epochs)))
     history = pn.train(
-        model, theta0, sampler, n_epochs=epochs, optimizer=pn.Adam(args.lr),
-        lr_schedule=pn.MultiStepLR([int(0.7 * epochs), int(0.9 * epochs)], 0.3), clip_norm=10.0,
-        forcing=forcing, snapshot_every=max(1, epochs // 100), callback=evaluate, callback_every=eval_every,
-        seed=args.seed, progress=not args.no_progress,
+        model,
+        theta0,
+        sampler,
+        n_epochs=epochs,
+        optimizer=pn.Adam(args.lr),
+        lr_schedule=pn.MultiStepLR([int(0.7 * epochs), int(0.9 * epochs)], 0.3),
+        clip_norm=10.0,
+        forcing=forcing,
+        snapshot_every=max(1, epochs // 100),
+        callback=evaluate,
+        callback_every=eval_every,
+        seed=args.seed,
+        progress=not args.no_progress,
     )
 
     # free run of the selected model from the first test state, against the held-out data
@@ -112,13 +125,24 @@ def main(argv=None) -> int:
     if "dstsp" in out:
         out["dstsp"].attrs = {"long_name": "state-space divergence of a free run (held-out data)", "units": "nats"}
     channel = data["channel"].values
-    out = out.assign_coords(channel=("channel", channel, {"long_name": "observed Lorenz-63 variable"}),
-                            gen_time=("gen_time", np.arange(1, n_gen + 1),
-                                      {"long_name": "time step of the free run", "units": "steps of 0.01 time units"}))
-    out["observed"] = (("gen_time", "channel"), observed,
-                       {"long_name": "held-out Lorenz-63 data (standardised)", "units": "1"})
-    out["generated"] = (("gen_time", "channel"), generated,
-                        {"long_name": "free-running model from the first held-out state", "units": "1"})
+    out = out.assign_coords(
+        channel=("channel", channel, {"long_name": "observed Lorenz-63 variable"}),
+        gen_time=(
+            "gen_time",
+            np.arange(1, n_gen + 1),
+            {"long_name": "time step of the free run", "units": "steps of 0.01 time units"},
+        ),
+    )
+    out["observed"] = (
+        ("gen_time", "channel"),
+        observed,
+        {"long_name": "held-out Lorenz-63 data (standardised)", "units": "1"},
+    )
+    out["generated"] = (
+        ("gen_time", "channel"),
+        generated,
+        {"long_name": "free-running model from the first held-out state", "units": "1"},
+    )
     out["theta_best"] = ("param", best["theta"], {"long_name": "parameters with the lowest D_stsp", "units": "1"})
     out.attrs.update(
         title=f"{model.name} with GTF on Lorenz-63",
@@ -136,10 +160,13 @@ def main(argv=None) -> int:
     del fig
     check = xr.open_dataset(nc)
     check.close()
-    print(f"{model.name}: {epochs} epochs in {history.attrs['train_seconds']:.1f} s "
-          f"(status: {history.attrs['status']}); best D_stsp at epoch {best['epoch']}")
-    print(f"held-out D_stsp = {d_stsp:.3f} (two halves of the data: {d_ref:.3f}), "
-          f"power-spectrum distance = {d_pse:.3f}")
+    print(
+        f"{model.name}: {epochs} epochs in {history.attrs['train_seconds']:.1f} s "
+        f"(status: {history.attrs['status']}); best D_stsp at epoch {best['epoch']}"
+    )
+    print(
+        f"held-out D_stsp = {d_stsp:.3f} (two halves of the data: {d_ref:.3f}), power-spectrum distance = {d_pse:.3f}"
+    )
     print(f"wrote {nc} and {args.out / 'train_plrnn.png'} in {time.perf_counter() - t_start:.1f} s")
     return 0
 

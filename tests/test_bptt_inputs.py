@@ -9,8 +9,9 @@ import plrnn_numba as pn
 def _setup(M=4, B=3, T=7, K=0, N=2, seed=0):
     model = pn.PLRNN(M, n_inputs=K)
     rng = np.random.default_rng(seed)
-    batch = pn.Batch(targets=rng.normal(size=(B, T, N)), inputs=rng.normal(size=(B, T, K)) if K else None,
-                     z0=rng.normal(size=(B, M)))
+    batch = pn.Batch(
+        targets=rng.normal(size=(B, T, N)), inputs=rng.normal(size=(B, T, K)) if K else None, z0=rng.normal(size=(B, M))
+    )
     return model, model.init(seed), batch
 
 
@@ -70,18 +71,27 @@ def test_nonfinite_result_is_flagged_not_raised():
     [
         ({"batch": pn.Batch(targets=np.zeros((3, 7)))}, ValueError, "batch.targets must have shape"),
         ({"batch": pn.Batch(targets=np.zeros((3, 7, 5)))}, ValueError, "observed channels, more than"),
-        ({"batch": pn.Batch(targets=np.zeros((3, 7, 3))), "readout": pn.IdentityReadout(2)}, ValueError,
-         "readout produces 2"),
+        (
+            {"batch": pn.Batch(targets=np.zeros((3, 7, 3))), "readout": pn.IdentityReadout(2)},
+            ValueError,
+            "readout produces 2",
+        ),
         ({"batch": pn.Batch(targets=np.full((3, 7, 2), np.nan))}, ValueError, "batch.targets contains NaN"),
         ({"batch": pn.Batch(targets=np.zeros((3, 7, 2)), z0=np.zeros((3, 5)))}, ValueError, "batch.z0 must have shape"),
-        ({"batch": pn.Batch(targets=np.zeros((3, 7, 2)), inputs=np.zeros((3, 7, 1)))}, ValueError,
-         "batch.inputs must have shape"),
+        (
+            {"batch": pn.Batch(targets=np.zeros((3, 7, 2)), inputs=np.zeros((3, 7, 1)))},
+            ValueError,
+            "batch.inputs must have shape",
+        ),
         ({"batch": pn.Batch(targets=np.zeros((3, 7, 2)), mask=np.zeros((3, 7)))}, ValueError, "counts no time step"),
         ({"batch": pn.Batch(targets=np.zeros((3, 7, 2)), mask=-np.ones((3, 7)))}, ValueError, "non-negative"),
         ({"loss": "mae"}, ValueError, "loss must be one of"),
         ({"loss": "bce", "batch": pn.Batch(targets=np.full((3, 7, 2), 2.0))}, ValueError, r"in \[0, 1\]"),
-        ({"forcing": pn.GTF(0.5), "readout": pn.LinearReadout(2), "readout_params": np.zeros(10)}, ValueError,
-         "identity readout"),
+        (
+            {"forcing": pn.GTF(0.5), "readout": pn.LinearReadout(2), "readout_params": np.zeros(10)},
+            ValueError,
+            "identity readout",
+        ),
         ({"readout": pn.LinearReadout(2)}, ValueError, "readout_params are required"),
         ({"readout": pn.LinearReadout(2), "readout_params": np.zeros(3)}, ValueError, "readout_params must have shape"),
         ({"forcing": "gtf"}, TypeError, "forcing must be"),

@@ -105,8 +105,9 @@ def test_custom_map_gradient_matches_finite_differences(forcing, with_input):
         z0=rng.normal(0, 0.2, (B, 2)),
     )
     res = pn.loss_and_grad(model, theta, batch, readout=pn.IdentityReadout(1), forcing=forcing)
-    fd = central_fd(lambda th: pn.loss_and_grad(model, th, batch, readout=pn.IdentityReadout(1),
-                                                  forcing=forcing).loss, theta, 1e-6)
+    fd = central_fd(
+        lambda th: pn.loss_and_grad(model, th, batch, readout=pn.IdentityReadout(1), forcing=forcing).loss, theta, 1e-6
+    )
     assert np.linalg.norm(fd - res.grad) <= 1e-6 * np.linalg.norm(res.grad)
 
 
@@ -115,7 +116,15 @@ def test_custom_map_trains():
     true = np.array([1.2, 0.3, 0.0])
     x = model.simulate(true, np.array([0.1, 0.0]), n_steps=400)[100:, :1]
     sampler = pn.SubsequenceSampler(x, seq_len=5, batch_size=8)
-    hist = pn.train(model, np.array([1.0, 0.2, 0.0]), sampler, n_epochs=300, optimizer=pn.Adam(0.02),
-                    forcing=pn.GTF(0.5), seed=1, readout=pn.IdentityReadout(1))
+    hist = pn.train(
+        model,
+        np.array([1.0, 0.2, 0.0]),
+        sampler,
+        n_epochs=300,
+        optimizer=pn.Adam(0.02),
+        forcing=pn.GTF(0.5),
+        seed=1,
+        readout=pn.IdentityReadout(1),
+    )
     assert hist.attrs["status"] == "completed"
     np.testing.assert_allclose(hist["theta"].values[:2], true[:2], atol=0.05)

@@ -66,8 +66,9 @@ def test_shallow_simulation_and_jacobian_match_numpy(clipped):
     z = Z[5]
     D1 = np.diag((d["W2"] @ z + d["h2"] > 0).astype(float))
     D2 = np.diag((d["W2"] @ z > 0).astype(float)) if clipped else 0.0
-    np.testing.assert_allclose(m.jacobian(th, z, s[5]), np.diag(d["A"]) + d["W1"] @ (D1 - D2) @ d["W2"], rtol=RTOL,
-                               atol=1e-14)
+    np.testing.assert_allclose(
+        m.jacobian(th, z, s[5]), np.diag(d["A"]) + d["W1"] @ (D1 - D2) @ d["W2"], rtol=RTOL, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("nl", ["tanh", "relu"])
@@ -102,7 +103,7 @@ def test_large_dimension_blas_path_matches_loops():
     z0 = np.random.default_rng(1).normal(size=(3, 64))
     Z = m.simulate(th, z0, n_steps=5)
     z = z0
-    for t in range(5):
+    for _ in range(5):
         z = d["A"] * z + relu(z) @ d["W"].T + d["h"]
     np.testing.assert_allclose(Z[:, -1], z, rtol=1e-10, atol=1e-12)
 
@@ -136,8 +137,10 @@ def test_skew_tent_map_as_1d_plrnn():
         (lambda: pn.PLRNN(3).simulate(np.zeros(5), np.zeros(3), n_steps=2), "theta must be a 1-D vector of length"),
         (lambda: pn.PLRNN(3).simulate(pn.PLRNN(3).init(0), np.zeros(4), n_steps=2), "z0 must have shape"),
         (lambda: pn.PLRNN(3).simulate(pn.PLRNN(3).init(0), np.zeros(3)), "n_steps"),
-        (lambda: pn.PLRNN(3, n_inputs=1).simulate(pn.PLRNN(3, n_inputs=1).init(0), np.zeros(3), n_steps=3),
-         "inputs are required"),
+        (
+            lambda: pn.PLRNN(3, n_inputs=1).simulate(pn.PLRNN(3, n_inputs=1).init(0), np.zeros(3), n_steps=3),
+            "inputs are required",
+        ),
         (lambda: pn.PLRNN(0), "dim must be >= 1"),
         (lambda: pn.VanillaRNN(3, nonlinearity="sigmoid"), "nonlinearity must be one of"),
         (lambda: pn.PLRNN(3).jacobian(np.full(pn.PLRNN(3).n_params, np.inf), np.zeros(3)), "theta contains NaN or inf"),

@@ -46,8 +46,18 @@ def test_clipping_and_schedules():
 def test_training_reduces_loss_and_history_is_complete(tmp_path):
     model, sampler = _toy()
     theta0 = model.init(0)
-    hist = pn.train(model, theta0, sampler, n_epochs=120, optimizer=Adam(0.01), lr_schedule=StepLR(60, 0.5),
-                    clip_norm=5.0, forcing=pn.GTF(0.3), snapshot_every=25, seed=3)
+    hist = pn.train(
+        model,
+        theta0,
+        sampler,
+        n_epochs=120,
+        optimizer=Adam(0.01),
+        lr_schedule=StepLR(60, 0.5),
+        clip_norm=5.0,
+        forcing=pn.GTF(0.3),
+        snapshot_every=25,
+        seed=3,
+    )
     assert hist.attrs["status"] == "completed" and hist.attrs["epochs_completed"] == 120
     assert hist["loss"].values[-10:].mean() < 0.5 * hist["loss"].values[:10].mean()
     assert hist["lr"].values[0] == 0.01 and hist["lr"].values[-1] == 0.005
@@ -76,8 +86,7 @@ def test_training_is_deterministic_given_seed():
 
 def test_gtf_schedule_is_recorded():
     model, sampler = _toy()
-    hist = pn.train(model, model.init(0), sampler, n_epochs=30,
-                    forcing=pn.GTF(pn.LinearAlpha(0.5, 0.1, 20)))
+    hist = pn.train(model, model.init(0), sampler, n_epochs=30, forcing=pn.GTF(pn.LinearAlpha(0.5, 0.1, 20)))
     np.testing.assert_allclose(hist["alpha"].values[[0, 10, 20, 29]], [0.5, 0.3, 0.1, 0.1])
     hist = pn.train(model, model.init(0), sampler, n_epochs=5, forcing=pn.GTF(pn.Theorem3Alpha(margin=0.1)))
     r = model.norm_bound(model.init(0))
@@ -95,8 +104,18 @@ def test_linear_readout_learned_z0_and_callback():
         calls.append(state.epoch)
         return {"loss_again": state.loss, "z0_norm": np.linalg.norm(state.z0)}
 
-    hist = pn.train(model, model.init(0), batch, n_epochs=40, readout=pn.LinearReadout(1), loss="bce",
-                    learn_z0=True, optimizer=Adam(0.05), callback=cb, callback_every=10)
+    hist = pn.train(
+        model,
+        model.init(0),
+        batch,
+        n_epochs=40,
+        readout=pn.LinearReadout(1),
+        loss="bce",
+        learn_z0=True,
+        optimizer=Adam(0.05),
+        callback=cb,
+        callback_every=10,
+    )
     assert calls == [0, 10, 20, 30]
     assert hist.sizes["checkpoint"] == 4 and "cb_loss_again" in hist
     assert hist["readout_params"].shape == (6,) and hist["z0"].shape == (5,)
@@ -136,8 +155,9 @@ def test_keyboard_interrupt_returns_history_so_far(tmp_path):
         if state.epoch == 7:
             raise KeyboardInterrupt
 
-    hist = pn.train(model, model.init(0), sampler, n_epochs=50, callback=cb,
-                    checkpoint_path=tmp_path / "ck.nc", checkpoint_every=5)
+    hist = pn.train(
+        model, model.init(0), sampler, n_epochs=50, callback=cb, checkpoint_path=tmp_path / "ck.nc", checkpoint_every=5
+    )
     assert hist.attrs["status"] == "interrupted" and hist.sizes["epoch"] == 8
     on_disk = pn.io.open(tmp_path / "ck.nc")
     assert on_disk.attrs["status"] == "interrupted" and on_disk.sizes["epoch"] == 8

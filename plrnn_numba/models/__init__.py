@@ -18,7 +18,18 @@ from .shallow import ShallowPLRNN
 from .vanilla import VanillaRNN
 
 __all__ = [
-    "Model", "Kernels", "build_kernels", "PLRNN", "ShallowPLRNN", "VanillaRNN",
-    "step_kernel", "state_vjp_kernel", "param_vjp_kernel", "jacobian_kernel",
-    "STEP_SIG", "STATE_VJP_SIG", "PARAM_VJP_SIG", "JACOBIAN_SIG",
+    "Model",
+    "Kernels",
+    "build_kernels",
+    "PLRNN",
+    "ShallowPLRNN",
+    "VanillaRNN",
+    "step_kernel",
+    "state_vjp_kernel",
+    "param_vjp_kernel",
+    "jacobian_kernel",
+    "STEP_SIG",
+    "STATE_VJP_SIG",
+    "PARAM_VJP_SIG",
+    "JACOBIAN_SIG",
 ]

@@ -42,7 +42,8 @@ BPTT, simulation and every dynamics engine then work for the new model.  See
 from __future__ import annotations
 
 import functools
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numba import types
@@ -104,11 +105,11 @@ class Kernels(NamedTuple):
     param_vjp: object
     jacobian: object
 
-    def dispatchers(self) -> "Kernels":
+    def dispatchers(self) -> Kernels:
         """The compiled dispatchers."""
         return Kernels(*(getattr(k, "dispatcher", k) for k in self))
 
-    def addresses(self) -> "Kernels":
+    def addresses(self) -> Kernels:
         """Native addresses (int) of the compiled kernels, as the engines take them."""
         return Kernels(*(kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
 
@@ -182,10 +183,7 @@ class Model:
     def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Named views of ``theta`` (reshaped, sharing memory with it)."""
         theta = self.check_theta(theta)
-        return {
-            name: theta[sl].reshape(self.param_shapes()[name])
-            for name, sl in self.param_slices().items()
-        }
+        return {name: theta[sl].reshape(self.param_shapes()[name]) for name, sl in self.param_slices().items()}
 
     def pack(self, **params: np.ndarray) -> np.ndarray:
         """Build ``theta`` from named arrays (every parameter must be given)."""
@@ -194,8 +192,7 @@ class Model:
         extra = [n for n in params if n not in shapes]
         if missing or extra:
             raise ValueError(
-                f"{self.name}.pack needs exactly the parameters {list(shapes)}; "
-                f"missing {missing}, unexpected {extra}"
+                f"{self.name}.pack needs exactly the parameters {list(shapes)}; missing {missing}, unexpected {extra}"
             )
         parts = []
         for name, shape in shapes.items():
@@ -204,9 +201,7 @@ class Model:
                 if arr.size == int(np.prod(shape)) and arr.ndim <= 1 and len(shape) <= 1:
                     arr = arr.reshape(shape)
                 else:
-                    raise ValueError(
-                        f"{name} must have shape {shape} for {self!r}; got {arr.shape}"
-                    )
+                    raise ValueError(f"{name} must have shape {shape} for {self!r}; got {arr.shape}")
             V.check_finite(arr, name)
             parts.append(arr.ravel())
         return np.concatenate(parts) if parts else np.zeros(0)
@@ -255,8 +250,9 @@ class Model:
 
     def step(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
         """One step ``F(z, s)`` of a single state or a batch of states."""
-        out = self.simulate(theta, z, inputs=None if s is None else np.asarray(s)[..., None, :],
-                            n_steps=None if s is not None else 1)
+        out = self.simulate(
+            theta, z, inputs=None if s is None else np.asarray(s)[..., None, :], n_steps=None if s is not None else 1
+        )
         return out[..., 1, :]
 
     def jacobian(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:

@@ -183,9 +183,7 @@ class VanillaRNN(Model):
 
     @property
     def meta(self) -> np.ndarray:
-        return np.array(
-            [self.n_hidden, self.n_inputs, _NONLINEARITIES[self.nonlinearity]], dtype=np.int64
-        )
+        return np.array([self.n_hidden, self.n_inputs, _NONLINEARITIES[self.nonlinearity]], dtype=np.int64)
 
     @property
     def kernels(self):

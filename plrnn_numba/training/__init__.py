@@ -6,6 +6,15 @@ from .schedules import ConstantLR, MultiStepLR, StepLR
 from .trainer import TrainState, train
 
 __all__ = [
-    "SGD", "Adam", "AdamW", "clip_by_global_norm", "global_norm", "SubsequenceSampler",
-    "ConstantLR", "StepLR", "MultiStepLR", "TrainState", "train",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "clip_by_global_norm",
+    "global_norm",
+    "SubsequenceSampler",
+    "ConstantLR",
+    "StepLR",
+    "MultiStepLR",
+    "TrainState",
+    "train",
 ]

@@ -66,5 +66,9 @@ class SubsequenceSampler:
         return Batch.from_sequences(seqs, inputs=inputs)
 
     def describe(self) -> dict:
-        return {"sampler": "subsequence", "seq_len": self.seq_len, "batch_size": self.batch_size,
-                "n_samples": int(self.data.shape[0])}
+        return {
+            "sampler": "subsequence",
+            "seq_len": self.seq_len,
+            "batch_size": self.batch_size,
+            "n_samples": int(self.data.shape[0]),
+        }

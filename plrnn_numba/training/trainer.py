@@ -12,8 +12,8 @@ of the history on disk so that a killed run keeps what it finished.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import xarray as xr
@@ -175,7 +175,11 @@ def train(
     forcing = as_forcing(forcing)
     rng = np.random.default_rng(seed)
     if isinstance(readout, LinearReadout):
-        ro = readout.init(model.dim, seed) if readout_params is None else V.as_float_array(readout_params, "readout_params").copy()
+        ro = (
+            readout.init(model.dim, seed)
+            if readout_params is None
+            else V.as_float_array(readout_params, "readout_params").copy()
+        )
         if ro.shape != (readout.n_params(model.dim),):
             raise ValueError(f"readout_params must have shape ({readout.n_params(model.dim)},); got {ro.shape}")
         V.check_finite(ro, "readout_params")
@@ -221,9 +225,28 @@ def train(
 
     def build(final: bool) -> xr.Dataset:
         return _history(
-            model, rec, snaps, snap_epochs, ro_snaps, cb_records, cb_epochs, split(x), theta_init,
-            readout, optimizer, schedule, forcing, loss, clip_norm, data_desc, seed, n_epochs,
-            batches_per_epoch, status if final else "running", message, last_done,
+            model,
+            rec,
+            snaps,
+            snap_epochs,
+            ro_snaps,
+            cb_records,
+            cb_epochs,
+            split(x),
+            theta_init,
+            readout,
+            optimizer,
+            schedule,
+            forcing,
+            loss,
+            clip_norm,
+            data_desc,
+            seed,
+            n_epochs,
+            batches_per_epoch,
+            status if final else "running",
+            message,
+            last_done,
         )
 
     try:
@@ -237,10 +260,23 @@ def train(
                 batch = source(rng, epoch)
                 th, r, zz = split(x)
                 if zz is not None:
-                    batch = Batch(targets=batch.targets, inputs=batch.inputs, z0=np.broadcast_to(zz, (batch.size, model.dim)),
-                                  mask=batch.mask)
-                res = loss_and_grad(model, th, batch, readout=readout, readout_params=r if R else None, loss=loss,
-                                    forcing=_fixed_alpha(forcing, alpha), epoch=epoch, n_threads=n_threads)
+                    batch = Batch(
+                        targets=batch.targets,
+                        inputs=batch.inputs,
+                        z0=np.broadcast_to(zz, (batch.size, model.dim)),
+                        mask=batch.mask,
+                    )
+                res = loss_and_grad(
+                    model,
+                    th,
+                    batch,
+                    readout=readout,
+                    readout_params=r if R else None,
+                    loss=loss,
+                    forcing=_fixed_alpha(forcing, alpha),
+                    epoch=epoch,
+                    n_threads=n_threads,
+                )
                 g = np.concatenate([res.grad, res.grad_readout] + ([res.grad_z0.sum(axis=0)] if zz is not None else []))
                 g, gn = clip_by_global_norm(g, clip_norm)
                 ep_loss += res.loss
@@ -270,7 +306,10 @@ def train(
             last_done = epoch
             if bad and on_nonfinite == "stop":
                 status = STATUS_DIVERGED
-                message = f"non-finite loss, gradient or parameters at epoch {epoch}; stopped (parameters from before that step)"
+                message = (
+                    f"non-finite loss, gradient or parameters at epoch {epoch}; "
+                    "stopped (parameters from before that step)"
+                )
                 break
             if bad and skipped == n:
                 consecutive_skips += 1
@@ -284,7 +323,9 @@ def train(
                 snapshot(epoch)
             if callback is not None and epoch % callback_every == 0:
                 th, r, zz = split(x)
-                out = callback(TrainState(epoch, th.copy(), r.copy(), None if zz is None else zz.copy(), rec["loss"][-1], model))
+                out = callback(
+                    TrainState(epoch, th.copy(), r.copy(), None if zz is None else zz.copy(), rec["loss"][-1], model)
+                )
                 if out:
                     cb_records.append(dict(out))
                     cb_epochs.append(epoch)
@@ -318,46 +359,99 @@ def _fixed_alpha(forcing, alpha):
     return forcing
 
 
-def _history(model, rec, snaps, snap_epochs, ro_snaps, cb_records, cb_epochs, current, theta_init, readout,
-             optimizer, schedule, forcing, loss, clip_norm, data_desc, seed, n_epochs, batches_per_epoch,
-             status, message, last_done) -> xr.Dataset:
+def _history(
+    model,
+    rec,
+    snaps,
+    snap_epochs,
+    ro_snaps,
+    cb_records,
+    cb_epochs,
+    current,
+    theta_init,
+    readout,
+    optimizer,
+    schedule,
+    forcing,
+    loss,
+    clip_norm,
+    data_desc,
+    seed,
+    n_epochs,
+    batches_per_epoch,
+    status,
+    message,
+    last_done,
+) -> xr.Dataset:
     th, r, zz = current
     n = len(rec["loss"])
     epoch = np.arange(n)
     pnames = model.param_names()
     data_vars = {
         "loss": ("epoch", np.asarray(rec["loss"], float), {"long_name": f"mean training loss ({loss})", "units": "1"}),
-        "grad_norm": ("epoch", np.asarray(rec["grad_norm"], float),
-                      {"long_name": "global gradient norm before clipping (mean over the epoch's steps)", "units": "1"}),
+        "grad_norm": (
+            "epoch",
+            np.asarray(rec["grad_norm"], float),
+            {"long_name": "global gradient norm before clipping (mean over the epoch's steps)", "units": "1"},
+        ),
         "lr": ("epoch", np.asarray(rec["lr"], float), {"long_name": "learning rate", "units": "1"}),
-        "alpha": ("epoch", np.asarray(rec["alpha"], float),
-                  {"long_name": "generalized teacher forcing strength (NaN: not GTF)", "units": "1"}),
-        "nonfinite": ("epoch", np.asarray(rec["nonfinite"], np.int8),
-                      {"long_name": "1 if a loss, gradient or parameter update was NaN/inf", "units": "1"}),
-        "skipped": ("epoch", np.asarray(rec["skipped"], np.int32),
-                    {"long_name": "optimiser steps skipped because they were non-finite", "units": "1"}),
-        "wall_time": ("epoch", np.asarray(rec["wall_time"], float), {"long_name": "epoch wall-clock time", "units": "s"}),
+        "alpha": (
+            "epoch",
+            np.asarray(rec["alpha"], float),
+            {"long_name": "generalized teacher forcing strength (NaN: not GTF)", "units": "1"},
+        ),
+        "nonfinite": (
+            "epoch",
+            np.asarray(rec["nonfinite"], np.int8),
+            {"long_name": "1 if a loss, gradient or parameter update was NaN/inf", "units": "1"},
+        ),
+        "skipped": (
+            "epoch",
+            np.asarray(rec["skipped"], np.int32),
+            {"long_name": "optimiser steps skipped because they were non-finite", "units": "1"},
+        ),
+        "wall_time": (
+            "epoch",
+            np.asarray(rec["wall_time"], float),
+            {"long_name": "epoch wall-clock time", "units": "s"},
+        ),
         "theta": ("param", th.copy(), {"long_name": "model parameters at the end of training", "units": "1"}),
         "theta_init": ("param", theta_init, {"long_name": "initial model parameters", "units": "1"}),
-        "theta_snapshots": (("snapshot", "param"), np.asarray(snaps, float).reshape(len(snaps), th.size),
-                            {"long_name": "model parameters after the snapshot epoch", "units": "1"}),
+        "theta_snapshots": (
+            ("snapshot", "param"),
+            np.asarray(snaps, float).reshape(len(snaps), th.size),
+            {"long_name": "model parameters after the snapshot epoch", "units": "1"},
+        ),
     }
     coords = {
         "epoch": ("epoch", epoch, {"long_name": "training epoch (0-based)", "units": "1"}),
         "param": ("param", np.asarray(pnames, dtype=str), {"long_name": "parameter name (entry of theta)"}),
-        "snapshot_epoch": ("snapshot", np.asarray(snap_epochs, np.int64),
-                           {"long_name": "epoch after which the snapshot was taken", "units": "1"}),
+        "snapshot_epoch": (
+            "snapshot",
+            np.asarray(snap_epochs, np.int64),
+            {"long_name": "epoch after which the snapshot was taken", "units": "1"},
+        ),
     }
     if r.size:
-        data_vars["readout_params"] = ("readout_param", r.copy(), {"long_name": "readout parameters at the end", "units": "1"})
-        data_vars["readout_snapshots"] = (("snapshot", "readout_param"), np.asarray(ro_snaps, float).reshape(len(ro_snaps), r.size),
-                                          {"long_name": "readout parameters after the snapshot epoch", "units": "1"})
+        data_vars["readout_params"] = (
+            "readout_param",
+            r.copy(),
+            {"long_name": "readout parameters at the end", "units": "1"},
+        )
+        data_vars["readout_snapshots"] = (
+            ("snapshot", "readout_param"),
+            np.asarray(ro_snaps, float).reshape(len(ro_snaps), r.size),
+            {"long_name": "readout parameters after the snapshot epoch", "units": "1"},
+        )
     if zz is not None:
         data_vars["z0"] = ("state", zz.copy(), {"long_name": "learned initial latent state", "units": "1"})
     if cb_records:
         keys = sorted(set().union(*cb_records))
-        coords["checkpoint_epoch"] = ("checkpoint", np.asarray(cb_epochs, np.int64),
-                                      {"long_name": "epoch at which the callback ran", "units": "1"})
+        coords["checkpoint_epoch"] = (
+            "checkpoint",
+            np.asarray(cb_epochs, np.int64),
+            {"long_name": "epoch at which the callback ran", "units": "1"},
+        )
         for k in keys:
             vals = [np.asarray(rec_.get(k, np.nan), dtype=float) for rec_ in cb_records]
             shape = max((v.shape for v in vals), key=len)
@@ -383,11 +477,13 @@ def _history(model, rec, snaps, snap_epochs, ro_snaps, cb_records, cb_epochs, cu
         },
         seeds=seed,
     )
-    attrs.update({
-        "model": io.to_json(model.describe()),
-        "status": status,
-        "message": message,
-        "epochs_completed": int(last_done + 1),
-        "diverged": int(status == STATUS_DIVERGED),
-    })
+    attrs.update(
+        {
+            "model": io.to_json(model.describe()),
+            "status": status,
+            "message": message,
+            "epochs_completed": int(last_done + 1),
+            "diverged": int(status == STATUS_DIVERGED),
+        }
+    )
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
