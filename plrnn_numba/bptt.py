@@ -351,11 +351,24 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
     return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))), mask, alpha, n_forced, carray(ro), 1.0 / count)
 
 
+#: automatic batch splitting starts at this much work per call (B T M max(M, 8)),
+#: about 10 ms single-threaded: below it, waking threads (and, on a machine
+#: busy with other processes, waiting for a descheduled one) costs more than
+#: it saves.
+PARALLEL_MIN_WORK = 20_000_000
+
+
 def _auto_chunks(model: Model, B: int, T: int, n_threads: int | None) -> int:
-    nt = config.get_num_threads() if n_threads is None else V.positive_int(n_threads, "n_threads")
-    # a chunk must carry enough work to repay a thread start (~ tens of microseconds)
+    """Number of batch chunks processed in parallel.
+
+    ``n_threads=None``: all numba threads, but only for large problems;
+    an explicit ``n_threads`` splits into ``min(n_threads, B)`` chunks.
+    """
+    if n_threads is not None:
+        return int(min(V.positive_int(n_threads, "n_threads"), max(B, 1)))
+    nt = config.get_num_threads()
     work = B * T * model.dim * max(model.dim, 8)
-    if nt <= 1 or B < 2 or work < 200_000:
+    if nt <= 1 or B < 2 or work < PARALLEL_MIN_WORK:
         return 1
     return int(min(nt, B))
 
@@ -393,8 +406,9 @@ def loss_and_grad(
     epoch : int
         Passed to an alpha schedule of GTF.
     n_threads : int, optional
-        Upper bound on parallel batch chunks (default: numba's thread count;
-        small problems run on one thread).
+        Split the batch into this many chunks processed by parallel threads.
+        Default: numba's thread count for large problems
+        (``PARALLEL_MIN_WORK``), one thread otherwise.
 
     Returns
     -------
