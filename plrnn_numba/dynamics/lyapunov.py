@@ -1,0 +1,296 @@
+"""Lyapunov spectra by QR reorthonormalisation (Benettin's method), for any model.
+
+For the map ``z_t = F(z_{t-1}, s_t)`` with one-step Jacobians
+``J_t = dF/dz (z_{t-1}, s_t)``, an orthonormal ``M x k`` matrix ``Q`` is
+evolved as ``Q~ = J_t Q``; every ``t_ons`` steps ``Q~ = Q R`` (QR with a
+positive diagonal of R) and
+
+.. math::
+
+    \\lambda_i = \\frac{1}{T} \\sum_{\\text{QR steps}} \\log R_{ii}
+
+over ``T`` steps after a transient of the state (``n_transient``) and of the
+orthonormal system (``n_transient_ons``).  Units: natural log per step.  The
+first ``k`` exponents are returned, largest first.
+
+Engines call the model's ``step`` and ``jacobian`` kernels, so the spectrum
+works for every model of the package and for user-defined maps.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import xarray as xr
+from numba import types
+
+from .. import _validate as V
+from .. import config, io
+from ..models.base import Model, call_jacobian, call_step, model_params
+
+_f1 = types.float64[::1]
+_f2 = types.float64[:, ::1]
+_f3 = types.float64[:, :, ::1]
+_i8 = types.int64
+
+_LYAP_SIG = types.void(
+    _i8,
+    _i8,
+    _f1,
+    types.int64[::1],  # step, jacobian addresses; p, meta
+    _f2,
+    _f3,
+    _f3,  # z0 (B, M), S (n_total, B, K), Q0 (B, M, k)
+    _i8,
+    _i8,
+    _i8,
+    _i8,  # n_transient, n_transient_ons, n_steps, t_ons
+    _f2,
+    _f3,
+    types.int8[::1],  # out: exponents (B, k), trace (B, n_qr, k), diverged (B,)
+)
+
+
+@config.jit(_LYAP_SIG)
+def _lyapunov_kernel(step, jac, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, out, trace, diverged):
+    B, M = z0.shape
+    k = Q0.shape[2]
+    K = S.shape[2]
+    z = np.empty((1, M))
+    zn = np.empty((1, M))
+    s = np.empty((1, K))
+    J = np.empty((M, M))
+    n_qr_trace = trace.shape[1]
+    for b in range(B):
+        z[0, :] = z0[b]
+        Q = Q0[b].copy()
+        sums = np.zeros(k)
+        t = 0
+        bad = False
+        # state transient: only the trajectory
+        for _ in range(n_transient):
+            s[0, :] = S[t, b]
+            call_step(step, p, meta, z, s, zn)
+            z[0, :] = zn[0]
+            t += 1
+        if not np.all(np.isfinite(z)):
+            bad = True
+        n_total = n_transient_ons + n_steps
+        i_qr = 0
+        for tt in range(n_total):
+            if bad:
+                break
+            s[0, :] = S[t, b]
+            call_jacobian(jac, p, meta, z[0], s[0], J)
+            Q = J @ Q
+            call_step(step, p, meta, z, s, zn)
+            z[0, :] = zn[0]
+            t += 1
+            if (tt + 1) % t_ons == 0 or tt == n_total - 1:
+                if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(z))):
+                    bad = True
+                    break
+                Qn, R = np.linalg.qr(Q)
+                for i in range(k):
+                    r = R[i, i]
+                    if r < 0.0:
+                        # positive diagonal: flip the sign of column i of Q (and row i of R)
+                        for m in range(M):
+                            Qn[m, i] = -Qn[m, i]
+                        r = -r
+                    if tt >= n_transient_ons:
+                        sums[i] += np.log(r) if r > 0.0 else -np.inf
+                Q = np.ascontiguousarray(Qn)
+                if tt >= n_transient_ons and i_qr < n_qr_trace:
+                    done = tt + 1 - n_transient_ons
+                    for i in range(k):
+                        trace[b, i_qr, i] = sums[i] / done
+                    i_qr += 1
+        if bad:
+            diverged[b] = 1
+            for i in range(k):
+                out[b, i] = np.nan
+        else:
+            for i in range(k):
+                out[b, i] = sums[i] / n_steps
+
+
+def lyapunov_spectrum(
+    model: Model,
+    theta,
+    *,
+    k: int | None = None,
+    n_steps: int = 10_000,
+    t_ons: int = 1,
+    n_transient: int = 1_000,
+    n_transient_ons: int = 100,
+    z0=None,
+    n_init: int = 1,
+    inputs=None,
+    trace: bool = False,
+    seed: int | None = 0,
+) -> xr.Dataset:
+    """Lyapunov exponents of ``model`` by QR reorthonormalisation.
+
+    Parameters
+    ----------
+    model : Model
+        Any model of the package or a user-defined one.
+    theta : (P,) array
+        Parameters.
+    k : int, optional
+        Number of exponents (default: all, ``model.dim``).
+    n_steps : int
+        Steps over which the exponents are averaged (after both transients).
+    t_ons : int
+        Steps between reorthonormalisations (>= 1).
+    n_transient : int
+        Steps of the state discarded before the orthonormal system starts.
+    n_transient_ons : int
+        Steps of the orthonormal system discarded before accumulating.
+    z0 : (M,) or (B, M) array, optional
+        Initial state(s); default ``n_init`` draws from N(0, 1) (``seed``).
+    n_init : int
+        Number of initial conditions when ``z0`` is not given.
+    inputs : (T, K) or (B, T, K) array, optional
+        Input stream for a driven system, covering all
+        ``n_transient + n_transient_ons + n_steps`` steps.
+    trace : bool
+        Also return the running estimate after every QR step (convergence trace).
+    seed : int, optional
+        Seeds the default initial states and the initial orthonormal system.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``exponents`` (init, exponent), ``mean`` and ``std`` over initial
+        conditions (exponent), ``diverged`` (init; 1 where the trajectory or
+        the tangent system became non-finite, exponents NaN there) and
+        optionally ``trace`` (init, qr_step, exponent).
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    theta = model.check_theta(theta)
+    M, K = model.dim, model.n_inputs
+    k = M if k is None else V.positive_int(k, "k")
+    if k > M:
+        raise ValueError(f"k must be <= the state dimension {M}; got {k}")
+    n_steps = V.positive_int(n_steps, "n_steps")
+    t_ons = V.positive_int(t_ons, "t_ons")
+    n_transient = V.positive_int(n_transient, "n_transient", minimum=0)
+    n_transient_ons = V.positive_int(n_transient_ons, "n_transient_ons", minimum=0)
+    rng = np.random.default_rng(seed)
+    if z0 is None:
+        Z0 = rng.standard_normal((V.positive_int(n_init, "n_init"), M))
+    else:
+        Z0 = V.as_state(z0, M, "z0")
+        Z0 = Z0[None, :] if Z0.ndim == 1 else Z0
+    B = Z0.shape[0]
+    n_total = n_transient + n_transient_ons + n_steps
+    if inputs is None:
+        if K:
+            raise ValueError(f"inputs are required: the model has {K} inputs (shape ({n_total}, {K}))")
+        S = np.zeros((n_total, B, 0))
+    else:
+        s = V.as_float_array(inputs, "inputs")
+        if s.ndim == 2:
+            s = np.broadcast_to(s[None], (B,) + s.shape)
+        if s.shape != (B, n_total, K):
+            raise ValueError(
+                f"inputs must have shape ({n_total}, {K}) or ({B}, {n_total}, {K}) "
+                f"(n_transient + n_transient_ons + n_steps steps); got {np.shape(inputs)}"
+            )
+        V.check_finite(s, "inputs")
+        S = V.carray(np.transpose(s, (1, 0, 2)))
+    # random orthonormal initial tangent vectors (NumPy RNG, passed in)
+    Q0 = np.empty((B, M, k))
+    for b in range(B):
+        q, r = np.linalg.qr(rng.standard_normal((M, k)))
+        Q0[b] = q * np.sign(np.diag(r))[None, :]
+    n_qr = -(-(n_transient_ons + n_steps) // t_ons)
+    n_trace = max(0, n_qr - (n_transient_ons // t_ons)) if trace else 0
+    out = np.empty((B, k))
+    tr = np.full((B, n_trace, k), np.nan)
+    div = np.zeros(B, dtype=np.int8)
+    kern = model.kernels.addresses()
+    config.prepare_engines()
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):
+        _lyapunov_kernel(
+            kern.step,
+            kern.jacobian,
+            model_params(model, theta),
+            model.meta,
+            V.carray(Z0),
+            S,
+            V.carray(Q0),
+            n_transient,
+            n_transient_ons,
+            n_steps,
+            t_ons,
+            out,
+            tr,
+            div,
+        )
+    seconds = time.perf_counter() - t0
+    ok = div == 0
+    # QR already orders the exponents almost surely; sort for safety on the finite runs
+    order = np.argsort(-out[ok].mean(axis=0), kind="stable") if ok.any() else np.arange(k)
+    out = out[:, order]
+    tr = tr[:, :, order]
+    mean = out[ok].mean(axis=0) if ok.any() else np.full(k, np.nan)
+    std = out[ok].std(axis=0) if ok.sum() > 1 else np.zeros(k) if ok.any() else np.full(k, np.nan)
+    data = {
+        "exponents": (
+            ("init", "exponent"),
+            out,
+            {"long_name": "Lyapunov exponents per initial condition", "units": "1/step (natural log)"},
+        ),
+        "mean": (
+            "exponent",
+            mean,
+            {"long_name": "mean over non-diverged initial conditions", "units": "1/step (natural log)"},
+        ),
+        "std": (
+            "exponent",
+            std,
+            {"long_name": "standard deviation over initial conditions", "units": "1/step (natural log)"},
+        ),
+        "diverged": (
+            "init",
+            div,
+            {"long_name": "1 if the trajectory or tangent system became non-finite", "units": "1"},
+        ),
+    }
+    coords = {
+        "exponent": ("exponent", np.arange(1, k + 1), {"long_name": "exponent index (largest first)", "units": "1"}),
+        "init": ("init", np.arange(B), {"long_name": "initial condition", "units": "1"}),
+    }
+    if trace:
+        data["trace"] = (
+            ("init", "qr_step", "exponent"),
+            tr,
+            {"long_name": "running estimate after each reorthonormalisation", "units": "1/step (natural log)"},
+        )
+        coords["qr_step"] = (
+            "qr_step",
+            np.arange(1, n_trace + 1) * t_ons,
+            {"long_name": "steps accumulated (after the transients)", "units": "steps"},
+        )
+    attrs = io.provenance(
+        "plrnn_numba.dynamics.lyapunov_spectrum",
+        {
+            "model": model.describe(),
+            "k": k,
+            "n_steps": n_steps,
+            "t_ons": t_ons,
+            "n_transient": n_transient,
+            "n_transient_ons": n_transient_ons,
+            "n_init": B,
+            "driven": int(inputs is not None),
+        },
+        seeds=seed,
+    )
+    attrs["seconds"] = seconds
+    return xr.Dataset(data, coords=coords, attrs=attrs)
