@@ -41,6 +41,7 @@ class Cycle:
     patterns: np.ndarray  # (k, P) int8, patterns[j] = region bits of points[j]
     residual: float = np.nan
     n_solves_to_find: int = -1
+    found_at_solve: int = -1
     eigenvalues: np.ndarray = field(default_factory=lambda: np.zeros(0, complex))
     stability: str = ""
 
@@ -184,6 +185,7 @@ def finish_cycles(system: PiecewiseLinearSystem, cycles: list[Cycle], tol_hyperb
                 patterns=pats,
                 residual=cyc.residual,
                 n_solves_to_find=cyc.n_solves_to_find,
+                found_at_solve=cyc.found_at_solve,
                 eigenvalues=lam,
                 stability=classify_stability(lam, tol_hyperbolic),
             )
@@ -231,9 +233,10 @@ def build_dataset(
         eig_im[i] = c.eigenvalues.imag
     order = np.array([c.order for c in cycles], dtype=np.int64)
     rho = np.array([float(np.max(np.abs(c.eigenvalues))) for c in cycles], dtype=np.float64)
-    stability = np.array([c.stability for c in cycles], dtype=object)
+    stability = np.array([c.stability for c in cycles], dtype=str)
     residual = np.array([c.residual for c in cycles], dtype=np.float64)
     to_find = np.array([c.n_solves_to_find for c in cycles], dtype=np.int64)
+    found_at = np.array([c.found_at_solve for c in cycles], dtype=np.int64)
 
     if system.kind == "plrnn":
         pat_def = "d_i = 1 if z_i > 0 else 0 (the region of the PLRNN state)"
@@ -270,6 +273,9 @@ def build_dataset(
         "n_solves_to_find": (("cycle",), to_find,
                              {"units": "1",
                               "long_name": "solves at this order since the previous discovery (-1: not recorded)"}),
+        "found_at_solve": (("cycle",), found_at,
+                           {"units": "1",
+                            "long_name": "number of solves at this order when the cycle was found (-1: not recorded)"}),
     }
     if clipped:
         data_vars["patterns_d2"] = (

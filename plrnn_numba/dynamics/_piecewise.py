@@ -8,35 +8,38 @@ A piecewise-linear (PL) map is described by three things:
 * the map itself, ``z' = F(z)``, which SCYFI uses to roll candidate points forward
   and read the patterns they actually visit.
 
-=============  =====================================  ====================================  =====
-model          pattern ``d(z)``                       region map ``F(d)``, ``c(d)``          P
-=============  =====================================  ====================================  =====
-PLRNN          ``z > 0``                              ``A + W D``, ``h + C s``               M
-shallow        ``W2 z + h2 > 0``                      ``A + W1 D W2``, ``W1 D h2 + h1``      H
-clipped        ``D1 = W2 z + h2 > 0``, ``D2 = W2 z > 0``  ``A + W1 (D1 - D2) W2``,             2H
-                                                      ``W1 D1 h2 + h1``
-=============  =====================================  ====================================  =====
+For the three families (``D = diag(d)``):
 
-(D = diag(d); for the clipped model the pattern stores D1 in bits ``0..H-1`` and D2
-in bits ``H..2H-1``.)  A constant input s is folded into the offset
-(``h + C s`` and ``h1 + C s``), so every system here is autonomous.
+* PLRNN ``z' = A z + W relu(z) + C s + h``: ``d = (z > 0)`` (P = M);
+  ``F = A + W D``, ``c = h + C s``.
+* shallow PLRNN ``z' = A z + W1 relu(W2 z + h2) + h1 + C s``: ``d = (W2 z + h2 > 0)``
+  (P = H); ``F = A + W1 D W2``, ``c = W1 D h2 + h1 + C s``.
+* clipped shallow PLRNN (``relu(W2 z + h2) - relu(W2 z)``): ``D1 = (W2 z + h2 > 0)``
+  in bits ``0..H-1`` and ``D2 = (W2 z > 0)`` in bits ``H..2H-1`` (P = 2H);
+  ``F = A + W1 (D1 - D2) W2``, ``c = W1 D1 h2 + h1 + C s``.
+
+A constant input s is folded into the offset, so every system here is autonomous.
 
 This module holds
 
 * :class:`PiecewiseLinearSystem`: the canonical description built from a model
   and its ``theta`` or from raw arrays (:func:`as_system` validates the input),
   with plain NumPy versions of the map, the patterns and the region maps (used to
-  verify results and by :mod:`.brute_force`);
-* numba kernels of the three functions for each family, compiled with fixed
-  signatures so that one compiled SCYFI engine serves all of them (they are
-  passed to it as first-class function values, which numba caches across
-  processes; see ``docs/design.md``).
+  verify results);
+* two numba kernels per family, compiled with fixed signatures so that one
+  compiled SCYFI engine serves all families (they reach it as first-class
+  function values, which numba caches across processes; see ``docs/design.md``):
+  ``regions`` (the region maps of a whole candidate sequence) and ``rollout``
+  (iterate the true map from a point and record the patterns visited).
 
 Kernel parameter layouts (``p``, ``meta``) -- private to this module and SCYFI:
 
 * PLRNN: ``p = a (M) | W (M*M, row-major) | h_eff (M)``, ``meta = [M]``;
 * shallow: ``p = a (M) | W1 (M*H) | W2 (H*M) | h1_eff (M) | h2 (H)``,
   ``meta = [M, H, clipped]``.
+
+A new piecewise-linear family needs its two kernels here and a branch in
+:func:`as_system` / :meth:`PiecewiseLinearSystem.kernels`; the engine is unchanged.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ import time
 import numpy as np
 import xarray as xr
 
-from .. import io
 from .. import _validate as V
+from .. import io
 from ._cycles import Cycle, build_dataset, finish_cycles, verify_and_refine
 from ._piecewise import PiecewiseLinearSystem, as_system, check_order
 
