@@ -2,6 +2,7 @@
 
 from .base import (
     JACOBIAN_SIG,
+    JACOBIAN_VJP_SIG,
     PARAM_VJP_SIG,
     STATE_VJP_SIG,
     STEP_SIG,
@@ -9,6 +10,7 @@ from .base import (
     Model,
     build_kernels,
     jacobian_kernel,
+    jacobian_vjp_kernel,
     param_vjp_kernel,
     state_vjp_kernel,
     step_kernel,

@@ -62,14 +62,16 @@ STEP_SIG = types.void(_f1, _i1, _f2, _f2, _f2)
 STATE_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2)
 PARAM_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f1)
 JACOBIAN_SIG = types.void(_f1, _i1, _f1, _f1, _f2)
+JACOBIAN_VJP_SIG = types.void(_f1, _i1, _f1, _f1, _f2, _f1, _f1)
 
-_SIGS = (STEP_SIG, STATE_VJP_SIG, PARAM_VJP_SIG, JACOBIAN_SIG)
+_SIGS = (STEP_SIG, STATE_VJP_SIG, PARAM_VJP_SIG, JACOBIAN_SIG, JACOBIAN_VJP_SIG)
 
 #: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``
 call_step = make_caller(STEP_SIG)
 call_state_vjp = make_caller(STATE_VJP_SIG)
 call_param_vjp = make_caller(PARAM_VJP_SIG)
 call_jacobian = make_caller(JACOBIAN_SIG)
+call_jacobian_vjp = make_caller(JACOBIAN_VJP_SIG)
 
 STEP_TYPE = types.FunctionType(STEP_SIG)
 STATE_VJP_TYPE = types.FunctionType(STATE_VJP_SIG)
@@ -97,13 +99,29 @@ def jacobian_kernel(func):
     return config.jit(JACOBIAN_SIG)(func)
 
 
+def jacobian_vjp_kernel(func):
+    """Compile ``func(p, meta, z, s, Jbar, g_z, g_p)`` as a Jacobian pullback kernel.
+
+    Given the adjoint ``Jbar`` of the one-step Jacobian ``J = dF/dz (z, s)``,
+    it writes ``g_z = sum_ij Jbar_ij dJ_ij/dz`` and adds
+    ``sum_ij Jbar_ij dJ_ij/dp`` to ``g_p`` (second derivatives of the map;
+    needed by the gradient of Lyapunov exponents, i.e. gradient flossing).
+    """
+    return config.jit(JACOBIAN_VJP_SIG)(func)
+
+
 class Kernels(NamedTuple):
-    """The four compiled kernels of a model (see the module docstring)."""
+    """The compiled kernels of a model (see the module docstring).
+
+    ``jacobian_vjp`` is optional: only the gradient of Lyapunov exponents
+    (gradient flossing) needs it.
+    """
 
     step: object
     state_vjp: object
     param_vjp: object
     jacobian: object
+    jacobian_vjp: object = None
 
     def dispatchers(self) -> Kernels:
         """The compiled dispatchers."""
@@ -273,14 +291,17 @@ class Model:
         return {"model": self.name, **asdict(self)}
 
 
-def build_kernels(step, state_vjp, param_vjp, jacobian) -> Kernels:
-    """Bundle four compiled kernels (checks they carry the right signatures)."""
+def build_kernels(step, state_vjp, param_vjp, jacobian, jacobian_vjp=None) -> Kernels:
+    """Bundle the compiled kernels (checks they carry the right signatures)."""
     for kern, sig, label in (
         (step, STEP_SIG, "step"),
         (state_vjp, STATE_VJP_SIG, "state_vjp"),
         (param_vjp, PARAM_VJP_SIG, "param_vjp"),
         (jacobian, JACOBIAN_SIG, "jacobian"),
+        (jacobian_vjp, JACOBIAN_VJP_SIG, "jacobian_vjp"),
     ):
+        if kern is None:
+            continue
         got = getattr(kern, "signature", None)
         if got is None and hasattr(kern, "signatures"):
             sigs = kern.signatures
@@ -292,7 +313,7 @@ def build_kernels(step, state_vjp, param_vjp, jacobian) -> Kernels:
                 f"the {label} kernel must be compiled with signature {sig}; got {got}. "
                 f"Decorate it with plrnn_numba.models.{label}_kernel."
             )
-    return Kernels(step, state_vjp, param_vjp, jacobian)
+    return Kernels(step, state_vjp, param_vjp, jacobian, jacobian_vjp)
 
 
 def as_kernel_tuple(seq: Sequence | Mapping) -> Kernels:

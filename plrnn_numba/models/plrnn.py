@@ -33,6 +33,7 @@ from .base import (
     Model,
     build_kernels,
     jacobian_kernel,
+    jacobian_vjp_kernel,
     param_vjp_kernel,
     state_vjp_kernel,
     step_kernel,
@@ -156,7 +157,22 @@ def plrnn_jacobian(p, meta, z, s, J):
         J[i, i] += a[i]
 
 
-PLRNN_KERNELS = build_kernels(plrnn_step, plrnn_state_vjp, plrnn_param_vjp, plrnn_jacobian)
+@jacobian_vjp_kernel
+def plrnn_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
+    # J = diag(a) + W D(z): dJ/da_i = e_i e_i^T, dJ_ij/dW_ij = d_j; D is
+    # piecewise constant, so J does not depend on z (almost everywhere)
+    M, K = meta[0], meta[1]
+    ga, gW, gC, gh = _views(g_p, M, K)
+    for i in range(M):
+        ga[i] += Jbar[i, i]
+        for j in range(M):
+            if z[j] > 0.0:
+                gW[i, j] += Jbar[i, j]
+    for j in range(M):
+        g_z[j] = 0.0
+
+
+PLRNN_KERNELS = build_kernels(plrnn_step, plrnn_state_vjp, plrnn_param_vjp, plrnn_jacobian, plrnn_jacobian_vjp)
 
 
 @functools.lru_cache(maxsize=64)

@@ -30,6 +30,7 @@ from .base import (
     Model,
     build_kernels,
     jacobian_kernel,
+    jacobian_vjp_kernel,
     param_vjp_kernel,
     state_vjp_kernel,
     step_kernel,
@@ -175,7 +176,40 @@ def shallow_jacobian(p, meta, z, s, J):
         J[i, i] += a[i]
 
 
-SHALLOW_KERNELS = build_kernels(shallow_step, shallow_state_vjp, shallow_param_vjp, shallow_jacobian)
+@jacobian_vjp_kernel
+def shallow_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
+    # J = diag(a) + W1 D W2 with D = D1 - c D2 piecewise constant in z:
+    # dL/dW1 = Jbar W2^T D, dL/dW2 = D W1^T Jbar, dL/da_i = Jbar_ii
+    M, H, K, clipped = meta[0], meta[1], meta[2], meta[3]
+    a, W1, W2, h1, h2, C = _views(p, M, H, K)
+    ga, gW1, gW2, gh1, gh2, gC = _views(g_p, M, H, K)
+    for j in range(H):
+        v = 0.0
+        for i in range(M):
+            v += W2[j, i] * z[i]
+        dj = 1.0 if v + h2[j] > 0.0 else 0.0
+        if clipped and v > 0.0:
+            dj -= 1.0
+        if dj == 0.0:
+            continue
+        for i in range(M):
+            acc1 = 0.0
+            for k in range(M):
+                acc1 += Jbar[i, k] * W2[j, k]
+            gW1[i, j] += dj * acc1
+        for k in range(M):
+            acc2 = 0.0
+            for i in range(M):
+                acc2 += W1[i, j] * Jbar[i, k]
+            gW2[j, k] += dj * acc2
+    for i in range(M):
+        ga[i] += Jbar[i, i]
+        g_z[i] = 0.0
+
+
+SHALLOW_KERNELS = build_kernels(
+    shallow_step, shallow_state_vjp, shallow_param_vjp, shallow_jacobian, shallow_jacobian_vjp
+)
 
 
 @dataclass(frozen=True)

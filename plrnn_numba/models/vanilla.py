@@ -21,6 +21,7 @@ from .base import (
     Model,
     build_kernels,
     jacobian_kernel,
+    jacobian_vjp_kernel,
     param_vjp_kernel,
     state_vjp_kernel,
     step_kernel,
@@ -147,7 +148,30 @@ def vanilla_jacobian(p, meta, z, s, J):
             J[i, j] = W[i, j] * d
 
 
-VANILLA_KERNELS = build_kernels(vanilla_step, vanilla_state_vjp, vanilla_param_vjp, vanilla_jacobian)
+@jacobian_vjp_kernel
+def vanilla_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
+    # J_ij = W_ij phi'(h_j): dJ_ij/dW_ij = phi'(h_j), dJ_ij/dh_j = W_ij phi''(h_j)
+    N, K, kind = meta[0], meta[1], meta[2]
+    W, V, b = _views(p, N, K)
+    gW, gV, gb = _views(g_p, N, K)
+    for j in range(N):
+        if kind == 0:
+            t = _tanh(z[j])
+            d1 = 1.0 - t * t
+            d2 = -2.0 * t * d1
+        else:
+            d1 = 1.0 if z[j] > 0.0 else 0.0
+            d2 = 0.0
+        acc = 0.0
+        for i in range(N):
+            gW[i, j] += Jbar[i, j] * d1
+            acc += Jbar[i, j] * W[i, j]
+        g_z[j] = acc * d2
+
+
+VANILLA_KERNELS = build_kernels(
+    vanilla_step, vanilla_state_vjp, vanilla_param_vjp, vanilla_jacobian, vanilla_jacobian_vjp
+)
 
 
 @dataclass(frozen=True)
