@@ -30,8 +30,10 @@ __all__ = [
     "state_vjp_kernel",
     "param_vjp_kernel",
     "jacobian_kernel",
+    "jacobian_vjp_kernel",
     "STEP_SIG",
     "STATE_VJP_SIG",
     "PARAM_VJP_SIG",
     "JACOBIAN_SIG",
+    "JACOBIAN_VJP_SIG",
 ]

@@ -129,7 +129,7 @@ class Kernels(NamedTuple):
 
     def addresses(self) -> Kernels:
         """Native addresses (int) of the compiled kernels, as the engines take them."""
-        return Kernels(*(kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
+        return Kernels(*(0 if k is None else kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
 
 
 class Model:
