@@ -98,3 +98,164 @@ def training_summary(ds: xr.Dataset, path=None):
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+# ---------------------------------------------------------------------------- bifurcation analyses
+def _cell_edges(v: np.ndarray) -> np.ndarray:
+    """Cell edges for cell-centred coordinates ``v`` (midpoints; half a spacing beyond the ends)."""
+    v = np.asarray(v, dtype=float)
+    if v.size == 1:
+        return np.array([v[0] - 0.5, v[0] + 0.5])
+    mid = 0.5 * (v[1:] + v[:-1])
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def _boundary_segments(ids: np.ndarray, xe: np.ndarray, ye: np.ndarray) -> list:
+    """Line segments along the cell edges that separate cells with different ids."""
+    segs = []
+    ny, nx = ids.shape
+    for iy in range(ny):
+        for ix in range(nx - 1):
+            if ids[iy, ix] != ids[iy, ix + 1]:
+                segs.append([(xe[ix + 1], ye[iy]), (xe[ix + 1], ye[iy + 1])])
+    for iy in range(ny - 1):
+        for ix in range(nx):
+            if ids[iy, ix] != ids[iy + 1, ix]:
+                segs.append([(xe[ix], ye[iy + 1]), (xe[ix + 1], ye[iy + 1])])
+    return segs
+
+
+def bifurcation_manifolds(
+    ds: xr.Dataset,
+    ax=None,
+    order: int | None = None,
+    *,
+    boundaries: bool = True,
+    cmap: str = "viridis",
+    boundary_color: str = "k",
+):
+    """Bifurcation manifolds in a 2-D parameter plane, from :func:`plrnn_numba.dynamics.bifurcation_grid`.
+
+    Colour: with ``order=None`` the lowest order of a stable cycle at each grid
+    point (0: no stable cycle up to ``max_order``: divergence, chaos, a longer
+    cycle or a quasi-periodic orbit), with ``order=k`` the number of stable
+    k-cycles.  Boundaries (drawn along the cell edges) separate cells whose
+    stability signature differs: all orders for ``order=None``, order k only
+    otherwise.  Returns the Axes.
+    """
+    plt = _plt()
+    from matplotlib import colors
+    from matplotlib.collections import LineCollection
+
+    for var in ("n_stable", "lowest_stable_order", "signature_id"):
+        if var not in ds:
+            raise ValueError(f"ds must come from plrnn_numba.dynamics.bifurcation_grid (no {var!r} variable)")
+    created = ax is None
+    if created:
+        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    x, y = ds["x"].values, ds["y"].values
+    xe, ye = _cell_edges(x), _cell_edges(y)
+    if order is None:
+        C = ds["lowest_stable_order"].values
+        ids = ds["signature_id"].values
+        label = "lowest order of a stable cycle (0: none)"
+    else:
+        orders = ds["order"].values.tolist()
+        if order not in orders:
+            raise ValueError(f"order must be one of {orders}; got {order!r}")
+        C = ds["n_stable"].sel(order=order).values
+        counts = np.stack(
+            [ds[v].sel(order=order).values for v in ("n_stable", "n_saddle", "n_unstable", "n_nonhyperbolic")], axis=-1
+        )
+        _, ids = np.unique(counts.reshape(-1, counts.shape[-1]), axis=0, return_inverse=True)
+        ids = ids.reshape(C.shape)
+        label = "number of stable fixed points" if order == 1 else f"number of stable {order}-cycles"
+    vmax = max(int(np.max(C)), 1)
+    norm = colors.BoundaryNorm(np.arange(-0.5, vmax + 1.5), plt.get_cmap(cmap).N)
+    mesh = ax.pcolormesh(xe, ye, C, cmap=cmap, norm=norm, shading="flat")
+    cb = ax.figure.colorbar(mesh, ax=ax, ticks=np.arange(0, vmax + 1))
+    cb.set_label(label)
+    if boundaries:
+        segs = _boundary_segments(ids, xe, ye)
+        if segs:
+            ax.add_collection(LineCollection(segs, colors=boundary_color, linewidths=1.5))
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(ye[0], ye[-1])
+    ax.set_xlabel(ds["x"].attrs.get("long_name", "x"))
+    ax.set_ylabel(ds["y"].attrs.get("long_name", "y"))
+    ax.set_title("Bifurcation manifolds in PLRNN parameter space", fontsize=10)
+    if created:
+        ax.figure.tight_layout()
+    return ax
+
+
+def orbit_diagram(
+    ds: xr.Dataset,
+    ax=None,
+    state: int = 0,
+    *,
+    objects: xr.Dataset | None = None,
+    events: xr.Dataset | None = None,
+    color: str = "k",
+    size: float = 2.0,
+):
+    """Orbit diagram: steady-state samples of ``z_state`` against ``s``.
+
+    ``ds`` comes from :func:`plrnn_numba.dynamics.orbit_diagram` (or
+    ``orbit_diagram_training``).  Optionally overlays the exact objects of
+    :func:`plrnn_numba.dynamics.bifurcation_path` (``objects``: every cycle point;
+    stable objects filled, unstable hollow) and marks its ``events`` with dotted
+    vertical lines.  Diverged runs are counted in the title.  Returns the Axes.
+    """
+    plt = _plt()
+    if "z" not in ds or "s" not in ds.dims:
+        raise ValueError("ds must come from plrnn_numba.dynamics.orbit_diagram")
+    if state not in ds["state"].values:
+        raise ValueError(f"state {state} is not in the Dataset; it holds {ds['state'].values.tolist()}")
+    created = ax is None
+    if created:
+        _, ax = plt.subplots(figsize=(6, 4))
+    s = ds["s"].values
+    z = ds["z"].sel(state=state).values  # (s, init, sample)
+    S = np.broadcast_to(s[:, None, None], z.shape)
+    ok = np.isfinite(z)
+    ax.scatter(S[ok], z[ok], s=size, c=color, marker=".", linewidths=0, label="simulation")
+    if objects is not None:
+        so = objects["s"].values
+        pts = objects["points"].sel(state=state).values  # (s, object, point)
+        exists = objects["exists"].values.astype(bool)
+        stable = (objects["n_unstable_eig"].values == 0) & exists
+        for mask, face, lab in ((stable, "C3", "stable (SCYFI)"), (exists & ~stable, "none", "unstable (SCYFI)")):
+            ii, jj = np.nonzero(mask)
+            xs = np.repeat(so[ii], pts.shape[2])
+            ys = pts[ii, jj].ravel()
+            good = np.isfinite(ys)
+            if good.any():
+                ax.scatter(
+                    xs[good], ys[good], s=14, facecolors=face, edgecolors="C3", linewidths=0.8, label=lab, zorder=3
+                )
+    if events is not None and events.sizes.get("event", 0):
+        for sv, kind in zip(events["s"].values, events["kind"].values):
+            ax.axvline(sv, color="C0", lw=0.7, ls=":", alpha=0.8)
+            ax.annotate(
+                str(kind),
+                (sv, 1.0),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=6,
+                va="top",
+                ha="right",
+                color="C0",
+            )
+    ax.set_xlabel(ds["s"].attrs.get("long_name", "s"))
+    ax.set_ylabel(f"z_{state}")
+    n_div = int(ds["diverged"].values.sum()) if "diverged" in ds else 0
+    title = "Orbit diagram"
+    if n_div:
+        title += f" ({n_div} of {ds['diverged'].size} runs diverged)"
+    ax.set_title(title, fontsize=10)
+    if objects is not None:
+        ax.legend(fontsize=7, loc="best")
+    if created:
+        ax.figure.tight_layout()
+    return ax

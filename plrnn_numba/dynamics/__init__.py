@@ -28,3 +28,28 @@ __all__ = [
     "PiecewiseLinearSystem",
     "MAX_BITS",
 ]
+
+# bifurcation paths and grids, orbit diagrams
+from .bifurcation import (  # noqa: E402
+    EVENT_KINDS,
+    STABILITY_GROUPS,
+    bifurcation_grid,
+    bifurcation_path,
+    bifurcations_along_training,
+    cycle_signature,
+    parameter_direction,
+)
+from .orbits import n_distinct_values, orbit_diagram, orbit_diagram_training  # noqa: E402
+
+__all__ += [
+    "bifurcation_path",
+    "bifurcations_along_training",
+    "bifurcation_grid",
+    "cycle_signature",
+    "parameter_direction",
+    "EVENT_KINDS",
+    "STABILITY_GROUPS",
+    "orbit_diagram",
+    "orbit_diagram_training",
+    "n_distinct_values",
+]
