@@ -124,3 +124,24 @@ def test_flossing_gradient_matches_torch_autograd_through_qr():
     g_torch = np.concatenate([W.grad.numpy().ravel(), b.grad.numpy()])
     assert res.loss == pytest.approx(loss.item(), rel=1e-10)
     np.testing.assert_allclose(res.grad, g_torch, rtol=1e-8, atol=1e-10)
+
+
+def test_preflossing_reaches_targets_and_training_records_flossing():
+    from plrnn_numba.dynamics.flossing import Flossing, floss
+
+    model = pn.VanillaRNN(12)
+    theta0 = model.init(0, g=2.0)
+    theta, hist = floss(model, theta0, 80, Flossing(k=1, target=-0.5, n_steps=55, lr=0.02), seed=0)
+    assert hist.attrs["status"] == "completed" and hist.sizes["epoch"] == 80
+    assert abs(hist["exponents"].values[-10:, 0].mean() + 0.5) < 0.1
+    # flossing episodes during task training are recorded in the history
+    driven = pn.VanillaRNN(6, n_inputs=1)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (4, 15, 1)).astype(float)
+    batch = pn.Batch(targets=x, inputs=x)
+    h = pn.train(driven, driven.init(0), batch, n_epochs=12, readout=pn.LinearReadout(1), loss="bce",
+                 flossing=Flossing(k=2, n_steps=20), flossing_episodes={0: 3, 10: 2})
+    assert h.sizes["floss_step"] == 5 and list(h["floss_epoch"].values) == [0, 0, 0, 10, 10]
+    assert h["floss_exponents"].shape == (5, 2)
+    with pytest.raises(ValueError, match="flossing_episodes need"):
+        pn.train(driven, driven.init(0), batch, n_epochs=2, readout=pn.LinearReadout(1), flossing_episodes={0: 1})

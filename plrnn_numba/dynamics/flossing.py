@@ -161,6 +161,130 @@ def _flossing_kernel(step, svjp, pvjp, jac, jvjp, p, meta, Z0, S, Q0, t_ons, tar
 
 
 @dataclass(frozen=True)
+class Flossing:
+    """Settings of gradient flossing: which exponents, to what target, on which trajectories.
+
+    Parameters
+    ----------
+    k : int
+        Number of leading exponents regularised.
+    target : float
+        Target of every exponent (natural log per step).
+    n_steps : int
+        Length of each flossing trajectory (differentiated).
+    n_transient : int
+        Undifferentiated transient before it.
+    t_ons : int
+        Steps between QR reorthonormalisations.
+    batch : int
+        Trajectories (random initial states) per flossing step.
+    lr : float
+        Adam learning rate of the flossing optimiser.
+    input_prob : float
+        Inputs of driven models are Bernoulli(input_prob) bits (the tasks' input
+        statistics); ignored for autonomous models.
+    """
+
+    k: int = 1
+    target: float = 0.0
+    n_steps: int = 55
+    n_transient: int = 20
+    t_ons: int = 1
+    batch: int = 1
+    lr: float = 1e-3
+    input_prob: float = 0.5
+
+    def __post_init__(self):
+        V.positive_int(self.k, "k")
+        V.finite_float(self.target, "target")
+        V.positive_int(self.n_steps, "n_steps")
+        V.positive_int(self.n_transient, "n_transient", minimum=0)
+        V.positive_int(self.t_ons, "t_ons")
+        V.positive_int(self.batch, "batch")
+        V.finite_float(self.lr, "lr", low=0.0)
+        V.finite_float(self.input_prob, "input_prob", 0.0, 1.0)
+
+    def sample(self, model: Model, rng: np.random.Generator):
+        """Random initial states and (for driven models) input bits for one flossing step."""
+        z0 = rng.standard_normal((self.batch, model.dim))
+        inputs = None
+        if model.n_inputs:
+            n = self.n_transient + self.n_steps
+            inputs = (rng.random((self.batch, n, model.n_inputs)) < self.input_prob).astype(np.float64)
+        return z0, inputs
+
+    def loss_and_grad(self, model: Model, theta, rng: np.random.Generator) -> "FlossingResult":
+        """One flossing evaluation on fresh random trajectories."""
+        z0, inputs = self.sample(model, rng)
+        return flossing_loss_and_grad(model, theta, self.k, self.target, z0=z0, n_steps=self.n_steps,
+                                      t_ons=self.t_ons, n_transient=self.n_transient, inputs=inputs,
+                                      seed=int(rng.integers(2**31)))
+
+
+def floss(model: Model, theta0, n_epochs: int, flossing: Flossing | None = None, *, seed: int | None = 0,
+          optimizer=None):
+    """Gradient flossing on its own (e.g. preflossing before task training).
+
+    Minimises ``sum_i (lambda_i - target)^2`` of the first ``k`` exponents by
+    Adam steps on fresh random trajectories, one per epoch.
+
+    Returns
+    -------
+    theta : (P,) array
+        The flossed parameters.
+    history : xarray.Dataset
+        ``loss`` (epoch) and ``exponents`` (epoch, exponent: the mean over the
+        epoch's trajectories, before the step), ``nonfinite`` (epoch), with
+        provenance.  A non-finite evaluation stops the run (``status`` attribute).
+    """
+    import xarray as xr
+
+    from .. import io
+    from ..training.optim import Adam
+
+    flossing = Flossing() if flossing is None else flossing
+    theta = model.check_theta(theta0, "theta0").copy()
+    n_epochs = V.positive_int(n_epochs, "n_epochs")
+    if flossing.k > model.dim:
+        raise ValueError(f"flossing.k must be <= the state dimension {model.dim}; got {flossing.k}")
+    opt = Adam(flossing.lr) if optimizer is None else optimizer
+    rng = np.random.default_rng(seed)
+    losses, lams, bad = [], [], []
+    status = "completed"
+    try:
+        for _ in range(n_epochs):
+            res = flossing.loss_and_grad(model, theta, rng)
+            losses.append(res.loss)
+            lams.append(res.exponents.mean(axis=0))
+            bad.append(int(not res.finite))
+            if not res.finite:
+                status = "diverged"
+                break
+            opt.step(theta, res.grad)
+    except KeyboardInterrupt:
+        status = "interrupted"
+    n = len(losses)
+    ds = xr.Dataset(
+        {
+            "loss": ("epoch", np.asarray(losses, float), {"long_name": "flossing loss", "units": "1"}),
+            "exponents": (("epoch", "exponent"), np.asarray(lams, float).reshape(n, flossing.k),
+                          {"long_name": "finite-time Lyapunov exponents (mean over the epoch's trajectories)",
+                           "units": "1/step (natural log)"}),
+            "nonfinite": ("epoch", np.asarray(bad, np.int8), {"long_name": "1 if the evaluation diverged",
+                                                              "units": "1"}),
+            "theta": ("param", theta.copy(), {"long_name": "parameters after flossing", "units": "1"}),
+        },
+        coords={"epoch": ("epoch", np.arange(n), {"long_name": "flossing epoch", "units": "1"}),
+                "exponent": ("exponent", np.arange(1, flossing.k + 1), {"long_name": "exponent index", "units": "1"}),
+                "param": ("param", np.asarray(model.param_names(), dtype=str), {"long_name": "parameter name"})},
+        attrs=io.provenance("plrnn_numba.dynamics.floss", {"model": model.describe(), "flossing": flossing,
+                                                           "n_epochs": n_epochs}, seeds=seed),
+    )
+    ds.attrs["status"] = status
+    return theta, ds
+
+
+@dataclass(frozen=True)
 class FlossingResult:
     """Result of :func:`flossing_loss_and_grad`.
 

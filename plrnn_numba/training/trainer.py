@@ -99,6 +99,8 @@ def train(
     seed: int | None = 0,
     progress: bool = False,
     n_threads: int | None = None,
+    flossing=None,
+    flossing_episodes=None,
 ) -> xr.Dataset:
     """Train ``model`` by gradient descent with analytic BPTT.
 
@@ -148,6 +150,13 @@ def train(
         Show a tqdm progress bar.
     n_threads : int, optional
         Passed to :func:`~plrnn_numba.loss_and_grad`.
+    flossing : plrnn_numba.dynamics.flossing.Flossing, optional
+        Gradient-flossing settings (exponents, target, trajectory length, lr).
+    flossing_episodes : dict or sequence of (epoch, n_steps)
+        Before the task step of each listed epoch, run ``n_steps`` flossing
+        steps (Adam on the flossing loss, a persistent optimiser of its own).
+        The history records every flossing step (``floss_loss``,
+        ``floss_exponents`` along ``floss_step``, with ``floss_epoch``).
 
     Returns
     -------
@@ -191,6 +200,16 @@ def train(
     elif z0_init is not None:
         raise ValueError("z0_init is only used with learn_z0=True")
     source, data_desc = _as_batch_source(data, seed)
+    episodes: dict[int, int] = {}
+    if flossing_episodes is not None:
+        if flossing is None:
+            raise ValueError("flossing_episodes need flossing=Flossing(...) settings")
+        items = flossing_episodes.items() if isinstance(flossing_episodes, dict) else flossing_episodes
+        for ep, n in items:
+            episodes[V.positive_int(ep, "flossing episode epoch", minimum=0)] = V.positive_int(n, "flossing steps")
+    floss_rec: dict[str, list] = {"loss": [], "exponents": [], "epoch": []}
+    floss_opt = None
+    floss_rng = np.random.default_rng(None if seed is None else seed + 7919)
 
     P, R = theta.size, ro.size
     x = np.concatenate([theta, ro] + ([z0] if z0 is not None else []))
@@ -224,30 +243,32 @@ def train(
         bar = tqdm(total=n_epochs, desc="train", unit="epoch")
 
     def build(final: bool) -> xr.Dataset:
-        return _history(
-            model,
-            rec,
-            snaps,
-            snap_epochs,
-            ro_snaps,
-            cb_records,
-            cb_epochs,
-            split(x),
-            theta_init,
-            readout,
-            optimizer,
-            schedule,
-            forcing,
-            loss,
-            clip_norm,
-            data_desc,
-            seed,
-            n_epochs,
-            batches_per_epoch,
-            status if final else "running",
-            message,
-            last_done,
-        )
+        ds = _history(
+            model, rec, snaps, snap_epochs, ro_snaps, cb_records, cb_epochs, split(x), theta_init,
+            readout, optimizer, schedule, forcing, loss, clip_norm, data_desc, seed, n_epochs,
+            batches_per_epoch, status if final else "running", message, last_done,
+        )  # fmt: skip
+        if floss_rec["loss"]:
+            n_f = len(floss_rec["loss"])
+            ds["floss_loss"] = (
+                "floss_step",
+                np.asarray(floss_rec["loss"], float),
+                {"long_name": "gradient-flossing loss", "units": "1"},
+            )
+            ds["floss_exponents"] = (
+                ("floss_step", "floss_exponent"),
+                np.asarray(floss_rec["exponents"], float).reshape(n_f, flossing.k),
+                {"long_name": "finite-time Lyapunov exponents during flossing", "units": "1/step (natural log)"},
+            )
+            ds = ds.assign_coords(
+                floss_epoch=(
+                    "floss_step",
+                    np.asarray(floss_rec["epoch"], np.int64),
+                    {"long_name": "training epoch of the flossing step", "units": "1"},
+                )
+            )
+            ds.attrs["flossing"] = io.to_json(flossing)
+        return ds
 
     try:
         for epoch in range(n_epochs):
@@ -256,6 +277,18 @@ def train(
             th_now = x[:P]
             alpha = forcing.alpha_at(epoch, model, th_now) if hasattr(forcing, "alpha_at") else float("nan")
             ep_loss, ep_gn, bad, skipped = 0.0, 0.0, 0, 0
+            if epoch in episodes:
+                if floss_opt is None:
+                    floss_opt = Adam(flossing.lr)
+                for _ in range(episodes[epoch]):
+                    fres = flossing.loss_and_grad(model, x[:P], floss_rng)
+                    floss_rec["loss"].append(fres.loss)
+                    floss_rec["exponents"].append(fres.exponents.mean(axis=0))
+                    floss_rec["epoch"].append(epoch)
+                    if not fres.finite:
+                        break
+                    th_view = x[:P]
+                    floss_opt.step(th_view, fres.grad)
             for _ in range(batches_per_epoch):
                 batch = source(rng, epoch)
                 th, r, zz = split(x)
