@@ -213,7 +213,7 @@ class Flossing:
             inputs = (rng.random((self.batch, n, model.n_inputs)) < self.input_prob).astype(np.float64)
         return z0, inputs
 
-    def loss_and_grad(self, model: Model, theta, rng: np.random.Generator) -> "FlossingResult":
+    def loss_and_grad(self, model: Model, theta, rng: np.random.Generator) -> FlossingResult:
         """One flossing evaluation on fresh random trajectories."""
         z0, inputs = self.sample(model, rng)
         return flossing_loss_and_grad(model, theta, self.k, self.target, z0=z0, n_steps=self.n_steps,
