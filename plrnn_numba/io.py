@@ -8,6 +8,7 @@ stored as JSON strings, and booleans as 0/1.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -50,13 +51,19 @@ def to_json(obj) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of the package and its main dependencies."""
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple:
+    # package metadata lookups cost ~20 ms; the versions cannot change in a process
     out = {"plrnn_numba": __version__, "python": platform.python_version()}
     for name in _DEPENDENCIES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:  # pragma: no cover
             out[name] = "not installed"
-    return out
+    return tuple(out.items())
 
 
 def provenance(call: str, arguments: dict | None = None, seeds=None) -> dict:
