@@ -53,3 +53,16 @@ __all__ += [
     "orbit_diagram_training",
     "n_distinct_values",
 ]
+
+from .finite_time import condition_number, finite_time_exponents  # noqa: E402
+from .flossing import Flossing, floss, flossing_loss_and_grad  # noqa: E402
+from .lyapunov import lyapunov_spectrum  # noqa: E402
+
+__all__ += [
+    "lyapunov_spectrum",
+    "finite_time_exponents",
+    "condition_number",
+    "Flossing",
+    "floss",
+    "flossing_loss_and_grad",
+]

@@ -66,7 +66,8 @@ def _as_batch_source(data, seed):
         desc = data.describe() if hasattr(data, "describe") else {"data": type(data).__name__}
         return lambda rng, epoch: data.sample(rng), desc
     if callable(data):
-        return data, {"data": getattr(data, "__qualname__", repr(data))}
+        desc = data.describe() if hasattr(data, "describe") else {"data": getattr(data, "__qualname__", repr(data))}
+        return data, desc
     raise TypeError(
         "data must be a Batch, a sampler with .sample(rng) (e.g. SubsequenceSampler), "
         f"or a callable (rng, epoch) -> Batch; got {type(data).__name__}"

@@ -1,0 +1,33 @@
+"""Data generators for the experiments of the source papers.
+
+* :func:`delayed_copy`, :func:`delayed_temporal_xor`, :func:`delayed_spatial_xor`
+  -- the binary delayed tasks of the gradient-flossing paper (seed 004), as
+  :class:`plrnn_numba.Batch` objects or xarray Datasets;
+* :func:`accuracy` -- bit accuracy of readout logits on the defined steps;
+* :func:`task_batch_source` -- a ``(rng, epoch) -> Batch`` callable drawing a
+  fresh batch per epoch, for :func:`plrnn_numba.train`.
+"""
+
+from .delayed import (
+    TASKS,
+    TaskBatchSource,
+    accuracy,
+    batch_from_dataset,
+    delayed_copy,
+    delayed_spatial_xor,
+    delayed_temporal_xor,
+    make_task,
+    task_batch_source,
+)
+
+__all__ = [
+    "TASKS",
+    "TaskBatchSource",
+    "accuracy",
+    "batch_from_dataset",
+    "delayed_copy",
+    "delayed_spatial_xor",
+    "delayed_temporal_xor",
+    "make_task",
+    "task_batch_source",
+]
