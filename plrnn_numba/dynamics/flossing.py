@@ -77,16 +77,24 @@ def _qr_pullback(Q, R, Qbar, Rbar):
     for i in range(k):
         for j in range(i + 1, k):
             Mx[i, j] = Mx[j, i]
-    Bm = Qbar + Q @ Mx
-    X = np.empty((M, k))
-    for m in range(M):
-        # solve R x = Bm[m] (upper triangular): row m of Bm R^{-T}
-        for i in range(k - 1, -1, -1):
-            acc = Bm[m, i]
-            for j in range(i + 1, k):
-                acc -= R[i, j] * X[m, j]
-            X[m, i] = acc / R[i, i]
-    return X
+    BmT = np.ascontiguousarray((Qbar + Q @ Mx).T)  # (k, M)
+    # X = Bm R^{-T}  <=>  R X^T = Bm^T: back substitution on the rows of Y = X^T,
+    # each an axpy over the M contiguous entries
+    Y = np.empty((k, M))
+    for i in range(k - 1, -1, -1):
+        yi = Y[i]
+        for m in range(M):
+            yi[m] = BmT[i, m]
+        for j in range(i + 1, k):
+            rij = R[i, j]
+            if rij != 0.0:
+                yj = Y[j]
+                for m in range(M):
+                    yi[m] -= rij * yj[m]
+        inv = 1.0 / R[i, i]
+        for m in range(M):
+            yi[m] *= inv
+    return np.ascontiguousarray(Y.T)
 
 
 @config.jit(_FLOSS_SIG)
