@@ -75,16 +75,25 @@ def main(argv=None) -> int:
     reached = np.abs(lam1[:, :, -10:].mean(axis=2) - np.array(TARGETS)[:, None])
     ds = xr.Dataset(
         {
-            "lambda1": (("target", "network", "epoch"), lam1,
-                        {"long_name": "largest finite-time Lyapunov exponent during flossing",
-                         "units": "1/step (natural log)"}),
-            "spectrum": (("flossed_k", "network", "exponent"), spectra,
-                         {"long_name": "Lyapunov spectrum after flossing k exponents to 0 (k = 0: before)",
-                          "units": "1/step (natural log)"}),
+            "lambda1": (
+                ("target", "network", "epoch"),
+                lam1,
+                {"long_name": "largest finite-time Lyapunov exponent during flossing", "units": "1/step (natural log)"},
+            ),
+            "spectrum": (
+                ("flossed_k", "network", "exponent"),
+                spectra,
+                {
+                    "long_name": "Lyapunov spectrum after flossing k exponents to 0 (k = 0: before)",
+                    "units": "1/step (natural log)",
+                },
+            ),
             "gain": ("network", gains, {"long_name": "initial weight gain g", "units": "1"}),
-            "target_error": (("target", "network"), reached,
-                             {"long_name": "|mean lambda_1 over the last 10 epochs - target|",
-                              "units": "1/step (natural log)"}),
+            "target_error": (
+                ("target", "network"),
+                reached,
+                {"long_name": "|mean lambda_1 over the last 10 epochs - target|", "units": "1/step (natural log)"},
+            ),
         },
         coords={
             "target": ("target", np.array(TARGETS), {"long_name": "target of lambda_1", "units": "1/step"}),
@@ -120,8 +129,10 @@ def main(argv=None) -> int:
     ax[1].set_title("C-D: spectra after flossing k exponents to 0")
     fig.tight_layout()
     fig.savefig(args.out / "flossing_fig1.png", dpi=110)
-    print(f"lambda_1 within 0.1 of its target after {cfg['epochs']} epochs: "
-          f"{int((reached < 0.1).sum())}/{reached.size} (network, target) pairs; max error {reached.max():.3f}")
+    print(
+        f"lambda_1 within 0.1 of its target after {cfg['epochs']} epochs: "
+        f"{int((reached < 0.1).sum())}/{reached.size} (network, target) pairs; max error {reached.max():.3f}"
+    )
     print(f"wrote {nc} and {args.out / 'flossing_fig1.png'} in {time.perf_counter() - t0:.1f} s")
     return 0
 

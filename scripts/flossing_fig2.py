@@ -60,18 +60,26 @@ def main(argv=None) -> int:
         asym.append(ds["log10_condition_asymptotic"].mean("init").values)
     out = xr.Dataset(
         {
-            "log10_condition_qr": (("variant", "horizon"), np.array(qr),
-                                   {"long_name": "log10 condition number of the long-term Jacobian (QR)",
-                                    "units": "log10"}),
-            "log10_condition_direct": (("variant", "horizon"), np.array(direct),
-                                       {"long_name": "log10 condition number (log-scaled direct products)",
-                                        "units": "log10"}),
-            "log10_condition_asymptotic": (("variant", "horizon"), np.array(asym),
-                                           {"long_name": "eq. 10: (lambda_1 - lambda_N) T / ln 10",
-                                            "units": "log10"}),
+            "log10_condition_qr": (
+                ("variant", "horizon"),
+                np.array(qr),
+                {"long_name": "log10 condition number of the long-term Jacobian (QR)", "units": "log10"},
+            ),
+            "log10_condition_direct": (
+                ("variant", "horizon"),
+                np.array(direct),
+                {"long_name": "log10 condition number (log-scaled direct products)", "units": "log10"},
+            ),
+            "log10_condition_asymptotic": (
+                ("variant", "horizon"),
+                np.array(asym),
+                {"long_name": "eq. 10: (lambda_1 - lambda_N) T / ln 10", "units": "log10"},
+            ),
         },
-        coords={"variant": ("variant", [v for v, _ in variants], {"long_name": "network"}),
-                "horizon": ("horizon", horizons, {"long_name": "time horizon T", "units": "steps"})},
+        coords={
+            "variant": ("variant", [v for v, _ in variants], {"long_name": "network"}),
+            "horizon": ("horizon", horizons, {"long_name": "time horizon T", "units": "steps"}),
+        },
         attrs=io.provenance("scripts/flossing_fig2.py", {**vars(args), "out": str(args.out), **cfg}, seeds=args.seed),
     )
     out.attrs["wall_seconds"] = time.perf_counter() - t0
