@@ -21,8 +21,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 PRESETS = {
     "quick": {
         "n": 32,
