@@ -12,6 +12,7 @@ gradient (numba: the analytic pullback; torch: autograd through
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import _common as C
 
@@ -78,13 +79,13 @@ def main() -> None:
         rel = np.abs(res.grad - tg).max() / np.abs(tg).max()
         assert rel < 1e-7, rel
         t_nb, t_th = C.time_interleaved(
-            [lambda: flossing_loss_and_grad(model, theta, k, z0=z0, n_steps=T, q0=q0),
-             lambda: torch_flossing(torch, d["W"], d["b"], z0, q0, T)], min_time=min_time)
+            [partial(flossing_loss_and_grad, model, theta, k, z0=z0, n_steps=T, q0=q0),
+             partial(torch_flossing, torch, d["W"], d["b"], z0, q0, T)], min_time=min_time)
         # forward only: the spectrum estimate
         f_nb, f_th = C.time_interleaved(
-            [lambda: pn.dynamics.lyapunov_spectrum(model, theta, k=k, n_steps=T, n_transient=0, n_transient_ons=0,
-                                                   z0=z0),
-             lambda: torch_flossing(torch, d["W"], d["b"], z0, q0, T, grad=False)], min_time=min_time)
+            [partial(pn.dynamics.lyapunov_spectrum, model, theta, k=k, n_steps=T, n_transient=0,
+                     n_transient_ons=0, z0=z0),
+             partial(torch_flossing, torch, d["W"], d["b"], z0, q0, T, grad=False)], min_time=min_time)
         rows.append([f"N={N}, k={k}", C.fmt(t_th.median * 1e3), C.fmt(t_nb.median * 1e3),
                      f"{t_th.median / t_nb.median:.1f}x", C.fmt(f_th.median * 1e3), C.fmt(f_nb.median * 1e3),
                      f"{f_th.median / f_nb.median:.1f}x", f"{rel:.1e}"])

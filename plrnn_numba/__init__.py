@@ -4,7 +4,7 @@ Hand-written models with analytic backpropagation through time, compiled with
 numba; results as self-describing xarray Datasets.
 """
 
-from . import config, io
+from . import cli, config, dynamics, io, sweep, tasks
 from ._version import __version__
 from .bptt import Batch, LossGrad, loss_and_grad, predict
 from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAlpha, SparseTF, Theorem3Alpha
@@ -19,4 +19,8 @@ __all__ = [
     "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "IdentityReadout", "LinearReadout",
     "SGD", "Adam", "AdamW", "StepLR", "MultiStepLR", "SubsequenceSampler", "train", "io",
     "config",
+    "dynamics",
+    "sweep",
+    "tasks",
+    "cli",
 ]

@@ -155,13 +155,14 @@ def plot(ds: xr.Dataset, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-    for ax, var in zip(axes, ["dstsp", "final_loss"]):
+    labels = {"dstsp": "D_stsp of a free run (nats)", "final_loss": "final training loss (mse)"}
+    for ax, var in zip(axes, labels):
         da = ds[var].where(np.isfinite(ds[var]))
         for s in ds["seed"].values:
             ax.plot(ds["alpha"], da.sel(seed=s), "o", color="0.6", ms=3)
         ax.plot(ds["alpha"], da.median("seed"), "-", color="C0", label="median over seeds")
         ax.set_xlabel("GTF alpha")
-        ax.set_ylabel(f"{da.attrs.get('long_name', var)}".replace(" vs ", "\nvs "))
+        ax.set_ylabel(labels[var])
         ax.set_yscale("log")
     axes[0].legend()
     fig.suptitle(ds.attrs.get("title", ""))
