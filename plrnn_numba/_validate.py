@@ -100,3 +100,27 @@ def carray(x) -> np.ndarray:
     arrays would not match their signatures.
     """
     return np.require(x, dtype=np.float64, requirements=["C", "W"])
+
+
+def input_stream(inputs, batch: int, n_total: int, n_inputs: int, steps: str = "steps") -> np.ndarray:
+    """Validated inputs of a driven run, as a (batch, n_total, K) float64 array.
+
+    ``inputs`` may be (n_total, K) (the same stream for every batch item) or
+    (batch, n_total, K); ``None`` is allowed only for autonomous models
+    (K = 0) and gives an empty stream.  ``steps`` names what ``n_total`` counts
+    in the error message.
+    """
+    if inputs is None:
+        if n_inputs:
+            raise ValueError(f"inputs are required: the model has {n_inputs} inputs (shape ({n_total}, {n_inputs}))")
+        return np.zeros((batch, n_total, 0))
+    s = as_float_array(inputs, "inputs")
+    if s.ndim == 2:
+        s = np.broadcast_to(s[None], (batch,) + s.shape)
+    if s.shape != (batch, n_total, n_inputs):
+        raise ValueError(
+            f"inputs must have shape ({n_total}, {n_inputs}) or ({batch}, {n_total}, {n_inputs}) "
+            f"({steps}); got {np.shape(inputs)}"
+        )
+    check_finite(s, "inputs")
+    return s

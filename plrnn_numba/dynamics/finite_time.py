@@ -286,23 +286,8 @@ def _log_spectra(
         Z0 = Z0[None, :] if Z0.ndim == 1 else Z0
     B = Z0.shape[0]
     n_total = n_transient + int(h[-1])
-    if inputs is None:
-        if K:
-            raise ValueError(
-                f"inputs are required: the model has {K} inputs (shape ({n_total}, {K}) = n_transient + max(horizons))"
-            )
-        S = np.zeros((n_total, B, 0))
-    else:
-        s = V.as_float_array(inputs, "inputs")
-        if s.ndim == 2:
-            s = np.broadcast_to(s[None], (B,) + s.shape)
-        if s.shape != (B, n_total, K):
-            raise ValueError(
-                f"inputs must have shape ({n_total}, {K}) or ({B}, {n_total}, {K}) "
-                f"(n_transient + max(horizons) steps); got {np.shape(inputs)}"
-            )
-        V.check_finite(s, "inputs")
-        S = V.carray(np.transpose(s, (1, 0, 2)))
+    s = V.input_stream(inputs, B, n_total, K, "n_transient + max(horizons) steps")
+    S = V.carray(np.transpose(s, (1, 0, 2)))
     Q0, q0_kind = _initial_tangents(q0, B, M, k, rng)
     H = h.size
     log_qr = np.full((B, H, k), np.nan)

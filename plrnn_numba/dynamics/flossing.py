@@ -382,19 +382,7 @@ def flossing_loss_and_grad(
     Z0 = Z0[None, :] if Z0.ndim == 1 else Z0
     B = Z0.shape[0]
     n_total = n_transient + n_steps
-    if inputs is None:
-        if K:
-            raise ValueError(f"inputs are required: the model has {K} inputs (shape ({n_total}, {K}))")
-        s = np.zeros((B, n_total, 0))
-    else:
-        s = V.as_float_array(inputs, "inputs")
-        if s.ndim == 2:
-            s = np.broadcast_to(s[None], (B,) + s.shape)
-        if s.shape != (B, n_total, K):
-            raise ValueError(
-                f"inputs must have shape ({n_total}, {K}) or ({B}, {n_total}, {K}); got {np.shape(inputs)}"
-            )
-        V.check_finite(s, "inputs")
+    s = V.input_stream(inputs, B, n_total, K, "n_transient + n_steps steps")
     if n_transient:
         Z0 = model.simulate(theta, Z0, inputs=s[:, :n_transient] if K else None, n_steps=None if K else n_transient)[
             :, -1

@@ -188,21 +188,8 @@ def lyapunov_spectrum(
         Z0 = Z0[None, :] if Z0.ndim == 1 else Z0
     B = Z0.shape[0]
     n_total = n_transient + n_transient_ons + n_steps
-    if inputs is None:
-        if K:
-            raise ValueError(f"inputs are required: the model has {K} inputs (shape ({n_total}, {K}))")
-        S = np.zeros((n_total, B, 0))
-    else:
-        s = V.as_float_array(inputs, "inputs")
-        if s.ndim == 2:
-            s = np.broadcast_to(s[None], (B,) + s.shape)
-        if s.shape != (B, n_total, K):
-            raise ValueError(
-                f"inputs must have shape ({n_total}, {K}) or ({B}, {n_total}, {K}) "
-                f"(n_transient + n_transient_ons + n_steps steps); got {np.shape(inputs)}"
-            )
-        V.check_finite(s, "inputs")
-        S = V.carray(np.transpose(s, (1, 0, 2)))
+    s = V.input_stream(inputs, B, n_total, K, "n_transient + n_transient_ons + n_steps steps")
+    S = V.carray(np.transpose(s, (1, 0, 2)))
     # random orthonormal initial tangent vectors (NumPy RNG, passed in)
     Q0 = np.empty((B, M, k))
     for b in range(B):
