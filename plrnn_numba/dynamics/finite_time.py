@@ -85,6 +85,7 @@ from numba import types
 from .. import _validate as V
 from .. import config, io
 from ..models.base import Model, call_jacobian, call_step, model_params
+from ._tangents import initial_tangents
 
 __all__ = ["finite_time_exponents", "condition_number"]
 
@@ -231,30 +232,6 @@ def _check_horizons(horizons) -> np.ndarray:
     return np.ascontiguousarray(h)
 
 
-def _initial_tangents(q0, B: int, M: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    if isinstance(q0, str):
-        V.choice(q0, "q0", {"random", "identity"})
-        if q0 == "identity":
-            return np.ascontiguousarray(np.broadcast_to(np.eye(M)[:, :k], (B, M, k))), "identity"
-        Q0 = np.empty((B, M, k))
-        for b in range(B):
-            q, r = np.linalg.qr(rng.standard_normal((M, k)))
-            Q0[b] = q * np.sign(np.diag(r))[None, :]
-        return Q0, "random"
-    Q = V.as_float_array(q0, "q0")
-    if Q.shape == (M, k):
-        Q = np.broadcast_to(Q, (B, M, k))
-    if Q.shape != (B, M, k):
-        raise ValueError(
-            f"q0 must be 'random', 'identity' or an array of shape ({M}, {k}) or ({B}, {M}, {k}); got {Q.shape}"
-        )
-    V.check_finite(Q, "q0")
-    gram = np.einsum("bmi,bmj->bij", Q, Q)
-    if not np.allclose(gram, np.eye(k)[None], atol=1e-10):
-        raise ValueError("q0 must have orthonormal columns (Q^T Q = I); orthonormalise it with np.linalg.qr")
-    return np.ascontiguousarray(Q), "array"
-
-
 def _log_spectra(
     model: Model,
     theta,
@@ -288,7 +265,7 @@ def _log_spectra(
     n_total = n_transient + int(h[-1])
     s = V.input_stream(inputs, B, n_total, K, "n_transient + max(horizons) steps")
     S = V.carray(np.transpose(s, (1, 0, 2)))
-    Q0, q0_kind = _initial_tangents(q0, B, M, k, rng)
+    Q0, q0_kind = initial_tangents(q0, B, M, k, rng)
     H = h.size
     log_qr = np.full((B, H, k), np.nan)
     log_dir = np.full((B, H, k), np.nan)

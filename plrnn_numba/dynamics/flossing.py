@@ -44,6 +44,7 @@ from ..models.base import (
     call_step,
     model_params,
 )
+from ._tangents import initial_tangents
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -391,13 +392,9 @@ def flossing_loss_and_grad(
             return FlossingResult(
                 float("nan"), np.full(model.n_params, np.nan), np.full((B, k), np.nan), np.full((B, M), np.nan), False
             )
-    if q0 is None:
-        q, r = np.linalg.qr(rng.standard_normal((M, k)))
-        q0 = q * np.sign(np.diag(r))[None, :]
-    q0 = V.as_float_array(q0, "q0")
-    if q0.shape != (M, k):
-        raise ValueError(f"q0 must have shape ({M}, {k}); got {q0.shape}")
-    Q0 = V.carray(np.broadcast_to(q0, (B, M, k)))
+    # one initial tangent system shared by the batch (drawn from ``seed`` unless given)
+    q0_one, _ = initial_tangents("random" if q0 is None else q0, 1, M, k, rng)
+    Q0 = V.carray(np.broadcast_to(q0_one[0], (B, M, k)))
     S = V.carray(np.transpose(s[:, n_transient:], (1, 0, 2)))
     p = model_params(model, theta)
     addr = kern.addresses()

@@ -28,6 +28,7 @@ from numba import types
 from .. import _validate as V
 from .. import config, io
 from ..models.base import Model, call_jacobian, call_step, model_params
+from ._tangents import initial_tangents
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -191,10 +192,7 @@ def lyapunov_spectrum(
     s = V.input_stream(inputs, B, n_total, K, "n_transient + n_transient_ons + n_steps steps")
     S = V.carray(np.transpose(s, (1, 0, 2)))
     # random orthonormal initial tangent vectors (NumPy RNG, passed in)
-    Q0 = np.empty((B, M, k))
-    for b in range(B):
-        q, r = np.linalg.qr(rng.standard_normal((M, k)))
-        Q0[b] = q * np.sign(np.diag(r))[None, :]
+    Q0, _ = initial_tangents("random", B, M, k, rng)
     n_qr = -(-(n_transient_ons + n_steps) // t_ons)
     n_trace = max(0, n_qr - (n_transient_ons // t_ons)) if trace else 0
     out = np.empty((B, k))

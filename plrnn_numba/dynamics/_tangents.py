@@ -1,0 +1,38 @@
+"""Initial orthonormal tangent systems shared by the Lyapunov-exponent engines."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validate as V
+
+
+def initial_tangents(q0, B: int, M: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Initial orthonormal tangent systems ``Q0`` (B, M, k) for QR-based exponent estimates.
+
+    ``q0`` is ``"random"`` (each batch item: the Q factor of a Gaussian M x k
+    matrix from ``rng``, with a positive diagonal of R), ``"identity"`` (the
+    first k unit vectors), or an orthonormal (M, k) or (B, M, k) array.
+    Returns the array and the kind (``"random"``, ``"identity"``, ``"array"``).
+    """
+    if isinstance(q0, str):
+        V.choice(q0, "q0", {"random", "identity"})
+        if q0 == "identity":
+            return np.ascontiguousarray(np.broadcast_to(np.eye(M)[:, :k], (B, M, k))), "identity"
+        Q0 = np.empty((B, M, k))
+        for b in range(B):
+            q, r = np.linalg.qr(rng.standard_normal((M, k)))
+            Q0[b] = q * np.sign(np.diag(r))[None, :]
+        return Q0, "random"
+    Q = V.as_float_array(q0, "q0")
+    if Q.shape == (M, k):
+        Q = np.broadcast_to(Q, (B, M, k))
+    if Q.shape != (B, M, k):
+        raise ValueError(
+            f"q0 must be 'random', 'identity' or an array of shape ({M}, {k}) or ({B}, {M}, {k}); got {Q.shape}"
+        )
+    V.check_finite(Q, "q0")
+    gram = np.einsum("bmi,bmj->bij", Q, Q)
+    if not np.allclose(gram, np.eye(k)[None], atol=1e-10):
+        raise ValueError("q0 must have orthonormal columns (Q^T Q = I); orthonormalise it with np.linalg.qr")
+    return np.ascontiguousarray(Q), "array"
