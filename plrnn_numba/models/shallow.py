@@ -85,16 +85,23 @@ def shallow_step(p, meta, z, s, z_next):
 
 
 @njit(inline="always")
+def _gate(W2, h2, z, j, clipped):
+    # diagonal entry j of D1 - clipped * D2: the slope of hidden unit j at z
+    v = 0.0
+    for i in range(W2.shape[1]):
+        v += W2[j, i] * z[i]
+    d = 1.0 if v + h2[j] > 0.0 else 0.0
+    if clipped and v > 0.0:
+        d -= 1.0
+    return d
+
+
+@njit(inline="always")
 def _hidden_adjoint(W1, W2, h2, z, g, q, clipped):
     # q[j] = (D1 - clipped * D2)_jj (W1^T g)_j
     H, M = W2.shape
     for j in range(H):
-        v = 0.0
-        for i in range(M):
-            v += W2[j, i] * z[i]
-        d = 1.0 if v + h2[j] > 0.0 else 0.0
-        if clipped and v > 0.0:
-            d -= 1.0
+        d = _gate(W2, h2, z, j, clipped)
         if d != 0.0:
             w = 0.0
             for i in range(M):
@@ -160,12 +167,7 @@ def shallow_jacobian(p, meta, z, s, J):
     a, W1, W2, h1, h2, C = _views(p, M, H, K)
     d = np.empty(H)
     for j in range(H):
-        v = 0.0
-        for i in range(M):
-            v += W2[j, i] * z[i]
-        dj = 1.0 if v + h2[j] > 0.0 else 0.0
-        if clipped and v > 0.0:
-            dj -= 1.0
+        dj = _gate(W2, h2, z, j, clipped)
         d[j] = dj
     for i in range(M):
         for k in range(M):
@@ -184,12 +186,7 @@ def shallow_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
     a, W1, W2, h1, h2, C = _views(p, M, H, K)
     ga, gW1, gW2, gh1, gh2, gC = _views(g_p, M, H, K)
     for j in range(H):
-        v = 0.0
-        for i in range(M):
-            v += W2[j, i] * z[i]
-        dj = 1.0 if v + h2[j] > 0.0 else 0.0
-        if clipped and v > 0.0:
-            dj -= 1.0
+        dj = _gate(W2, h2, z, j, clipped)
         if dj == 0.0:
             continue
         for i in range(M):
