@@ -485,30 +485,41 @@ def test_dataset_layout_and_netcdf_roundtrip(tmp_path):
 
 
 def test_resumable_kernel_gives_the_same_result(monkeypatch):
-    # the kernel returns to the driver when the fresh candidates run out (NEED_FRESH)
-    # or the found-cycle buffers are full (FULL) and is resumed: one candidate per
-    # chunk and a capacity of one cycle must give the same search as large buffers
+    # the engine returns to the driver when the fresh candidates run out (NEED_FRESH)
+    # or the cycle pool is full (FULL) and is resumed: one candidate per chunk and a
+    # capacity of one cycle must give the same search as large buffers
     from plrnn_numba.dynamics import as_system
+    from plrnn_numba.dynamics import _search as S
 
     system = as_system(random_plrnn(31, 2))
     opts = np.array([1e-12, 1e-8, 1e-6])
 
-    def run():
-        raw, state, _ = scyfi_module._search_order(
-            system, 6, 10, 300, None, np.random.default_rng(5), None, opts, system.kernels()
+    def run(lanes=1):
+        batch = S.BatchSearch(
+            system.kernels(), system.p[None], system.meta, 2, 2,
+            {"system": [0], "order": [6], "stream": [0], "n_outer": [10], "n_inner": [300], "max_solves": [-1],
+             "lanes": [lanes]},
+            [scyfi_module._FreshDraws(np.random.default_rng(5), 6, 2, None)], opts,
         )
-        return [(z.tobytes(), d.tobytes(), at, s) for z, d, at, s in raw], state.tolist()
+        batch.run_cpu()
+        return [(z.tobytes(), d.tobytes(), at, s) for z, d, at, s in batch.cycles(0)], batch.sstate[0].tolist()
 
     big = run()
     monkeypatch.setattr(scyfi_module._FreshDraws, "first_chunk", 1)
     monkeypatch.setattr(scyfi_module._FreshDraws, "max_chunk", 1)
-    monkeypatch.setattr(scyfi_module, "_INITIAL_CAPACITY", 1)
+    monkeypatch.setattr(S.BatchSearch, "initial_capacity", 1)
     small = run()
     assert len(big[0]) >= 3
     assert big[0] == small[0]
-    S = scyfi_module
-    for idx in (S.S_SOLVES, S.S_SINGULAR, S.S_FOUND, S.S_LOOPS, S.S_DUP, S.S_LOWER):
+    for idx in (S.SS_SOLVES, S.SS_SINGULAR, S.SS_FOUND, S.SS_LOOPS, S.SS_DUP, S.SS_LOWER):
         assert big[1][idx] == small[1][idx]
+    # several lanes: the same cycles (as a set), whatever the buffer sizes
+    many = run(lanes=7)
+
+    def rows(cycles):  # rotation-invariant: the sorted region rows of each cycle
+        return sorted(tuple(sorted(np.frombuffer(d, np.int8).reshape(6, 2).tolist())) for _, d, _, _ in cycles)
+
+    assert rows(many[0]) == rows(big[0])
 
 
 def test_fresh_patterns_are_independent_fair_bits():

@@ -6,6 +6,10 @@
   (small systems; the reference for tests);
 * :func:`solve_region_sequence` -- the linear-algebra core of one candidate
   (``(I - F_k ... F_1) z = b``), a numba kernel;
+* :func:`solve_candidates`, :func:`search_many` -- batched region solves and
+  many SCYFI searches at once, on numba's threads or a CUDA GPU
+  (``backend="parallel"`` / ``"cuda"`` / ``"auto"``, also accepted by
+  :func:`scyfi` and :func:`bifurcation_grid`);
 * :func:`default_counters`, :func:`classify_stability`, :func:`as_system` --
   SCYFI's default loop counts, its stability classes, and the validated
   piecewise-linear description of a model.
@@ -14,12 +18,17 @@
 from ._cycles import STABILITY_CLASSES, classify_stability
 from ._piecewise import PiecewiseLinearSystem, as_system
 from .brute_force import MAX_BITS, brute_force_cycles
-from .scyfi import default_counters, realised_pattern_pool, scyfi, solve_region_sequence
+from .batched import BACKENDS, cuda_available, solve_candidates
+from .scyfi import default_counters, realised_pattern_pool, scyfi, search_many, solve_region_sequence
 
 __all__ = [
     "scyfi",
     "brute_force_cycles",
     "solve_region_sequence",
+    "solve_candidates",
+    "search_many",
+    "cuda_available",
+    "BACKENDS",
     "default_counters",
     "realised_pattern_pool",
     "classify_stability",

@@ -105,7 +105,8 @@ from ..models.plrnn import PLRNN
 from ..models.shallow import ShallowPLRNN
 from ._cycles import canonical_shift, classify_stability, sorted_eigenvalues
 from ._piecewise import PiecewiseLinearSystem, as_system, check_order
-from .scyfi import scyfi
+from .batched import resolve_backend
+from .scyfi import _Settings, scyfi, search_many
 
 __all__ = [
     "bifurcation_path",
@@ -1497,6 +1498,8 @@ def bifurcation_grid(
     inputs=None,
     scyfi_kwargs: dict | None = None,
     progress: bool = False,
+    backend: str = "cpu",
+    n_threads: int | None = None,
 ) -> xr.Dataset:
     r"""Cycle counts and stability signatures over a 2-D parameter grid (bifurcation manifolds).
 
@@ -1522,7 +1525,15 @@ def bifurcation_grid(
     inputs, scyfi_kwargs
         As for :func:`bifurcation_path`.
     progress : bool
-        Show a progress bar (tqdm).
+        Show a progress bar (tqdm; ``backend="cpu"`` only).
+    backend : {"cpu", "parallel", "cuda", "auto"}
+        ``"cpu"``: one :func:`scyfi` call per grid point.  ``"parallel"`` /
+        ``"cuda"``: every (point, order) search at once in batches on numba's
+        threads or the GPU (:func:`~plrnn_numba.dynamics.search_many`); the
+        same candidate streams, so the same cycles as ``"cpu"``.  ``"auto"``:
+        the GPU when present and the grid is large enough, else ``"parallel"``.
+    n_threads : int, optional
+        Threads for ``"parallel"``.
 
     Returns
     -------
@@ -1556,16 +1567,29 @@ def bifurcation_grid(
     sig = np.zeros((ny, nx, max_order, G), np.int64)
     secs = np.zeros((ny, nx))
     it = [(iy, ix) for iy in range(ny) for ix in range(nx)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="bifurcation grid", unit="point")
+    system0 = as_system(model, theta=theta0, inputs=inputs)
+    budget = sum(int(np.prod(_Settings(**kw).counters(k, system0.n_pattern))) for k in range(1, max_order + 1))
+    be = resolve_backend(backend, dim=system0.dim, work=float(len(it)) * budget * system0.dim**3,
+                         batched_cpu=len(it) > 1)
     t_start = time.perf_counter()
-    for iy, ix in it:
-        t0 = time.perf_counter()
-        theta = theta0 + xo[ix] * dx + yo[iy] * dy
-        sig[iy, ix] = cycle_signature(model, theta, max_order, inputs=inputs, scyfi_kwargs=kw)
-        secs[iy, ix] = time.perf_counter() - t0
+    if be == "cpu":
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc="bifurcation grid", unit="point")
+        for iy, ix in it:
+            t0 = time.perf_counter()
+            theta = theta0 + xo[ix] * dx + yo[iy] * dy
+            sig[iy, ix] = cycle_signature(model, theta, max_order, inputs=inputs, scyfi_kwargs=kw)
+            secs[iy, ix] = time.perf_counter() - t0
+    else:
+        systems = [as_system(model, theta=theta0 + xo[ix] * dx + yo[iy] * dy, inputs=inputs) for iy, ix in it]
+        found, _ = search_many(systems, max_order, backend=be, n_threads=n_threads, **kw)
+        for (iy, ix), cyc in zip(it, found):
+            for c in cyc:
+                sig[iy, ix, c.order - 1, _GROUP_OF[c.stability]] += 1
+        # one batch for the whole grid: the time per point is the mean
+        secs[:] = (time.perf_counter() - t_start) / len(it)
 
     flat = sig.reshape(ny * nx, -1)
     table, sig_id = np.unique(flat, axis=0, return_inverse=True)
@@ -1627,7 +1651,11 @@ def bifurcation_grid(
             b_order,
             {**u1, "long_name": "1 where the counts of this order differ from a 4-neighbour"},
         ),
-        "seconds": (("y", "x"), secs, {"units": "s", "long_name": "SCYFI wall-clock time at the grid point"}),
+        "seconds": (
+            ("y", "x"),
+            secs,
+            {"units": "s", "long_name": "SCYFI wall-clock time at the grid point (batched backends: the mean)"},
+        ),
         "theta0": (("param",), theta0, {**u1, "long_name": "base parameters"}),
         "direction_x": (("param",), dx, {**u1, "long_name": "parameter direction of x"}),
         "direction_y": (("param",), dy, {**u1, "long_name": "parameter direction of y"}),
@@ -1653,6 +1681,7 @@ def bifurcation_grid(
         "max_order": max_order,
         "inputs": None if inputs is None else np.asarray(inputs, dtype=float).tolist(),
         "scyfi_kwargs": {k: (v if not callable(v) else repr(v)) for k, v in kw.items()},
+        "backend": backend,
     }
     attrs = io.provenance("plrnn_numba.dynamics.bifurcation_grid", arguments, seeds=kw.get("seed", 0))
     attrs.update(
@@ -1663,6 +1692,7 @@ def bifurcation_grid(
             "max_order": max_order,
             "stability_groups": ", ".join(STABILITY_GROUPS),
             "seconds": time.perf_counter() - t_start,
+            "backend": be,
         }
     )
     return xr.Dataset(data_vars, coords, attrs)

@@ -1,0 +1,193 @@
+r"""CUDA kernels for batched SCYFI region solves (numba.cuda) and their host driver.
+
+One CUDA thread solves one candidate region sequence of one system:
+
+1. form :math:`Z = F_k \cdots F_1` and :math:`b` step by step (the region map
+   of each step from the family's ``regions`` code, so no k-sized storage);
+2. solve :math:`(I - Z) z = b` with the shared pivoted-LU helpers of
+   :mod:`._lu` (same pivots, same condition estimate as the CPU);
+3. roll :math:`z` out k steps with the true map (the family's ``rollout``
+   code), writing the visited patterns, the points, a consistency flag, the
+   closure residual and its scale.
+
+The family code (:mod:`._piecewise`) and the LU helpers are plain index loops,
+compiled here as CUDA device functions from the same Python source as the CPU
+kernels, so both backends run the same arithmetic (up to fused multiply-adds).
+
+Work arrays are per-thread local arrays, whose size must be known at compile
+time: :data:`MAX_DIM` bounds the state dimension M (about ``4 * MAX_DIM**2 * 8``
+bytes of local memory per thread: 32 KiB for 32).  Larger systems are solved on
+the CPU.  The number of pattern bits (M, H or 2H) and the order k are not
+bounded here.
+
+The search logic (jumps, restarts, counters, duplicates) stays on the host
+(:class:`._search.BatchSearch`), which hands the kernel one batch of candidates
+per round; with one lane per search it makes exactly the CPU's choices.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import cuda, float64, int64
+
+from ._lu import SOLVE_OK, build_lu
+from ._piecewise import plrnn_regions, plrnn_rollout, shallow_regions, shallow_rollout
+from .batched import MAX_DIM
+from ._search import LS_SEARCH, N_RES, R_CLOSURE, R_SCALE, SS_ORDER, SS_SYSTEM
+
+__all__ = ["MAX_DIM", "THREADS_PER_BLOCK", "CudaSolver"]
+
+
+#: threads per block (``PLRNN_NUMBA_CUDA_TPB``; the simulator uses a handful).
+THREADS_PER_BLOCK = int(os.environ.get("PLRNN_NUMBA_CUDA_TPB", 128))
+
+_KERNELS: dict = {}
+
+
+def _build(kind: str):
+    """Compile (once per family) the batched solve kernel."""
+    if kind in _KERNELS:
+        return _KERNELS[kind]
+    dev = cuda.jit(device=True)
+    lu = build_lu(dev)
+    solve_shifted = lu.solve_shifted
+    if kind == "plrnn":
+        regions, rollout = dev(plrnn_regions.py_func), dev(plrnn_rollout.py_func)
+    else:
+        regions, rollout = dev(shallow_regions.py_func), dev(shallow_rollout.py_func)
+    MD = MAX_DIM
+
+    @cuda.jit
+    def solve_batch(p, meta, sysidx, korder, cand, rcond_min, status, consistent, act, traj, res):
+        i = cuda.grid(1)
+        if i >= sysidx.shape[0]:
+            return
+        M = traj.shape[2]
+        k = korder[i]
+        pr = p[sysidx[i]]
+        F = cuda.local.array((1, MD, MD), float64)[:, :M, :M]
+        c = cuda.local.array((1, MD), float64)[:, :M]
+        Z = cuda.local.array((MD, MD), float64)[:M, :M]
+        T = cuda.local.array((MD, MD), float64)[:M, :M]
+        LU = cuda.local.array((MD, MD), float64)[:M, :M]
+        b = cuda.local.array(MD, float64)[:M]
+        t = cuda.local.array(MD, float64)[:M]
+        u = cuda.local.array(MD, float64)[:M]
+        z = cuda.local.array(MD, float64)[:M]
+        piv = cuda.local.array(MD, int64)[:M]
+        scale = 0.0
+        for s in range(k):
+            regions(pr, meta, cand[i, s : s + 1, :], F, c)
+            for r in range(M):
+                scale = max(scale, abs(c[0, r]))
+            if s == 0:
+                for r in range(M):
+                    for q in range(M):
+                        Z[r, q] = F[0, r, q]
+                    b[r] = c[0, r]
+                continue
+            # Z <- F_s Z and b <- F_s b + c_s, in the CPU kernel's loop order
+            for r in range(M):
+                for q in range(M):
+                    T[r, q] = 0.0
+                for l in range(M):
+                    a = F[0, r, l]
+                    if a != 0.0:
+                        for q in range(M):
+                            T[r, q] += a * Z[l, q]
+            for r in range(M):
+                for q in range(M):
+                    Z[r, q] = T[r, q]
+            for r in range(M):
+                acc = c[0, r]
+                for q in range(M):
+                    acc += F[0, r, q] * b[q]
+                t[r] = acc
+            for r in range(M):
+                b[r] = t[r]
+        st = solve_shifted(Z, b, rcond_min, z, LU, t, u, piv)
+        status[i] = st
+        consistent[i] = 0
+        if st != SOLVE_OK:
+            return
+        tr = traj[i, : k + 1, :]
+        ac = act[i, :k, :]
+        for r in range(M):
+            tr[0, r] = z[r]
+        rollout(pr, meta, tr, ac)
+        same = 1
+        for s in range(k):
+            for q in range(cand.shape[2]):
+                if ac[s, q] != cand[i, s, q]:
+                    same = 0
+        consistent[i] = same
+        clo = 0.0
+        for s in range(k):
+            for r in range(M):
+                scale = max(scale, abs(tr[s, r]))
+        for r in range(M):
+            clo = max(clo, abs(tr[k, r] - tr[0, r]))
+        if not (clo - clo == 0.0 and scale - scale == 0.0):  # inf or NaN: never accepted
+            clo = np.inf
+            scale = 1.0
+        res[i, 0] = clo
+        res[i, 1] = scale if scale > 0.0 else 1.0
+
+    _KERNELS[kind] = solve_batch
+    return solve_batch
+
+
+class CudaSolver:
+    """Batched solver of a :class:`._search.BatchSearch` on the GPU (one call per round).
+
+    The systems' parameters are copied to the device once; each call gathers
+    the candidates of the given lanes, runs :func:`solve_batch` with one thread
+    per candidate and scatters the results back into the batch's lane arrays.
+    """
+
+    def __init__(self, batch, threads_per_block: int | None = None):
+        from .batched import resolve_backend, simulator
+
+        resolve_backend("cuda", dim=batch.M)  # raises without a GPU
+        if batch.M > MAX_DIM:
+            raise ValueError(f"CudaSolver needs M <= MAX_DIM = {MAX_DIM}; got M = {batch.M}")
+        self.batch = batch
+        self.kind = "plrnn" if batch.meta.size == 1 else "shallow"
+        self.kernel = _build(self.kind)
+        tpb = threads_per_block or (4 if simulator() else THREADS_PER_BLOCK)
+        self.tpb = int(tpb)
+        self.d_p = cuda.to_device(batch.p)
+        self.d_meta = cuda.to_device(batch.meta)
+        self.rcond_min = float(batch.opts[0])
+        self.solves = 0
+
+    def __call__(self, lanes: np.ndarray) -> None:
+        b = self.batch
+        n = lanes.size
+        if n == 0:
+            return
+        srch = b.lstate[lanes, LS_SEARCH]
+        sysidx = np.ascontiguousarray(b.sstate[srch, SS_SYSTEM])
+        korder = np.ascontiguousarray(b.sstate[srch, SS_ORDER])
+        K, M, P = b.kmax, b.M, b.P
+        cand = np.ascontiguousarray(b.cand[lanes].reshape(n, K, P))
+        status = cuda.device_array(n, dtype=np.int8)
+        consistent = cuda.device_array(n, dtype=np.int8)
+        act = cuda.device_array((n, K, P), dtype=np.int8)
+        traj = cuda.device_array((n, K + 1, M), dtype=np.float64)
+        res = cuda.device_array((n, N_RES), dtype=np.float64)
+        blocks = (n + self.tpb - 1) // self.tpb
+        self.kernel[blocks, self.tpb](
+            self.d_p, self.d_meta, cuda.to_device(sysidx), cuda.to_device(korder), cuda.to_device(cand),
+            self.rcond_min, status, consistent, act, traj, res,
+        )
+        b.status[lanes] = status.copy_to_host()
+        b.consistent[lanes] = consistent.copy_to_host()
+        b.act[lanes] = act.copy_to_host().reshape(n, K * P)
+        b.traj[lanes] = traj.copy_to_host().reshape(n, (K + 1) * M)
+        r = res.copy_to_host()
+        b.res[lanes, R_CLOSURE] = r[:, 0]
+        b.res[lanes, R_SCALE] = r[:, 1]
+        self.solves += n
