@@ -170,8 +170,9 @@ def numba_search(system, orders, n_out, n_in, seed, pool):
     out = []
     for k in orders:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
-        raw, state, _ = S._search_order(system, k, n_out, n_in, None, rng, pool, opts, kernels)
-        out.append((raw, int(state[S.S_SOLVES])))
+        batch = S.search_order(system, k, n_out, n_in, None, S._FreshDraws(rng, k, system.n_pattern, pool), opts,
+                               kernels=kernels)
+        out.append((batch.cycles(0), batch.stats(0)["n_solves"]))
     return out
 
 

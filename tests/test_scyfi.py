@@ -488,8 +488,8 @@ def test_resumable_kernel_gives_the_same_result(monkeypatch):
     # the engine returns to the driver when the fresh candidates run out (NEED_FRESH)
     # or the cycle pool is full (FULL) and is resumed: one candidate per chunk and a
     # capacity of one cycle must give the same search as large buffers
-    from plrnn_numba.dynamics import as_system
     from plrnn_numba.dynamics import _search as S
+    from plrnn_numba.dynamics import as_system
 
     system = as_system(random_plrnn(31, 2))
     opts = np.array([1e-12, 1e-8, 1e-6])

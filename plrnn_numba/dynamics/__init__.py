@@ -17,8 +17,8 @@
 
 from ._cycles import STABILITY_CLASSES, classify_stability
 from ._piecewise import PiecewiseLinearSystem, as_system
-from .brute_force import MAX_BITS, brute_force_cycles
 from .batched import BACKENDS, cuda_available, solve_candidates
+from .brute_force import MAX_BITS, brute_force_cycles
 from .scyfi import default_counters, realised_pattern_pool, scyfi, search_many, solve_region_sequence
 
 __all__ = [

@@ -307,7 +307,8 @@ C_NWORK = 0  # prepared lanes listed in `work`
 C_STREAM = 1  # the stream to extend after NEED_FRESH
 C_POOL = 2  # cycles stored in the pool (all searches)
 C_PHASE = 3  # 1 while the results of the listed lanes wait to be absorbed
-N_CTL = 4
+C_NALIVE = 4  # lanes listed in `alive` (those whose search may still run)
+N_CTL = 5
 
 #: length of the ring buffer of candidate hashes used to detect loops of the jump dynamics.
 N_HASH = 32
@@ -394,60 +395,68 @@ def _same_cycle(traj, act, fz, fd, dup_rtol):
 
 
 @config.njit
-def _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, P):
+def _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive, P):
     """Give every idle lane its next candidate; list the prepared lanes in ``work``.
 
     The serial algorithm's loop head, per lane: take a fresh candidate if needed,
     end a restart after n_inner solves (and the search after n_outer restarts
-    without a discovery), stop at max_solves, then commit one solve.
+    without a discovery), stop at max_solves, then commit one solve.  Lanes are
+    visited in index order; those whose search has ended leave ``alive``.
     """
     nw = 0
-    n_lane = lstate.shape[0]
-    for l in range(n_lane):
+    m = 0
+    n_alive = ctl[C_NALIVE]
+    for i in range(n_alive):
+        l = alive[i]
         stage = lstate[l, LS_STAGE]
-        if stage == READY:
-            work[nw] = l
-            nw += 1
-            continue
-        if stage != IDLE_LANE:
-            continue
-        s = lstate[l, LS_SEARCH]
-        k = sstate[s, SS_ORDER]
-        while True:
-            if sstate[s, SS_STATUS] != RUNNING:
-                lstate[l, LS_STAGE] = FINISHED
+        if stage == IDLE_LANE:
+            s = lstate[l, LS_SEARCH]
+            k = sstate[s, SS_ORDER]
+            while True:
+                if sstate[s, SS_STATUS] != RUNNING:
+                    lstate[l, LS_STAGE] = FINISHED
+                    break
+                if lstate[l, LS_NEED_NEW] != 0:
+                    stream = sstate[s, SS_STREAM]
+                    pos = sstate[s, SS_FRESH_POS]
+                    idx = pos - fresh_base[stream]
+                    if idx >= n_avail[stream]:
+                        # keep the lanes not visited yet, return to the host for more candidates
+                        for j in range(i, n_alive):
+                            alive[m] = alive[j]
+                            m += 1
+                        ctl[C_NALIVE] = m
+                        ctl[C_NWORK] = nw
+                        ctl[C_STREAM] = stream
+                        return NEED_FRESH
+                    for q in range(k * P):
+                        cand[l, q] = fresh[stream, idx, q]
+                    sstate[s, SS_FRESH_POS] = pos + 1
+                    lstate[l, LS_NEED_NEW] = 0
+                    hbuf[l, 0] = _hash(cand[l][: k * P].reshape((k, P)))
+                    lstate[l, LS_HCOUNT] = 1
+                if lstate[l, LS_INNER] >= sstate[s, SS_N_IN]:
+                    sstate[s, SS_OUTER] += 1
+                    lstate[l, LS_INNER] = 0
+                    lstate[l, LS_NEED_NEW] = 1
+                    if sstate[s, SS_OUTER] >= sstate[s, SS_N_OUT]:
+                        sstate[s, SS_STATUS] = DONE
+                    continue
+                if sstate[s, SS_MAX_SOLVES] >= 0 and sstate[s, SS_SOLVES] >= sstate[s, SS_MAX_SOLVES]:
+                    sstate[s, SS_STATUS] = LIMIT
+                    continue
+                sstate[s, SS_SOLVES] += 1
+                sstate[s, SS_SINCE] += 1
+                lstate[l, LS_INNER] += 1
+                lstate[l, LS_STAGE] = READY
                 break
-            if lstate[l, LS_NEED_NEW] != 0:
-                stream = sstate[s, SS_STREAM]
-                pos = sstate[s, SS_FRESH_POS]
-                idx = pos - fresh_base[stream]
-                if idx >= n_avail[stream]:
-                    ctl[C_NWORK] = nw
-                    ctl[C_STREAM] = stream
-                    return NEED_FRESH
-                for q in range(k * P):
-                    cand[l, q] = fresh[stream, idx, q]
-                sstate[s, SS_FRESH_POS] = pos + 1
-                lstate[l, LS_NEED_NEW] = 0
-                hbuf[l, 0] = _hash(cand[l][: k * P].reshape((k, P)))
-                lstate[l, LS_HCOUNT] = 1
-            if lstate[l, LS_INNER] >= sstate[s, SS_N_IN]:
-                sstate[s, SS_OUTER] += 1
-                lstate[l, LS_INNER] = 0
-                lstate[l, LS_NEED_NEW] = 1
-                if sstate[s, SS_OUTER] >= sstate[s, SS_N_OUT]:
-                    sstate[s, SS_STATUS] = DONE
-                continue
-            if sstate[s, SS_MAX_SOLVES] >= 0 and sstate[s, SS_SOLVES] >= sstate[s, SS_MAX_SOLVES]:
-                sstate[s, SS_STATUS] = LIMIT
-                continue
-            sstate[s, SS_SOLVES] += 1
-            sstate[s, SS_SINCE] += 1
-            lstate[l, LS_INNER] += 1
-            lstate[l, LS_STAGE] = READY
+        if lstate[l, LS_STAGE] == READY:
             work[nw] = l
             nw += 1
-            break
+        if lstate[l, LS_STAGE] != FINISHED:
+            alive[m] = l
+            m += 1
+    ctl[C_NALIVE] = m
     ctl[C_NWORK] = nw
     return GO if nw > 0 else ALL_DONE
 
@@ -594,7 +603,7 @@ _RUN_SIG = types.int64(
     _f2, _i1,  # p (systems, params), meta
     _i2, _i2, _i2, _b2,  # sstate, lstate, hbuf, cand
     _b3, _i1, _i1,  # fresh, fresh_base, n_avail
-    _i1, _i1,  # ctl, work
+    _i1, _i1, _i1,  # ctl, work, alive
     _b1, _b1, _b2, _f2, _f2,  # status, consistent, act, traj, res
     _f3, _b3, _i1, _i1,  # found_z, found_d, found_at, found_prev
     _f1, types.int64,  # opts, P
@@ -604,7 +613,7 @@ _RUN_SIG = types.int64(
 
 
 @config.jit(_RUN_SIG, parallel=True)
-def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work,
+def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive,
              status, consistent, act, traj, res, found_z, found_d, found_at, found_prev, opts, P,
              wF, wc, wZ, wT, wLU, wb, wt, wu, wpiv, wz, parallel):
     """Run rounds of prepare / solve / absorb until the host must act (or all searches end).
@@ -621,7 +630,7 @@ def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh
                            found_z, found_d, found_at, found_prev, ctl, opts, P, M)
             if code != GO:
                 return code
-        code = _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, P)
+        code = _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive, P)
         if code != GO:
             return code
         nw = ctl[C_NWORK]
@@ -695,7 +704,9 @@ class BatchSearch:
         self.hbuf = np.zeros((n_lane, N_HASH), dtype=np.int64)
         self.cand = np.zeros((n_lane, kP), dtype=np.int8)
         self.work = np.zeros(n_lane, dtype=np.int64)
+        self.alive = np.arange(n_lane, dtype=np.int64)
         self.ctl = np.zeros(N_CTL, dtype=np.int64)
+        self.ctl[C_NALIVE] = n_lane
         self.status = np.zeros(n_lane, dtype=np.int8)
         self.consistent = np.zeros(n_lane, dtype=np.int8)
         self.act = np.zeros((n_lane, kP), dtype=np.int8)
@@ -754,7 +765,7 @@ class BatchSearch:
             with np.errstate(all="ignore"):
                 code = _run_cpu(
                     regions, rollout, self.p, self.meta, self.sstate, self.lstate, self.hbuf, self.cand,
-                    self.fresh, self.fresh_base, self.n_avail, self.ctl, self.work, self.status,
+                    self.fresh, self.fresh_base, self.n_avail, self.ctl, self.work, self.alive, self.status,
                     self.consistent, self.act, self.traj, self.res, self.found_z, self.found_d,
                     self.found_at, self.found_prev, self.opts, self.P, *ws, bool(parallel),
                 )
@@ -799,7 +810,7 @@ class BatchSearch:
                     self._grow_pool()
                     continue
             code = _prepare(self.sstate, self.lstate, self.hbuf, self.cand, self.fresh, self.fresh_base,
-                            self.n_avail, self.ctl, self.work, self.P)
+                            self.n_avail, self.ctl, self.work, self.alive, self.P)
             if code == NEED_FRESH:
                 self._extend(int(self.ctl[C_STREAM]))
                 continue

@@ -34,8 +34,8 @@ from numba import cuda, float64, int64
 
 from ._lu import SOLVE_OK, build_lu
 from ._piecewise import plrnn_regions, plrnn_rollout, shallow_regions, shallow_rollout
-from .batched import MAX_DIM
 from ._search import LS_SEARCH, N_RES, R_CLOSURE, R_SCALE, SS_ORDER, SS_SYSTEM
+from .batched import MAX_DIM
 
 __all__ = ["MAX_DIM", "THREADS_PER_BLOCK", "CudaSolver"]
 

@@ -225,6 +225,24 @@ def _verified(system: PiecewiseLinearSystem, k: int, raw, tol: float) -> tuple[l
     return out, rejected
 
 
+def search_order(system, k, n_out, n_in, max_solves, stream, opts, *, backend="cpu", lanes=1, n_threads=1,
+                 kernels=None) -> BatchSearch:
+    """Run one SCYFI search (one system, order k) on a resolved backend; returns the finished batch.
+
+    ``stream`` yields the fresh candidates (:class:`_FreshDraws`), ``opts`` is
+    ``[rcond_min, dup_rtol, accept_rtol]``; read the results with
+    ``batch.cycles(0)`` and ``batch.stats(0)``.
+    """
+    batch = BatchSearch(
+        kernels or system.kernels(), system.p[None, :], system.meta, system.dim, system.n_pattern,
+        {"system": [0], "order": [k], "stream": [0], "n_outer": [n_out], "n_inner": [n_in],
+         "max_solves": [-1 if max_solves is None else max_solves], "lanes": [lanes]},
+        [stream], opts,
+    )
+    _run(batch, backend, n_threads)
+    return batch
+
+
 def _run(batch: BatchSearch, backend: str, n_threads: int) -> None:
     """Run a batch of searches on the resolved backend."""
     if backend == "cuda":
@@ -412,13 +430,8 @@ def scyfi(
         n_out, n_in = cfg.counters(k, P)
         n_lanes = 1 if be == "cpu" else (lanes or default_lanes(be, n_out * n_in, n_threads))
         lanes_used[i] = n_lanes
-        batch = BatchSearch(
-            kernels, system.p[None, :], system.meta, system.dim, P,
-            {"system": [0], "order": [k], "stream": [0], "n_outer": [n_out], "n_inner": [n_in],
-             "max_solves": [-1 if cfg.max_solves is None else cfg.max_solves], "lanes": [n_lanes]},
-            [cfg.stream(k, P, pool)], cfg.opts,
-        )
-        _run(batch, be, n_threads)
+        batch = search_order(system, k, n_out, n_in, cfg.max_solves, cfg.stream(k, P, pool), cfg.opts,
+                             backend=be, lanes=n_lanes, n_threads=n_threads, kernels=kernels)
         found, rejected = _verified(system, k, batch.cycles(0), cfg.tol)
         cycles.extend(found)
         st = batch.stats(0)

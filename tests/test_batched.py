@@ -1,0 +1,211 @@
+"""Batched SCYFI: region solves in batches, concurrent search lanes, many systems at once.
+
+References: ``numpy.linalg.solve`` and the true map (``PiecewiseLinearSystem.step``)
+for single solves; the serial CPU search (same candidate stream) and brute-force
+enumeration for whole searches.  Tolerance: ``POINT_ATOL`` from ``test_scyfi``
+(relative to the points' max-norm).  The CUDA backend is tested in ``tests/cuda``
+under the simulator (``test_cuda_simulator.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import plrnn_numba as pn
+from plrnn_numba.dynamics import (
+    as_system,
+    bifurcation_grid,
+    brute_force_cycles,
+    cuda_available,
+    scyfi,
+    search_many,
+    solve_candidates,
+)
+from plrnn_numba.dynamics.batched import default_lanes, resolve_backend
+from tests.test_scyfi import POINT_ATOL, assert_same_cycles, random_plrnn, ref_system
+
+
+def tiny_clipped(seed, as_model=False):
+    """A clipped shallow PLRNN (M = 2, H = 3) as a model or as raw arrays."""
+    model = pn.ShallowPLRNN(2, 3, clipped=True)
+    theta = model.init(seed, a_range=(-0.9, 0.9), w_scale=3.0)
+    model.unpack(theta)["h1"][:] = np.random.default_rng(seed).normal(0.0, 1.0, 2)
+    if as_model:
+        return model, theta
+    return {**{k: np.array(v) for k, v in model.unpack(theta).items()}, "clipped": True}
+
+
+def check_against_numpy(systems, cand, sidx, ds):
+    """Every solved candidate against numpy.linalg.solve and a roll-out with the true map."""
+    n, k, _ = cand.shape
+    syss = [as_system(s) for s in systems]
+    n_ok = 0
+    for i in range(n):
+        system = syss[sidx[i]]
+        Z, b = system.cycle_map(cand[i])
+        I = np.eye(system.dim)
+        if ds.status.values[i] != 0:
+            # flagged singular/ill-conditioned: numpy agrees it is (nearly) singular
+            assert np.linalg.cond(I - Z) > 1e8 or not np.all(np.isfinite(Z))
+            continue
+        n_ok += 1
+        z = np.linalg.solve(I - Z, b)
+        pts = ds.points.values[i]
+        scale = max(1.0, float(np.max(np.abs(pts))))
+        np.testing.assert_allclose(pts[0], z, rtol=0, atol=POINT_ATOL * scale)
+        y = pts[0]
+        for j in range(k):
+            np.testing.assert_array_equal(ds.patterns.values[i, j], system.patterns(y))
+            y = system.step(y)
+            np.testing.assert_allclose(pts[j + 1], y, rtol=0, atol=POINT_ATOL * scale)
+        consistent = np.array_equal(ds.patterns.values[i], cand[i])
+        assert ds.consistent.values[i] == int(consistent)
+        if consistent:
+            assert ds.closure_residual.values[i] <= 1e-9 * ds.scale.values[i]
+    assert n_ok >= n // 2
+
+
+def same_cycle_sets(a, b):
+    """The same cycles (orders, stability, points up to rotation) in two scyfi Datasets."""
+    assert_same_cycles(a, b)
+    np.testing.assert_array_equal(a.order.values, b.order.values)
+    np.testing.assert_array_equal(a.stability.values, b.stability.values)
+
+
+# ---------------------------------------------------------------- single batched solve
+@pytest.mark.parametrize("backend", ["cpu", "parallel"])
+def test_solve_candidates_matches_numpy_and_the_true_map(backend):
+    rng = np.random.default_rng(0)
+    systems = [random_plrnn(s, 3) for s in range(3)]
+    cand = rng.integers(0, 2, (60, 3, 3))
+    sidx = rng.integers(0, 3, 60)
+    ds = solve_candidates(systems, cand, system_index=sidx, backend=backend)
+    check_against_numpy(systems, cand, sidx, ds)
+    assert ds.attrs["backend"] == backend and ds.sizes["point"] == 4
+
+
+def test_solve_candidates_shallow_and_true_cycles():
+    rng = np.random.default_rng(1)
+    systems = [tiny_clipped(s) for s in (2, 3)]
+    cand = rng.integers(0, 2, (40, 2, 6))
+    sidx = rng.integers(0, 2, 40)
+    check_against_numpy(systems, cand, sidx, solve_candidates(systems, cand, system_index=sidx, backend="parallel"))
+    # the cycles SCYFI found are consistent candidates of the batched solve
+    ds = scyfi(random_plrnn(3, 2), 2)
+    k2 = ds.order.values == 2
+    if k2.any():
+        pats = ds.patterns.values[k2][:, :2]
+        sol = solve_candidates(random_plrnn(3, 2), pats)
+        assert np.all(sol.consistent.values == 1)
+        np.testing.assert_allclose(sol.points.values[:, :2], ds.points.values[k2][:, :2], atol=1e-9)
+
+
+def test_solve_candidates_flags_singular_systems():
+    sys_ = {"A": [1.0, 1.0], "W": [[0.0, 0.0], [0.0, 0.0]], "h": [0.1, 0.2]}
+    ds = solve_candidates(sys_, np.array([[[0, 0]], [[1, 1]]]))
+    assert np.all(ds.status.values == 1) and np.all(np.isnan(ds.points.values))
+
+
+def test_solve_candidates_bad_input():
+    p = random_plrnn(0, 2)
+    with pytest.raises(ValueError, match="candidates must have shape"):
+        solve_candidates(p, np.zeros((3, 2, 3)))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        solve_candidates(p, np.full((3, 2, 2), 2))
+    with pytest.raises(ValueError, match="system_index"):
+        solve_candidates(p, np.zeros((3, 2, 2)), system_index=np.array([0, 1, 0]))
+    with pytest.raises(ValueError, match="same family and shape"):
+        solve_candidates([p, random_plrnn(0, 3)], np.zeros((3, 2, 2)))
+    with pytest.raises(ValueError, match="backend must be one of"):
+        solve_candidates(p, np.zeros((3, 2, 2)), backend="gpu")
+
+
+# ---------------------------------------------------------------- backends
+def test_cuda_backend_without_gpu_raises_a_clear_error():
+    if cuda_available()[0]:
+        pytest.skip("a CUDA device (or the simulator) is available here")
+    with pytest.raises(RuntimeError, match="backend='cuda' needs a CUDA GPU.*backend='parallel'"):
+        scyfi(random_plrnn(0, 2), 1, backend="cuda")
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+        bifurcation_grid(pn.PLRNN(2), pn.PLRNN(2).init(0), "A[0]", [0.1, 0.2], "A[1]", [0.1, 0.2], max_order=1,
+                         backend="cuda")
+
+
+def test_auto_backend_uses_the_cpu_without_gpu():
+    ds = scyfi(random_plrnn(0, 2), 2, backend="auto")
+    assert ds.attrs["backend"] in ("cpu", "cuda")
+    if not cuda_available()[0]:
+        assert resolve_backend("auto", dim=2, work=1e12) == "cpu"
+        assert resolve_backend("auto", dim=2, work=1e12, batched_cpu=True) == "parallel"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        scyfi(random_plrnn(0, 2), 1, backend="GPU")
+    assert default_lanes("parallel", 10**6, 2) == 32 and default_lanes("cuda", 80, 2) == 10
+
+
+# ---------------------------------------------------------------- whole searches
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_parallel_one_lane_is_exactly_the_serial_search(seed):
+    params = random_plrnn(seed, 3)
+    a = scyfi(params, 3)
+    b = scyfi(params, 3, backend="parallel", lanes=1)
+    for name in ("order", "points", "patterns", "stability", "n_solves", "n_singular", "n_loops", "found_at_solve"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_parallel_shallow_one_lane_is_exactly_the_serial_search():
+    model, theta = tiny_clipped(5, as_model=True)
+    a = scyfi(model, 3, theta=theta)
+    b = scyfi(model, 3, theta=theta, backend="parallel", lanes=1)
+    for name in ("order", "points", "patterns", "patterns_d2", "n_solves"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_many_lanes_against_brute_force(seed):
+    M, K = ((2, 5), (3, 3))[seed % 2]
+    params = random_plrnn(seed, M)
+    ref = brute_force_cycles(params, K)
+    ds = scyfi(params, K, backend="parallel", lanes=12, seed=seed)
+    assert_same_cycles(ds, ref)
+    assert np.all(ds.n_lanes.values == 12)
+
+
+def test_many_lanes_find_the_reference_16_cycles():
+    # REFERENCE section 2: exactly two 16-cycles (a stable spiral and a saddle)
+    ds = scyfi(ref_system(0.8377689, -0.64375), 16, min_order=16, backend="parallel")
+    assert sorted(ds.stability.values) == ["saddle", "stable spiral"]
+    same_cycle_sets(ds, scyfi(ref_system(0.8377689, -0.64375), 16, min_order=16))
+
+
+def test_search_many_equals_scyfi_per_system():
+    systems = [as_system(random_plrnn(s, 2)) for s in range(5)]
+    found, stats = search_many(systems, 3, backend="parallel", n_threads=2)
+    for s, cyc in enumerate(found):
+        ds = scyfi(random_plrnn(s, 2), 3)
+        assert [c.order for c in cyc] == ds.order.values.tolist()
+        assert [c.stability for c in cyc] == ds.stability.values.tolist()
+        for c, pts in zip(cyc, ds.points.values):
+            np.testing.assert_array_equal(c.points, pts[: c.order])
+        np.testing.assert_array_equal(stats["n_solves"][s], ds.n_solves.values)
+    with pytest.raises(ValueError, match="must not be empty"):
+        search_many([], 2)
+
+
+@pytest.mark.parametrize("family", ["plrnn", "clipped"])
+def test_parallel_grid_equals_the_serial_grid(family):
+    if family == "plrnn":
+        model = pn.PLRNN(2)
+        theta = model.pack(A=np.array([0.5, 0.3]), W=np.array([[0.0, 0.8], [-1.2, 0.0]]), h=np.array([0.5, -0.3]))
+        px, py = "A[0]", "W[1,0]"
+    else:
+        model, theta = tiny_clipped(4, as_model=True)
+        px, py = "A[0]", "h1[1]"
+    xs, ys = np.linspace(-0.8, 0.9, 4), np.linspace(-1.5, 1.5, 3)
+    kw = dict(max_order=3, scyfi_kwargs={"n_outer": 3, "n_inner": 40})
+    a = bifurcation_grid(model, theta, px, xs, py, ys, **kw)
+    b = bifurcation_grid(model, theta, px, xs, py, ys, backend="parallel", **kw)
+    for name in ("n_cycles", "n_stable", "n_saddle", "n_unstable", "n_nonhyperbolic", "signature_id", "boundary"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    assert a.attrs["backend"] == "cpu" and b.attrs["backend"] == "parallel"
+    assert a.n_cycles.values.sum() > 0
