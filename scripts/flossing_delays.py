@@ -120,6 +120,9 @@ def main(argv=None) -> int:
     g.add_argument("--lr", type=float, default=1e-3)
     g.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clipping")
     g.add_argument("--epochs", type=int, default=None)
+    g.add_argument("--delays", type=int, nargs="+", default=None, help="delays d (default: the preset's)")
+    g.add_argument("--tasks", nargs="+", choices=["copy", "temporal_xor"], default=None,
+                   help="tasks (default: both)")
     args = p.parse_args(argv)
     cfg = preset(args, PRESETS)
     fixed = {key: cfg[key] for key in ("n", "n_steps", "batch", "k", "pre_epochs", "episode_steps", "episodes")}
@@ -127,7 +130,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     ds = sweep(
         train_point,
-        {"task": cfg["tasks"], "delay": cfg["delays"], "condition": CONDITIONS},
+        {"task": args.tasks or cfg["tasks"], "delay": args.delays or cfg["delays"], "condition": CONDITIONS},
         seeds=seed_list(args, cfg["n_seeds"]),
         fixed=fixed,
         name="final test accuracy against delay with and without gradient flossing",

@@ -90,7 +90,7 @@ def assert_exact_with_simulate(model, theta, ds, inputs=None):
 # ----------------------------------------------------------------------------- kernel
 def test_solve_region_sequence_matches_numpy():
     rng = np.random.default_rng(0)
-    for M, k in ((1, 1), (2, 3), (3, 5), (7, 2), (20, 3), (60, 2)):
+    for M, k in ((1, 1), (2, 3), (3, 5), (7, 2), (20, 3), (60, 2), (130, 2)):
         F = rng.normal(0, 0.6 / np.sqrt(M), (k, M, M))
         c = rng.normal(size=(k, M))
         Z, b = np.eye(M), np.zeros(M)

@@ -28,49 +28,59 @@ SOLVE_SINGULAR = 1  # zero pivot, or reciprocal condition number below rcond_min
 SOLVE_NONFINITE = 2  # Z, b or the solution overflowed
 
 
-def build_lu(jit, factor_large=None, small_dim: int = 0) -> SimpleNamespace:
+def build_lu(jit, make_large=None, small_dim: int = 0) -> SimpleNamespace:
     """Compile the LU helpers with ``jit``.
 
     Parameters
     ----------
     jit : decorator
         ``numba.njit(...)`` (CPU) or ``numba.cuda.jit(device=True)`` (CUDA).
-    factor_large : compiled function, optional
-        ``factor(LU, piv) -> bool`` used for ``n > small_dim`` (the CPU passes a
+    make_large : callable, optional
+        ``make_large(pivot) -> factor`` builds the ``factor(LU, piv) -> bool`` used
+        for ``n > small_dim`` from this build's ``pivot`` (the CPU passes a
         vectorised / blocked variant); by default the index-only one serves all n.
     small_dim : int
         Largest dimension factorised by the index-only loops when
-        ``factor_large`` is given.
+        ``make_large`` is given.
 
     Returns
     -------
     SimpleNamespace
-        ``factor(LU, piv)``, ``solve(LU, piv, x)``, ``solve_t(LU, piv, x)``,
+        ``pivot(LU, piv, col)``, ``factor(LU, piv)``, ``solve(LU, piv, x)``, ``solve_t(LU, piv, x)``,
         ``inv_norm1_estimate(LU, piv, x, y)`` and
         ``solve_shifted(Z, b, rcond_min, z, LU, t, u, piv) -> status``.
     """
 
     @jit
+    def pivot(LU, piv, col):
+        # Partial pivoting at step `col`: the row of largest modulus in column `col`
+        # (the first on ties) is swapped with row `col` (whole rows; LAPACK getrf
+        # convention, piv[col] = that row).  False if the column is zero.
+        n = LU.shape[0]
+        p = col
+        amax = abs(LU[col, col])
+        for r in range(col + 1, n):
+            v = abs(LU[r, col])
+            if v > amax:
+                amax = v
+                p = r
+        piv[col] = p
+        if amax == 0.0:
+            return False
+        if p != col:
+            for j in range(n):
+                tmp = LU[col, j]
+                LU[col, j] = LU[p, j]
+                LU[p, j] = tmp
+        return True
+
+    @jit
     def factor_small(LU, piv):
-        # In-place LU with partial pivoting, P A = L U (LAPACK getrf convention: at
-        # step `col`, row `col` was swapped with row piv[col]).  False on a zero pivot.
+        # In-place LU with partial pivoting, P A = L U.  False on a zero pivot.
         n = LU.shape[0]
         for col in range(n):
-            p = col
-            amax = abs(LU[col, col])
-            for r in range(col + 1, n):
-                v = abs(LU[r, col])
-                if v > amax:
-                    amax = v
-                    p = r
-            piv[col] = p
-            if amax == 0.0:
+            if not pivot(LU, piv, col):
                 return False
-            if p != col:
-                for j in range(n):
-                    tmp = LU[col, j]
-                    LU[col, j] = LU[p, j]
-                    LU[p, j] = tmp
             inv = 1.0 / LU[col, col]
             for r in range(col + 1, n):
                 l = LU[r, col] * inv
@@ -79,7 +89,7 @@ def build_lu(jit, factor_large=None, small_dim: int = 0) -> SimpleNamespace:
                     LU[r, j] -= l * LU[col, j]
         return True
 
-    big = factor_small if factor_large is None else factor_large
+    big = factor_small if make_large is None else make_large(pivot)
 
     @jit
     def factor(LU, piv):
@@ -215,6 +225,7 @@ def build_lu(jit, factor_large=None, small_dim: int = 0) -> SimpleNamespace:
         return SOLVE_OK
 
     return SimpleNamespace(
+        pivot=pivot,
         factor=factor,
         factor_small=factor_small,
         solve=solve,

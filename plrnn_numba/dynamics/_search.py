@@ -80,108 +80,88 @@ def _matmul_into(A, B, out):
                     out[i, j] += a * B[l, j]
 
 
-@config.njit
-def _lu_factor_blocked(LU, piv):
-    # Right-looking blocked LU (the getrf algorithm): factor a panel of LU_BLOCK
-    # columns with row interchanges of whole rows, solve for the block row of U,
-    # then update the trailing matrix with one matrix product (BLAS), which is
-    # where nearly all the flops go.  About 3x the unblocked loops at M = 200.
-    n = LU.shape[0]
-    nb = LU_BLOCK
-    for j0 in range(0, n, nb):
-        j1 = min(j0 + nb, n)
-        for col in range(j0, j1):
-            p = col
-            amax = abs(LU[col, col])
-            for r in range(col + 1, n):
-                v = abs(LU[r, col])
-                if v > amax:
-                    amax = v
-                    p = r
-            piv[col] = p
-            if amax == 0.0:
+def _cpu_factors(pivot):
+    """The CPU's LU for n > SMALL_DIM: row views (vectorised updates), blocked from BLOCKED_LU_DIM on.
+
+    Same pivots (``pivot`` from :mod:`._lu`) and operations as the index-only
+    version; built from ``pivot`` so that the shared code is written once.
+    """
+
+    @config.njit(inline="always")
+    def blocked(LU, piv):
+        # Right-looking blocked LU (the getrf algorithm): factor a panel of LU_BLOCK
+        # columns with row interchanges of whole rows, solve for the block row of U,
+        # then update the trailing matrix with one matrix product (BLAS), which is
+        # where nearly all the flops go.  About 3x the unblocked loops at M = 200.
+        n = LU.shape[0]
+        nb = LU_BLOCK
+        for j0 in range(0, n, nb):
+            j1 = min(j0 + nb, n)
+            for col in range(j0, j1):
+                if not pivot(LU, piv, col):
+                    return False
+                inv = 1.0 / LU[col, col]
+                Uc = LU[col, col + 1 : j1]
+                for r in range(col + 1, n):
+                    l = LU[r, col] * inv
+                    LU[r, col] = l
+                    if l != 0.0:
+                        Lr = LU[r, col + 1 : j1]
+                        for j in range(Lr.shape[0]):
+                            Lr[j] -= l * Uc[j]
+            if j1 < n:
+                # U12 = L11^{-1} A12 (unit lower triangular, rows j0..j1-1)
+                for i in range(j0, j1):
+                    Ui = LU[i, j1:]
+                    for r in range(i + 1, j1):
+                        l = LU[r, i]
+                        if l != 0.0:
+                            Ur = LU[r, j1:]
+                            for j in range(Ur.shape[0]):
+                                Ur[j] -= l * Ui[j]
+                # A22 -= L21 U12 (explicit copies and loops: numba's slice arithmetic
+                # costs ~10 s of compile time, and np.dot wants contiguous operands)
+                m = n - j1
+                w = j1 - j0
+                L21 = np.empty((m, w))
+                U12 = np.empty((w, m))
+                upd = np.empty((m, m))
+                for i in range(m):
+                    for j in range(w):
+                        L21[i, j] = LU[j1 + i, j0 + j]
+                for i in range(w):
+                    for j in range(m):
+                        U12[i, j] = LU[j0 + i, j1 + j]
+                np.dot(L21, U12, upd)
+                for i in range(m):
+                    for j in range(m):
+                        LU[j1 + i, j1 + j] -= upd[i, j]
+        return True
+
+    @config.njit(inline="always")
+    def rows(LU, piv):
+        n = LU.shape[0]
+        if n >= BLOCKED_LU_DIM:
+            return blocked(LU, piv)
+        for col in range(n):
+            if not pivot(LU, piv, col):
                 return False
-            if p != col:
-                for j in range(n):
-                    tmp = LU[col, j]
-                    LU[col, j] = LU[p, j]
-                    LU[p, j] = tmp
             inv = 1.0 / LU[col, col]
-            Uc = LU[col, col + 1 : j1]
+            Uc = LU[col, col + 1 :]
             for r in range(col + 1, n):
                 l = LU[r, col] * inv
                 LU[r, col] = l
                 if l != 0.0:
-                    Lr = LU[r, col + 1 : j1]
+                    Lr = LU[r, col + 1 :]
                     for j in range(Lr.shape[0]):
                         Lr[j] -= l * Uc[j]
-        if j1 < n:
-            # U12 = L11^{-1} A12 (unit lower triangular, rows j0..j1-1)
-            for i in range(j0, j1):
-                Ui = LU[i, j1:]
-                for r in range(i + 1, j1):
-                    l = LU[r, i]
-                    if l != 0.0:
-                        Ur = LU[r, j1:]
-                        for j in range(Ur.shape[0]):
-                            Ur[j] -= l * Ui[j]
-            # A22 -= L21 U12 (explicit copies and loops: numba's slice arithmetic
-            # costs ~10 s of compile time, and np.dot wants contiguous operands)
-            m = n - j1
-            w = j1 - j0
-            L21 = np.empty((m, w))
-            U12 = np.empty((w, m))
-            upd = np.empty((m, m))
-            for i in range(m):
-                for j in range(w):
-                    L21[i, j] = LU[j1 + i, j0 + j]
-            for i in range(w):
-                for j in range(m):
-                    U12[i, j] = LU[j0 + i, j1 + j]
-            np.dot(L21, U12, upd)
-            for i in range(m):
-                for j in range(m):
-                    LU[j1 + i, j1 + j] -= upd[i, j]
-    return True
+        return True
 
-
-@config.njit(inline="always")
-def _lu_factor_rows(LU, piv):
-    # Partial-pivoting LU for SMALL_DIM < n (same pivots and operations as the
-    # index-only version in ._lu, with row views so the updates vectorise).
-    n = LU.shape[0]
-    if n >= BLOCKED_LU_DIM:
-        return _lu_factor_blocked(LU, piv)
-    for col in range(n):
-        p = col
-        amax = abs(LU[col, col])
-        for r in range(col + 1, n):
-            v = abs(LU[r, col])
-            if v > amax:
-                amax = v
-                p = r
-        piv[col] = p
-        if amax == 0.0:
-            return False
-        if p != col:
-            for j in range(n):
-                tmp = LU[col, j]
-                LU[col, j] = LU[p, j]
-                LU[p, j] = tmp
-        inv = 1.0 / LU[col, col]
-        Uc = LU[col, col + 1 :]
-        for r in range(col + 1, n):
-            l = LU[r, col] * inv
-            LU[r, col] = l
-            if l != 0.0:
-                Lr = LU[r, col + 1 :]
-                for j in range(Lr.shape[0]):
-                    Lr[j] -= l * Uc[j]
-    return True
+    return rows
 
 
 #: the CPU build of the shared LU helpers (see :mod:`._lu`).
-LU = build_lu(config.njit(inline="always"), factor_large=_lu_factor_rows, small_dim=SMALL_DIM)
+LU = build_lu(config.njit(inline="always"), make_large=_cpu_factors, small_dim=SMALL_DIM)
 _solve_shifted = LU.solve_shifted
 
 
