@@ -104,7 +104,7 @@ def run_batch(make, backend, n_threads):
     if backend == "cuda":
         from plrnn_numba.dynamics.gpu_scyfi import CudaSolver
 
-        batch.run_rounds(CudaSolver(batch))
+        batch.run_rounds(CudaSolver(batch), n_threads=n_threads)
     else:
         numba.set_num_threads(n_threads)
         batch.run_cpu(parallel=backend == "parallel", n_chunks=4 * n_threads)

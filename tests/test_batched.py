@@ -209,3 +209,26 @@ def test_parallel_grid_equals_the_serial_grid(family):
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
     assert a.attrs["backend"] == "cpu" and b.attrs["backend"] == "parallel"
     assert a.n_cycles.values.sum() > 0
+
+
+def test_search_many_with_tiny_buffers_gives_the_same_cycles(monkeypatch):
+    # the engine returns to the host whenever a candidate stream runs out or the cycle
+    # pool is full; with one candidate per refill and a pool of one cycle, the threaded
+    # bookkeeping (several chunks of searches) must still give the serial result
+    import importlib
+
+    S = importlib.import_module("plrnn_numba.dynamics._search")
+    scyfi_module = importlib.import_module("plrnn_numba.dynamics.scyfi")
+    systems = [as_system(random_plrnn(s, 2)) for s in range(6)]
+    ref, ref_stats = search_many(systems, 3, backend="cpu", n_outer=3, n_inner=30)
+    monkeypatch.setattr(scyfi_module._FreshDraws, "first_chunk", 1)
+    monkeypatch.setattr(scyfi_module._FreshDraws, "max_chunk", 1)
+    monkeypatch.setattr(S.BatchSearch, "initial_capacity", 1)
+    got, stats = search_many(systems, 3, backend="parallel", n_threads=2, n_outer=3, n_inner=30)
+    assert sum(len(c) for c in ref) >= 6
+    for a, b in zip(ref, got):
+        assert [c.order for c in a] == [c.order for c in b]
+        for ca, cb in zip(a, b):
+            np.testing.assert_array_equal(ca.points, cb.points)
+            assert ca.found_at_solve == cb.found_at_solve
+    np.testing.assert_array_equal(ref_stats["n_solves"], stats["n_solves"])

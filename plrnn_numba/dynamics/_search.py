@@ -287,8 +287,16 @@ C_NWORK = 0  # prepared lanes listed in `work`
 C_STREAM = 1  # the stream to extend after NEED_FRESH
 C_POOL = 2  # cycles stored in the pool (all searches)
 C_PHASE = 3  # 1 while the results of the listed lanes wait to be absorbed
-C_NALIVE = 4  # lanes listed in `alive` (those whose search may still run)
-N_CTL = 5
+N_CTL = 4
+
+# ---- per-chunk counters (int64 rows of `cinfo`) --------------------------------------------
+# A chunk is a range of lanes holding whole searches: chunks share no search state,
+# so their bookkeeping can run on different threads.
+CI_ALIVE = 0  # lanes of the chunk listed in alive[lo:] (those whose search may still run)
+CI_NWORK = 1  # prepared lanes listed in cwork[lo:]
+CI_NEED = 2  # stream of fresh candidates the chunk is waiting for (-1: none)
+CI_NPEND = 3  # lanes holding a new cycle, listed in pend[lo:]
+N_CI = 4
 
 #: length of the ring buffer of candidate hashes used to detect loops of the jump dynamics.
 N_HASH = 32
@@ -375,19 +383,21 @@ def _same_cycle(traj, act, fz, fd, dup_rtol):
 
 
 @config.njit
-def _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive, P):
-    """Give every idle lane its next candidate; list the prepared lanes in ``work``.
+def _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, lo, n_alive, P):
+    """Give every idle lane of one chunk its next candidate (chunk lanes: ``alive[lo:lo + n_alive]``).
 
     The serial algorithm's loop head, per lane: take a fresh candidate if needed,
     end a restart after n_inner solves (and the search after n_outer restarts
     without a discovery), stop at max_solves, then commit one solve.  Lanes are
-    visited in index order; those whose search has ended leave ``alive``.
+    visited in index order; those whose search has ended leave ``alive``; the
+    prepared ones are listed in ``cwork[lo:]``.  Returns ``(n_alive, n_work,
+    stream)`` with ``stream >= 0`` if a stream of fresh candidates ran out (the
+    chunk stops there and is resumed after the host extends the stream).
     """
     nw = 0
     m = 0
-    n_alive = ctl[C_NALIVE]
     for i in range(n_alive):
-        l = alive[i]
+        l = alive[lo + i]
         stage = lstate[l, LS_STAGE]
         if stage == IDLE_LANE:
             s = lstate[l, LS_SEARCH]
@@ -401,14 +411,11 @@ def _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, 
                     pos = sstate[s, SS_FRESH_POS]
                     idx = pos - fresh_base[stream]
                     if idx >= n_avail[stream]:
-                        # keep the lanes not visited yet, return to the host for more candidates
+                        # keep the lanes not visited yet; the host extends the stream
                         for j in range(i, n_alive):
-                            alive[m] = alive[j]
+                            alive[lo + m] = alive[lo + j]
                             m += 1
-                        ctl[C_NALIVE] = m
-                        ctl[C_NWORK] = nw
-                        ctl[C_STREAM] = stream
-                        return NEED_FRESH
+                        return m, nw, stream
                     for q in range(k * P):
                         cand[l, q] = fresh[stream, idx, q]
                     sstate[s, SS_FRESH_POS] = pos + 1
@@ -431,29 +438,68 @@ def _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, 
                 lstate[l, LS_STAGE] = READY
                 break
         if lstate[l, LS_STAGE] == READY:
-            work[nw] = l
+            cwork[lo + nw] = l
             nw += 1
         if lstate[l, LS_STAGE] != FINISHED:
-            alive[m] = l
+            alive[lo + m] = l
             m += 1
-    ctl[C_NALIVE] = m
+    return m, nw, -1
+
+
+@config.njit(parallel=True)
+def _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, ctl, work, P,
+             parallel):
+    """Prepare every chunk (``prange`` over chunks when ``parallel``) and list the prepared lanes in ``work``.
+
+    Chunks hold whole searches, so they share no state.  Returns GO, NEED_FRESH
+    (``ctl[C_STREAM]``: the stream to extend) or ALL_DONE.
+    """
+    n_ch = chunks.shape[0] - 1
+    if parallel and n_ch > 1:
+        for ch in prange(n_ch):
+            m, nw, need = _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork,
+                                         chunks[ch], cinfo[ch, CI_ALIVE], P)
+            cinfo[ch, CI_ALIVE] = m
+            cinfo[ch, CI_NWORK] = nw
+            cinfo[ch, CI_NEED] = need
+    else:
+        for ch in range(n_ch):
+            m, nw, need = _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork,
+                                         chunks[ch], cinfo[ch, CI_ALIVE], P)
+            cinfo[ch, CI_ALIVE] = m
+            cinfo[ch, CI_NWORK] = nw
+            cinfo[ch, CI_NEED] = need
+    nw = 0
+    for ch in range(n_ch):
+        if cinfo[ch, CI_NEED] >= 0:
+            ctl[C_STREAM] = cinfo[ch, CI_NEED]
+            ctl[C_NWORK] = 0
+            return NEED_FRESH
+    for ch in range(n_ch):
+        lo = chunks[ch]
+        for j in range(cinfo[ch, CI_NWORK]):
+            work[nw] = cwork[lo + j]
+            nw += 1
     ctl[C_NWORK] = nw
     return GO if nw > 0 else ALL_DONE
 
 
 @config.njit
-def _absorb(work, sstate, lstate, hbuf, cand, status, consistent, act, traj, res,
-            found_z, found_d, found_at, found_prev, ctl, opts, P, M):
-    """Act on the solve results of the lanes in ``work`` (resumable after FULL).
+def _absorb_chunk(cwork, lo, n_work, pend, sstate, lstate, hbuf, cand, status, consistent, act, traj, res,
+                  found_z, found_d, found_prev, opts, P, M):
+    """First pass of :func:`_absorb` over one chunk's solved lanes ``cwork[lo:lo + n_work]``.
 
-    opts = [rcond_min, dup_rtol, accept_rtol].
+    Every outcome except storing a new cycle is applied here; lanes holding a new
+    cycle stay SOLVED and are listed in ``pend[lo:]`` (checked against the cycles
+    stored and those pending before them, so the second pass stores each once).
+    Returns the number of pending lanes.
     """
     dup_rtol = opts[1]
     accept_rtol = opts[2]
     L = hbuf.shape[1]
-    cap = found_z.shape[0]
-    for w in range(ctl[C_NWORK]):
-        l = work[w]
+    n_pend = 0
+    for w in range(n_work):
+        l = cwork[lo + w]
         if lstate[l, LS_STAGE] != SOLVED:
             continue
         s = lstate[l, LS_SEARCH]
@@ -497,36 +543,74 @@ def _absorb(work, sstate, lstate, hbuf, cand, status, consistent, act, traj, res
             lstate[l, LS_STAGE] = IDLE_LANE
             continue
         tr = traj[l][: (k + 1) * M].reshape((k + 1, M))
-        f = sstate[s, SS_HEAD]
         dup = False
-        while f >= 0:
-            if _same_cycle(tr, a, found_z[f], found_d[f], dup_rtol):
-                dup = True
-                break
+        f = sstate[s, SS_HEAD]
+        while f >= 0 and not dup:
+            dup = _same_cycle(tr, a, found_z[f], found_d[f], dup_rtol)
             f = found_prev[f]
+        for j in range(n_pend):
+            if dup:
+                break
+            o = pend[lo + j]
+            if lstate[o, LS_SEARCH] == s:
+                dup = _same_cycle(tr, a, traj[o][: (k + 1) * M].reshape((k + 1, M)),
+                                  act[o][: k * P].reshape((k, P)), dup_rtol)
         if dup:
             sstate[s, SS_DUP] += 1
             lstate[l, LS_NEED_NEW] = 1
             lstate[l, LS_STAGE] = IDLE_LANE
             continue
-        n = ctl[C_POOL]
-        if n >= cap:
-            return FULL
-        for j in range(k):
-            for i in range(M):
-                found_z[n, j, i] = tr[j, i]
-            for q in range(P):
-                found_d[n, j, q] = a[j, q]
-        found_at[n] = sstate[s, SS_SOLVES]
-        found_prev[n] = sstate[s, SS_HEAD]
-        sstate[s, SS_HEAD] = n
-        ctl[C_POOL] = n + 1
-        sstate[s, SS_FOUND] += 1
-        sstate[s, SS_SINCE] = 0
-        sstate[s, SS_OUTER] = 0
-        lstate[l, LS_INNER] = 0
-        lstate[l, LS_NEED_NEW] = 1
-        lstate[l, LS_STAGE] = IDLE_LANE
+        pend[lo + n_pend] = l
+        n_pend += 1
+    return n_pend
+
+
+@config.njit(parallel=True)
+def _absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res, found_z, found_d, found_at,
+            found_prev, cwork, pend, chunks, cinfo, ctl, opts, P, M, parallel):
+    """Act on the solve results of the prepared lanes (resumable after FULL).
+
+    Pass 1 per chunk (:func:`_absorb_chunk`, ``prange`` over chunks when
+    ``parallel``); pass 2 stores the new cycles in lane order (the serial
+    algorithm's order), growing each search's list.  opts = [rcond_min, dup_rtol,
+    accept_rtol].
+    """
+    n_ch = chunks.shape[0] - 1
+    if parallel and n_ch > 1:
+        for ch in prange(n_ch):
+            cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf,
+                                                cand, status, consistent, act, traj, res, found_z, found_d,
+                                                found_prev, opts, P, M)
+    else:
+        for ch in range(n_ch):
+            cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf,
+                                                cand, status, consistent, act, traj, res, found_z, found_d,
+                                                found_prev, opts, P, M)
+    cap = found_z.shape[0]
+    for ch in range(n_ch):
+        lo = chunks[ch]
+        for j in range(cinfo[ch, CI_NPEND]):
+            l = pend[lo + j]
+            s = lstate[l, LS_SEARCH]
+            k = sstate[s, SS_ORDER]
+            n = ctl[C_POOL]
+            if n >= cap:
+                return FULL
+            for r in range(k):
+                for i in range(M):
+                    found_z[n, r, i] = traj[l, r * M + i]
+                for q in range(P):
+                    found_d[n, r, q] = act[l, r * P + q]
+            found_at[n] = sstate[s, SS_SOLVES]
+            found_prev[n] = sstate[s, SS_HEAD]
+            sstate[s, SS_HEAD] = n
+            ctl[C_POOL] = n + 1
+            sstate[s, SS_FOUND] += 1
+            sstate[s, SS_SINCE] = 0
+            sstate[s, SS_OUTER] = 0
+            lstate[l, LS_INNER] = 0
+            lstate[l, LS_NEED_NEW] = 1
+            lstate[l, LS_STAGE] = IDLE_LANE
     ctl[C_PHASE] = 0
     return GO
 
@@ -583,7 +667,7 @@ _RUN_SIG = types.int64(
     _f2, _i1,  # p (systems, params), meta
     _i2, _i2, _i2, _b2,  # sstate, lstate, hbuf, cand
     _b3, _i1, _i1,  # fresh, fresh_base, n_avail
-    _i1, _i1, _i1,  # ctl, work, alive
+    _i1, _i1, _i1, _i1, _i1, _i1, _i2,  # ctl, work, alive, cwork, pend, chunks, cinfo
     _b1, _b1, _b2, _f2, _f2,  # status, consistent, act, traj, res
     _f3, _b3, _i1, _i1,  # found_z, found_d, found_at, found_prev
     _f1, types.int64,  # opts, P
@@ -594,23 +678,25 @@ _RUN_SIG = types.int64(
 
 @config.jit(_RUN_SIG, parallel=True)
 def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive,
-             status, consistent, act, traj, res, found_z, found_d, found_at, found_prev, opts, P,
-             wF, wc, wZ, wT, wLU, wb, wt, wu, wpiv, wz, parallel):
+             cwork, pend, chunks, cinfo, status, consistent, act, traj, res, found_z, found_d, found_at, found_prev,
+             opts, P, wF, wc, wZ, wT, wLU, wb, wt, wu, wpiv, wz, parallel):
     """Run rounds of prepare / solve / absorb until the host must act (or all searches end).
 
     Returns NEED_FRESH, FULL or ALL_DONE.  With ``parallel`` the solves of a round
-    are split into chunks run on numba's threads (one set of work arrays each).
+    are split into chunks run on numba's threads (one set of work arrays each),
+    and so is the bookkeeping of the lane chunks ``chunks``.
     """
     M = wz.shape[1]
     rcond_min = opts[0]
     n_chunk = wF.shape[0]
     while True:
         if ctl[C_PHASE] == 1:
-            code = _absorb(work, sstate, lstate, hbuf, cand, status, consistent, act, traj, res,
-                           found_z, found_d, found_at, found_prev, ctl, opts, P, M)
+            code = _absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res, found_z, found_d,
+                           found_at, found_prev, cwork, pend, chunks, cinfo, ctl, opts, P, M, parallel)
             if code != GO:
                 return code
-        code = _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive, P)
+        code = _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, ctl,
+                        work, P, parallel)
         if code != GO:
             return code
         nw = ctl[C_NWORK]
@@ -685,8 +771,11 @@ class BatchSearch:
         self.cand = np.zeros((n_lane, kP), dtype=np.int8)
         self.work = np.zeros(n_lane, dtype=np.int64)
         self.alive = np.arange(n_lane, dtype=np.int64)
+        self.cwork = np.zeros(n_lane, dtype=np.int64)
+        self.pend = np.zeros(n_lane, dtype=np.int64)
         self.ctl = np.zeros(N_CTL, dtype=np.int64)
-        self.ctl[C_NALIVE] = n_lane
+        self._lane_of_search = np.concatenate([[0], np.cumsum(lanes)])
+        self.set_chunks(1)
         self.status = np.zeros(n_lane, dtype=np.int8)
         self.consistent = np.zeros(n_lane, dtype=np.int8)
         self.act = np.zeros((n_lane, kP), dtype=np.int8)
@@ -708,6 +797,22 @@ class BatchSearch:
         self.n_avail = np.zeros(n_stream, dtype=np.int64)
         self.fresh = np.zeros((n_stream, 1, kP), dtype=np.int8)
         self.rounds = 0
+
+    def set_chunks(self, n_chunks: int) -> None:
+        """Split the lanes into about ``n_chunks`` chunks of whole searches (bookkeeping on threads).
+
+        Only at the start (the chunks' alive lists are rebuilt from all lanes).
+        """
+        starts = self._lane_of_search
+        n_lane = int(starts[-1])
+        want = np.linspace(0, n_lane, max(1, int(n_chunks)) + 1)
+        edges = np.unique(starts[np.searchsorted(starts, want, side="left").clip(0, starts.size - 1)])
+        edges = np.unique(np.concatenate([[0], edges, [n_lane]]))
+        self.chunks = edges.astype(np.int64)
+        self.cinfo = np.zeros((self.chunks.size - 1, N_CI), dtype=np.int64)
+        self.cinfo[:, CI_ALIVE] = np.diff(self.chunks)
+        self.cinfo[:, CI_NEED] = -1
+        self.alive[:] = np.arange(n_lane)
 
     # -- fresh candidates ------------------------------------------------------------
     def _extend(self, stream: int) -> None:
@@ -740,12 +845,15 @@ class BatchSearch:
     def run_cpu(self, parallel: bool = False, n_chunks: int = 1) -> None:
         """Run every search to its end on the CPU (``parallel``: threads over chunks of lanes)."""
         ws = self._workspace(max(1, int(n_chunks)) if parallel else 1)
+        if parallel and self.rounds == 0 and self.cinfo.shape[0] == 1:
+            self.set_chunks(2 * n_chunks)
         regions, rollout = self.kernels
         while True:
             with np.errstate(all="ignore"):
                 code = _run_cpu(
                     regions, rollout, self.p, self.meta, self.sstate, self.lstate, self.hbuf, self.cand,
-                    self.fresh, self.fresh_base, self.n_avail, self.ctl, self.work, self.alive, self.status,
+                    self.fresh, self.fresh_base, self.n_avail, self.ctl, self.work, self.alive, self.cwork,
+                    self.pend, self.chunks, self.cinfo, self.status,
                     self.consistent, self.act, self.traj, self.res, self.found_z, self.found_d,
                     self.found_at, self.found_prev, self.opts, self.P, *ws, bool(parallel),
                 )
@@ -775,22 +883,28 @@ class BatchSearch:
                          self.cand, self.P, float(self.opts[0]), self.status, self.consistent, self.act,
                          self.traj, self.res, *self._workspace(n_chunks))
 
-    def run_rounds(self, solve) -> None:
+    def run_rounds(self, solve, n_threads: int = 1) -> None:
         """Run every search with an external batched solver (one call per round).
 
         ``solve(lanes)`` must fill ``status``, ``consistent``, ``act``, ``traj``
-        and ``res`` at the rows ``lanes`` (see :func:`_solve_chunk` for their meaning).
+        and ``res`` at the rows ``lanes`` (see :func:`_solve_chunk` for their
+        meaning).  The bookkeeping between solves runs on ``n_threads`` numba threads.
         """
+        parallel = n_threads > 1
+        if parallel and self.rounds == 0 and self.cinfo.shape[0] == 1:
+            self.set_chunks(8 * n_threads)
         while True:
             if self.ctl[C_PHASE] == 1:
-                code = _absorb(self.work, self.sstate, self.lstate, self.hbuf, self.cand, self.status,
-                               self.consistent, self.act, self.traj, self.res, self.found_z, self.found_d,
-                               self.found_at, self.found_prev, self.ctl, self.opts, self.P, self.M)
+                code = _absorb(self.sstate, self.lstate, self.hbuf, self.cand, self.status, self.consistent,
+                               self.act, self.traj, self.res, self.found_z, self.found_d, self.found_at,
+                               self.found_prev, self.cwork, self.pend, self.chunks, self.cinfo, self.ctl, self.opts,
+                               self.P, self.M, parallel)
                 if code == FULL:
                     self._grow_pool()
                     continue
             code = _prepare(self.sstate, self.lstate, self.hbuf, self.cand, self.fresh, self.fresh_base,
-                            self.n_avail, self.ctl, self.work, self.alive, self.P)
+                            self.n_avail, self.alive, self.cwork, self.chunks, self.cinfo, self.ctl, self.work, self.P,
+                            parallel)
             if code == NEED_FRESH:
                 self._extend(int(self.ctl[C_STREAM]))
                 continue

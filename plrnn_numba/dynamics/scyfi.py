@@ -248,7 +248,7 @@ def _run(batch: BatchSearch, backend: str, n_threads: int) -> None:
     if backend == "cuda":
         from .gpu_scyfi import CudaSolver
 
-        batch.run_rounds(CudaSolver(batch))
+        batch.run_rounds(CudaSolver(batch), n_threads=n_threads)
     else:
         batch.run_cpu(parallel=backend == "parallel", n_chunks=4 * n_threads)
 
