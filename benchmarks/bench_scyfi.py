@@ -52,6 +52,7 @@ import plrnn_numba as pn  # noqa: E402
 from plrnn_numba.dynamics import as_system, brute_force_cycles, scyfi  # noqa: E402
 
 S = importlib.import_module("plrnn_numba.dynamics.scyfi")  # the module (the package exports the function)
+E = importlib.import_module("plrnn_numba.dynamics._search")  # the search engine (constants)
 
 GOAL_SPEEDUP = 20.0
 RCOND_MIN, DUP_RTOL, ACCEPT_RTOL = 1e-12, 1e-8, 1e-6
@@ -79,7 +80,7 @@ def numpy_search_order(system, k, n_out, n_in, rng, pool, max_solves=None):
     found: list[tuple[np.ndarray, np.ndarray, int]] = []
     outer = inner = solves = singular = since = loops = dups = lower = inexact = 0
     need_new = True
-    hashes: deque = deque(maxlen=S.N_HASH)
+    hashes: deque = deque(maxlen=E.N_HASH)
     cand = None
     while True:
         if need_new:

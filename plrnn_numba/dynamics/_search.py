@@ -446,35 +446,29 @@ def _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive
     return m, nw, -1
 
 
-@config.njit(parallel=True)
-def _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, ctl, work, P,
-             parallel):
-    """Prepare every chunk (``prange`` over chunks when ``parallel``) and list the prepared lanes in ``work``.
+@config.njit
+def _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, P):
+    # prepare chunk ch and record its counters in cinfo[ch]
+    m, nw, need = _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork,
+                                 chunks[ch], cinfo[ch, CI_ALIVE], P)
+    cinfo[ch, CI_ALIVE] = m
+    cinfo[ch, CI_NWORK] = nw
+    cinfo[ch, CI_NEED] = need
 
-    Chunks hold whole searches, so they share no state.  Returns GO, NEED_FRESH
-    (``ctl[C_STREAM]``: the stream to extend) or ALL_DONE.
+
+@config.njit
+def _collect_work(cwork, chunks, cinfo, ctl, work):
+    """After every chunk is prepared: list the prepared lanes in ``work`` (chunk order).
+
+    Returns GO, NEED_FRESH (``ctl[C_STREAM]``: the stream to extend) or ALL_DONE.
     """
     n_ch = chunks.shape[0] - 1
-    if parallel and n_ch > 1:
-        for ch in prange(n_ch):
-            m, nw, need = _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork,
-                                         chunks[ch], cinfo[ch, CI_ALIVE], P)
-            cinfo[ch, CI_ALIVE] = m
-            cinfo[ch, CI_NWORK] = nw
-            cinfo[ch, CI_NEED] = need
-    else:
-        for ch in range(n_ch):
-            m, nw, need = _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork,
-                                         chunks[ch], cinfo[ch, CI_ALIVE], P)
-            cinfo[ch, CI_ALIVE] = m
-            cinfo[ch, CI_NWORK] = nw
-            cinfo[ch, CI_NEED] = need
-    nw = 0
     for ch in range(n_ch):
         if cinfo[ch, CI_NEED] >= 0:
             ctl[C_STREAM] = cinfo[ch, CI_NEED]
             ctl[C_NWORK] = 0
             return NEED_FRESH
+    nw = 0
     for ch in range(n_ch):
         lo = chunks[ch]
         for j in range(cinfo[ch, CI_NWORK]):
@@ -565,29 +559,14 @@ def _absorb_chunk(cwork, lo, n_work, pend, sstate, lstate, hbuf, cand, status, c
     return n_pend
 
 
-@config.njit(parallel=True)
-def _absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res, found_z, found_d, found_at,
-            found_prev, cwork, pend, chunks, cinfo, ctl, opts, P, M, parallel):
-    """Act on the solve results of the prepared lanes (resumable after FULL).
+@config.njit
+def _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks, cinfo, ctl, P, M):
+    """Second pass of the absorb step: store the new cycles in lane order (resumable after FULL).
 
-    Pass 1 per chunk (:func:`_absorb_chunk`, ``prange`` over chunks when
-    ``parallel``); pass 2 stores the new cycles in lane order (the serial
-    algorithm's order), growing each search's list.  opts = [rcond_min, dup_rtol,
-    accept_rtol].
+    Pass 1 (:func:`_absorb_chunk`, per chunk) has applied every other outcome.
     """
-    n_ch = chunks.shape[0] - 1
-    if parallel and n_ch > 1:
-        for ch in prange(n_ch):
-            cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf,
-                                                cand, status, consistent, act, traj, res, found_z, found_d,
-                                                found_prev, opts, P, M)
-    else:
-        for ch in range(n_ch):
-            cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf,
-                                                cand, status, consistent, act, traj, res, found_z, found_d,
-                                                found_prev, opts, P, M)
     cap = found_z.shape[0]
-    for ch in range(n_ch):
+    for ch in range(chunks.shape[0] - 1):
         lo = chunks[ch]
         for j in range(cinfo[ch, CI_NPEND]):
             l = pend[lo + j]
@@ -613,6 +592,27 @@ def _absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res, foun
             lstate[l, LS_STAGE] = IDLE_LANE
     ctl[C_PHASE] = 0
     return GO
+
+
+# The host loop of the GPU path calls these two (bookkeeping on numba's threads).
+# _run_cpu repeats their few lines inline: calling a parallel=True function from a
+# compiled loop costs ~3 us per call, more than a 2-D solve.
+@config.njit(parallel=True)
+def _host_prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, ctl, work, P):
+    for ch in prange(chunks.shape[0] - 1):
+        _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, P)
+    return _collect_work(cwork, chunks, cinfo, ctl, work)
+
+
+@config.njit(parallel=True)
+def _host_absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res, found_z, found_d, found_at,
+                 found_prev, cwork, pend, chunks, cinfo, ctl, opts, P, M):
+    for ch in prange(chunks.shape[0] - 1):
+        cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf,
+                                            cand, status, consistent, act, traj, res, found_z, found_d,
+                                            found_prev, opts, P, M)
+    return _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks, cinfo,
+                          ctl, P, M)
 
 
 @config.njit
@@ -689,14 +689,34 @@ def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh
     M = wz.shape[1]
     rcond_min = opts[0]
     n_chunk = wF.shape[0]
+    n_ch = chunks.shape[0] - 1
     while True:
         if ctl[C_PHASE] == 1:
-            code = _absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res, found_z, found_d,
-                           found_at, found_prev, cwork, pend, chunks, cinfo, ctl, opts, P, M, parallel)
+            # absorb: pass 1 per chunk of searches, pass 2 stores the new cycles in lane order
+            if parallel and n_ch > 1:
+                for ch in prange(n_ch):
+                    cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate,
+                                                        hbuf, cand, status, consistent, act, traj, res, found_z,
+                                                        found_d, found_prev, opts, P, M)
+            else:
+                for ch in range(n_ch):
+                    cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate,
+                                                        hbuf, cand, status, consistent, act, traj, res, found_z,
+                                                        found_d, found_prev, opts, P, M)
+            code = _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks,
+                                  cinfo, ctl, P, M)
             if code != GO:
                 return code
-        code = _prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, ctl,
-                        work, P, parallel)
+        # prepare: per chunk of searches, then the list of lanes to solve
+        if parallel and n_ch > 1:
+            for ch in prange(n_ch):
+                _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo,
+                             P)
+        else:
+            for ch in range(n_ch):
+                _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo,
+                             P)
+        code = _collect_work(cwork, chunks, cinfo, ctl, work)
         if code != GO:
             return code
         nw = ctl[C_NWORK]
@@ -890,21 +910,20 @@ class BatchSearch:
         and ``res`` at the rows ``lanes`` (see :func:`_solve_chunk` for their
         meaning).  The bookkeeping between solves runs on ``n_threads`` numba threads.
         """
-        parallel = n_threads > 1
-        if parallel and self.rounds == 0 and self.cinfo.shape[0] == 1:
+        if n_threads > 1 and self.rounds == 0 and self.cinfo.shape[0] == 1:
             self.set_chunks(8 * n_threads)
         while True:
             if self.ctl[C_PHASE] == 1:
-                code = _absorb(self.sstate, self.lstate, self.hbuf, self.cand, self.status, self.consistent,
-                               self.act, self.traj, self.res, self.found_z, self.found_d, self.found_at,
-                               self.found_prev, self.cwork, self.pend, self.chunks, self.cinfo, self.ctl, self.opts,
-                               self.P, self.M, parallel)
+                code = _host_absorb(self.sstate, self.lstate, self.hbuf, self.cand, self.status, self.consistent,
+                                    self.act, self.traj, self.res, self.found_z, self.found_d, self.found_at,
+                                    self.found_prev, self.cwork, self.pend, self.chunks, self.cinfo, self.ctl,
+                                    self.opts, self.P, self.M)
                 if code == FULL:
                     self._grow_pool()
                     continue
-            code = _prepare(self.sstate, self.lstate, self.hbuf, self.cand, self.fresh, self.fresh_base,
-                            self.n_avail, self.alive, self.cwork, self.chunks, self.cinfo, self.ctl, self.work, self.P,
-                            parallel)
+            code = _host_prepare(self.sstate, self.lstate, self.hbuf, self.cand, self.fresh, self.fresh_base,
+                                 self.n_avail, self.alive, self.cwork, self.chunks, self.cinfo, self.ctl, self.work,
+                                 self.P)
             if code == NEED_FRESH:
                 self._extend(int(self.ctl[C_STREAM]))
                 continue
