@@ -171,8 +171,8 @@ def numba_search(system, orders, n_out, n_in, seed, pool):
     out = []
     for k in orders:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
-        batch = S.search_order(system, k, n_out, n_in, None, S._FreshDraws(rng, k, system.n_pattern, pool), opts,
-                               kernels=kernels)
+        stream = S._FreshDraws(rng, k, system.n_pattern, pool, hint=n_out * n_in)
+        batch = S.search_order(system, k, n_out, n_in, None, stream, opts, kernels=kernels)
         out.append((batch.cycles(0), batch.stats(0)["n_solves"]))
     return out
 

@@ -41,7 +41,9 @@ import numpy as np
 from numba import prange, types
 
 from .. import config
+from .._fnptr import kernel_address, make_caller
 from ._lu import SOLVE_NONFINITE, SOLVE_OK, SOLVE_SINGULAR, build_lu
+from ._piecewise import REGIONS_SIG, ROLLOUT_SIG
 
 __all__ = ["SOLVE_OK", "SOLVE_SINGULAR", "SOLVE_NONFINITE", "solve_region_sequence", "BatchSearch"]
 
@@ -615,6 +617,12 @@ def _host_absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res,
                           ctl, P, M)
 
 
+# the family kernels are called through their native addresses (see plrnn_numba._fnptr):
+# passing them as first-class function values cost ~70 us per argument per engine call.
+_call_regions = make_caller(REGIONS_SIG)
+_call_rollout = make_caller(ROLLOUT_SIG)
+
+
 @config.njit
 def _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, P, rcond_min,
                  status, consistent, act, traj, res, F, c, Zw, Tw, LUw, b, t, u, piv, z):
@@ -628,7 +636,7 @@ def _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, 
         pats = cand[l][: k * P].reshape((k, P))
         Fk = F[: k * M * M].reshape((k, M, M))
         ck = c[: k * M].reshape((k, M))
-        regions(pr, meta, pats, Fk, ck)
+        _call_regions(regions, pr, meta, pats, Fk, ck)
         st = _solve_region_sequence_ws(Fk, ck, rcond_min, z, Zw, Tw, LUw, b, t, u, piv)
         status[l] = st
         lstate[l, LS_STAGE] = SOLVED
@@ -640,7 +648,7 @@ def _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, 
         a = act[l][: k * P].reshape((k, P))
         for i in range(M):
             tr[0, i] = z[i]
-        rollout(pr, meta, tr, a)
+        _call_rollout(rollout, pr, meta, tr, a)
         same = 1
         for q in range(k * P):
             if act[l, q] != cand[l, q]:
@@ -662,8 +670,7 @@ def _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, 
 
 
 _RUN_SIG = types.int64(
-    types.FunctionType(types.void(_f1, _i1, _b2, _f3, _f2)),  # regions
-    types.FunctionType(types.void(_f1, _i1, _f2, _b2)),  # rollout
+    types.int64, types.int64,  # addresses of the family's regions and rollout kernels
     _f2, _i1,  # p (systems, params), meta
     _i2, _i2, _i2, _b2,  # sstate, lstate, hbuf, cand
     _b3, _i1, _i1,  # fresh, fresh_base, n_avail
@@ -763,6 +770,7 @@ class BatchSearch:
 
     def __init__(self, kernels, p, meta, M, P, searches, streams, opts):
         self.kernels = kernels
+        self._addresses = (kernel_address(kernels[0], REGIONS_SIG), kernel_address(kernels[1], ROLLOUT_SIG))
         self.p = np.ascontiguousarray(p, dtype=np.float64)
         self.meta = np.ascontiguousarray(meta, dtype=np.int64)
         self.M, self.P = int(M), int(P)
@@ -867,7 +875,7 @@ class BatchSearch:
         ws = self._workspace(max(1, int(n_chunks)) if parallel else 1)
         if parallel and self.rounds == 0 and self.cinfo.shape[0] == 1:
             self.set_chunks(2 * n_chunks)
-        regions, rollout = self.kernels
+        regions, rollout = self._addresses
         while True:
             with np.errstate(all="ignore"):
                 code = _run_cpu(
@@ -897,7 +905,7 @@ class BatchSearch:
         """One batched solve of the candidates held by ``lanes`` on the CPU (the kernel-level interface)."""
         lanes = np.ascontiguousarray(lanes, dtype=np.int64)
         n_chunks = max(1, min(int(n_chunks), lanes.size))
-        regions, rollout = self.kernels
+        regions, rollout = self._addresses
         with np.errstate(all="ignore"):
             _solve_lanes(regions, rollout, self.p, self.meta, lanes, lanes.size, self.sstate, self.lstate,
                          self.cand, self.P, float(self.opts[0]), self.status, self.consistent, self.act,
@@ -968,8 +976,7 @@ class BatchSearch:
 
 
 _SOLVE_LANES_SIG = types.void(
-    types.FunctionType(types.void(_f1, _i1, _b2, _f3, _f2)),
-    types.FunctionType(types.void(_f1, _i1, _f2, _b2)),
+    types.int64, types.int64,
     _f2, _i1, _i1, types.int64, _i2, _i2, _b2, types.int64, types.float64,
     _b1, _b1, _b2, _f2, _f2,
     _f2, _f2, _f3, _f3, _f3, _f2, _f2, _f2, _i2, _f2,

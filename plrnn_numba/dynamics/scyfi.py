@@ -135,13 +135,15 @@ class _FreshDraws:
     first_chunk = 64
     max_chunk = 1 << 16
 
-    def __init__(self, rng: np.random.Generator, k: int, P: int, pool: np.ndarray | None):
+    def __init__(self, rng: np.random.Generator, k: int, P: int, pool: np.ndarray | None, hint: int = 0):
         self.rng, self.k, self.P, self.pool = rng, k, P, pool
         self.chunk = 0
         self.limit = max(1, min(self.max_chunk, (8 << 20) // max(1, k * P)))
+        # a first chunk as large as the expected need saves engine re-entries
+        self.first = max(self.first_chunk, min(int(hint), self.max_chunk))
 
     def draw(self) -> np.ndarray:
-        n = self.first_chunk if self.chunk == 0 else min(2 * self.chunk, self.limit)
+        n = self.first if self.chunk == 0 else min(2 * self.chunk, self.limit)
         n = max(1, min(n, self.limit))
         self.chunk = n
         k, P = self.k, self.P
@@ -186,9 +188,14 @@ class _Settings:
     def counters(self, k: int, P: int) -> tuple[int, int]:
         return _counter(self.n_outer, k, P, 0, "n_outer"), _counter(self.n_inner, k, P, 1, "n_inner")
 
-    def stream(self, k: int, P: int, pool) -> _FreshDraws:
-        """The fresh candidates of order k (``SeedSequence(seed, spawn_key=(k,))``)."""
-        return _FreshDraws(np.random.default_rng(np.random.SeedSequence(self.entropy, spawn_key=(k,))), k, P, pool)
+    def stream(self, k: int, P: int, pool, hint: int = 0) -> _FreshDraws:
+        """The fresh candidates of order k (``SeedSequence(seed, spawn_key=(k,))``).
+
+        ``hint``: about how many will be needed (the size of the first chunk drawn;
+        the candidates do not depend on it).
+        """
+        rng = np.random.default_rng(np.random.SeedSequence(self.entropy, spawn_key=(k,)))
+        return _FreshDraws(rng, k, P, pool, hint)
 
     def pool(self, system: PiecewiseLinearSystem):
         """Realised-pattern pool of a shallow system (None for the PLRNN)."""
@@ -430,7 +437,9 @@ def scyfi(
         n_out, n_in = cfg.counters(k, P)
         n_lanes = 1 if be == "cpu" else (lanes or default_lanes(be, n_out * n_in, n_threads))
         lanes_used[i] = n_lanes
-        batch = search_order(system, k, n_out, n_in, cfg.max_solves, cfg.stream(k, P, pool), cfg.opts,
+        # at most one fresh candidate per solve until the budget runs out
+        stream = cfg.stream(k, P, pool, hint=n_out * n_in)
+        batch = search_order(system, k, n_out, n_in, cfg.max_solves, stream, cfg.opts,
                              backend=be, lanes=n_lanes, n_threads=n_threads, kernels=kernels)
         found, rejected = _verified(system, k, batch.cycles(0), cfg.tol)
         cycles.extend(found)
