@@ -89,7 +89,7 @@ def _cpu_factors(pivot):
     version; built from ``pivot`` so that the shared code is written once.
     """
 
-    @config.njit(inline="always")
+    @config.njit  # not inlined: large, and only used from M = BLOCKED_LU_DIM on
     def blocked(LU, piv):
         # Right-looking blocked LU (the getrf algorithm): factor a panel of LU_BLOCK
         # columns with row interchanges of whole rows, solve for the block row of U,
@@ -140,7 +140,7 @@ def _cpu_factors(pivot):
                         LU[j1 + i, j1 + j] -= upd[i, j]
         return True
 
-    @config.njit(inline="always")
+    @config.njit  # not inlined: a call costs nothing next to an LU of n > SMALL_DIM
     def rows(LU, piv):
         n = LU.shape[0]
         if n >= BLOCKED_LU_DIM:
@@ -597,7 +597,7 @@ def _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_
 
 
 # The host loop of the GPU path calls these two (bookkeeping on numba's threads).
-# _run_cpu repeats their few lines inline: calling a parallel=True function from a
+# the round loop (_make_run) repeats their few lines inline: calling a parallel=True function from a
 # compiled loop costs ~3 us per call, more than a 2-D solve.
 @config.njit(parallel=True)
 def _host_prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, ctl, work, P):
@@ -683,62 +683,77 @@ _RUN_SIG = types.int64(
 )
 
 
-@config.jit(_RUN_SIG, parallel=True)
-def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive,
-             cwork, pend, chunks, cinfo, status, consistent, act, traj, res, found_z, found_d, found_at, found_prev,
-             opts, P, wF, wc, wZ, wT, wLU, wb, wt, wu, wpiv, wz, parallel):
-    """Run rounds of prepare / solve / absorb until the host must act (or all searches end).
+def _make_run(threads: bool):
+    """Compile the round loop, with ``prange`` (``threads``) or as a plain serial loop.
 
-    Returns NEED_FRESH, FULL or ALL_DONE.  With ``parallel`` the solves of a round
-    are split into chunks run on numba's threads (one set of work arrays each),
-    and so is the bookkeeping of the lane chunks ``chunks``.
+    Two builds of one source: the serial one (``scyfi(backend="cpu")``) compiles in
+    about a third of the time of the threaded one, which is only built when a
+    batched backend is used.  Distinct names keep their cache entries apart.
     """
-    M = wz.shape[1]
-    rcond_min = opts[0]
-    n_chunk = wF.shape[0]
-    n_ch = chunks.shape[0] - 1
-    while True:
-        if ctl[C_PHASE] == 1:
-            # absorb: pass 1 per chunk of searches, pass 2 stores the new cycles in lane order
+
+    def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive,
+                 cwork, pend, chunks, cinfo, status, consistent, act, traj, res, found_z, found_d, found_at, found_prev,
+                 opts, P, wF, wc, wZ, wT, wLU, wb, wt, wu, wpiv, wz, parallel):
+        """Run rounds of prepare / solve / absorb until the host must act (or all searches end).
+
+        Returns NEED_FRESH, FULL or ALL_DONE.  With ``parallel`` the solves of a round
+        are split into chunks run on numba's threads (one set of work arrays each),
+        and so is the bookkeeping of the lane chunks ``chunks``.
+        """
+        M = wz.shape[1]
+        rcond_min = opts[0]
+        n_chunk = wF.shape[0]
+        n_ch = chunks.shape[0] - 1
+        while True:
+            if ctl[C_PHASE] == 1:
+                # absorb: pass 1 per chunk of searches, pass 2 stores the new cycles in lane order
+                if parallel and n_ch > 1:
+                    for ch in prange(n_ch):
+                        cinfo[ch, CI_NPEND] = _absorb_chunk(
+                            cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf, cand, status,
+                            consistent, act, traj, res, found_z, found_d, found_prev, opts, P, M)
+                else:
+                    for ch in range(n_ch):
+                        cinfo[ch, CI_NPEND] = _absorb_chunk(
+                            cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf, cand, status,
+                            consistent, act, traj, res, found_z, found_d, found_prev, opts, P, M)
+                code = _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks,
+                                      cinfo, ctl, P, M)
+                if code != GO:
+                    return code
+            # prepare: per chunk of searches, then the list of lanes to solve
             if parallel and n_ch > 1:
                 for ch in prange(n_ch):
-                    cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate,
-                                                        hbuf, cand, status, consistent, act, traj, res, found_z,
-                                                        found_d, found_prev, opts, P, M)
+                    _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks,
+                                 cinfo, P)
             else:
                 for ch in range(n_ch):
-                    cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate,
-                                                        hbuf, cand, status, consistent, act, traj, res, found_z,
-                                                        found_d, found_prev, opts, P, M)
-            code = _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks,
-                                  cinfo, ctl, P, M)
+                    _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks,
+                                 cinfo, P)
+            code = _collect_work(cwork, chunks, cinfo, ctl, work)
             if code != GO:
                 return code
-        # prepare: per chunk of searches, then the list of lanes to solve
-        if parallel and n_ch > 1:
-            for ch in prange(n_ch):
-                _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo,
-                             P)
-        else:
-            for ch in range(n_ch):
-                _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo,
-                             P)
-        code = _collect_work(cwork, chunks, cinfo, ctl, work)
-        if code != GO:
-            return code
-        nw = ctl[C_NWORK]
-        if parallel and nw >= 2 * n_chunk:
-            for ch in prange(n_chunk):
-                w0 = ch * nw // n_chunk
-                w1 = (ch + 1) * nw // n_chunk
-                _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, P, rcond_min,
+            nw = ctl[C_NWORK]
+            if parallel and nw >= 2 * n_chunk:
+                for ch in prange(n_chunk):
+                    w0 = ch * nw // n_chunk
+                    w1 = (ch + 1) * nw // n_chunk
+                    _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, P, rcond_min,
+                                 status, consistent, act, traj, res,
+                                 wF[ch], wc[ch], wZ[ch], wT[ch], wLU[ch], wb[ch], wt[ch], wu[ch], wpiv[ch], wz[ch])
+            else:
+                _solve_chunk(regions, rollout, p, meta, work, 0, nw, sstate, lstate, cand, P, rcond_min,
                              status, consistent, act, traj, res,
-                             wF[ch], wc[ch], wZ[ch], wT[ch], wLU[ch], wb[ch], wt[ch], wu[ch], wpiv[ch], wz[ch])
-        else:
-            _solve_chunk(regions, rollout, p, meta, work, 0, nw, sstate, lstate, cand, P, rcond_min,
-                         status, consistent, act, traj, res,
-                         wF[0], wc[0], wZ[0], wT[0], wLU[0], wb[0], wt[0], wu[0], wpiv[0], wz[0])
-        ctl[C_PHASE] = 1
+                             wF[0], wc[0], wZ[0], wT[0], wLU[0], wb[0], wt[0], wu[0], wpiv[0], wz[0])
+            ctl[C_PHASE] = 1
+
+    _run_cpu.__name__ = _run_cpu.__qualname__ = "_run_cpu_threads" if threads else "_run_cpu_serial"
+    return config.jit(_RUN_SIG, parallel=threads)(_run_cpu)
+
+
+#: the round loop: serial build (prange loops run as plain loops) and threaded build.
+_run_serial = _make_run(False)
+_run_threads = _make_run(True)
 
 
 # ============================================================================ host driver
@@ -877,8 +892,9 @@ class BatchSearch:
             self.set_chunks(2 * n_chunks)
         regions, rollout = self._addresses
         while True:
+            run = _run_threads if parallel else _run_serial
             with np.errstate(all="ignore"):
-                code = _run_cpu(
+                code = run(
                     regions, rollout, self.p, self.meta, self.sstate, self.lstate, self.hbuf, self.cand,
                     self.fresh, self.fresh_base, self.n_avail, self.ctl, self.work, self.alive, self.cwork,
                     self.pend, self.chunks, self.cinfo, self.status,
