@@ -384,7 +384,7 @@ def _same_cycle(traj, act, fz, fd, dup_rtol):
     return False
 
 
-@config.njit
+@config.njit(inline="always")
 def _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, lo, n_alive, P):
     """Give every idle lane of one chunk its next candidate (chunk lanes: ``alive[lo:lo + n_alive]``).
 
@@ -448,7 +448,7 @@ def _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive
     return m, nw, -1
 
 
-@config.njit
+@config.njit(inline="always")
 def _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, P):
     # prepare chunk ch and record its counters in cinfo[ch]
     m, nw, need = _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork,
@@ -458,7 +458,7 @@ def _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ali
     cinfo[ch, CI_NEED] = need
 
 
-@config.njit
+@config.njit(inline="always")
 def _collect_work(cwork, chunks, cinfo, ctl, work):
     """After every chunk is prepared: list the prepared lanes in ``work`` (chunk order).
 
@@ -480,7 +480,7 @@ def _collect_work(cwork, chunks, cinfo, ctl, work):
     return GO if nw > 0 else ALL_DONE
 
 
-@config.njit
+@config.njit(inline="always")
 def _absorb_chunk(cwork, lo, n_work, pend, sstate, lstate, hbuf, cand, status, consistent, act, traj, res,
                   found_z, found_d, found_prev, opts, P, M):
     """First pass of :func:`_absorb` over one chunk's solved lanes ``cwork[lo:lo + n_work]``.
@@ -561,7 +561,7 @@ def _absorb_chunk(cwork, lo, n_work, pend, sstate, lstate, hbuf, cand, status, c
     return n_pend
 
 
-@config.njit
+@config.njit(inline="always")
 def _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks, cinfo, ctl, P, M):
     """Second pass of the absorb step: store the new cycles in lane order (resumable after FULL).
 
@@ -623,7 +623,7 @@ _call_regions = make_caller(REGIONS_SIG)
 _call_rollout = make_caller(ROLLOUT_SIG)
 
 
-@config.njit
+@config.njit(inline="always")
 def _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, P, rcond_min,
                  status, consistent, act, traj, res, F, c, Zw, Tw, LUw, b, t, u, piv, z):
     # Solve the prepared lanes work[w0:w1] with one set of work arrays.
