@@ -511,8 +511,8 @@ def part_startup(rep, quick):
     rep.add(C.markdown_table(["new process", "import s", "first PLRNN scyfi s", "first shallow scyfi s",
                               "process s"], rows, "lrrrr"))
     rep.add()
-    rep.add("All SCYFI kernels have explicit signatures and the model-family kernels reach the engine as "
-            "first-class function values, so one compiled engine serves every family and numba's disk cache "
+    rep.add("All SCYFI kernels have explicit signatures and the model-family kernels reach the engine through "
+            "their native addresses, so one compiled engine serves every family and numba's disk cache "
             "serves new processes (`NUMBA_CACHE_DIR` set to a fresh directory here).")
     rep.add()
 
@@ -535,8 +535,8 @@ def part_notes(rep):
         "- From M ~ 50 on, both sides spend their time in O(k M^3) dense linear algebra (products through BLAS, "
         "LU: numba's is blocked with BLAS trailing updates; NumPy's is LAPACK, and its exact 1-norm condition "
         "number costs an inverse), so the ratio drops to ~3-5x; the >= 20x goal is not met there and cannot be "
-        "by a better loop. A batched search over many candidates at once (the planned parallel/GPU path) is "
-        "the way to use more of the hardware at large M.",
+        "by a better loop. A batched search over many candidates at once is the way to use more of the "
+        "hardware at large M (see \"Batched SCYFI\" below).",
         "- The NumPy reference uses the exact 1-norm condition number where the kernel uses Hager's estimate; "
         "with `rcond_min = 1e-12` no case here is near the threshold, and both sides make identical decisions "
         "(`same` column).",

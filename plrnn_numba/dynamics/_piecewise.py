@@ -27,8 +27,9 @@ This module holds
   with plain NumPy versions of the map, the patterns and the region maps (used to
   verify results);
 * two numba kernels per family, compiled with fixed signatures so that one
-  compiled SCYFI engine serves all families (they reach it as first-class
-  function values, which numba caches across processes; see ``docs/design.md``):
+  compiled SCYFI engine serves all families (it calls them through their
+  native addresses, see :mod:`plrnn_numba._fnptr`; on CUDA they are compiled
+  as device functions from the same source):
   ``regions`` (the region maps of a whole candidate sequence) and ``rollout``
   (iterate the true map from a point and record the patterns visited).
 
@@ -77,9 +78,9 @@ ROLLOUT_TYPE = types.FunctionType(ROLLOUT_SIG)
 #: parameter vectors larger than this are stored in provenance only as a SHA-256 digest.
 MAX_PARAMS_IN_ATTRS = 4096
 
-# Why two kernels that work on whole sequences, not one state: the engine receives
-# them as first-class function values, and each such call costs ~30 ns (no inlining,
-# reference counting of the array arguments), as much as the whole region map of a
+# Why two kernels that work on whole sequences, not one state: the engine calls
+# them indirectly, and each such call costs ~30 ns (no inlining, reference
+# counting of the array arguments), as much as the whole region map of a
 # 2-D system.  One call per candidate keeps that overhead out of the inner loops.
 # Inside, parameters are indexed in the flat vector: ``reshape`` of a slice costs
 # ~40 ns per call in numba 0.68, again comparable to the work for small M.
