@@ -839,12 +839,13 @@ class BatchSearch:
         self.fresh_base = np.zeros(n_stream, dtype=np.int64)
         self.n_avail = np.zeros(n_stream, dtype=np.int64)
         self.fresh = np.zeros((n_stream, 1, kP), dtype=np.int8)
-        self.rounds = 0
+        self.rounds = 0  # rounds run by run_rounds
+        self._started = False  # chunks can be re-cut only before the first run
 
     def set_chunks(self, n_chunks: int) -> None:
         """Split the lanes into about ``n_chunks`` chunks of whole searches (bookkeeping on threads).
 
-        Only at the start (the chunks' alive lists are rebuilt from all lanes).
+        Only before the first run (the chunks' alive lists are rebuilt from all lanes).
         """
         starts = self._lane_of_search
         n_lane = int(starts[-1])
@@ -888,8 +889,9 @@ class BatchSearch:
     def run_cpu(self, parallel: bool = False, n_chunks: int = 1) -> None:
         """Run every search to its end on the CPU (``parallel``: threads over chunks of lanes)."""
         ws = self._workspace(max(1, int(n_chunks)) if parallel else 1)
-        if parallel and self.rounds == 0 and self.cinfo.shape[0] == 1:
+        if parallel and not self._started:
             self.set_chunks(2 * n_chunks)
+        self._started = True
         regions, rollout = self._addresses
         while True:
             run = _run_threads if parallel else _run_serial
@@ -934,8 +936,9 @@ class BatchSearch:
         and ``res`` at the rows ``lanes`` (see :func:`_solve_chunk` for their
         meaning).  The bookkeeping between solves runs on ``n_threads`` numba threads.
         """
-        if n_threads > 1 and self.rounds == 0 and self.cinfo.shape[0] == 1:
+        if n_threads > 1 and not self._started:
             self.set_chunks(8 * n_threads)
+        self._started = True
         while True:
             if self.ctl[C_PHASE] == 1:
                 code = _host_absorb(self.sstate, self.lstate, self.hbuf, self.cand, self.status, self.consistent,

@@ -147,9 +147,10 @@ def solve_candidates(
 
     Parameters
     ----------
-    systems : model, dict, tuple, or a sequence of them
-        One piecewise-linear system (as for :func:`~plrnn_numba.dynamics.scyfi`)
-        or a list of systems of the same family and shape.
+    systems : model, dict or tuple, or a list of them
+        One piecewise-linear system (as for :func:`~plrnn_numba.dynamics.scyfi`;
+        a tuple is one system's arrays) or a list of systems of the same family
+        and shape.
     candidates : (n, k, P) array of 0/1
         Candidate region sequences (P pattern bits per region).
     system_index : (n,) int array, optional

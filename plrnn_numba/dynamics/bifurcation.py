@@ -1559,15 +1559,12 @@ def bifurcation_grid(
     yv, yo, dy, ly, absy = _grid_axis(model, theta0, param_y, values_y, "values_y")
     if np.allclose(dx / np.linalg.norm(dx), dy / np.linalg.norm(dy)):
         raise ValueError(f"param_x and param_y must be different parameters/directions; got {lx!r} twice")
-    if inputs is not None:
-        as_system(model, theta=theta0, inputs=inputs)  # validate once
-
     ny, nx = yv.size, xv.size
     G = len(STABILITY_GROUPS)
     sig = np.zeros((ny, nx, max_order, G), np.int64)
     secs = np.zeros((ny, nx))
     it = [(iy, ix) for iy in range(ny) for ix in range(nx)]
-    system0 = as_system(model, theta=theta0, inputs=inputs)
+    system0 = as_system(model, theta=theta0, inputs=inputs)  # validates the inputs once
     budget = sum(int(np.prod(_Settings(**kw).counters(k, system0.n_pattern))) for k in range(1, max_order + 1))
     be = resolve_backend(backend, dim=system0.dim, work=float(len(it)) * budget * system0.dim**3,
                          batched_cpu=len(it) > 1)
