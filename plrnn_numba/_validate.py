@@ -102,25 +102,81 @@ def carray(x) -> np.ndarray:
     return np.require(x, dtype=np.float64, requirements=["C", "W"])
 
 
-def input_stream(inputs, batch: int, n_total: int, n_inputs: int, steps: str = "steps") -> np.ndarray:
-    """Validated inputs of a driven run, as a (batch, n_total, K) float64 array.
+def seed_sequence(seed, name: str = "seed") -> np.random.SeedSequence:
+    """The one rule for ``seed`` arguments: an int >= 0, None or a ``numpy.random.Generator``.
 
-    ``inputs`` may be (n_total, K) (the same stream for every batch item) or
-    (batch, n_total, K); ``None`` is allowed only for autonomous models
-    (K = 0) and gives an empty stream.  ``steps`` names what ``n_total`` counts
-    in the error message.
+    * an int gives ``SeedSequence(seed)`` (so ``default_rng(seed_sequence(s))`` is
+      ``default_rng(s)``);
+    * None draws a fresh 63-bit seed from the operating system;
+    * a Generator is advanced by one draw, which becomes the seed.
+
+    The returned sequence's ``entropy`` is always an int below ``2**63``: record it
+    (it fits a netCDF int64 attribute) and pass it back as ``seed`` to repeat the run.
+    """
+    if seed is None:
+        return np.random.SeedSequence(int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1))
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int(seed.integers(2**63)))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"{name} must be a non-negative integer, None or a numpy.random.Generator; got {type(seed).__name__}"
+        )
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, None or a numpy.random.Generator; got {seed}")
+    return np.random.SeedSequence(int(seed))
+
+
+def generator(seed, name: str = "seed") -> tuple[np.random.Generator, int]:
+    """``(numpy Generator, recorded seed)`` from a ``seed`` argument (see :func:`seed_sequence`)."""
+    ss = seed_sequence(seed, name)
+    return np.random.default_rng(ss), int(ss.entropy)
+
+
+def input_stream(inputs, batch: int, n_total: int, n_inputs: int, steps: str = "steps") -> np.ndarray:
+    """Validated external inputs of a run, as a (batch, n_total, K) float64 array.
+
+    The one rule for ``inputs`` everywhere in the package: a constant ``(K,)``
+    vector (the same input at every step), a ``(T, K)`` stream shared by every
+    batch item, or a ``(B, T, K)`` stream per batch item; row ``t`` drives the
+    step from ``z_t`` to ``z_{t+1}``.  ``None`` is allowed only for autonomous
+    models (K = 0) and gives an empty stream.  ``steps`` names what
+    ``n_total`` counts in the error message.  The result may be a read-only
+    broadcast view.
     """
     if inputs is None:
         if n_inputs:
-            raise ValueError(f"inputs are required: the model has {n_inputs} inputs (shape ({n_total}, {n_inputs}))")
+            raise ValueError(
+                f"inputs are required: the model has {n_inputs} inputs (shape ({n_inputs},), "
+                f"({n_total}, {n_inputs}) or ({batch}, {n_total}, {n_inputs}))"
+            )
         return np.zeros((batch, n_total, 0))
+    if n_inputs == 0:
+        raise ValueError("inputs were given but the model has no inputs (n_inputs=0); drop inputs")
     s = as_float_array(inputs, "inputs")
-    if s.ndim == 2:
+    if s.ndim == 1 and s.shape[0] == n_inputs:
+        s = np.broadcast_to(s, (batch, n_total, n_inputs))
+    elif s.ndim == 2:
         s = np.broadcast_to(s[None], (batch,) + s.shape)
     if s.shape != (batch, n_total, n_inputs):
         raise ValueError(
-            f"inputs must have shape ({n_total}, {n_inputs}) or ({batch}, {n_total}, {n_inputs}) "
-            f"({steps}); got {np.shape(inputs)}"
+            f"inputs must have shape ({n_inputs},) (constant), ({n_total}, {n_inputs}) or "
+            f"({batch}, {n_total}, {n_inputs}) ({steps}); got {np.shape(inputs)}"
         )
     check_finite(s, "inputs")
     return s
+
+
+def constant_input(inputs, n_inputs: int, name: str = "inputs") -> np.ndarray | None:
+    """A constant input vector (K,) for analyses of the autonomous map ``z -> F(z, s)``; None stays None."""
+    if inputs is None:
+        return None
+    if n_inputs == 0:
+        raise ValueError(f"{name} were given but the model has no inputs (n_inputs=0); drop {name}")
+    s = as_float_array(inputs, name)
+    if s.shape != (n_inputs,):
+        raise ValueError(
+            f"{name} must be one constant input vector of shape ({n_inputs},): this analysis studies the "
+            f"autonomous map z -> F(z, s) for a fixed s; got shape {s.shape}"
+        )
+    check_finite(s, name)
+    return np.ascontiguousarray(s)
