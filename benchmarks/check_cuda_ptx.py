@@ -40,16 +40,23 @@ def main(argv=None) -> int:
 
     if not cuda.is_available():
         dispatcher.get_current_device = lambda: _types.SimpleNamespace(compute_capability=cc)
+    from plrnn_numba import config
     from plrnn_numba.dynamics import gpu_scyfi
+    from plrnn_numba.models import NORMAL_FORM_KERNELS
+    from plrnn_numba.models.alrnn import ALRNN_REGION_KERNELS
+    from plrnn_numba.models.plrnn import PLRNN_REGION_KERNELS
+    from plrnn_numba.models.shallow import SHALLOW_REGION_KERNELS
 
     f2, i1, b1 = nt.float64[:, ::1], nt.int64[::1], nt.int8[::1]
     sig = (f2, i1, i1, i1, nt.int8[:, :, ::1], nt.float64, b1, b1, nt.int8[:, :, ::1], nt.float64[:, :, ::1], f2)
-    for kind in ("plrnn", "shallow"):
-        kernel = gpu_scyfi._build(kind)
+    families = {"PLRNN / ReLU RNN": PLRNN_REGION_KERNELS, "shallow PLRNN": SHALLOW_REGION_KERNELS,
+                "ALRNN": ALRNN_REGION_KERNELS, "normal form (any family)": NORMAL_FORM_KERNELS}
+    for kind, kernels in families.items():
+        kernel = gpu_scyfi.build_solve_kernel(kernels)
         ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=cc)
         local = [ln.strip() for ln in ptx.splitlines() if ln.strip().startswith(".local")]
         print(f"{kind}: PTX for sm_{cc[0]}{cc[1]} compiled, {len(ptx):,} characters; "
-              f"local arrays: {len(local)} declarations (MAX_DIM = {gpu_scyfi.MAX_DIM})")
+              f"local arrays: {len(local)} declarations (CUDA_MAX_DIM = {config.CUDA_MAX_DIM})")
     return 0
 
 

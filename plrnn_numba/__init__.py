@@ -4,11 +4,11 @@ Hand-written models with analytic backpropagation through time, compiled with
 numba; results as self-describing xarray Datasets.
 """
 
-from . import cli, config, dynamics, io, sweep, tasks
+from . import cli, config, dynamics, interop, io, optim, sweep, tasks
 from ._version import __version__
 from .bptt import Batch, LossGrad, loss_and_grad, predict
 from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAlpha, SparseTF, Theorem3Alpha
-from .models import PLRNN, Model, ShallowPLRNN, VanillaRNN
+from .models import ALRNN, PLRNN, Model, ShallowPLRNN, VanillaRNN
 from .readouts import IdentityReadout, LinearReadout
 from .simulate import simulate
 from .training import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler, train
@@ -16,11 +16,13 @@ from .training import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler,
 __all__ = [
     "__version__", "Batch", "LossGrad", "loss_and_grad", "predict", "simulate",
     "GTF", "SparseTF", "FreeRunning", "ConstantAlpha", "LinearAlpha", "ExponentialAlpha", "Theorem3Alpha",
-    "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "IdentityReadout", "LinearReadout",
+    "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "ALRNN", "IdentityReadout", "LinearReadout",
     "SGD", "Adam", "AdamW", "StepLR", "MultiStepLR", "SubsequenceSampler", "train", "io",
     "config",
     "dynamics",
     "sweep",
     "tasks",
     "cli",
+    "interop",
+    "optim",
 ]

@@ -202,8 +202,10 @@ class Batch:
     ----------
     targets : (B, T, N) array
         Observations ``x_1 .. x_T`` the readout should produce.
-    inputs : (B, T, K) array or None
-        External inputs ``s_1 .. s_T``.
+    inputs : (K,), (T, K) or (B, T, K) array, or None
+        External inputs ``s_1 .. s_T``: a constant vector, a stream shared by
+        every sequence of the batch, or one stream per sequence (broadcast to
+        the batch when the model runs).  None for a model without inputs.
     z0 : (B, M) array or None
         Initial latent states.  If None: ``[x0, 0, ..., 0]`` when ``x0`` is
         given (identity readout convention), else zeros.
@@ -225,7 +227,7 @@ class Batch:
         """Batch from observed sequences ``x_0 .. x_T`` of shape (B, T + 1, N).
 
         ``x_0`` initialises the latent state; ``x_1 .. x_T`` are the targets.
-        ``inputs`` (B, T, K) are ``s_1 .. s_T``.
+        ``inputs`` ((K,), (T, K) or (B, T, K)) are ``s_1 .. s_T``.
         """
         seq = V.as_float_array(sequences, "sequences")
         if seq.ndim != 3 or seq.shape[1] < 2:
@@ -286,16 +288,7 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
     V.check_finite(X, "batch.targets")
     if loss == "bce" and (X.min() < 0 or X.max() > 1):
         raise ValueError("batch.targets must lie in [0, 1] for loss='bce'")
-    if batch.inputs is None:
-        if K:
-            raise ValueError(f"batch.inputs (shape ({B}, {T}, {K})) is required: the model has {K} inputs")
-        S = np.zeros((T, B, 0))
-    else:
-        s = V.as_float_array(batch.inputs, "batch.inputs")
-        if s.shape != (B, T, K):
-            raise ValueError(f"batch.inputs must have shape ({B}, {T}, {K}); got {s.shape}")
-        V.check_finite(s, "batch.inputs")
-        S = carray(np.transpose(s, (1, 0, 2)))
+    S = carray(np.transpose(_batch_inputs(batch.inputs, B, T, K), (1, 0, 2)))
     if batch.mask is None:
         mask = np.ones((T, B))
     else:
@@ -349,6 +342,22 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
     if count <= 0:
         raise ValueError("batch.mask counts no time step: nothing to fit")
     return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))), mask, alpha, n_forced, carray(ro), 1.0 / count)
+
+
+def _batch_inputs(inputs, B: int, T: int, K: int) -> np.ndarray:
+    """``batch.inputs`` as a (B, T, K) array: the package's one rule for inputs, errors naming ``batch.inputs``."""
+    if K == 0 and inputs is not None:
+        # an empty stream of the right length carries no input: accepted as before
+        if np.shape(inputs) in {(B, T, 0), (T, 0), (0,)}:
+            return np.zeros((B, T, 0))
+        raise ValueError(
+            f"batch.inputs must have shape ({B}, {T}, 0) or be None: the model has no inputs (n_inputs=0); "
+            f"drop batch.inputs (got shape {np.shape(inputs)})"
+        )
+    try:
+        return V.input_stream(inputs, B, T, K, "time steps of batch.targets")
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"batch.{exc}") from None
 
 
 #: automatic batch splitting starts at this much work per call (B T M max(M, 8)),

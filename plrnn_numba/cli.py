@@ -43,7 +43,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-BACKENDS = ("processes", "serial", "dask")
+from .sweep._core import SWEEP_BACKENDS
 
 
 def _positive_int(text: str) -> int:
@@ -98,7 +98,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | P
     g = parser.add_argument_group("sweep execution")
     g.add_argument(
         "--backend",
-        choices=BACKENDS,
+        choices=SWEEP_BACKENDS,
         default=None,
         help="where the points run (default: processes; dask when --scheduler is given)",
     )

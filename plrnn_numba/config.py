@@ -200,3 +200,41 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Number of numba worker threads parallel engines may use."""
     return numba.get_num_threads()
+
+
+# -- tunables ----------------------------------------------------------------------------
+# Sizes and thresholds that trade speed against memory or overhead.  Numba freezes
+# module constants into compiled code, so those read inside kernels take effect
+# after a recompilation (delete the cache or set PLRNN_NUMBA_CACHE=0).
+
+#: longest stretch an orbit diagram simulates in one call during its transient (bounds the memory).
+ORBIT_CHUNK: int = 4096
+
+#: model kernels use BLAS for their per-step products from this state dimension on, or from
+#: 16 units with a batch of at least BLAS_MIN_BATCH items; below, row loops avoid the call overhead.
+BLAS_MIN_DIM: int = 48
+BLAS_MIN_BATCH: int = 4
+
+#: SCYFI: k-fold products with at least this many output entries go to BLAS (below: loops).
+SCYFI_BLAS_MIN_SIZE: int = 48 * 48
+#: SCYFI's LU: index-only loops up to this dimension (per-call overheads dominate small systems),
+#: row views (vectorised) above, and blocked with BLAS trailing updates from SCYFI_BLOCKED_LU_DIM on
+#: (measured at M = 200: 1.45 ms unblocked, 1.05 ms blocked, 0.6 ms for LAPACK's dgesv).
+SCYFI_SMALL_DIM: int = 16
+SCYFI_BLOCKED_LU_DIM: int = 96
+#: panel width of the blocked LU.
+SCYFI_LU_BLOCK: int = 32
+#: fresh random SCYFI candidates are drawn in chunks growing from the first to the largest size
+#: (in candidates; the largest also limited to ~8 MB).
+SCYFI_FIRST_CHUNK: int = 64
+SCYFI_MAX_CHUNK: int = 1 << 16
+
+#: compile-time maximum state dimension M of the CUDA kernels (the size of their per-thread
+#: local arrays: about ``4 * CUDA_MAX_DIM**2 * 8`` bytes, 32 KiB for 32); larger systems are
+#: solved on the CPU.
+CUDA_MAX_DIM: int = 32
+#: CUDA threads per block (``PLRNN_NUMBA_CUDA_TPB``; the simulator uses a handful).
+CUDA_THREADS_PER_BLOCK: int = int(os.environ.get("PLRNN_NUMBA_CUDA_TPB", 128))
+#: ``backend="auto"`` uses the GPU only when a search needs at least this many flops (about
+#: ``budget * M**3``; ``PLRNN_NUMBA_AUTO_CUDA_MIN_WORK``): below it launches and transfers dominate.
+AUTO_CUDA_MIN_WORK: float = float(os.environ.get("PLRNN_NUMBA_AUTO_CUDA_MIN_WORK", 1e8))

@@ -18,10 +18,15 @@ map: on a forced component the adjoint is multiplied by ``(1 - alpha_t)``.
 * generalized teacher forcing (GTF): ``alpha_t = alpha`` at every step, with
   ``alpha`` constant or following a schedule over epochs.
 
-Seed 000, Theorem 3: if ``||A|| + ||W|| = r > 1``, any ``1 - 1/r < alpha < 1``
+Eisenmann et al. (2023), "Bifurcations and loss jumps in RNN training",
+Theorem 3: if ``||A|| + ||W|| = r > 1``, any ``1 - 1/r < alpha < 1``
 prevents degenerate transcritical bifurcations during training; if ``r < 1``
 any ``0 < alpha < 1`` does.  :class:`Theorem3Alpha` implements this choice.
 Forcing is applied only where the data are counted (mask > 0).
+
+A schedule of ``alpha`` over epochs is evaluated once per epoch: the trainer
+calls ``forcing.at_epoch(epoch, model, theta)``, which gives the forcing with a
+constant ``alpha`` for all of that epoch's steps.
 """
 
 from __future__ import annotations
@@ -74,18 +79,33 @@ class ExponentialAlpha:
 class Theorem3Alpha:
     """``alpha = clip(1 - 1/r + margin, alpha_min, alpha_max)`` with ``r = ||A|| + ||W||``.
 
-    Re-evaluated every epoch from the current parameters (seed 000, Theorem 3).
-    Needs a model with a ``norm_bound(theta)`` method (the PLRNN has one).
+    Theorem 3 of Eisenmann et al. (2023): with GTF at strength alpha the
+    one-step Jacobians are scaled by ``1 - alpha``, so ``alpha > 1 - 1/r``, where r
+    bounds the norm of every region's Jacobian, prevents degenerate
+    transcritical bifurcations.  ``r`` is re-evaluated every epoch from the
+    current parameters through the piecewise-linear protocol
+    (:meth:`~plrnn_numba.models.piecewise.PiecewiseLinear.norm_bound`:
+    ``||A|| + ||W||`` for the PLRNN, ``||L|| + ||R|| ||U||`` in general), so it
+    works for every piecewise-linear model.
     """
 
     margin: float = 0.05
     alpha_min: float = 0.0
     alpha_max: float = 0.95
 
+    def __post_init__(self):
+        V.finite_float(self.margin, "margin")
+        lo = V.finite_float(self.alpha_min, "alpha_min", 0.0, 1.0)
+        hi = V.finite_float(self.alpha_max, "alpha_max", 0.0, 1.0)
+        if lo > hi:
+            raise ValueError(f"alpha_min ({lo}) must be <= alpha_max ({hi})")
+
     def __call__(self, epoch: int, model=None, theta=None) -> float:
-        if model is None or not hasattr(model, "norm_bound"):
-            raise TypeError("Theorem3Alpha needs a model with a norm_bound(theta) method (e.g. PLRNN)")
-        r = model.norm_bound(theta)
+        from .models.piecewise import as_piecewise_linear
+
+        if model is None:
+            raise TypeError("Theorem3Alpha needs the model and its parameters (model, theta)")
+        r = as_piecewise_linear(model, theta).norm_bound()
         base = 1.0 - 1.0 / r if r > 1.0 else 0.0
         return float(np.clip(base + self.margin, self.alpha_min, self.alpha_max))
 
@@ -101,6 +121,10 @@ class FreeRunning:
 
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
         return np.zeros(n_steps)
+
+    def at_epoch(self, epoch: int, model=None, theta=None) -> FreeRunning:
+        """The forcing of one epoch: itself (nothing depends on the epoch)."""
+        return self
 
     def describe(self) -> dict:
         return {"forcing": "free"}
@@ -119,6 +143,10 @@ class SparseTF:
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
         t = np.arange(1, n_steps + 1)
         return (t % self.tau == 0).astype(np.float64)
+
+    def at_epoch(self, epoch: int, model=None, theta=None) -> SparseTF:
+        """The forcing of one epoch: itself (nothing depends on the epoch)."""
+        return self
 
     def describe(self) -> dict:
         return {"forcing": "sparse", "tau": self.tau}
@@ -150,6 +178,16 @@ class GTF:
 
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
         return np.full(n_steps, self.alpha_at(epoch, model, theta))
+
+    def at_epoch(self, epoch: int, model=None, theta=None) -> GTF:
+        """The forcing of one epoch: ``alpha`` evaluated once, constant for all of the epoch's steps.
+
+        A schedule that reads the parameters (such as :class:`Theorem3Alpha`)
+        sees ``theta`` at the start of the epoch.
+        """
+        if not callable(self.alpha):
+            return self
+        return GTF(self.alpha_at(epoch, model, theta), n_forced=self.n_forced)
 
     def describe(self) -> dict:
         a = self.alpha if not callable(self.alpha) else repr(self.alpha)

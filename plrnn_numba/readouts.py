@@ -43,7 +43,8 @@ class IdentityReadout:
     def n_params(self, dim: int) -> int:
         return 0
 
-    def init(self, dim: int, seed: int | None = None) -> np.ndarray:
+    def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+        """No parameters: an empty vector (``seed`` is accepted for a uniform interface)."""
         return np.zeros(0)
 
     def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:
@@ -70,9 +71,13 @@ class LinearReadout:
     def n_params(self, dim: int) -> int:
         return self.n_out * dim + self.n_out
 
-    def init(self, dim: int, seed: int | None = None) -> np.ndarray:
-        """``B ~ N(0, 1/M)``, ``c = 0``."""
-        rng = np.random.default_rng(seed)
+    def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+        """Initial parameters ``B_ij ~ N(0, 1/M)``, ``c = 0``.
+
+        ``seed``: an int >= 0, None or a ``numpy.random.Generator`` (the package's
+        one rule, :func:`plrnn_numba._validate.seed_sequence`).
+        """
+        rng, _ = V.generator(seed)
         return np.concatenate([rng.normal(0.0, 1.0 / np.sqrt(dim), self.n_out * dim), np.zeros(self.n_out)])
 
     def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from numba import types
+from numpy.typing import ArrayLike
 
 from . import _validate as V
 from . import config
 from ._validate import carray
-from .models.base import call_step, model_params
+from .models.base import Model, call_step, model_params
 
 _SIM_SIG = types.void(
     types.int64, types.float64[::1], types.int64[::1], types.float64[:, :, ::1], types.float64[:, :, ::1]
@@ -22,32 +23,42 @@ def _simulate_kernel(step, p, meta, Z, S):
         call_step(step, p, meta, Z[t], S[t], Z[t + 1])
 
 
-def simulate(model, theta, z0, n_steps: int | None = None, inputs=None) -> np.ndarray:
-    """Iterate ``model`` from ``z0``; see :meth:`plrnn_numba.models.Model.simulate`."""
+def simulate(
+    model: Model, theta: ArrayLike, z0: ArrayLike, n_steps: int | None = None, inputs: ArrayLike | None = None
+) -> np.ndarray:
+    """Iterate ``z_t = F(z_{t-1}, s_t)`` from ``z0``, for a batch of initial states at once.
+
+    Parameters
+    ----------
+    model : Model
+        Any plrnn_numba model.
+    theta : (P,) array
+        Parameters.
+    z0 : (M,) or (B, M) array
+        Initial state(s).
+    n_steps : int, optional
+        Number of steps ``T``.  Required for an autonomous model and with a
+        constant input vector; with an input stream it is the stream's length
+        (and, if given, must agree with it).
+    inputs : (K,), (T, K) or (B, T, K) array, optional
+        External inputs ``s_1 .. s_T``: a constant vector, a stream shared by
+        every initial state, or one stream per initial state (the package's one
+        rule for inputs).  Required when the model has inputs.
+
+    Returns
+    -------
+    (T + 1, M) or (B, T + 1, M) array
+        ``z_0 .. z_T``, matching ``z0``.  A diverging run is not an error: its
+        states become inf/NaN from the step where they overflow.
+    """
     theta = model.check_theta(theta)
     z0 = V.as_state(z0, model.dim, "z0")
     single = z0.ndim == 1
     Z0 = z0[None, :] if single else z0
     B = Z0.shape[0]
-    K = model.n_inputs
-    if inputs is None:
-        if K:
-            raise ValueError(f"inputs are required: the model has {K} inputs (shape (T, {K}) or (B, T, {K}))")
-        if n_steps is None:
-            raise ValueError("give n_steps (autonomous run) or inputs")
-        T = V.positive_int(n_steps, "n_steps", minimum=0)
-        S = np.zeros((T, B, 0))
-    else:
-        s = V.as_float_array(inputs, "inputs")
-        if s.ndim == 2:
-            s = np.broadcast_to(s[None], (B,) + s.shape)
-        if s.ndim != 3 or s.shape[0] != B or s.shape[2] != K:
-            raise ValueError(f"inputs must have shape (T, {K}) or ({B}, T, {K}); got {np.shape(inputs)}")
-        V.check_finite(s, "inputs")
-        if n_steps is not None and n_steps != s.shape[1]:
-            raise ValueError(f"n_steps={n_steps} disagrees with inputs of length {s.shape[1]}")
-        T = s.shape[1]
-        S = carray(np.transpose(s, (1, 0, 2)))
+    T = _run_length(n_steps, inputs, model.n_inputs)
+    s = V.input_stream(inputs, B, T, model.n_inputs, "n_steps steps")
+    S = carray(np.transpose(s, (1, 0, 2)))
     Z = np.empty((T + 1, B, model.dim))
     Z[0] = Z0
     config.prepare_engines()
@@ -55,3 +66,21 @@ def simulate(model, theta, z0, n_steps: int | None = None, inputs=None) -> np.nd
         _simulate_kernel(model.kernels.addresses().step, model_params(model, theta), model.meta, Z, S)
     out = np.transpose(Z, (1, 0, 2))
     return carray(out[0] if single else out)
+
+
+def _run_length(n_steps, inputs, n_inputs: int) -> int:
+    """Number of steps of a run: ``n_steps``, or the length of an input stream (which must agree)."""
+    if inputs is None or np.ndim(inputs) < 2:
+        if n_steps is None:
+            if inputs is None and n_inputs:
+                raise ValueError(
+                    f"inputs are required: the model has {n_inputs} inputs (shape ({n_inputs},) with n_steps, "
+                    f"(T, {n_inputs}) or (B, T, {n_inputs}))"
+                )
+            what = "an autonomous run" if inputs is None else "a constant input vector"
+            raise ValueError(f"give n_steps for {what}, or an input stream of shape (T, K) or (B, T, K)")
+        return V.positive_int(n_steps, "n_steps", minimum=0)
+    T = int(np.shape(inputs)[-2])
+    if n_steps is not None and V.positive_int(n_steps, "n_steps", minimum=0) != T:
+        raise ValueError(f"n_steps={n_steps} disagrees with inputs of length {T}; drop n_steps or fix inputs")
+    return T

@@ -1,4 +1,5 @@
-"""Flossing extends the trainable delay (seed 004, Figs. 3C and 4C).
+"""Flossing extends the trainable delay (Engelken (2023), "Gradient flossing: improving gradient
+descent through dynamic control of Jacobians", Figs. 3C and 4C).
 
 Vanilla tanh RNNs are trained on the delayed copy and delayed temporal XOR
 tasks (binary inputs, linear readout, binary cross-entropy on logits, Adam,
@@ -71,7 +72,7 @@ def train_point(
 ) -> dict:
     """Train one network on one task/delay/condition; return its final test accuracy and loss."""
     import plrnn_numba as pn
-    from plrnn_numba.dynamics import Flossing, floss
+    from plrnn_numba.dynamics.flossing import Flossing, FlossingEpisodes, floss
     from plrnn_numba.tasks import accuracy, make_task, task_batch_source
 
     model = pn.VanillaRNN(n, n_inputs=1)
@@ -79,10 +80,10 @@ def train_point(
     fl = Flossing(k=min(k, n), target=0.0, n_steps=55, lr=1e-3)
     if condition == "preflossing":
         theta, _ = floss(model, theta, pre_epochs, fl, seed=seed)
-    eps = None
+    hooks = []
     if condition == "during":
         every = max(1, epochs // (episodes + 1))
-        eps = {i * every: episode_steps for i in range(episodes)}
+        hooks.append(FlossingEpisodes(fl, {i * every: episode_steps for i in range(episodes)}))
     readout = pn.LinearReadout(1)
     hist = pn.train(
         model,
@@ -94,8 +95,7 @@ def train_point(
         optimizer=pn.Adam(lr),
         clip_norm=clip,
         seed=seed,
-        flossing=fl if eps else None,
-        flossing_episodes=eps,
+        hooks=hooks,
         snapshot_every=epochs,
     )
     test = make_task(task, 256, n_steps, delay, seed=10_000 + seed)

@@ -1,4 +1,5 @@
-"""Gradient flossing controls Lyapunov exponents (seed 004, Fig. 1B-D).
+"""Gradient flossing controls Lyapunov exponents (Engelken (2023), "Gradient flossing: improving
+gradient descent through dynamic control of Jacobians", Fig. 1B-D).
 
 Ten vanilla tanh RNNs (N = 32, W ~ N(0, g^2/N) with g ~ U(0, 1)) are flossed
 with Adam (lr 1e-2, one 55-step trajectory per epoch after a 20-step transient)

@@ -1,6 +1,6 @@
 """Batched SCYFI: region solves in batches, concurrent search lanes, many systems at once.
 
-References: ``numpy.linalg.solve`` and the true map (``PiecewiseLinearSystem.step``)
+References: ``numpy.linalg.solve`` and the true map (``PiecewiseLinear.step``)
 for single solves; the serial CPU search (same candidate stream) and brute-force
 enumeration for whole searches.  Tolerance: ``POINT_ATOL`` from ``test_scyfi``
 (relative to the points' max-norm).  The CUDA backend is tested in ``tests/cuda``
@@ -14,7 +14,7 @@ import pytest
 
 import plrnn_numba as pn
 from plrnn_numba.dynamics import (
-    as_system,
+    ScyfiSettings,
     bifurcation_grid,
     brute_force_cycles,
     cuda_available,
@@ -23,23 +23,22 @@ from plrnn_numba.dynamics import (
     solve_candidates,
 )
 from plrnn_numba.dynamics.batched import default_lanes, resolve_backend
+from plrnn_numba.models import as_piecewise_linear
 from tests.test_scyfi import POINT_ATOL, assert_same_cycles, random_plrnn, ref_system
 
 
-def tiny_clipped(seed, as_model=False):
-    """A clipped shallow PLRNN (M = 2, H = 3) as a model or as raw arrays."""
+def tiny_clipped(seed):
+    """A clipped shallow PLRNN (M = 2, H = 3): (model, theta)."""
     model = pn.ShallowPLRNN(2, 3, clipped=True)
     theta = model.init(seed, a_range=(-0.9, 0.9), w_scale=3.0)
     model.unpack(theta)["h1"][:] = np.random.default_rng(seed).normal(0.0, 1.0, 2)
-    if as_model:
-        return model, theta
-    return {**{k: np.array(v) for k, v in model.unpack(theta).items()}, "clipped": True}
+    return model, theta
 
 
-def check_against_numpy(systems, cand, sidx, ds):
+def check_against_numpy(model, thetas, cand, sidx, ds):
     """Every solved candidate against numpy.linalg.solve and a roll-out with the true map."""
     n, k, _ = cand.shape
-    syss = [as_system(s) for s in systems]
+    syss = [as_piecewise_linear(model, t) for t in thetas]
     n_ok = 0
     for i in range(n):
         system = syss[sidx[i]]
@@ -77,48 +76,51 @@ def same_cycle_sets(a, b):
 @pytest.mark.parametrize("backend", ["cpu", "parallel"])
 def test_solve_candidates_matches_numpy_and_the_true_map(backend):
     rng = np.random.default_rng(0)
-    systems = [random_plrnn(s, 3) for s in range(3)]
+    model = random_plrnn(0, 3)[0]
+    thetas = np.stack([random_plrnn(s, 3)[1] for s in range(3)])
     cand = rng.integers(0, 2, (60, 3, 3))
     sidx = rng.integers(0, 3, 60)
-    ds = solve_candidates(systems, cand, system_index=sidx, backend=backend)
-    check_against_numpy(systems, cand, sidx, ds)
+    ds = solve_candidates(model, thetas, cand, system_index=sidx, backend=backend)
+    check_against_numpy(model, thetas, cand, sidx, ds)
     assert ds.attrs["backend"] == backend and ds.sizes["point"] == 4
 
 
 def test_solve_candidates_shallow_and_true_cycles():
     rng = np.random.default_rng(1)
-    systems = [tiny_clipped(s) for s in (2, 3)]
+    model = tiny_clipped(2)[0]
+    thetas = np.stack([tiny_clipped(s)[1] for s in (2, 3)])
     cand = rng.integers(0, 2, (40, 2, 6))
     sidx = rng.integers(0, 2, 40)
-    check_against_numpy(systems, cand, sidx, solve_candidates(systems, cand, system_index=sidx, backend="parallel"))
+    check_against_numpy(model, thetas, cand, sidx,
+                        solve_candidates(model, thetas, cand, system_index=sidx, backend="parallel"))
     # the cycles SCYFI found are consistent candidates of the batched solve
-    ds = scyfi(random_plrnn(3, 2), 2)
+    ds = scyfi(*random_plrnn(3, 2), 2)
     k2 = ds.order.values == 2
     if k2.any():
         pats = ds.patterns.values[k2][:, :2]
-        sol = solve_candidates(random_plrnn(3, 2), pats)
+        sol = solve_candidates(*random_plrnn(3, 2), pats)
         assert np.all(sol.consistent.values == 1)
         np.testing.assert_allclose(sol.points.values[:, :2], ds.points.values[k2][:, :2], atol=1e-9)
 
 
 def test_solve_candidates_flags_singular_systems():
-    sys_ = {"A": [1.0, 1.0], "W": [[0.0, 0.0], [0.0, 0.0]], "h": [0.1, 0.2]}
-    ds = solve_candidates(sys_, np.array([[[0, 0]], [[1, 1]]]))
+    sys_ = pn.PLRNN.from_arrays(A=[1.0, 1.0], W=[[0.0, 0.0], [0.0, 0.0]], h=[0.1, 0.2])
+    ds = solve_candidates(*sys_, np.array([[[0, 0]], [[1, 1]]]))
     assert np.all(ds.status.values == 1) and np.all(np.isnan(ds.points.values))
 
 
 def test_solve_candidates_bad_input():
     p = random_plrnn(0, 2)
     with pytest.raises(ValueError, match="candidates must have shape"):
-        solve_candidates(p, np.zeros((3, 2, 3)))
+        solve_candidates(*p, np.zeros((3, 2, 3)))
     with pytest.raises(ValueError, match="only 0 and 1"):
-        solve_candidates(p, np.full((3, 2, 2), 2))
+        solve_candidates(*p, np.full((3, 2, 2), 2))
     with pytest.raises(ValueError, match="system_index"):
-        solve_candidates(p, np.zeros((3, 2, 2)), system_index=np.array([0, 1, 0]))
-    with pytest.raises(ValueError, match="same family and shape"):
-        solve_candidates([p, random_plrnn(0, 3)], np.zeros((3, 2, 2)))
+        solve_candidates(*p, np.zeros((3, 2, 2)), system_index=np.array([0, 1, 0]))
+    with pytest.raises(ValueError, match="theta must be a 1-D vector of length 8"):
+        solve_candidates(p[0], np.stack([p[1], p[1]])[:, :-1], np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match="backend must be one of"):
-        solve_candidates(p, np.zeros((3, 2, 2)), backend="gpu")
+        solve_candidates(*p, np.zeros((3, 2, 2)), backend="gpu")
 
 
 # ---------------------------------------------------------------- backends
@@ -126,20 +128,20 @@ def test_cuda_backend_without_gpu_raises_a_clear_error():
     if cuda_available()[0]:
         pytest.skip("a CUDA device (or the simulator) is available here")
     with pytest.raises(RuntimeError, match="backend='cuda' needs a CUDA GPU.*backend='parallel'"):
-        scyfi(random_plrnn(0, 2), 1, backend="cuda")
+        scyfi(*random_plrnn(0, 2), 1, backend="cuda")
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         bifurcation_grid(pn.PLRNN(2), pn.PLRNN(2).init(0), "A[0]", [0.1, 0.2], "A[1]", [0.1, 0.2], max_order=1,
                          backend="cuda")
 
 
 def test_auto_backend_uses_the_cpu_without_gpu():
-    ds = scyfi(random_plrnn(0, 2), 2, backend="auto")
+    ds = scyfi(*random_plrnn(0, 2), 2, backend="auto")
     assert ds.attrs["backend"] in ("cpu", "cuda")
     if not cuda_available()[0]:
         assert resolve_backend("auto", dim=2, work=1e12) == "cpu"
         assert resolve_backend("auto", dim=2, work=1e12, batched_cpu=True) == "parallel"
     with pytest.raises(ValueError, match="backend must be one of"):
-        scyfi(random_plrnn(0, 2), 1, backend="GPU")
+        scyfi(*random_plrnn(0, 2), 1, backend="GPU")
     assert default_lanes("parallel", 10**6, 2) == 32 and default_lanes("cuda", 80, 2) == 10
 
 
@@ -147,17 +149,17 @@ def test_auto_backend_uses_the_cpu_without_gpu():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_parallel_one_lane_is_exactly_the_serial_search(seed):
     params = random_plrnn(seed, 3)
-    a = scyfi(params, 3)
-    b = scyfi(params, 3, backend="parallel", lanes=1)
+    a = scyfi(*params, 3)
+    b = scyfi(*params, 3, backend="parallel", lanes=1)
     for name in ("order", "points", "patterns", "stability", "n_solves", "n_singular", "n_loops", "found_at_solve"):
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
 def test_parallel_shallow_one_lane_is_exactly_the_serial_search():
-    model, theta = tiny_clipped(5, as_model=True)
-    a = scyfi(model, 3, theta=theta)
-    b = scyfi(model, 3, theta=theta, backend="parallel", lanes=1)
-    for name in ("order", "points", "patterns", "patterns_d2", "n_solves"):
+    model, theta = tiny_clipped(5)
+    a = scyfi(model, theta, 3)
+    b = scyfi(model, theta, 3, backend="parallel", lanes=1)
+    for name in ("order", "points", "patterns", "n_solves"):
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
@@ -165,31 +167,32 @@ def test_parallel_shallow_one_lane_is_exactly_the_serial_search():
 def test_many_lanes_against_brute_force(seed):
     M, K = ((2, 5), (3, 3))[seed % 2]
     params = random_plrnn(seed, M)
-    ref = brute_force_cycles(params, K)
-    ds = scyfi(params, K, backend="parallel", lanes=12, seed=seed)
+    ref = brute_force_cycles(*params, K)
+    ds = scyfi(*params, K, backend="parallel", lanes=12, seed=seed)
     assert_same_cycles(ds, ref)
     assert np.all(ds.n_lanes.values == 12)
 
 
 def test_many_lanes_find_the_reference_16_cycles():
-    # REFERENCE section 2: exactly two 16-cycles (a stable spiral and a saddle)
-    ds = scyfi(ref_system(0.8377689, -0.64375), 16, min_order=16, backend="parallel")
+    # the authors' 2-D system: exactly two 16-cycles (a stable spiral and a saddle)
+    ds = scyfi(*ref_system(0.8377689, -0.64375), 16, min_order=16, backend="parallel")
     assert sorted(ds.stability.values) == ["saddle", "stable spiral"]
-    same_cycle_sets(ds, scyfi(ref_system(0.8377689, -0.64375), 16, min_order=16))
+    same_cycle_sets(ds, scyfi(*ref_system(0.8377689, -0.64375), 16, min_order=16))
 
 
 def test_search_many_equals_scyfi_per_system():
-    systems = [as_system(random_plrnn(s, 2)) for s in range(5)]
-    found, stats = search_many(systems, 3, backend="parallel", n_threads=2)
+    model = random_plrnn(0, 2)[0]
+    thetas = np.stack([random_plrnn(s, 2)[1] for s in range(5)])
+    found, stats = search_many(model, thetas, 3, backend="parallel", n_threads=2)
     for s, cyc in enumerate(found):
-        ds = scyfi(random_plrnn(s, 2), 3)
+        ds = scyfi(*random_plrnn(s, 2), 3)
         assert [c.order for c in cyc] == ds.order.values.tolist()
         assert [c.stability for c in cyc] == ds.stability.values.tolist()
         for c, pts in zip(cyc, ds.points.values):
             np.testing.assert_array_equal(c.points, pts[: c.order])
         np.testing.assert_array_equal(stats["n_solves"][s], ds.n_solves.values)
-    with pytest.raises(ValueError, match="must not be empty"):
-        search_many([], 2)
+    with pytest.raises(ValueError, match="non-empty"):
+        search_many(model, np.zeros((0, 8)), 2)
 
 
 @pytest.mark.parametrize("family", ["plrnn", "clipped"])
@@ -199,10 +202,10 @@ def test_parallel_grid_equals_the_serial_grid(family):
         theta = model.pack(A=np.array([0.5, 0.3]), W=np.array([[0.0, 0.8], [-1.2, 0.0]]), h=np.array([0.5, -0.3]))
         px, py = "A[0]", "W[1,0]"
     else:
-        model, theta = tiny_clipped(4, as_model=True)
+        model, theta = tiny_clipped(4)
         px, py = "A[0]", "h1[1]"
     xs, ys = np.linspace(-0.8, 0.9, 4), np.linspace(-1.5, 1.5, 3)
-    kw = dict(max_order=3, scyfi_kwargs={"n_outer": 3, "n_inner": 40})
+    kw = dict(max_order=3, settings=ScyfiSettings(n_outer=3, n_inner=40))
     a = bifurcation_grid(model, theta, px, xs, py, ys, **kw)
     b = bifurcation_grid(model, theta, px, xs, py, ys, backend="parallel", **kw)
     for name in ("n_cycles", "n_stable", "n_saddle", "n_unstable", "n_nonhyperbolic", "signature_id", "boundary"):
@@ -219,12 +222,14 @@ def test_search_many_with_tiny_buffers_gives_the_same_cycles(monkeypatch):
 
     S = importlib.import_module("plrnn_numba.dynamics._search")
     scyfi_module = importlib.import_module("plrnn_numba.dynamics.scyfi")
-    systems = [as_system(random_plrnn(s, 2)) for s in range(6)]
-    ref, ref_stats = search_many(systems, 3, backend="cpu", n_outer=3, n_inner=30)
+    model = random_plrnn(0, 2)[0]
+    thetas = np.stack([random_plrnn(s, 2)[1] for s in range(6)])
+    settings = ScyfiSettings(n_outer=3, n_inner=30)
+    ref, ref_stats = search_many(model, thetas, 3, backend="cpu", settings=settings)
     monkeypatch.setattr(scyfi_module._FreshDraws, "first_chunk", 1)
     monkeypatch.setattr(scyfi_module._FreshDraws, "max_chunk", 1)
     monkeypatch.setattr(S.BatchSearch, "initial_capacity", 1)
-    got, stats = search_many(systems, 3, backend="parallel", n_threads=2, n_outer=3, n_inner=30)
+    got, stats = search_many(model, thetas, 3, backend="parallel", n_threads=2, settings=settings)
     assert sum(len(c) for c in ref) >= 6
     for a, b in zip(ref, got):
         assert [c.order for c in a] == [c.order for c in b]

@@ -37,7 +37,7 @@ S_TOL = 1e-6
 EIG_TOL = 1e-6
 POINT_TOL = 1e-6
 
-# the 2-D test family of REFERENCE.md section 2
+# the 2-D test family of the SCYFI authors (Eisenmann et al. 2023)
 A2, W2, H1, H2 = 0.96461297, 0.52505308, 0.37298253, -0.97931491
 
 TENT = pn.PLRNN(1, full_W=True)
@@ -222,7 +222,7 @@ def test_neimark_sacker():
 
 
 def test_reference_family_along_a1():
-    # REFERENCE.md 2-D system along a1 = A[0]: the fixed point in region (z1 > 0, z2 <= 0) has Jacobian
+    # the authors' 2-D system along a1 = A[0]: the fixed point in region (z1 > 0, z2 <= 0) has Jacobian
     # [[a1, 0], [w2, a2]] and z = (h1 / (1 - a1), (h2 + w2 h1 / (1 - a1)) / (1 - a2)): a flip at a1 = -1,
     # a border collision (z2 = 0) at a1 = 1 + w2 h1 / h2, and a fixed point arriving from infinity
     # (eigenvalue a1 -> +1 in another region) at a1 = 1
@@ -239,7 +239,7 @@ def test_reference_family_along_a1():
     assert_counts_consistent(obj, ev)
 
 
-def test_training_history_path_and_raw_parameters():
+def test_training_history_path_and_parameters_from_arrays():
     # snapshots of a_R = 0.85, 0.95, 1.05, 1.15 at epochs 0, 10, 20, 30: a_R = 1 (the escape) at epoch 15
     snaps = np.stack([tent(0.5, a, 0.3) for a in (0.85, 0.95, 1.05, 1.15)])
     hist = xr.Dataset(
@@ -252,10 +252,10 @@ def test_training_history_path_and_raw_parameters():
     assert obj.s.attrs["units"] == "epoch"
     np.testing.assert_array_equal(obj.s.values, [0, 10, 20, 30])
     np.testing.assert_array_equal(obj.theta.values, snaps)
-    _, ev_b = bifurcation_path(TENT, history=hist, max_order=2)
-    np.testing.assert_array_equal(ev_b.s.values, ev.s.values)
-    # raw arrays: the model is PLRNN(1, full_W=True), names as above
-    _, ev_raw = bifurcation_path({"A": [0.5], "W": [[0.4]], "h": [0.3]}, None, "W[0,0]", [0.0, 0.15], max_order=1)
+    assert ev.attrs["producer"] == "plrnn_numba.dynamics.bifurcations_along_training"
+    # arrays: PLRNN.from_arrays gives PLRNN(1, full_W=True), names as above
+    _, ev_raw = bifurcation_path(*pn.PLRNN.from_arrays(A=[0.5], W=[[0.4]], h=[0.3]), "W[0,0]", [0.0, 0.15],
+                                 max_order=1)
     assert abs(float(one_event(ev_raw, "degenerate transcritical").s) - 0.1) <= S_TOL
 
 
@@ -294,7 +294,7 @@ def test_real_training_history(tmp_path):
         counts = []
         for sv in (float(e.s_lo) - 1e-6, float(e.s_hi) + 1e-6):
             w = (sv - e0) / (e1 - e0)
-            ds = scyfi(model, k, theta=(1 - w) * th0 + w * th1, min_order=k)
+            ds = scyfi(model, (1 - w) * th0 + w * th1, k, min_order=k)
             counts.append(ds.sizes["cycle"])
         sign = 1 if str(e.change.values) == "appears" else -1
         assert sign * (counts[1] - counts[0]) >= 1
@@ -317,9 +317,9 @@ def test_object_living_between_two_grid_values():
 def test_objects_agree_with_direct_scyfi_and_roundtrip(tmp_path):
     m, theta = ref_theta()
     s_values = np.linspace(-0.2, 0.9, 5)
-    obj, ev = bifurcation_path(m, theta, "A[0]", s_values, max_order=3, scyfi_kwargs={"seed": 3})
+    obj, ev = bifurcation_path(m, theta, "A[0]", s_values, max_order=3, seed=3)
     for i, s in enumerate(s_values):
-        ds = scyfi(m, 3, theta=theta + s * parameter_direction(m, "A[0]")[0], seed=3)
+        ds = scyfi(m, theta + s * parameter_direction(m, "A[0]")[0], 3, seed=3)
         for k in (1, 2, 3):
             assert int(obj.n_cycles.values[i, k - 1]) == int(np.sum(ds.order.values == k))
         pts = obj.first_point.values[i][obj.exists.values[i] == 1]
@@ -355,7 +355,7 @@ def test_grid_counts_boundaries_and_plot(tmp_path):
     for iy, ix in ((0, 0), (1, 2), (2, 5), (1, 4)):
         th = theta.copy()
         th[0], th[2] = xs[ix], ys[iy]
-        ds = scyfi(m, 2, theta=th)
+        ds = scyfi(m, th, 2)
         for k in (1, 2):
             assert int(g.n_cycles.values[iy, ix, k - 1]) == int(np.sum(ds.order.values == k))
         st = ds.stability.values[ds.order.values == 1]
@@ -407,15 +407,17 @@ def test_grid_counts_boundaries_and_plot(tmp_path):
         ({"max_order": 0}, ValueError, "max_order must be >= 1"),
         ({"max_order": 1.5}, TypeError, "max_order must be an integer"),
         ({"locate_tol": 0.0}, ValueError, "locate_tol"),
-        ({"scyfi_kwargs": {"theta": 1}}, ValueError, "scyfi_kwargs must not contain"),
-        ({"theta0": np.ones(7)}, ValueError, "theta0 must be a 1-D vector of length 3"),
+        ({"settings": {"seed": 1}}, TypeError, "settings must be a plrnn_numba.dynamics.ScyfiSettings"),
+        ({"seed": "one"}, TypeError, "seed must be"),
+        ({"inputs": [1.0]}, ValueError, "no inputs"),
+        ({"theta": np.ones(7)}, ValueError, "theta must be a 1-D vector of length 3"),
     ],
 )
 def test_bad_input(kwargs, exc, match):
-    args = {"theta0": tent(0.5, 0.5, 0.3), "direction": "h[0]", "s_values": [0.0, 0.1], "max_order": 1}
+    args = {"theta": tent(0.5, 0.5, 0.3), "direction": "h[0]", "s_values": [0.0, 0.1], "max_order": 1}
     args.update(kwargs)
     with pytest.raises(exc, match=match):
-        bifurcation_path(TENT, args.pop("theta0"), args.pop("direction"), args.pop("s_values"), **args)
+        bifurcation_path(TENT, args.pop("theta"), args.pop("direction"), args.pop("s_values"), **args)
 
 
 def test_bad_input_models_and_grids():
@@ -426,10 +428,14 @@ def test_bad_input_models_and_grids():
     v = pn.VanillaRNN(2)
     with pytest.raises(TypeError, match="piecewise-linear"):
         bifurcation_path(v, v.init(0), np.ones(v.n_params), [0.0, 0.1], max_order=1)
-    with pytest.raises(ValueError, match="leave theta0, direction and s_values unset"):
-        bifurcation_path(TENT, tent(0.5, 0.5, 0.3), history=xr.Dataset(), max_order=1)
     with pytest.raises(ValueError, match="theta_snapshots"):
         bifurcations_along_training(TENT, xr.Dataset(), max_order=1)
+    # a history recorded for another model is refused, even when the parameter counts match
+    other = pn.ALRNN(1, n_relu=1, full_W=True)
+    assert other.n_params == TENT.n_params
+    hist = pn.train(other, tent(0.5, 0.5, 0.3), pn.Batch(targets=np.zeros((1, 3, 1))), n_epochs=2)
+    with pytest.raises(ValueError, match="history was recorded for the model"):
+        bifurcations_along_training(TENT, hist, max_order=1)
     with pytest.raises(ValueError, match="param_x and param_y must be different"):
         bifurcation_grid(m2, th, "A[0]", [0.0, 1.0], "A[0]", [0.0, 1.0], max_order=1)
     with pytest.raises(ValueError, match="unknown parameter name"):

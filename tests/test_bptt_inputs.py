@@ -114,3 +114,44 @@ def test_gtf_alpha_out_of_range():
         pn.GTF(1.5)
     with pytest.raises(ValueError, match="tau must be >= 1"):
         pn.SparseTF(0)
+
+
+def test_batch_inputs_constant_and_shared_equal_the_explicit_batch_form():
+    model, th, batch = _setup(K=2)
+    B, T, _ = batch.targets.shape
+    s = np.array([0.4, -0.3])
+    stream = np.random.default_rng(5).normal(size=(T, 2))
+    for short in (s, stream):
+        full = np.ascontiguousarray(np.broadcast_to(short, (B, T, 2)))
+        a = pn.loss_and_grad(model, th, pn.Batch(targets=batch.targets, inputs=short, z0=batch.z0), forcing=pn.GTF(0.2))
+        b = pn.loss_and_grad(model, th, pn.Batch(targets=batch.targets, inputs=full, z0=batch.z0), forcing=pn.GTF(0.2))
+        assert a.loss == b.loss
+        np.testing.assert_array_equal(a.grad, b.grad)
+        np.testing.assert_array_equal(a.grad_z0, b.grad_z0)
+        Ya, _ = pn.predict(model, th, pn.Batch(targets=batch.targets, inputs=short, z0=batch.z0))
+        Yb, _ = pn.predict(model, th, pn.Batch(targets=batch.targets, inputs=full, z0=batch.z0))
+        np.testing.assert_array_equal(Ya, Yb)
+    bad = pn.Batch(targets=batch.targets, inputs=stream[:3], z0=batch.z0)
+    with pytest.raises(ValueError, match=r"batch.inputs must have shape \(2,\) \(constant\), \(7, 2\) or \(3, 7, 2\)"):
+        pn.loss_and_grad(model, th, bad)
+    with pytest.raises(ValueError, match="batch.inputs are required"):
+        pn.loss_and_grad(model, th, pn.Batch(targets=batch.targets, z0=batch.z0))
+
+
+def test_simulate_inputs_constant_and_shared_equal_the_explicit_batch_form():
+    model = pn.PLRNN(3, n_inputs=2)
+    th = model.init(0)
+    z0 = np.random.default_rng(0).normal(size=(4, 3))
+    s = np.array([0.2, -0.5])
+    stream = np.random.default_rng(1).normal(size=(6, 2))
+    ref = pn.simulate(model, th, z0, inputs=np.broadcast_to(s, (4, 6, 2)))
+    np.testing.assert_array_equal(pn.simulate(model, th, z0, n_steps=6, inputs=s), ref)
+    ref = pn.simulate(model, th, z0, inputs=np.broadcast_to(stream, (4, 6, 2)))
+    np.testing.assert_array_equal(pn.simulate(model, th, z0, inputs=stream), ref)
+    np.testing.assert_array_equal(pn.simulate(model, th, z0[0], inputs=stream), ref[0])
+    with pytest.raises(ValueError, match="give n_steps for a constant input vector"):
+        pn.simulate(model, th, z0, inputs=s)
+    with pytest.raises(ValueError, match="n_steps=5 disagrees with inputs of length 6"):
+        pn.simulate(model, th, z0, n_steps=5, inputs=stream)
+    with pytest.raises(ValueError, match="inputs were given but the model has no inputs"):
+        pn.simulate(pn.PLRNN(3), pn.PLRNN(3).init(0), z0, inputs=stream)

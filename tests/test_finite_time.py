@@ -12,6 +12,8 @@ Tolerances, one per kind of check:
   :func:`lyapunov_spectrum` (a different finite-time window of the same orbit).
 """
 
+import json
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -245,3 +247,25 @@ def test_condition_number_dataset_round_trips(tmp_path):
         for name in obj.data_vars:
             np.testing.assert_array_equal(back[name].values, obj[name].values)
         assert back["horizon"].attrs["units"] == "steps"
+
+
+@pytest.mark.parametrize("seed", [None, "generator"], ids=["None", "Generator"])
+def test_seed_none_or_generator_is_recorded_and_repeats_the_run(chaotic, seed):
+    model, theta = chaotic
+    seed = np.random.default_rng(8) if seed == "generator" else seed
+    a = finite_time_exponents(model, theta, [5, 20], k=3, n_init=2, n_transient=10, seed=seed)
+    recorded = json.loads(a.attrs["seeds"])
+    assert isinstance(recorded, int) and 0 <= recorded < 2**63
+    b = finite_time_exponents(model, theta, [5, 20], k=3, n_init=2, n_transient=10, seed=recorded)
+    np.testing.assert_array_equal(a["ftle_qr"].values, b["ftle_qr"].values)
+    c = condition_number(model, theta, [5, 20], k=3, n_init=2, n_transient=10, seed=recorded)
+    assert json.loads(c.attrs["seeds"]) == recorded
+    np.testing.assert_array_equal(c["log10_condition_qr"].values, a["log10_condition_qr"].values)
+
+
+def test_constant_input_equals_the_explicit_stream():
+    model = pn.VanillaRNN(5, n_inputs=1)
+    theta = model.init(0, g=1.5)
+    ds = finite_time_exponents(model, theta, [10, 30], n_transient=20, inputs=[0.4], n_init=2)
+    ref = finite_time_exponents(model, theta, [10, 30], n_transient=20, inputs=np.full((2, 50, 1), 0.4), n_init=2)
+    np.testing.assert_array_equal(ds["ftle_qr"].values, ref["ftle_qr"].values)

@@ -1,4 +1,6 @@
-"""The analytic gradient of Lyapunov exponents (flossing) against finite differences."""
+"""The analytic gradient of Lyapunov exponents (flossing) against finite differences; flossing hooks and seeds."""
+
+import json
 
 import numpy as np
 import pytest
@@ -97,7 +99,6 @@ def test_diverging_run_is_flagged():
 
 def test_flossing_gradient_matches_torch_autograd_through_qr():
     torch = pytest.importorskip("torch")
-    torch.set_default_dtype(torch.float64)
     model = pn.VanillaRNN(5, nonlinearity="tanh")
     theta = model.init(3, g=1.8)
     z0 = np.random.default_rng(2).normal(size=5)
@@ -111,7 +112,7 @@ def test_flossing_gradient_matches_torch_autograd_through_qr():
     b = torch.tensor(d["b"], requires_grad=True)
     h = torch.tensor(z0)
     Q = torch.tensor(q0)
-    logs = torch.zeros(k)
+    logs = torch.zeros(k, dtype=torch.float64)
     for _ in range(T):
         J = W * (1 - torch.tanh(h) ** 2)[None, :]
         Q, R = torch.linalg.qr(J @ Q)
@@ -127,7 +128,7 @@ def test_flossing_gradient_matches_torch_autograd_through_qr():
 
 
 def test_preflossing_reaches_targets_and_training_records_flossing():
-    from plrnn_numba.dynamics.flossing import Flossing, floss
+    from plrnn_numba.dynamics.flossing import Flossing, FlossingEpisodes, floss
 
     model = pn.VanillaRNN(12)
     theta0 = model.init(0, g=2.0)
@@ -140,8 +141,104 @@ def test_preflossing_reaches_targets_and_training_records_flossing():
     x = rng.integers(0, 2, (4, 15, 1)).astype(float)
     batch = pn.Batch(targets=x, inputs=x)
     h = pn.train(driven, driven.init(0), batch, n_epochs=12, readout=pn.LinearReadout(1), loss="bce",
-                 flossing=Flossing(k=2, n_steps=20), flossing_episodes={0: 3, 10: 2})
+                 hooks=[FlossingEpisodes(Flossing(k=2, n_steps=20), {0: 3, 10: 2})])
     assert h.sizes["floss_step"] == 5 and list(h["floss_epoch"].values) == [0, 0, 0, 10, 10]
     assert h["floss_exponents"].shape == (5, 2)
-    with pytest.raises(ValueError, match="flossing_episodes need"):
-        pn.train(driven, driven.init(0), batch, n_epochs=2, readout=pn.LinearReadout(1), flossing_episodes={0: 1})
+    with pytest.raises(TypeError, match="flossing must be Flossing"):
+        FlossingEpisodes(None, {0: 1})
+
+
+def _recorded(ds) -> int:
+    seed = json.loads(ds.attrs["seeds"])
+    assert isinstance(seed, int) and 0 <= seed < 2**63
+    return seed
+
+
+@pytest.mark.parametrize("seed", [None, "generator"], ids=["None", "Generator"])
+def test_seed_none_or_generator_is_recorded_and_repeats_the_run(seed):
+    from plrnn_numba.dynamics.flossing import Flossing, floss
+
+    model = pn.VanillaRNN(4)
+    theta = model.init(0, g=1.5)
+    gen = seed == "generator"
+    res = flossing_loss_and_grad(model, theta, 2, n_steps=20, seed=np.random.default_rng(3) if gen else None)
+    assert isinstance(res.seed, int) and 0 <= res.seed < 2**63
+    again = flossing_loss_and_grad(model, theta, 2, n_steps=20, seed=res.seed)
+    assert again.loss == res.loss and again.seed == res.seed
+    np.testing.assert_array_equal(again.grad, res.grad)
+    settings = Flossing(k=2, n_steps=20, lr=0.01)
+    th_a, a = floss(model, theta, 4, settings, seed=np.random.default_rng(4) if gen else None)
+    th_b, b = floss(model, theta, 4, settings, seed=_recorded(a))
+    np.testing.assert_array_equal(th_a, th_b)
+    np.testing.assert_array_equal(a["loss"].values, b["loss"].values)
+    # an int seed is recorded as given, and gives the same streams as before the seed rule
+    assert flossing_loss_and_grad(model, theta, 2, n_steps=20, seed=7).seed == 7
+    _, c = floss(model, theta, 2, settings, seed=7)
+    assert _recorded(c) == 7
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        flossing_loss_and_grad(model, theta, 2, seed=-3)
+
+
+def test_constant_and_shared_inputs_equal_the_explicit_batch_form():
+    model = pn.PLRNN(3, n_inputs=2)
+    theta = model.init(1, h_scale=0.3)
+    z0 = np.random.default_rng(0).normal(0, 0.5, (2, 3))
+    T, n_tr = 10, 5
+    kw = dict(z0=z0, n_steps=T, n_transient=n_tr, seed=2)
+    s = np.array([0.3, -0.2])
+    stream = np.random.default_rng(1).normal(0, 0.3, (n_tr + T, 2))
+    ref = flossing_loss_and_grad(model, theta, 2, inputs=np.broadcast_to(s, (2, n_tr + T, 2)), **kw)
+    const = flossing_loss_and_grad(model, theta, 2, inputs=s, **kw)
+    assert const.loss == ref.loss
+    np.testing.assert_array_equal(const.grad, ref.grad)
+    ref = flossing_loss_and_grad(model, theta, 2, inputs=np.stack([stream, stream]), **kw)
+    shared = flossing_loss_and_grad(model, theta, 2, inputs=stream, **kw)
+    assert shared.loss == ref.loss
+    np.testing.assert_array_equal(shared.grad, ref.grad)
+    with pytest.raises(ValueError, match=r"inputs must have shape \(2,\) \(constant\), \(15, 2\) or \(2, 15, 2\)"):
+        flossing_loss_and_grad(model, theta, 2, inputs=stream[:4], **kw)
+
+
+def test_flossing_hook_records_the_episodes_it_ran(tmp_path):
+    from plrnn_numba.dynamics.flossing import Flossing, FlossingEpisodes
+
+    driven = pn.VanillaRNN(6, n_inputs=1)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (4, 15, 1)).astype(float)
+    batch = pn.Batch(targets=x, inputs=x)
+    settings = Flossing(k=2, n_steps=20, lr=0.01)
+    hook = FlossingEpisodes(settings, [(0, 3), (4, 2)])
+    h = pn.train(driven, driven.init(0), batch, n_epochs=6, readout=pn.LinearReadout(1), loss="bce", seed=5,
+                 hooks=[hook])
+    assert h["floss_loss"].dims == ("floss_step",)
+    assert h["floss_exponents"].dims == ("floss_step", "floss_exponent")
+    assert list(h["floss_epoch"].values) == [0, 0, 0, 4, 4]
+    for v in ("floss_loss", "floss_exponents", "floss_epoch"):
+        assert {"long_name", "units"} <= set(h[v].attrs)
+    assert json.loads(h.attrs["flossing"])["k"] == 2
+    # the first episode runs before any task step: replay it with the hook's stream (the run's first spawned child)
+    replay_rng = np.random.default_rng(np.random.SeedSequence(5).spawn(1)[0])
+    theta, opt, losses, lams = driven.init(0), pn.Adam(settings.lr), [], []
+    for _ in range(3):
+        res = settings.loss_and_grad(driven, theta, replay_rng)
+        losses.append(res.loss)
+        lams.append(res.exponents.mean(axis=0))
+        opt.step(theta, res.grad)
+    np.testing.assert_array_equal(h["floss_loss"].values[:3], losses)
+    np.testing.assert_array_equal(h["floss_exponents"].values[:3], lams)
+    # the netCDF round trip keeps the flossing record
+    back = pn.io.open(pn.io.save(h, tmp_path / "h.nc"))
+    np.testing.assert_array_equal(back["floss_exponents"].values, h["floss_exponents"].values)
+    # a hook object is reusable: a second run starts a fresh record
+    again = pn.train(driven, driven.init(0), batch, n_epochs=6, readout=pn.LinearReadout(1), loss="bce", seed=5,
+                     hooks=[hook])
+    np.testing.assert_array_equal(again["floss_loss"].values, h["floss_loss"].values)
+    # no episode reached: nothing recorded
+    late = pn.train(driven, driven.init(0), batch, n_epochs=2, readout=pn.LinearReadout(1), loss="bce",
+                    hooks=[FlossingEpisodes(settings, {10: 5})])
+    assert "floss_loss" not in late and "flossing" not in late.attrs
+    with pytest.raises(ValueError, match="flossing episode n_steps must be >= 1"):
+        FlossingEpisodes(settings, {3: 0})
+    with pytest.raises(ValueError, match="flossing.k must be <="):
+        pn.train(driven, driven.init(0), batch, n_epochs=1, readout=pn.LinearReadout(1),
+                 hooks=[FlossingEpisodes(Flossing(k=7), {0: 1})])

@@ -1,4 +1,6 @@
-"""Lyapunov spectra against known values (one tolerance per kind of check)."""
+"""Lyapunov spectra against known values (one tolerance per kind of check); seeds and input shapes."""
+
+import json
 
 import numpy as np
 import pytest
@@ -93,3 +95,33 @@ def test_bad_input(kwargs, match):
         lyapunov_spectrum(model, model.init(0), **kwargs)
     with pytest.raises(ValueError, match="theta contains NaN"):
         lyapunov_spectrum(model, np.full(model.n_params, np.nan))
+
+
+@pytest.mark.parametrize("seed", [None, "generator"], ids=["None", "Generator"])
+def test_seed_none_or_generator_is_recorded_and_repeats_the_run(seed):
+    model = pn.VanillaRNN(4)
+    theta = model.init(0, g=2.0)
+    seed = np.random.default_rng(2) if seed == "generator" else seed
+    a = lyapunov_spectrum(model, theta, n_steps=200, n_transient=20, n_init=2, seed=seed)
+    recorded = json.loads(a.attrs["seeds"])
+    assert isinstance(recorded, int) and 0 <= recorded < 2**63
+    b = lyapunov_spectrum(model, theta, n_steps=200, n_transient=20, n_init=2, seed=recorded)
+    np.testing.assert_array_equal(a["exponents"].values, b["exponents"].values)
+    assert json.loads(lyapunov_spectrum(model, theta, n_steps=10, seed=3).attrs["seeds"]) == 3
+
+
+def test_constant_and_shared_inputs_equal_the_explicit_batch_form():
+    model = pn.VanillaRNN(4, n_inputs=2)
+    theta = model.init(0, g=1.5)
+    n_total = 10 + 5 + 100
+    kw = dict(k=3, n_steps=100, n_transient=10, n_transient_ons=5, n_init=3, seed=1)
+    s = np.array([0.5, -0.1])
+    ref = lyapunov_spectrum(model, theta, inputs=np.broadcast_to(s, (3, n_total, 2)), **kw)
+    np.testing.assert_array_equal(lyapunov_spectrum(model, theta, inputs=s, **kw)["exponents"].values,
+                                  ref["exponents"].values)
+    stream = np.random.default_rng(0).normal(size=(n_total, 2))
+    ref = lyapunov_spectrum(model, theta, inputs=np.broadcast_to(stream, (3, n_total, 2)), **kw)
+    np.testing.assert_array_equal(lyapunov_spectrum(model, theta, inputs=stream, **kw)["exponents"].values,
+                                  ref["exponents"].values)
+    with pytest.raises(ValueError, match=r"inputs must have shape \(2,\) \(constant\)"):
+        lyapunov_spectrum(model, theta, inputs=np.zeros(3), **kw)

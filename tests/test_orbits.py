@@ -28,7 +28,7 @@ def tent(a_L, a_R, mu):
 
 def test_tent_flip_one_then_two_values():
     s = np.array([0.0, 0.05, 0.15, 0.2])
-    ds = orbit_diagram(TENT, tent(0.5, -0.9, 0.3), {"W[0,0]": -1.0}, s, n_steps=3000, burn_in=2000, n_init=5)
+    ds = orbit_diagram(TENT, tent(0.5, -0.9, 0.3), {"W[0,0]": -1.0}, s, n_steps=1000, n_transient=2000, n_init=5)
     assert ds.z.dims == ("s", "init", "sample", "state")
     assert ds.z.shape == (4, 5, 1000, 1)
     np.testing.assert_array_equal(ds.sample.values, np.arange(2000, 3000))
@@ -52,17 +52,17 @@ def test_divergence_is_flagged_not_raised(tmp_path):
     # a_R = 0.9 + s: beyond s = 0.1 every orbit escapes to +inf (mu > 0, left branch contracts into the right)
     s = np.array([0.0, 0.3])
     ds = orbit_diagram(
-        TENT, tent(0.5, 0.9, 0.3), "W[0,0]", s, n_steps=400, burn_in=300, n_init=3, diverge_threshold=1e6
+        TENT, tent(0.5, 0.9, 0.3), "W[0,0]", s, n_steps=100, n_transient=300, n_init=3, diverge_threshold=1e6
     )
     np.testing.assert_array_equal(ds.diverged.values, [[0, 0, 0], [1, 1, 1]])
     assert np.all(ds.diverged_at.values[1] > 0) and np.all(ds.diverged_at.values[0] == -1)
-    # 1.2^t * 1.5 passes 1e6 near t = 73: within the burn-in, so every sample is NaN
+    # 1.2^t * 1.5 passes 1e6 near t = 73: within the transient, so every sample is NaN
     assert np.all(np.isnan(ds.z.values[1]))
     assert np.all(np.isfinite(ds.z.values[0]))
     np.testing.assert_array_equal(n_distinct_values(ds).values, [1, 0])
     # overflow to inf (no threshold in reach) is flagged too
     big = orbit_diagram(
-        TENT, tent(0.5, 0.9, 0.3), "W[0,0]", [5.0], n_steps=1000, burn_in=10, n_init=2, diverge_threshold=1e300
+        TENT, tent(0.5, 0.9, 0.3), "W[0,0]", [5.0], n_steps=990, n_transient=10, n_init=2, diverge_threshold=1e300
     )
     assert big.diverged.values.all()
     # netCDF round trip
@@ -86,13 +86,14 @@ def test_training_snapshots_and_plot():
         {"theta_snapshots": (("snapshot", "param"), snaps)},
         coords={"snapshot_epoch": ("snapshot", [0, 10, 20, 30]), "param": TENT.param_names()},
     )
-    ds = orbit_diagram_training(TENT, hist, n_steps=3000, burn_in=2000, n_init=3)
+    ds = orbit_diagram_training(TENT, hist, n_steps=1000, n_transient=2000, n_init=3)
     np.testing.assert_array_equal(ds.s.values, [0, 10, 20, 30])
     assert ds.s.attrs["units"] == "epoch"
     np.testing.assert_array_equal(n_distinct_values(ds).values, [1, 1, 2, 2])
     # the exact objects overlaid on the simulated diagram
     obj, ev = bifurcation_path(TENT, tent(0.5, -0.9, 0.3), {"W[0,0]": -1.0}, np.linspace(0, 0.2, 5), max_order=2)
-    od = orbit_diagram(TENT, tent(0.5, -0.9, 0.3), {"W[0,0]": -1.0}, np.linspace(0, 0.2, 5), n_steps=600, burn_in=500)
+    od = orbit_diagram(TENT, tent(0.5, -0.9, 0.3), {"W[0,0]": -1.0}, np.linspace(0, 0.2, 5), n_steps=100,
+                       n_transient=500)
     ax = plot.orbit_diagram(od, objects=obj, events=ev)
     assert isinstance(ax, matplotlib.axes.Axes)
     assert isinstance(plot.orbit_diagram(ds), matplotlib.axes.Axes)
@@ -104,7 +105,8 @@ def test_any_model_inputs_and_state_selection():
     m = pn.VanillaRNN(3, n_inputs=1)
     theta = m.init(1)
     ds = orbit_diagram(
-        m, theta, np.ones(m.n_params) * 0.01, [0.0, 1.0], n_steps=200, burn_in=150, n_init=2, inputs=[0.5], state=[0, 2]
+        m, theta, np.ones(m.n_params) * 0.01, [0.0, 1.0], n_steps=50, n_transient=150, n_init=2, inputs=[0.5],
+        state=[0, 2],
     )
     assert ds.z.shape == (2, 2, 50, 2)
     np.testing.assert_array_equal(ds.state.values, [0, 2])
@@ -113,18 +115,31 @@ def test_any_model_inputs_and_state_selection():
     np.testing.assert_allclose(ds.z.values[0], Z[:, 150:, [0, 2]], rtol=1e-13, atol=1e-15)
     # a given z0 fixes the initial states (and their number)
     z0 = np.array([[0.1, 0.2, 0.3]])
-    ds1 = orbit_diagram(m, theta, "b[0]", [0.0], z0=z0, n_steps=20, burn_in=10, inputs=[0.5])
+    ds1 = orbit_diagram(m, theta, "b[0]", [0.0], z0=z0, n_steps=10, n_transient=10, inputs=[0.5])
     np.testing.assert_array_equal(ds1.z0.values, z0)
+    # the three input shapes, (K,), (T, K) and (B, T, K), mean the same thing
+    for u in (np.full((20, 1), 0.5), np.full((1, 20, 1), 0.5)):
+        same = orbit_diagram(m, theta, "b[0]", [0.0], z0=z0, n_steps=10, n_transient=10, inputs=u)
+        np.testing.assert_array_equal(same.z.values, ds1.z.values)
+    # the seed: a Generator and None are accepted and recorded; the recorded seed repeats the run
+    import json
+
+    g = orbit_diagram(m, theta, "b[0]", [0.0], n_steps=5, n_transient=5, inputs=[0.5], seed=np.random.default_rng(1))
+    again = orbit_diagram(m, theta, "b[0]", [0.0], n_steps=5, n_transient=5, inputs=[0.5],
+                          seed=json.loads(g.attrs["seeds"]))
+    np.testing.assert_array_equal(again.z0.values, g.z0.values)
 
 
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"burn_in": 500}, ValueError, "burn_in \\(500\\) must be smaller than n_steps"),
+        ({"n_transient": -1}, ValueError, "n_transient must be >= 0"),
+        ({"burn_in": 5}, TypeError, "burn_in"),
         ({"n_steps": 0}, ValueError, "n_steps must be >= 1"),
         ({"s_values": [[0.0]]}, ValueError, "s_values must be a 1-D"),
         ({"s_values": [np.inf]}, ValueError, "s_values contains NaN or inf"),
         ({"param": "W[1,1]"}, ValueError, "unknown parameter name"),
+        ({"seed": -2}, ValueError, "seed must be"),
         ({"z0": np.ones((2, 3))}, ValueError, "z0 must have shape"),
         ({"z0": np.ones((2, 1)), "n_init": 3}, ValueError, "n_init=3 disagrees with z0"),
         ({"state": 1}, ValueError, "state indices must lie in"),
@@ -134,7 +149,7 @@ def test_any_model_inputs_and_state_selection():
     ],
 )
 def test_bad_input(kwargs, exc, match):
-    args = {"param": "h[0]", "s_values": [0.0, 0.1], "n_steps": 100, "burn_in": 50}
+    args = {"param": "h[0]", "s_values": [0.0, 0.1], "n_steps": 50, "n_transient": 50}
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         orbit_diagram(TENT, tent(0.5, 0.5, 0.3), args.pop("param"), args.pop("s_values"), **args)

@@ -1,10 +1,13 @@
-"""Training loop, optimisers, schedules, history Dataset and failure handling."""
+"""Training loop, optimisers, schedules, history Dataset, hooks, seeds and failure handling."""
+
+import json
 
 import numpy as np
 import pytest
 import xarray as xr
 
 import plrnn_numba as pn
+from plrnn_numba.models import as_piecewise_linear
 from plrnn_numba.training import SGD, Adam, AdamW, MultiStepLR, StepLR, clip_by_global_norm
 
 
@@ -89,7 +92,7 @@ def test_gtf_schedule_is_recorded():
     hist = pn.train(model, model.init(0), sampler, n_epochs=30, forcing=pn.GTF(pn.LinearAlpha(0.5, 0.1, 20)))
     np.testing.assert_allclose(hist["alpha"].values[[0, 10, 20, 29]], [0.5, 0.3, 0.1, 0.1])
     hist = pn.train(model, model.init(0), sampler, n_epochs=5, forcing=pn.GTF(pn.Theorem3Alpha(margin=0.1)))
-    r = model.norm_bound(model.init(0))
+    r = as_piecewise_linear(model, model.init(0)).norm_bound()
     assert hist["alpha"].values[0] == pytest.approx(np.clip(max(0, 1 - 1 / r) + 0.1, 0, 0.95))
 
 
@@ -172,7 +175,7 @@ def test_training_bad_input():
         pn.train(model, th, sampler, n_epochs=1, on_nonfinite="ignore")
     with pytest.raises(TypeError, match="data must be"):
         pn.train(model, th, [1, 2, 3], n_epochs=1)
-    with pytest.raises(ValueError, match="theta0 contains NaN"):
+    with pytest.raises(ValueError, match="theta contains NaN"):
         pn.train(model, np.full_like(th, np.nan), sampler, n_epochs=1)
     with pytest.raises(TypeError, match="optimizer"):
         pn.train(model, th, sampler, n_epochs=1, optimizer="rmsprop")
@@ -180,3 +183,76 @@ def test_training_bad_input():
         pn.train(model, th, sampler, n_epochs=1, clip_norm=0.0)
     with pytest.raises(ValueError, match="fewer than seq_len"):
         pn.SubsequenceSampler(np.zeros((5, 2)), seq_len=10, batch_size=2)
+
+
+def _recorded_seed(ds) -> int:
+    seed = json.loads(ds.attrs["seeds"])
+    assert isinstance(seed, int) and 0 <= seed < 2**63
+    return seed
+
+
+@pytest.mark.parametrize("seed", [None, "generator"], ids=["None", "Generator"])
+def test_seed_none_or_generator_is_recorded_and_repeats_the_run(seed):
+    model, sampler = _toy()
+    seed = np.random.default_rng(11) if seed == "generator" else seed
+    kw = dict(n_epochs=6, readout=pn.LinearReadout(2), learn_z0=True, optimizer=Adam(0.01))
+    a = pn.train(model, model.init(0), sampler, seed=seed, **kw)
+    b = pn.train(model, model.init(0), sampler, seed=_recorded_seed(a), **kw)
+    np.testing.assert_array_equal(a["theta"].values, b["theta"].values)
+    np.testing.assert_array_equal(a["readout_params"].values, b["readout_params"].values)
+    assert a.attrs["seeds"] == b.attrs["seeds"]
+
+
+def test_int_seed_is_recorded_as_given_and_bad_seeds_are_refused():
+    model, sampler = _toy()
+    assert _recorded_seed(pn.train(model, model.init(0), sampler, n_epochs=1, seed=5)) == 5
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        pn.train(model, model.init(0), sampler, n_epochs=1, seed=-1)
+    with pytest.raises(TypeError, match="seed must be a non-negative integer, None or a numpy.random.Generator"):
+        pn.train(model, model.init(0), sampler, n_epochs=1, seed=1.5)
+
+
+def _h_index(model):
+    return [i for i, name in enumerate(model.param_names()) if name.startswith("h[")]
+
+
+class _ShiftBias:
+    """A custom hook: sets h before chosen epochs, counts its calls and adds a variable."""
+
+    def __init__(self, at, value):
+        self.at, self.value = at, value
+
+    def start(self, state):
+        self.starts = getattr(self, "starts", 0) + 1
+        self.seen, self.draws = [], []
+
+    def before_epoch(self, state):
+        self.seen.append(state.epoch)
+        self.draws.append(state.rng.random())
+        if state.epoch in self.at:
+            state.theta[_h_index(state.model)] = self.value  # in place: the epoch trains on it
+
+    def add_to_history(self, ds):
+        ds["hook_epochs"] = ("hook_call", np.asarray(self.seen), {"long_name": "epochs seen by the hook", "units": "1"})
+        return ds
+
+
+def test_custom_hook_changes_parameters_before_an_epoch():
+    model, sampler = _toy()
+    hook = _ShiftBias(at={3}, value=0.7)
+    # lr = 0: the parameters change only through the hook
+    hist = pn.train(model, model.init(0), sampler, n_epochs=5, optimizer=SGD(lr=0.0), snapshot_every=1, hooks=[hook])
+    h = _h_index(model)
+    assert list(hist["snapshot_epoch"].values) == [0, 1, 2, 3, 4]
+    for i, epoch in enumerate(hist["snapshot_epoch"].values):
+        assert np.allclose(hist["theta_snapshots"].values[i, h], 0.7) == (epoch >= 3)
+    np.testing.assert_array_equal(hist["theta"].values[h], 0.7)
+    assert hook.starts == 1 and hook.seen == [0, 1, 2, 3, 4]
+    assert list(hist["hook_epochs"].values) == [0, 1, 2, 3, 4]
+    assert json.loads(hist.attrs["arguments"])["hooks"]  # recorded in the provenance
+    # the hook's random stream comes from the run's seed: same seed, same draws; a single hook is accepted too
+    draws = hook.draws
+    pn.train(model, model.init(0), sampler, n_epochs=5, optimizer=SGD(lr=0.0), hooks=hook)
+    assert hook.starts == 2 and hook.draws == draws
+    with pytest.raises(TypeError, match="hooks must be objects"):
+        pn.train(model, model.init(0), sampler, n_epochs=1, hooks=[object()])

@@ -1,77 +1,73 @@
-"""Dynamics of trained models: exact fixed points and cycles of piecewise-linear RNNs.
+"""Dynamics of trained models: exact cycles of piecewise-linear maps, bifurcations, Lyapunov spectra.
 
 * :func:`scyfi` -- SCYFI, the heuristic search for all fixed points and k-cycles
-  of a PLRNN or (clipped) shallow PLRNN, numba on the CPU;
+  of any piecewise-linear model (``model.piecewise_linear``, see
+  :mod:`plrnn_numba.models.piecewise`), settings in one :class:`ScyfiSettings`;
 * :func:`brute_force_cycles` -- exhaustive enumeration of all region sequences
   (small systems; the reference for tests);
 * :func:`solve_region_sequence` -- the linear-algebra core of one candidate
   (``(I - F_k ... F_1) z = b``), a numba kernel;
 * :func:`solve_candidates`, :func:`search_many` -- batched region solves and
   many SCYFI searches at once, on numba's threads or a CUDA GPU
-  (``backend="parallel"`` / ``"cuda"`` / ``"auto"``, also accepted by
+  (``backend=`` one of :data:`SCYFI_BACKENDS`, also accepted by
   :func:`scyfi` and :func:`bifurcation_grid`);
-* :func:`default_counters`, :func:`classify_stability`, :func:`as_system` --
-  SCYFI's default loop counts, its stability classes, and the validated
-  piecewise-linear description of a model.
+* :func:`bifurcation_path`, :func:`bifurcations_along_training`,
+  :func:`bifurcation_grid` -- bifurcations along parameter paths, training
+  histories and over 2-D grids; :func:`orbit_diagram` by simulation (any model);
+* :func:`lyapunov_spectrum`, :func:`finite_time_exponents`,
+  :func:`condition_number`, gradient flossing (:func:`floss`,
+  :func:`flossing_loss_and_grad`).
 """
 
-from ._cycles import STABILITY_CLASSES, classify_stability
-from ._piecewise import PiecewiseLinearSystem, as_system
-from .batched import BACKENDS, cuda_available, solve_candidates
+from ._cycles import STABILITY_CLASSES, STABILITY_GROUPS, classify_stability
+from .batched import SCYFI_BACKENDS, cuda_available, solve_candidates
+from .bifurcation import EVENT_KINDS, bifurcation_path, bifurcations_along_training
 from .brute_force import MAX_BITS, brute_force_cycles
-from .scyfi import default_counters, realised_pattern_pool, scyfi, search_many, solve_region_sequence
+from .finite_time import condition_number, finite_time_exponents
+from .flossing import Flossing, FlossingEpisodes, FlossingResult, floss, flossing_loss_and_grad
+from .grid import bifurcation_grid, cycle_signature
+from .lyapunov import lyapunov_spectrum
+from .orbits import n_distinct_values, orbit_diagram, orbit_diagram_training
+from .paths import parameter_direction
+from .scyfi import (
+    ScyfiSettings,
+    default_counters,
+    realised_pattern_pool,
+    scyfi,
+    search_many,
+    solve_region_sequence,
+)
 
 __all__ = [
     "scyfi",
+    "ScyfiSettings",
     "brute_force_cycles",
     "solve_region_sequence",
     "solve_candidates",
     "search_many",
     "cuda_available",
-    "BACKENDS",
+    "SCYFI_BACKENDS",
     "default_counters",
     "realised_pattern_pool",
     "classify_stability",
     "STABILITY_CLASSES",
-    "as_system",
-    "PiecewiseLinearSystem",
+    "STABILITY_GROUPS",
     "MAX_BITS",
-]
-
-# bifurcation paths and grids, orbit diagrams
-from .bifurcation import (  # noqa: E402
-    EVENT_KINDS,
-    STABILITY_GROUPS,
-    bifurcation_grid,
-    bifurcation_path,
-    bifurcations_along_training,
-    cycle_signature,
-    parameter_direction,
-)
-from .orbits import n_distinct_values, orbit_diagram, orbit_diagram_training  # noqa: E402
-
-__all__ += [
     "bifurcation_path",
     "bifurcations_along_training",
     "bifurcation_grid",
     "cycle_signature",
     "parameter_direction",
     "EVENT_KINDS",
-    "STABILITY_GROUPS",
     "orbit_diagram",
     "orbit_diagram_training",
     "n_distinct_values",
-]
-
-from .finite_time import condition_number, finite_time_exponents  # noqa: E402
-from .flossing import Flossing, floss, flossing_loss_and_grad  # noqa: E402
-from .lyapunov import lyapunov_spectrum  # noqa: E402
-
-__all__ += [
     "lyapunov_spectrum",
     "finite_time_exponents",
     "condition_number",
     "Flossing",
+    "FlossingEpisodes",
+    "FlossingResult",
     "floss",
     "flossing_loss_and_grad",
 ]

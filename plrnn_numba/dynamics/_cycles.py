@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from ._piecewise import PiecewiseLinearSystem
+from ..models.piecewise import PiecewiseLinear
 
 #: stability classes, in the order they are tested (see :func:`classify_stability`).
 STABILITY_CLASSES = (
@@ -25,6 +25,23 @@ STABILITY_CLASSES = (
     "unstable node",
     "unstable spiral",
 )
+
+#: stability groups (counted per order by the bifurcation tools), and the group of each class.
+STABILITY_GROUPS = ("stable", "saddle", "unstable", "non-hyperbolic")
+_GROUP_OF = {
+    "stable node": 0,
+    "stable spiral": 0,
+    "saddle": 1,
+    "unstable node": 2,
+    "unstable spiral": 2,
+    "non-hyperbolic": 3,
+}
+
+
+def stability_group(stability: str) -> int:
+    """Index in :data:`STABILITY_GROUPS` of a stability class (unknown classes count as non-hyperbolic)."""
+    return _GROUP_OF.get(stability, 3)
+
 
 #: an eigenvalue counts as real when ``|Im| <= REAL_RTOL * |lambda|``.  LAPACK returns
 #: exactly zero imaginary parts for well-separated real eigenvalues; the tolerance only
@@ -96,7 +113,7 @@ def sorted_eigenvalues(J: np.ndarray) -> np.ndarray:
     return lam[order]
 
 
-def _k_step_residuals(system: PiecewiseLinearSystem, points: np.ndarray) -> np.ndarray:
+def _k_step_residuals(system: PiecewiseLinear, points: np.ndarray) -> np.ndarray:
     """``max |F^k(z_j) - z_j|`` for every point of a k-cycle (all points rolled at once)."""
     k = points.shape[0]
     Y = points.copy()
@@ -107,7 +124,7 @@ def _k_step_residuals(system: PiecewiseLinearSystem, points: np.ndarray) -> np.n
     return np.where(np.isfinite(r), r, np.inf)
 
 
-def residual_scale(system: PiecewiseLinearSystem, points: np.ndarray, patterns: np.ndarray) -> float:
+def residual_scale(system: PiecewiseLinear, points: np.ndarray, patterns: np.ndarray) -> float:
     """``max(max_j |z_j|_inf, max_j |c_j|_inf)``: the size of the terms whose rounding makes the residual.
 
     Relative to this scale, a computed cycle is exact to ~machine precision times
@@ -120,7 +137,7 @@ def residual_scale(system: PiecewiseLinearSystem, points: np.ndarray, patterns: 
 
 
 def verify_and_refine(
-    system: PiecewiseLinearSystem, points: np.ndarray, patterns: np.ndarray, tol: float
+    system: PiecewiseLinear, points: np.ndarray, patterns: np.ndarray, tol: float
 ) -> tuple[np.ndarray, float, bool]:
     """Check that ``points`` form a k-cycle in ``patterns`` to relative ``tol``; refine if needed.
 
@@ -171,7 +188,7 @@ def verify_and_refine(
     return points, residual, bool(in_regions and residual <= tol)
 
 
-def finish_cycles(system: PiecewiseLinearSystem, cycles: list[Cycle], tol_hyperbolic: float) -> list[Cycle]:
+def finish_cycles(system: PiecewiseLinear, cycles: list[Cycle], tol_hyperbolic: float) -> list[Cycle]:
     """Canonical rotation, eigenvalues and stability class; sorted by (order, patterns)."""
     out = []
     for cyc in cycles:
@@ -205,7 +222,7 @@ _ORDER_STATS = {
 
 
 def build_dataset(
-    system: PiecewiseLinearSystem,
+    pl: PiecewiseLinear,
     cycles: list[Cycle],
     orders: np.ndarray,
     max_order: int,
@@ -215,20 +232,15 @@ def build_dataset(
 ) -> xr.Dataset:
     """Assemble the cycle Dataset (layout documented in :func:`plrnn_numba.dynamics.scyfi`)."""
     n = len(cycles)
-    M = system.dim
-    H = system.n_units
-    clipped = system.kind == "clipped"
+    M, P = pl.dim, pl.n_bits
     points = np.full((n, max_order, M), np.nan)
-    patterns = np.full((n, max_order, H), -1, dtype=np.int8)
-    patterns2 = np.full((n, max_order, H), -1, dtype=np.int8)
+    patterns = np.full((n, max_order, P), -1, dtype=np.int8)
     eig_re = np.full((n, M), np.nan)
     eig_im = np.full((n, M), np.nan)
     for i, c in enumerate(cycles):
         k = c.order
         points[i, :k] = c.points
-        patterns[i, :k] = c.patterns[:, :H]
-        if clipped:
-            patterns2[i, :k] = c.patterns[:, H:]
+        patterns[i, :k] = c.patterns
         eig_re[i] = c.eigenvalues.real
         eig_im[i] = c.eigenvalues.imag
     order = np.array([c.order for c in cycles], dtype=np.int64)
@@ -238,13 +250,6 @@ def build_dataset(
     to_find = np.array([c.n_solves_to_find for c in cycles], dtype=np.int64)
     found_at = np.array([c.found_at_solve for c in cycles], dtype=np.int64)
 
-    if system.kind == "plrnn":
-        pat_def = "d_i = 1 if z_i > 0 else 0 (the region of the PLRNN state)"
-    elif clipped:
-        pat_def = "D1: d_j = 1 if (W2 z + h2)_j > 0 else 0 (patterns); D2: d_j = 1 if (W2 z)_j > 0 (patterns_d2)"
-    else:
-        pat_def = "d_j = 1 if (W2 z + h2)_j > 0 else 0 (hidden unit j of the shallow PLRNN)"
-
     data_vars = {
         "order": (("cycle",), order, {"units": "1", "long_name": "cycle order k (minimal period)"}),
         "points": (
@@ -253,10 +258,10 @@ def build_dataset(
             {"units": "1", "long_name": "cycle points z_1..z_k, z_{j+1} = F(z_j) (NaN beyond k)"},
         ),
         "patterns": (
-            ("cycle", "point", "unit"),
+            ("cycle", "point", "bit"),
             patterns,
             {"units": "1", "long_name": "region pattern of each cycle point (0/1; -1 beyond k)",
-             "definition": pat_def},
+             "definition": "bit q is 1 where its boundary functional is positive (see bit_label)"},
         ),
         "eig_real": (("cycle", "eig"), eig_re,
                      {"units": "1", "long_name": "real part of the eigenvalues of the cycle Jacobian F_k...F_1"}),
@@ -277,12 +282,6 @@ def build_dataset(
                            {"units": "1",
                             "long_name": "number of solves at this order when the cycle was found (-1: not recorded)"}),
     }
-    if clipped:
-        data_vars["patterns_d2"] = (
-            ("cycle", "point", "unit"),
-            patterns2,
-            {"units": "1", "long_name": "second pattern D2 = (W2 z > 0) of the clipped shallow PLRNN (-1 beyond k)"},
-        )
     meta = {**_ORDER_STATS, **(stat_meta or {})}
     for name, values in stats.items():
         u, ln = meta[name]
@@ -295,9 +294,9 @@ def build_dataset(
         "state": ("state", np.arange(M, dtype=np.int64), {"units": "1", "long_name": "latent state component"}),
         "eig": ("eig", np.arange(M, dtype=np.int64),
                 {"units": "1", "long_name": "eigenvalue index (decreasing modulus)"}),
-        "unit": ("unit", np.arange(H, dtype=np.int64),
-                 {"units": "1", "long_name": "unit whose ReLU defines a pattern bit" +
-                  (" (latent state)" if system.kind == "plrnn" else " (hidden layer)")}),
+        "bit": ("bit", np.arange(P, dtype=np.int64), {"units": "1", "long_name": "pattern bit index"}),
+        "bit_label": ("bit", np.asarray(pl.bit_labels, dtype=str),
+                      {"units": "1", "long_name": "condition under which the pattern bit is 1"}),
         "order_k": ("order_k", np.asarray(orders, dtype=np.int64),
                     {"units": "1", "long_name": "cycle order searched"}),
     }

@@ -42,27 +42,18 @@ from numba import prange, types
 
 from .. import config
 from .._fnptr import kernel_address, make_caller
+from ..models.piecewise import REGIONS_SIG, ROLLOUT_SIG
 from ._lu import SOLVE_NONFINITE, SOLVE_OK, SOLVE_SINGULAR, build_lu
-from ._piecewise import REGIONS_SIG, ROLLOUT_SIG
 
 __all__ = ["SOLVE_OK", "SOLVE_SINGULAR", "SOLVE_NONFINITE", "solve_region_sequence", "BatchSearch"]
 
-#: matrix products with at least this many output entries go to BLAS (below: loops).
-BLAS_MIN_SIZE = 48 * 48
-
-# ============================================================================ linear algebra
-# Small systems (the common case: M of 2 to a few tens) are dominated by per-call
-# overheads, so the shared helpers (:mod:`._lu`) index arrays directly and are
-# inlined into the solve; above SMALL_DIM the LU uses row views, which let LLVM
-# vectorise the inner loops, and from BLOCKED_LU_DIM on it is blocked with BLAS
-# trailing updates (measured at M = 200: 1.45 ms unblocked, 1.05 ms blocked,
-# 0.6 ms for LAPACK's dgesv).  Hand-written rather than LAPACK so that the kernel
-# keeps the factors for the condition estimate and the same code runs on CUDA.
-SMALL_DIM = 16
-#: from this dimension on the LU is blocked, with the trailing updates in BLAS.
-BLOCKED_LU_DIM = 96
-#: panel width of the blocked LU.
-LU_BLOCK = 32
+# Linear algebra: small systems (the common case: M of 2 to a few tens) are dominated by
+# per-call overheads, so the shared helpers (:mod:`._lu`) index arrays directly and are
+# inlined into the solve; above config.SCYFI_SMALL_DIM the LU uses row views, which let
+# LLVM vectorise the inner loops, and from config.SCYFI_BLOCKED_LU_DIM on it is blocked
+# with BLAS trailing updates.  Hand-written rather than LAPACK so that the kernel keeps
+# the factors for the condition estimate and the same code runs on CUDA.
+BLAS_MIN_SIZE = config.SCYFI_BLAS_MIN_SIZE
 
 
 @config.njit(inline="always")
@@ -83,20 +74,20 @@ def _matmul_into(A, B, out):
 
 
 def _cpu_factors(pivot):
-    """The CPU's LU for n > SMALL_DIM: row views (vectorised updates), blocked from BLOCKED_LU_DIM on.
+    """The CPU's LU for n > SCYFI_SMALL_DIM: row views (vectorised updates), blocked from SCYFI_BLOCKED_LU_DIM on.
 
     Same pivots (``pivot`` from :mod:`._lu`) and operations as the index-only
     version; built from ``pivot`` so that the shared code is written once.
     """
 
-    @config.njit  # not inlined: large, and only used from M = BLOCKED_LU_DIM on
+    @config.njit  # not inlined: large, and only used from M = SCYFI_BLOCKED_LU_DIM on
     def blocked(LU, piv):
-        # Right-looking blocked LU (the getrf algorithm): factor a panel of LU_BLOCK
+        # Right-looking blocked LU (the getrf algorithm): factor a panel of SCYFI_LU_BLOCK
         # columns with row interchanges of whole rows, solve for the block row of U,
         # then update the trailing matrix with one matrix product (BLAS), which is
         # where nearly all the flops go.  About 3x the unblocked loops at M = 200.
         n = LU.shape[0]
-        nb = LU_BLOCK
+        nb = config.SCYFI_LU_BLOCK
         for j0 in range(0, n, nb):
             j1 = min(j0 + nb, n)
             for col in range(j0, j1):
@@ -140,10 +131,10 @@ def _cpu_factors(pivot):
                         LU[j1 + i, j1 + j] -= upd[i, j]
         return True
 
-    @config.njit  # not inlined: a call costs nothing next to an LU of n > SMALL_DIM
+    @config.njit  # not inlined: a call costs nothing next to an LU of n > SCYFI_SMALL_DIM
     def rows(LU, piv):
         n = LU.shape[0]
-        if n >= BLOCKED_LU_DIM:
+        if n >= config.SCYFI_BLOCKED_LU_DIM:
             return blocked(LU, piv)
         for col in range(n):
             if not pivot(LU, piv, col):
@@ -163,7 +154,7 @@ def _cpu_factors(pivot):
 
 
 #: the CPU build of the shared LU helpers (see :mod:`._lu`).
-LU = build_lu(config.njit(inline="always"), make_large=_cpu_factors, small_dim=SMALL_DIM)
+LU = build_lu(config.njit(inline="always"), make_large=_cpu_factors, small_dim=config.SCYFI_SMALL_DIM)
 _solve_shifted = LU.solve_shifted
 
 
@@ -762,12 +753,13 @@ class BatchSearch:
 
     Parameters
     ----------
-    kernels : (regions, rollout)
-        Compiled family kernels (:meth:`PiecewiseLinearSystem.kernels`).
+    kernels : RegionKernels
+        The family's compiled ``regions`` / ``rollout`` kernels
+        (:class:`~plrnn_numba.models.piecewise.PiecewiseLinear` ``.kernels``).
     p : (n_systems, n_params) float64
         Kernel parameter vectors of the systems (one family, one ``meta``).
     meta : (n_meta,) int64
-        Family layout (:mod:`._piecewise`).
+        The family's kernel settings.
     M, P : int
         State dimension and pattern bits.
     searches : dict of (n_search,) int arrays

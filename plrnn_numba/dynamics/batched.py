@@ -20,30 +20,18 @@ whole search in batches.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-
 import numpy as np
 import xarray as xr
 
+from .. import _validate as V
 from .. import config, io
-from ._piecewise import as_system, check_order
+from ..models.piecewise import as_piecewise_linear
 from ._search import LS_STAGE, R_CLOSURE, R_SCALE, READY, BatchSearch
 
-__all__ = ["BACKENDS", "cuda_available", "resolve_backend", "default_lanes", "solve_candidates"]
+__all__ = ["SCYFI_BACKENDS", "cuda_available", "resolve_backend", "default_lanes", "solve_candidates"]
 
-#: the backends accepted by ``backend=``.
-BACKENDS = ("cpu", "parallel", "cuda", "auto")
-
-#: compile-time maximum state dimension M of the CUDA kernels (the size of their
-#: per-thread local arrays: about ``4 * MAX_DIM**2 * 8`` bytes, 32 KiB for 32);
-#: larger systems are solved on the CPU.
-MAX_DIM = 32
-
-#: ``backend="auto"`` uses the GPU only when a search needs at least this many
-#: flops (about ``budget * M**3``): below it kernel launches and transfers dominate.
-AUTO_CUDA_MIN_WORK = float(os.environ.get("PLRNN_NUMBA_AUTO_CUDA_MIN_WORK", 1e8))
-
+#: the backends of the SCYFI engine (``backend=`` of scyfi, search_many, solve_candidates, bifurcation_grid).
+SCYFI_BACKENDS = ("cpu", "parallel", "cuda", "auto")
 
 def cuda_available() -> tuple[bool, str]:
     """Whether numba.cuda can run kernels here, and why not.
@@ -77,9 +65,9 @@ def resolve_backend(backend: str, *, dim: int, n_pattern: int = 0, work: float =
     ----------
     backend : {"cpu", "parallel", "cuda", "auto"}
         Requested backend.  ``"cuda"`` without a usable GPU raises; beyond
-        :data:`MAX_DIM` it warns and uses the
+        :data:`plrnn_numba.config.CUDA_MAX_DIM` it warns and uses the
         CPU (``"parallel"``).  ``"auto"``: ``"cuda"`` on a real GPU (never the
-        simulator) when ``dim <= MAX_DIM`` and ``work >= AUTO_CUDA_MIN_WORK``,
+        simulator) when ``dim <= config.CUDA_MAX_DIM`` and ``work >= config.AUTO_CUDA_MIN_WORK``,
         else ``"parallel"`` if ``batched_cpu`` (many independent searches), else ``"cpu"``.
     dim, n_pattern : int
         State dimension and pattern bits of the system.
@@ -88,12 +76,12 @@ def resolve_backend(backend: str, *, dim: int, n_pattern: int = 0, work: float =
     batched_cpu : bool
         Whether the CPU alternative should be the batched one.
     """
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    if not isinstance(backend, str) or backend not in SCYFI_BACKENDS:
+        raise ValueError(f"backend must be one of {SCYFI_BACKENDS}; got {backend!r}")
     cpu = "parallel" if batched_cpu else "cpu"
     if backend == "auto":
         ok, kind = cuda_available()
-        if ok and kind == "gpu" and dim <= MAX_DIM and work >= AUTO_CUDA_MIN_WORK:
+        if ok and kind == "gpu" and dim <= config.CUDA_MAX_DIM and work >= config.AUTO_CUDA_MIN_WORK:
             return "cuda"
         return cpu
     if backend == "cuda":
@@ -103,11 +91,12 @@ def resolve_backend(backend: str, *, dim: int, n_pattern: int = 0, work: float =
                 f"backend='cuda' needs a CUDA GPU: {why}. Use backend='parallel' (numba threads) or 'cpu', "
                 "or backend='auto' to use a GPU only when one is present."
             )
-        if dim > MAX_DIM:
+        if dim > config.CUDA_MAX_DIM:
             import warnings
 
             warnings.warn(
-                f"state dimension {dim} exceeds the CUDA kernels' compile-time maximum MAX_DIM = {MAX_DIM}; "
+                f"state dimension {dim} exceeds the CUDA kernels' compile-time maximum "
+                f"CUDA_MAX_DIM = {config.CUDA_MAX_DIM}; "
                 "solving on the CPU (backend='parallel') instead",
                 RuntimeWarning,
                 stacklevel=3,
@@ -127,19 +116,19 @@ def default_lanes(backend: str, budget: int, n_threads: int) -> int:
 
 
 def solve_candidates(
-    systems,
+    model,
+    thetas,
     candidates,
     *,
     system_index=None,
-    theta=None,
     inputs=None,
     rcond_min: float = 1e-12,
     backend: str = "cpu",
     n_threads: int | None = None,
 ) -> xr.Dataset:
-    r"""One batched SCYFI region solve: a batch of (parameter set, candidate region sequence) pairs.
+    r"""One batched SCYFI region solve: a batch of (parameter vector, candidate region sequence) pairs.
 
-    For each candidate ``d`` (k regions) of system ``s``: form
+    For each candidate ``d`` (k regions) of parameter vector ``s``: form
     :math:`Z = F(d_k) \cdots F(d_1)` and :math:`b`, solve :math:`(I - Z) z_1 = b`
     (LU with partial pivoting; singular when the estimated reciprocal condition
     number is below ``rcond_min``), roll :math:`z_1` out k steps with the true
@@ -147,16 +136,16 @@ def solve_candidates(
 
     Parameters
     ----------
-    systems : model, dict or tuple, or a list of them
-        One piecewise-linear system (as for :func:`~plrnn_numba.dynamics.scyfi`;
-        a tuple is one system's arrays) or a list of systems of the same family
-        and shape.
-    candidates : (n, k, P) array of 0/1
-        Candidate region sequences (P pattern bits per region).
+    model : Model
+        A piecewise-linear model (see :func:`~plrnn_numba.dynamics.scyfi`).
+    thetas : (P,) or (n_sys, P) array
+        One parameter vector, or several (the systems).
+    candidates : (n, k, n_bits) array of 0/1
+        Candidate region sequences (``n_bits`` pattern bits per region).
     system_index : (n,) int array, optional
-        System of each candidate (default: all system 0).
-    theta, inputs
-        For a single model: its parameters and a constant input.
+        Parameter vector of each candidate (default: all the first).
+    inputs : (K,) array, optional
+        A constant input.
     rcond_min : float
         Reciprocal condition threshold for singular systems.
     backend : {"cpu", "parallel", "cuda", "auto"}
@@ -165,25 +154,20 @@ def solve_candidates(
     Returns
     -------
     xarray.Dataset
-        Dims ``candidate``, ``point`` (k + 1), ``step`` (k), ``state`` (M), ``bit`` (P):
+        Dims ``candidate``, ``point`` (k + 1), ``step`` (k), ``state`` (M), ``bit`` (n_bits):
         ``status`` (0 solved, 1 singular/ill-conditioned, 2 non-finite),
         ``consistent`` (1 if the roll-out visits exactly the candidate regions: a
         k-cycle), ``points`` (``z_1 .. z_k`` and ``F(z_k)``; NaN where not solved),
         ``patterns`` (visited regions; -1 where not solved), ``closure_residual``
         (:math:`|F(z_k) - z_1|_\infty`) and ``scale`` (max of the points' and offsets' moduli).
     """
-    one = not (isinstance(systems, Sequence) and not isinstance(systems, (str, tuple)))
-    if one:
-        sys_list = [as_system(systems, theta=theta, inputs=inputs)]
-    else:
-        if len(systems) == 0:
-            raise ValueError("systems must not be empty")
-        sys_list = [as_system(s, inputs=inputs) for s in systems]
+    th = V.as_float_array(thetas, "thetas")
+    th = th[None, :] if th.ndim == 1 else th
+    if th.ndim != 2 or th.shape[0] == 0:
+        raise ValueError(f"thetas must be one parameter vector or an (n_sys, n_params) array; got {np.shape(thetas)}")
+    sys_list = [as_piecewise_linear(model, t, inputs) for t in th]
     s0 = sys_list[0]
-    for i, s in enumerate(sys_list):
-        if s.kind != s0.kind or s.p.shape != s0.p.shape or s.dim != s0.dim:
-            raise ValueError(f"systems[{i}] must be of the same family and shape as systems[0] ({s0!r}); got {s!r}")
-    M, P = s0.dim, s0.n_pattern
+    M, P = s0.dim, s0.n_bits
     cand = np.asarray(candidates)
     if cand.ndim != 3 or cand.shape[2] != P or cand.shape[1] < 1 or cand.shape[0] < 1:
         raise ValueError(f"candidates must have shape (n, k, {P}) with n, k >= 1; got {cand.shape}")
@@ -198,15 +182,13 @@ def solve_candidates(
             raise ValueError(f"system_index must be an integer array of shape ({n},); got {sidx.shape} {sidx.dtype}")
         if sidx.min() < 0 or sidx.max() >= len(sys_list):
             raise ValueError(f"system_index values must be in [0, {len(sys_list) - 1}]")
-    rcond_min = float(rcond_min)
-    if not 0.0 <= rcond_min <= 1.0:
-        raise ValueError(f"rcond_min must be in [0, 1]; got {rcond_min}")
+    rcond_min = V.finite_float(rcond_min, "rcond_min", low=0.0, high=1.0)
     be = resolve_backend(backend, dim=M, n_pattern=P, work=float(n) * k * M**3, batched_cpu=True)
-    n_threads = config.get_num_threads() if n_threads is None else check_order(n_threads, "n_threads")
+    n_threads = config.get_num_threads() if n_threads is None else V.positive_int(n_threads, "n_threads")
 
     p = np.stack([s.p for s in sys_list])
     batch = BatchSearch(
-        s0.kernels(), p, s0.meta, M, P,
+        s0.kernels, p, s0.meta, M, P,
         {"system": sidx, "order": np.full(n, k), "stream": np.zeros(n, dtype=np.int64), "n_outer": np.ones(n),
          "n_inner": np.ones(n), "max_solves": np.full(n, -1), "lanes": np.ones(n, dtype=np.int64)},
         [None], np.array([rcond_min, 0.0, 0.0]),
@@ -234,6 +216,8 @@ def solve_candidates(
         "points": (("candidate", "point", "state"), pts,
                    {**u1, "long_name": "roll-out z_1..z_k and F(z_k) of the solution"}),
         "patterns": (("candidate", "step", "bit"), pats, {**u1, "long_name": "region bits visited by the roll-out"}),
+        "bit_label": ("bit", np.asarray(s0.bit_labels, dtype=str),
+                      {"units": "1", "long_name": "condition under which the pattern bit is 1"}),
         "closure_residual": ("candidate", np.where(ok, batch.res[:, R_CLOSURE], np.nan),
                              {**u1, "long_name": "max-norm of F(z_k) - z_1"}),
         "scale": ("candidate", np.where(ok, batch.res[:, R_SCALE], np.nan),
@@ -242,5 +226,5 @@ def solve_candidates(
     }
     attrs = io.provenance("plrnn_numba.dynamics.solve_candidates",
                           {"n_candidates": n, "order": k, "rcond_min": rcond_min, "backend": backend}, seeds=0)
-    attrs.update({"title": "Batched SCYFI region solves", "backend": be, "model_kind": s0.kind})
+    attrs.update({"title": "Batched SCYFI region solves", "backend": be, "model": model.name})
     return xr.Dataset(data, attrs=attrs)

@@ -7,10 +7,13 @@ point is kept if the true map visits exactly those regions.  This finds *every*
 hyperbolic cycle (every one whose ``I - Z`` is invertible) of orders up to
 ``max_order`` -- at exponential cost, hence the limit on ``P * k``.
 
-It is written independently of SCYFI's numba kernels (and of the NumPy region
-maps of :class:`._piecewise.PiecewiseLinearSystem`): region maps, products,
-solves and roll-outs are re-derived here from the model equations.  Only the
-input parsing, the final verification and the Dataset layout are shared.
+It is written independently of SCYFI's engine and of the families' compiled
+region kernels: region maps, products, solves and roll-outs are computed in
+NumPy from the map's ReLU normal form ``F(z) = L z + c + R relu(U z + v)``
+(the NumPy methods of :class:`~plrnn_numba.models.piecewise.PiecewiseLinear`), which
+:func:`~plrnn_numba.models.check_piecewise_linear` ties to the model's own step
+and Jacobian kernels.  Only the final verification and the Dataset layout are
+shared with SCYFI.
 """
 
 from __future__ import annotations
@@ -22,58 +25,13 @@ import xarray as xr
 
 from .. import _validate as V
 from .. import io
+from ..models.piecewise import as_piecewise_linear
 from ._cycles import Cycle, build_dataset, finish_cycles, verify_and_refine
-from ._piecewise import PiecewiseLinearSystem, as_system, check_order
 
 __all__ = ["brute_force_cycles", "MAX_BITS"]
 
 #: default limit on P * k (pattern bits times order): 2^20 ~ 1e6 sequences of one order.
 MAX_BITS = 20
-
-
-def _relu(x):
-    return np.maximum(x, 0.0)
-
-
-def _regions(system: PiecewiseLinearSystem, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Region factors and offsets for patterns ``bits`` (..., P), straight from the equations."""
-    a = system.arrays
-    M = system.dim
-    Dg = bits.astype(np.float64)
-    if system.kind == "plrnn":
-        # F = A + W D: column j of W is switched on by d_j
-        F = np.eye(M) * a["A"] + np.einsum("ij,...j->...ij", a["W"], Dg)
-        c = np.zeros(bits.shape[:-1] + (M,)) + a["h"]
-        return F, c
-    H = a["W2"].shape[0]
-    D1 = Dg[..., :H]
-    D = D1 - Dg[..., H:] if system.kind == "clipped" else D1
-    # F = A + W1 D W2,  c = W1 D1 h2 + h1
-    F = np.eye(M) * a["A"] + np.einsum("ij,...j,jl->...il", a["W1"], D, a["W2"])
-    c = np.einsum("ij,...j,j->...i", a["W1"], D1, a["h2"]) + a["h1"]
-    return F, c
-
-
-def _step(system: PiecewiseLinearSystem, Z: np.ndarray) -> np.ndarray:
-    a = system.arrays
-    if system.kind == "plrnn":
-        return a["A"] * Z + _relu(Z) @ a["W"].T + a["h"]
-    pre = Z @ a["W2"].T
-    hidden = _relu(pre + a["h2"])
-    if system.kind == "clipped":
-        hidden = hidden - _relu(pre)
-    return a["A"] * Z + hidden @ a["W1"].T + a["h1"]
-
-
-def _bits_of(Z: np.ndarray, system: PiecewiseLinearSystem) -> np.ndarray:
-    a = system.arrays
-    if system.kind == "plrnn":
-        return (Z > 0).astype(np.int8)
-    pre = Z @ a["W2"].T
-    d1 = (pre + a["h2"] > 0).astype(np.int8)
-    if system.kind == "clipped":
-        return np.concatenate([d1, (pre > 0).astype(np.int8)], axis=-1)
-    return d1
 
 
 def _minimal_rotation(seq_bits: np.ndarray) -> np.ndarray:
@@ -96,19 +54,19 @@ def _minimal_rotation(seq_bits: np.ndarray) -> np.ndarray:
 
 
 def brute_force_cycles(
-    model_or_params,
+    model,
+    theta: np.ndarray,
     max_order: int,
     *,
-    theta: np.ndarray | None = None,
-    inputs: np.ndarray | None = None,
     min_order: int = 1,
+    inputs: np.ndarray | None = None,
     max_bits: int = MAX_BITS,
     tol: float = 1e-10,
     rcond_min: float = 1e-12,
     tol_hyperbolic: float = 1e-8,
     chunk: int = 8192,
 ) -> xr.Dataset:
-    """All fixed points and k-cycles of a small PLRNN-family map, by exhaustive enumeration.
+    """All fixed points and k-cycles of a small piecewise-linear map, by exhaustive enumeration.
 
     Same arguments (where they apply) and the same output Dataset as
     :func:`plrnn_numba.dynamics.scyfi`; ``n_solves`` counts the region sequences
@@ -117,8 +75,10 @@ def brute_force_cycles(
 
     Parameters
     ----------
-    model_or_params, max_order, theta, inputs, min_order, tol, rcond_min, tol_hyperbolic
+    model, theta, max_order, min_order, inputs
         As for :func:`~plrnn_numba.dynamics.scyfi`.
+    tol, rcond_min, tol_hyperbolic : float
+        As in :class:`~plrnn_numba.dynamics.ScyfiSettings`.
     max_bits : int
         Refuse to enumerate when ``P * max_order`` exceeds this (P pattern bits per
         region: M for the PLRNN, H or 2H for the shallow ones).  The default 20
@@ -136,17 +96,17 @@ def brute_force_cycles(
     ValueError
         If ``P * max_order > max_bits``, and for the input errors of ``scyfi``.
     """
-    max_order = check_order(max_order, "max_order")
-    min_order = check_order(min_order, "min_order")
+    max_order = V.positive_int(max_order, "max_order")
+    min_order = V.positive_int(min_order, "min_order")
     if min_order > max_order:
         raise ValueError(f"min_order ({min_order}) must be <= max_order ({max_order})")
-    max_bits = check_order(max_bits, "max_bits")
-    chunk = check_order(chunk, "chunk")
-    system = as_system(model_or_params, theta=theta, inputs=inputs)
+    max_bits = V.positive_int(max_bits, "max_bits")
+    chunk = V.positive_int(chunk, "chunk")
+    system = as_piecewise_linear(model, theta, inputs)
     tol = V.finite_float(tol, "tol", low=0.0)
     rcond_min = V.finite_float(rcond_min, "rcond_min", low=0.0, high=1.0)
     tol_hyperbolic = V.finite_float(tol_hyperbolic, "tol_hyperbolic", low=0.0)
-    P, M = system.n_pattern, system.dim
+    P, M = system.n_bits, system.dim
     if P * max_order > max_bits:
         raise ValueError(
             f"brute force over {P} pattern bits x order {max_order} = {P * max_order} bits exceeds "
@@ -175,7 +135,7 @@ def brute_force_cycles(
             idx = np.arange(start, min(start + chunk, total), dtype=np.int64)
             n = idx.size
             seq = ((idx[:, None] >> shifts) & 1).astype(np.int8).reshape(n, k, P)
-            F, c = _regions(system, seq)  # (n, k, M, M), (n, k, M)
+            F, c = system.region(seq)  # (n, k, M, M), (n, k, M)
             Z = np.broadcast_to(eye, (n, M, M)).copy()
             b = np.zeros((n, M))
             with np.errstate(all="ignore"):
@@ -200,8 +160,8 @@ def brute_force_cycles(
             traj[:, 0] = z
             with np.errstate(all="ignore"):
                 for j in range(1, k):
-                    traj[:, j] = _step(system, traj[:, j - 1])
-            visited = _bits_of(traj, system)
+                    traj[:, j] = system.step(traj[:, j - 1])
+            visited = system.patterns(traj)
             consistent = np.all(visited.reshape(sel.size, -1) == seq[sel].reshape(sel.size, -1), axis=1)
             consistent &= _minimal_rotation(seq[sel])
             for q in np.flatnonzero(consistent):
@@ -215,21 +175,20 @@ def brute_force_cycles(
 
     cycles = finish_cycles(system, cycles, tol_hyperbolic)
     arguments = {
-        "model": system.description,
+        **system.description,
         "max_order": max_order,
         "min_order": min_order,
         "max_bits": max_bits,
         "tol": tol,
         "rcond_min": rcond_min,
         "tol_hyperbolic": tol_hyperbolic,
-        "inputs": None if inputs is None else np.asarray(inputs, dtype=float).tolist(),
     }
     attrs = io.provenance("plrnn_numba.dynamics.brute_force_cycles", arguments, seeds=None)
     attrs.update(
         {
             "title": "Fixed points and k-cycles (exhaustive enumeration)",
             "method": "brute force over all region sequences",
-            "model_kind": system.kind,
+            "model": model.name,
             "tol": tol,
             "tol_hyperbolic": tol_hyperbolic,
         }

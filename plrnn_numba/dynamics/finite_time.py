@@ -9,7 +9,8 @@ a transient of the state) is
     \\mathbf{T}_T = J_T J_{T-1} \\cdots J_1 ,
 
 and the finite-time Lyapunov exponents are the time-averaged logarithms of
-its singular values (seed 004, eq. 25),
+its singular values (Engelken (2023), "Gradient flossing: improving gradient
+descent through dynamic control of Jacobians", eq. 25),
 
 .. math::
 
@@ -18,7 +19,7 @@ its singular values (seed 004, eq. 25),
 
 They converge to the Lyapunov exponents as ``T -> inf``.  The condition
 number of the long-term Jacobian restricted to ``k`` tangent directions
-(seed 004, eq. 10 and Fig. 2) is
+(Engelken 2023, eq. 10 and Fig. 2) is
 
 .. math::
 
@@ -37,7 +38,7 @@ Two independent computations
     :math:`\\lambda^{QR}_i(T) = \\frac{1}{T}\\sum_{t \\le T} \\log R_{t,ii}`,
     the log-diagonal of the accumulated triangular factor, and
     :math:`\\log_{10}\\kappa^{QR} = \\sum_t (\\log R_{t,11} - \\log R_{t,kk}) / \\ln 10`
-    (seed 004, eq. 28).
+    (Engelken 2023, eq. 28).
 ``direct``
     The product itself, kept in log-scaled form: ``P_t = J_t P_{t-1} / 2^{e_t}``
     with ``2^{e_t}`` the power of two nearest above ``max |J_t P_{t-1}|``
@@ -67,7 +68,7 @@ In float64 a singular value of the accumulated product is resolved only while
 :math:`\\sigma_i / \\sigma_1` stays well above the rounding level (about
 ``1e-16``; each step adds errors of order ``eps * sigma_1``).  Beyond that the
 computed :math:`\\sigma_i` sits on a noise floor and
-:math:`\\lambda_i^{direct}(T)` is meaningless; seed 004 used 256-bit floats for
+:math:`\\lambda_i^{direct}(T)` is meaningless; Engelken (2023) used 256-bit floats for
 that reason.  ``direct_resolved`` flags the entries with
 :math:`\\sigma_i/\\sigma_1 \\ge` ``rcond``.  Products that stay (block)
 diagonal are exact far beyond that limit.  The QR method has no such limit.
@@ -81,6 +82,7 @@ import time
 import numpy as np
 import xarray as xr
 from numba import types
+from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import config, io
@@ -255,7 +257,7 @@ def _log_spectra(
         raise ValueError(f"k must be <= the state dimension {M}; got {k}")
     h = _check_horizons(horizons)
     n_transient = V.positive_int(n_transient, "n_transient", minimum=0)
-    rng = np.random.default_rng(seed)
+    rng, recorded_seed = V.generator(seed)
     if z0 is None:
         Z0 = rng.standard_normal((V.positive_int(n_init, "n_init"), M))
     else:
@@ -299,7 +301,7 @@ def _log_spectra(
         "driven": int(inputs is not None),
         "q0": q0_kind,
     }
-    return h, k, B, log_qr, log_dir, div, seconds, args
+    return h, k, B, log_qr, log_dir, div, seconds, args, recorded_seed
 
 
 _EXP_UNITS = "1/step (natural log)"
@@ -308,8 +310,8 @@ _LOG10_UNITS = "log10"
 
 def finite_time_exponents(
     model: Model,
-    theta,
-    horizons,
+    theta: ArrayLike,
+    horizons: ArrayLike,
     *,
     k: int | None = None,
     z0=None,
@@ -318,7 +320,7 @@ def finite_time_exponents(
     n_transient: int = 1_000,
     q0="random",
     rcond: float = 1e-12,
-    seed: int | None = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> xr.Dataset:
     """Finite-time Lyapunov exponents by QR iteration and by direct Jacobian products.
 
@@ -347,9 +349,10 @@ def finite_time_exponents(
         Initial state(s); default ``n_init`` draws from N(0, 1) (``seed``).
     n_init : int
         Number of initial conditions when ``z0`` is not given.
-    inputs : (T, K) or (B, T, K) array, optional
-        Input stream for a driven model covering
-        ``n_transient + max(horizons)`` steps.
+    inputs : (K,), (T, K) or (B, T, K) array, optional
+        Inputs of a driven model: a constant vector, or a stream (shared by the
+        initial conditions, or one per initial condition) covering
+        ``T = n_transient + max(horizons)`` steps.
     n_transient : int
         Steps of the state discarded before the product starts.
     q0 : {"random", "identity"} or array
@@ -360,8 +363,9 @@ def finite_time_exponents(
         matrix with orthonormal columns.
     rcond : float
         ``direct_resolved`` is 1 where ``sigma_i / sigma_1 >= rcond``.
-    seed : int, optional
-        Seeds the default initial states and a random ``q0``.
+    seed : int, None or numpy.random.Generator
+        Seeds the default initial states and a random ``q0``; the int that
+        repeats the run is recorded in the ``seeds`` attribute.
 
     Returns
     -------
@@ -388,7 +392,7 @@ def finite_time_exponents(
         inputs of the wrong shape.
     """
     rcond = V.finite_float(rcond, "rcond", low=0.0, high=1.0)
-    h, k, B, log_qr, log_dir, div, seconds, args = _log_spectra(
+    h, k, B, log_qr, log_dir, div, seconds, args, recorded_seed = _log_spectra(
         model,
         theta,
         horizons,
@@ -483,15 +487,15 @@ def finite_time_exponents(
         "init": ("init", np.arange(B), {"long_name": "initial condition", "units": "1"}),
         "exponent": ("exponent", np.arange(1, k + 1), {"long_name": "exponent index (largest first)", "units": "1"}),
     }
-    attrs = io.provenance("plrnn_numba.dynamics.finite_time_exponents", args, seeds=seed)
+    attrs = io.provenance("plrnn_numba.dynamics.finite_time_exponents", args, seeds=recorded_seed)
     attrs["seconds"] = seconds
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 def condition_number(
     model: Model,
-    theta,
-    horizons,
+    theta: ArrayLike,
+    horizons: ArrayLike,
     *,
     k: int | None = None,
     z0=None,
@@ -500,9 +504,9 @@ def condition_number(
     n_transient: int = 1_000,
     q0="random",
     rcond: float = 1e-12,
-    seed: int | None = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> xr.Dataset:
-    """Condition number of the long-term Jacobian against the time horizon (seed 004, Fig. 2, eq. 10).
+    """Condition number of the long-term Jacobian against the time horizon (Engelken 2023, Fig. 2, eq. 10).
 
     .. math::
 

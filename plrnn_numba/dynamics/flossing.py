@@ -1,5 +1,12 @@
 """Gradient flossing: the exact gradient of Lyapunov exponents, by hand.
 
+Gradient flossing (Engelken (2023), "Gradient flossing: improving gradient
+descent through dynamic control of Jacobians") drives the first ``k``
+finite-time Lyapunov exponents of a network towards a target by gradient
+descent on the loss below, before task training (:func:`floss`) or in
+episodes during it (:class:`FlossingEpisodes`, a hook of
+:func:`plrnn_numba.train`).
+
 Forward (per sequence, ``t = 1 .. T``): ``J_t = dF/dz (z_{t-1}, s_t)``,
 ``Y~_t = J_t Y_{t-1}``, ``z_t = F(z_{t-1}, s_t)``; every ``t_ons`` steps
 (and at the last step) ``Y~_t = Q_t R_t`` with a positive diagonal of R and
@@ -24,17 +31,23 @@ Backward (reverse time), with adjoints ``Ybar`` of ``Y_t`` and ``zbar`` of ``z_t
 So the gradient includes the trajectory's dependence on the parameters.  The
 initial state of the differentiated segment (after an undifferentiated
 transient) and the initial orthonormal system are treated as given.
+
+The optimisers come from the neutral :mod:`plrnn_numba.optim`: flossing and
+task training share them without depending on each other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 from numba import types
+from numpy.typing import ArrayLike
 
 from .. import _validate as V
-from .. import config
+from .. import config, io
 from ..models.base import (
     Model,
     call_jacobian,
@@ -44,6 +57,8 @@ from ..models.base import (
     call_step,
     model_params,
 )
+from ..optim import Adam, as_optimizer
+from ..simulate import simulate
 from ._tangents import initial_tangents
 
 _f1 = types.float64[::1]
@@ -223,19 +238,70 @@ class Flossing:
         return z0, inputs
 
     def loss_and_grad(self, model: Model, theta, rng: np.random.Generator) -> FlossingResult:
-        """One flossing evaluation on fresh random trajectories."""
+        """One flossing evaluation on fresh random trajectories drawn from ``rng``."""
         z0, inputs = self.sample(model, rng)
+        # an int drawn from the same stream seeds the random initial tangent system
         return flossing_loss_and_grad(model, theta, self.k, self.target, z0=z0, n_steps=self.n_steps,
                                       t_ons=self.t_ons, n_transient=self.n_transient, inputs=inputs,
                                       seed=int(rng.integers(2**31)))
 
+    def check(self, model: Model) -> None:
+        """ValueError if these settings do not fit ``model``."""
+        if self.k > model.dim:
+            raise ValueError(
+                f"flossing.k must be <= the state dimension {model.dim}; got {self.k} (use Flossing(k=...))"
+            )
 
-def floss(model: Model, theta0, n_epochs: int, flossing: Flossing | None = None, *, seed: int | None = 0,
-          optimizer=None):
+
+def _flossing_steps(
+    flossing: Flossing,
+    model: Model,
+    theta: np.ndarray,
+    optimizer,
+    rng: np.random.Generator,
+    n_steps: int,
+    record: Callable[[FlossingResult], None],
+) -> bool:
+    """``n_steps`` optimiser steps on the flossing loss, ``theta`` updated in place.
+
+    Each evaluation is passed to ``record`` before its step.  Returns False at
+    the first non-finite evaluation (no step is taken from it).
+    """
+    for _ in range(n_steps):
+        res = flossing.loss_and_grad(model, theta, rng)
+        record(res)
+        if not res.finite:
+            return False
+        optimizer.step(theta, res.grad)
+    return True
+
+
+def floss(model: Model, theta: ArrayLike, n_epochs: int, flossing: Flossing | None = None, *,
+          seed: int | np.random.Generator | None = 0, optimizer=None) -> tuple[np.ndarray, xr.Dataset]:
     """Gradient flossing on its own (e.g. preflossing before task training).
 
-    Minimises ``sum_i (lambda_i - target)^2`` of the first ``k`` exponents by
-    Adam steps on fresh random trajectories, one per epoch.
+    Minimises the flossing loss
+
+    .. math::  L = \\frac{1}{B} \\sum_b \\sum_{i=1}^{k} (\\lambda_i^{(b)} - \\lambda^*)^2
+
+    of the first ``k`` exponents by optimiser steps on fresh random
+    trajectories, one step per epoch (Engelken 2023).
+
+    Parameters
+    ----------
+    model : Model
+        A model with a ``jacobian_vjp`` kernel.
+    theta : (P,) array
+        Initial parameters (not modified).
+    n_epochs : int
+        Number of flossing steps.
+    flossing : Flossing, optional
+        Settings (default ``Flossing()``).
+    seed : int, None or numpy.random.Generator
+        Seeds the trajectories; the int that repeats the run is recorded in
+        the ``seeds`` attribute.
+    optimizer : SGD, Adam or AdamW, optional
+        Default ``Adam(flossing.lr)``.
 
     Returns
     -------
@@ -246,30 +312,25 @@ def floss(model: Model, theta0, n_epochs: int, flossing: Flossing | None = None,
         epoch's trajectories, before the step), ``nonfinite`` (epoch), with
         provenance.  A non-finite evaluation stops the run (``status`` attribute).
     """
-    import xarray as xr
-
-    from .. import io
-    from ..training.optim import Adam
-
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
     flossing = Flossing() if flossing is None else flossing
-    theta = model.check_theta(theta0, "theta0").copy()
+    if not isinstance(flossing, Flossing):
+        raise TypeError(f"flossing must be Flossing(...) settings; got {type(flossing).__name__}")
+    theta = model.check_theta(theta).copy()
     n_epochs = V.positive_int(n_epochs, "n_epochs")
-    if flossing.k > model.dim:
-        raise ValueError(f"flossing.k must be <= the state dimension {model.dim}; got {flossing.k}")
-    opt = Adam(flossing.lr) if optimizer is None else optimizer
-    rng = np.random.default_rng(seed)
+    flossing.check(model)
+    opt = as_optimizer(Adam(flossing.lr) if optimizer is None else optimizer)
+    rng, recorded_seed = V.generator(seed)
     losses, lams, bad = [], [], []
-    status = "completed"
+
+    def record(res: FlossingResult) -> None:
+        losses.append(res.loss)
+        lams.append(res.exponents.mean(axis=0))
+        bad.append(int(not res.finite))
+
     try:
-        for _ in range(n_epochs):
-            res = flossing.loss_and_grad(model, theta, rng)
-            losses.append(res.loss)
-            lams.append(res.exponents.mean(axis=0))
-            bad.append(int(not res.finite))
-            if not res.finite:
-                status = "diverged"
-                break
-            opt.step(theta, res.grad)
+        status = "completed" if _flossing_steps(flossing, model, theta, opt, rng, n_epochs, record) else "diverged"
     except KeyboardInterrupt:
         status = "interrupted"
     n = len(losses)
@@ -287,10 +348,114 @@ def floss(model: Model, theta0, n_epochs: int, flossing: Flossing | None = None,
                 "exponent": ("exponent", np.arange(1, flossing.k + 1), {"long_name": "exponent index", "units": "1"}),
                 "param": ("param", np.asarray(model.param_names(), dtype=str), {"long_name": "parameter name"})},
         attrs=io.provenance("plrnn_numba.dynamics.floss", {"model": model.describe(), "flossing": flossing,
-                                                           "n_epochs": n_epochs}, seeds=seed),
+                                                           "n_epochs": n_epochs}, seeds=recorded_seed),
     )
     ds.attrs["status"] = status
     return theta, ds
+
+
+class FlossingEpisodes:
+    """Episodes of gradient flossing during task training: a hook of :func:`plrnn_numba.train`.
+
+    Before the task step of each listed epoch, ``n_steps`` flossing steps
+    (Adam with ``flossing.lr``; one optimiser for all episodes of a run, its
+    moments carried from episode to episode) move the parameters towards the
+    target exponents (Engelken 2023).  An episode ends early at a non-finite
+    evaluation.  The trajectories come from the hook's own random stream,
+    spawned from the run's seed.
+
+    The training history then holds every flossing step: ``floss_loss``
+    (floss_step), ``floss_exponents`` (floss_step, floss_exponent; the mean
+    over the step's trajectories, before the step), the coordinate
+    ``floss_epoch`` (floss_step) and the ``flossing`` attribute (the settings
+    as JSON).
+
+    Parameters
+    ----------
+    flossing : Flossing
+        The flossing settings.
+    episodes : dict or sequence of (epoch, n_steps)
+        When and how long: ``{100: 500, 200: 500}`` runs 500 flossing steps
+        before epochs 100 and 200.
+
+    Examples
+    --------
+    >>> hist = pn.train(model, theta, data, n_epochs=300,
+    ...                 hooks=[FlossingEpisodes(Flossing(k=75), {100: 500, 200: 500})])  # doctest: +SKIP
+    """
+
+    def __init__(self, flossing: Flossing, episodes):
+        if not isinstance(flossing, Flossing):
+            raise TypeError(f"flossing must be Flossing(...) settings; got {type(flossing).__name__}")
+        self.flossing = flossing
+        items = episodes.items() if isinstance(episodes, dict) else episodes
+        try:
+            pairs = [tuple(item) for item in items]
+        except TypeError:
+            raise TypeError(
+                "episodes must be a dict {epoch: n_steps} or a sequence of (epoch, n_steps) pairs; "
+                f"got {type(episodes).__name__}"
+            ) from None
+        self.episodes: dict[int, int] = {}
+        for pair in pairs:
+            if len(pair) != 2:
+                raise ValueError(f"episodes must hold (epoch, n_steps) pairs; got {pair!r}")
+            epoch = V.positive_int(pair[0], "flossing episode epoch", minimum=0)
+            self.episodes[epoch] = V.positive_int(pair[1], "flossing episode n_steps")
+        self._reset()
+
+    def _reset(self) -> None:
+        self._optimizer = None
+        self._loss: list[float] = []
+        self._exponents: list[np.ndarray] = []
+        self._epochs: list[int] = []
+
+    def start(self, state) -> None:
+        """Hook: a new run (forget the previous run's records and optimiser; check ``k``)."""
+        self.flossing.check(state.model)
+        self._reset()
+
+    def before_epoch(self, state) -> None:
+        """Hook: run this epoch's flossing steps on ``state.theta`` (in place)."""
+        n_steps = self.episodes.get(state.epoch)
+        if not n_steps:
+            return
+        if self._optimizer is None:
+            self._optimizer = Adam(self.flossing.lr)
+
+        def record(res: FlossingResult) -> None:
+            self._loss.append(res.loss)
+            self._exponents.append(res.exponents.mean(axis=0))
+            self._epochs.append(state.epoch)
+
+        _flossing_steps(self.flossing, state.model, state.theta, self._optimizer, state.rng, n_steps, record)
+
+    def add_to_history(self, ds: xr.Dataset) -> xr.Dataset:
+        """Hook: the flossing record as history variables (nothing if no flossing step ran)."""
+        if not self._loss:
+            return ds
+        n = len(self._loss)
+        ds["floss_loss"] = ("floss_step", np.asarray(self._loss, float),
+                            {"long_name": "gradient-flossing loss", "units": "1"})
+        ds["floss_exponents"] = (
+            ("floss_step", "floss_exponent"),
+            np.asarray(self._exponents, float).reshape(n, self.flossing.k),
+            {"long_name": "finite-time Lyapunov exponents during flossing", "units": "1/step (natural log)"},
+        )
+        ds = ds.assign_coords(
+            floss_epoch=("floss_step", np.asarray(self._epochs, np.int64),
+                         {"long_name": "training epoch of the flossing step", "units": "1"})
+        )
+        ds.attrs["flossing"] = io.to_json(self.flossing)
+        return ds
+
+    def describe(self) -> dict:
+        """JSON-serialisable description (for provenance)."""
+        return {"hook": "FlossingEpisodes", "flossing": self.flossing,
+                "episodes": {str(e): n for e, n in sorted(self.episodes.items())}}
+
+    def __repr__(self) -> str:
+        return f"FlossingEpisodes({self.flossing!r}, {self.episodes!r})"
 
 
 @dataclass(frozen=True)
@@ -309,6 +474,9 @@ class FlossingResult:
         Gradient with respect to the initial states of the segment.
     finite : bool
         False when the trajectory, the exponents or the gradient are not finite.
+    seed : int
+        The seed of the default initial state and orthonormal system: passing
+        it back as ``seed`` repeats the evaluation.
     """
 
     loss: float
@@ -316,11 +484,18 @@ class FlossingResult:
     exponents: np.ndarray
     grad_z0: np.ndarray
     finite: bool
+    seed: int
+
+    @classmethod
+    def diverged(cls, n_params: int, batch: int, k: int, dim: int, seed: int) -> FlossingResult:
+        """The result of a run whose trajectory or tangent system became non-finite (all NaN)."""
+        nan = np.nan
+        return cls(nan, np.full(n_params, nan), np.full((batch, k), nan), np.full((batch, dim), nan), False, seed)
 
 
 def flossing_loss_and_grad(
     model: Model,
-    theta,
+    theta: ArrayLike,
     k: int,
     target: float = 0.0,
     *,
@@ -330,9 +505,16 @@ def flossing_loss_and_grad(
     n_transient: int = 0,
     inputs=None,
     q0=None,
-    seed: int | None = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> FlossingResult:
     """Flossing loss ``sum_i (lambda_i - target)^2`` of the first ``k`` exponents and its exact gradient.
+
+    .. math::
+
+        L = \\frac{1}{B} \\sum_b \\sum_{i=1}^{k} (\\lambda_i^{(b)} - \\lambda^*)^2, \\qquad
+        \\lambda_i^{(b)} = \\frac{1}{T} \\sum_{\\text{QR steps}} \\log R_{ii}
+
+    (Engelken 2023; the backward pass is described in the module docstring).
 
     Parameters
     ----------
@@ -352,10 +534,16 @@ def flossing_loss_and_grad(
         Length T of the differentiated segment.
     t_ons : int
         Steps between QR reorthonormalisations.
-    inputs : (T', K) or (B, T', K) array, optional
-        Inputs for the transient and the segment (``T' = n_transient + n_steps``).
+    n_transient : int
+        Undifferentiated steps from ``z0`` before the segment.
+    inputs : (K,), (T', K) or (B, T', K) array, optional
+        Inputs for the transient and the segment (``T' = n_transient + n_steps``):
+        a constant vector, a stream shared by the batch, or one per batch item.
     q0 : (M, k) array, optional
         Initial orthonormal system (default: random from ``seed``).
+    seed : int, None or numpy.random.Generator
+        Seeds the default ``z0`` and ``q0``; the int that repeats the
+        evaluation is returned as ``FlossingResult.seed``.
 
     Returns
     -------
@@ -378,20 +566,15 @@ def flossing_loss_and_grad(
             f"{model.name} has no jacobian_vjp kernel, which the gradient of Lyapunov exponents needs; "
             "add one with plrnn_numba.models.jacobian_vjp_kernel"
         )
-    rng = np.random.default_rng(seed)
+    rng, recorded_seed = V.generator(seed)
     Z0 = rng.standard_normal((1, M)) if z0 is None else V.as_state(z0, M, "z0")
     Z0 = Z0[None, :] if Z0.ndim == 1 else Z0
     B = Z0.shape[0]
-    n_total = n_transient + n_steps
-    s = V.input_stream(inputs, B, n_total, K, "n_transient + n_steps steps")
+    s = V.input_stream(inputs, B, n_transient + n_steps, K, "n_transient + n_steps steps")
     if n_transient:
-        Z0 = model.simulate(theta, Z0, inputs=s[:, :n_transient] if K else None, n_steps=None if K else n_transient)[
-            :, -1
-        ]
+        Z0 = simulate(model, theta, Z0, n_steps=n_transient, inputs=s[:, :n_transient] if K else None)[:, -1]
         if not np.all(np.isfinite(Z0)):
-            return FlossingResult(
-                float("nan"), np.full(model.n_params, np.nan), np.full((B, k), np.nan), np.full((B, M), np.nan), False
-            )
+            return FlossingResult.diverged(model.n_params, B, k, M, recorded_seed)
     # one initial tangent system shared by the batch (drawn from ``seed`` unless given)
     q0_one, _ = initial_tangents("random" if q0 is None else q0, 1, M, k, rng)
     Q0 = V.carray(np.broadcast_to(q0_one[0], (B, M, k)))
@@ -423,9 +606,7 @@ def flossing_loss_and_grad(
             )
         except np.linalg.LinAlgError:
             # a non-finite tangent matrix reached the QR factorisation: the run diverged
-            return FlossingResult(
-                float("nan"), np.full(model.n_params, np.nan), np.full((B, k), np.nan), np.full((B, M), np.nan), False
-            )
+            return FlossingResult.diverged(model.n_params, B, k, M, recorded_seed)
     grad = np.asarray(model.reduce_grad(gp))
     finite = bool(np.isfinite(loss) and np.all(np.isfinite(grad)))
-    return FlossingResult(float(loss), grad, lam, gz0, finite)
+    return FlossingResult(float(loss), grad, lam, gz0, finite, recorded_seed)

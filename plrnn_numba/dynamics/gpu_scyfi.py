@@ -10,12 +10,15 @@ One CUDA thread solves one candidate region sequence of one system:
    code), writing the visited patterns, the points, a consistency flag, the
    closure residual and its scale.
 
-The family code (:mod:`._piecewise`) and the LU helpers are plain index loops,
+The family's ``regions`` / ``rollout`` kernels (the piecewise-linear protocol,
+:mod:`plrnn_numba.models.piecewise`) and the LU helpers are plain index loops,
 compiled here as CUDA device functions from the same Python source as the CPU
 kernels, so both backends run the same arithmetic (up to fused multiply-adds).
+One solve kernel is compiled per pair of family kernels (any family, the
+package's or a user's).
 
 Work arrays are per-thread local arrays, whose size must be known at compile
-time: :data:`MAX_DIM` bounds the state dimension M (about ``4 * MAX_DIM**2 * 8``
+time: :data:`plrnn_numba.config.CUDA_MAX_DIM` bounds the state dimension M (about ``4 * CUDA_MAX_DIM**2 * 8``
 bytes of local memory per thread: 32 KiB for 32).  Larger systems are solved on
 the CPU.  The number of pattern bits (M, H or 2H) and the order k are not
 bounded here.
@@ -27,37 +30,35 @@ per round; with one lane per search it makes exactly the CPU's choices.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from numba import cuda, float64, int64
 
+from .. import config
 from ._lu import SOLVE_OK, build_lu
-from ._piecewise import plrnn_regions, plrnn_rollout, shallow_regions, shallow_rollout
 from ._search import LS_SEARCH, N_RES, R_CLOSURE, R_SCALE, SS_ORDER, SS_SYSTEM
-from .batched import MAX_DIM
 
-__all__ = ["MAX_DIM", "THREADS_PER_BLOCK", "CudaSolver"]
+__all__ = ["CudaSolver", "build_solve_kernel"]
 
 
-#: threads per block (``PLRNN_NUMBA_CUDA_TPB``; the simulator uses a handful).
-THREADS_PER_BLOCK = int(os.environ.get("PLRNN_NUMBA_CUDA_TPB", 128))
 
 _KERNELS: dict = {}
 
 
-def _build(kind: str):
-    """Compile (once per family) the batched solve kernel."""
-    if kind in _KERNELS:
-        return _KERNELS[kind]
+def _python_source(kernel):
+    # the Python function behind a compiled kernel (LazyKernel, dispatcher or plain function)
+    return getattr(kernel, "py_func", kernel)
+
+
+def build_solve_kernel(kernels):
+    """Compile (once per pair of family kernels) the batched solve kernel."""
+    key = (id(_python_source(kernels.regions)), id(_python_source(kernels.rollout)))
+    if key in _KERNELS:
+        return _KERNELS[key][0]
     dev = cuda.jit(device=True)
     lu = build_lu(dev)
     solve_shifted = lu.solve_shifted
-    if kind == "plrnn":
-        regions, rollout = dev(plrnn_regions.py_func), dev(plrnn_rollout.py_func)
-    else:
-        regions, rollout = dev(shallow_regions.py_func), dev(shallow_rollout.py_func)
-    MD = MAX_DIM
+    regions, rollout = dev(_python_source(kernels.regions)), dev(_python_source(kernels.rollout))
+    MD = config.CUDA_MAX_DIM
 
     @cuda.jit
     def solve_batch(p, meta, sysidx, korder, cand, rcond_min, status, consistent, act, traj, res):
@@ -135,7 +136,8 @@ def _build(kind: str):
         res[i, 0] = clo
         res[i, 1] = scale if scale > 0.0 else 1.0
 
-    _KERNELS[kind] = solve_batch
+    # the kernels are kept with the compiled solve so that their ids stay valid keys
+    _KERNELS[key] = (solve_batch, kernels)
     return solve_batch
 
 
@@ -151,12 +153,11 @@ class CudaSolver:
         from .batched import resolve_backend, simulator
 
         resolve_backend("cuda", dim=batch.M)  # raises without a GPU
-        if batch.M > MAX_DIM:
-            raise ValueError(f"CudaSolver needs M <= MAX_DIM = {MAX_DIM}; got M = {batch.M}")
+        if batch.M > config.CUDA_MAX_DIM:
+            raise ValueError(f"CudaSolver needs M <= CUDA_MAX_DIM = {config.CUDA_MAX_DIM}; got M = {batch.M}")
         self.batch = batch
-        self.kind = "plrnn" if batch.meta.size == 1 else "shallow"
-        self.kernel = _build(self.kind)
-        tpb = threads_per_block or (4 if simulator() else THREADS_PER_BLOCK)
+        self.kernel = build_solve_kernel(batch.kernels)
+        tpb = threads_per_block or (4 if simulator() else config.CUDA_THREADS_PER_BLOCK)
         self.tpb = int(tpb)
         self.d_p = cuda.to_device(batch.p)
         self.d_meta = cuda.to_device(batch.meta)

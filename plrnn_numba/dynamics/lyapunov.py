@@ -24,6 +24,7 @@ import time
 import numpy as np
 import xarray as xr
 from numba import types
+from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import config, io
@@ -119,7 +120,7 @@ def _lyapunov_kernel(step, jac, p, meta, z0, S, Q0, n_transient, n_transient_ons
 
 def lyapunov_spectrum(
     model: Model,
-    theta,
+    theta: ArrayLike,
     *,
     k: int | None = None,
     n_steps: int = 10_000,
@@ -130,7 +131,7 @@ def lyapunov_spectrum(
     n_init: int = 1,
     inputs=None,
     trace: bool = False,
-    seed: int | None = 0,
+    seed: int | np.random.Generator | None = 0,
 ) -> xr.Dataset:
     """Lyapunov exponents of ``model`` by QR reorthonormalisation.
 
@@ -154,13 +155,15 @@ def lyapunov_spectrum(
         Initial state(s); default ``n_init`` draws from N(0, 1) (``seed``).
     n_init : int
         Number of initial conditions when ``z0`` is not given.
-    inputs : (T, K) or (B, T, K) array, optional
-        Input stream for a driven system, covering all
-        ``n_transient + n_transient_ons + n_steps`` steps.
+    inputs : (K,), (T, K) or (B, T, K) array, optional
+        Inputs of a driven system: a constant vector, or a stream (shared by
+        the initial conditions, or one per initial condition) covering all
+        ``T = n_transient + n_transient_ons + n_steps`` steps.
     trace : bool
         Also return the running estimate after every QR step (convergence trace).
-    seed : int, optional
-        Seeds the default initial states and the initial orthonormal system.
+    seed : int, None or numpy.random.Generator
+        Seeds the default initial states and the initial orthonormal system;
+        the int that repeats the run is recorded in the ``seeds`` attribute.
 
     Returns
     -------
@@ -181,7 +184,7 @@ def lyapunov_spectrum(
     t_ons = V.positive_int(t_ons, "t_ons")
     n_transient = V.positive_int(n_transient, "n_transient", minimum=0)
     n_transient_ons = V.positive_int(n_transient_ons, "n_transient_ons", minimum=0)
-    rng = np.random.default_rng(seed)
+    rng, recorded_seed = V.generator(seed)
     if z0 is None:
         Z0 = rng.standard_normal((V.positive_int(n_init, "n_init"), M))
     else:
@@ -275,7 +278,7 @@ def lyapunov_spectrum(
             "n_init": B,
             "driven": int(inputs is not None),
         },
-        seeds=seed,
+        seeds=recorded_seed,
     )
     attrs["seconds"] = seconds
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -5,10 +5,11 @@ For every parameter value ``s`` on the path :math:`\theta(s) = \theta_0 + s\,d`
 
 .. math::
 
-    z_{t+1} = F_{\theta(s)}(z_t, u_t), \qquad t = 0, \dots, n_\mathrm{steps} - 1,
+    z_{t+1} = F_{\theta(s)}(z_t, u_t),
 
-the first ``burn_in`` steps are discarded and the states
-:math:`z_t,\ t = \mathrm{burn\_in}, \dots, n_\mathrm{steps} - 1` are kept.  Plotted
+the first ``n_transient`` steps are discarded and the next ``n_steps`` states
+:math:`z_t,\ t = n_\mathrm{transient}, \dots, n_\mathrm{transient} + n_\mathrm{steps} - 1`
+are kept.  Plotted
 against ``s`` they show the attractors: one value per ``s`` for a stable fixed
 point, k values for a stable k-cycle, a band for chaos or quasi-periodicity.
 This works for every model of the package (it only calls ``model.simulate``),
@@ -28,15 +29,11 @@ import numpy as np
 import xarray as xr
 
 from .. import _validate as V
-from .. import io
+from .. import config, io
 from ..models.base import Model
-from .bifurcation import _check_s_values, _history_path, parameter_direction
+from .paths import history_snapshots, parameter_direction, path_positions
 
 __all__ = ["orbit_diagram", "orbit_diagram_training", "n_distinct_values"]
-
-#: longest stretch simulated in one call during the burn-in (bounds the memory).
-_CHUNK = 4096
-
 
 def _initial_states(model: Model, z0, n_init, z0_scale: float, rng) -> np.ndarray:
     M = model.dim
@@ -48,27 +45,6 @@ def _initial_states(model: Model, z0, n_init, z0_scale: float, rng) -> np.ndarra
     if n_init is not None and V.positive_int(n_init, "n_init") != Z0.shape[0]:
         raise ValueError(f"n_init={n_init} disagrees with z0, which holds {Z0.shape[0]} initial states; drop n_init")
     return Z0.copy()
-
-
-def _inputs(model: Model, inputs, n_steps: int) -> np.ndarray | None:
-    K = model.n_inputs
-    if inputs is None:
-        if K:
-            raise ValueError(
-                f"inputs are required: the model has {K} inputs (a constant (K,) vector or ({n_steps}, K))"
-            )
-        return None
-    if K == 0:
-        raise ValueError(f"inputs were given but {model!r} has no inputs")
-    u = V.as_float_array(inputs, "inputs")
-    if u.ndim == 1:
-        if u.shape[0] != K:
-            raise ValueError(f"inputs as a constant vector must have length {K}; got {u.shape[0]}")
-        u = np.broadcast_to(u, (n_steps, K))
-    elif u.ndim != 2 or u.shape != (n_steps, K):
-        raise ValueError(f"inputs must have shape ({K},) (constant) or ({n_steps}, {K}) (one per step); got {u.shape}")
-    V.check_finite(u, "inputs")
-    return np.ascontiguousarray(u)
 
 
 def _select_states(model: Model, state) -> np.ndarray:
@@ -83,10 +59,12 @@ def _select_states(model: Model, state) -> np.ndarray:
     return idx.astype(np.int64)
 
 
-def _run(model, theta, Z0, n_steps, burn_in, u, states, threshold):
-    """Samples (B, n_samples, len(states)) and the first diverged step per run (-1: none)."""
+def _run(model, theta, Z0, n_transient, n_steps, u, states, threshold):
+    """Samples (B, n_steps, len(states)) and the first diverged step per run (-1: none).
+
+    ``u`` is the (B, n_transient + n_steps, K) input stream (None: autonomous).
+    """
     B = Z0.shape[0]
-    n_samples = n_steps - burn_in
     first_bad = np.full(B, -1, np.int64)
     z = Z0.copy()
     alive = np.ones(B, bool)
@@ -101,49 +79,46 @@ def _run(model, theta, Z0, n_steps, burn_in, u, states, threshold):
             first_bad[idx[i]] = t0 + int(np.argmax(bad_t[i]))
         return hit
 
+    def simulate(z_alive, t0, n):
+        kw = {"n_steps": n} if u is None else {"inputs": u[alive, t0 : t0 + n]}
+        return model.simulate(theta, z_alive, **kw)  # (b, n + 1, M)
+
     if check(z[:, None, :], 0).any():
         alive &= first_bad < 0
     t = 0
     with np.errstate(all="ignore"):
-        while t < burn_in and alive.any():
-            n = min(_CHUNK, burn_in - t)
-            kw = {"n_steps": n} if u is None else {"inputs": u[t : t + n]}
-            traj = model.simulate(theta, z[alive], **kw)  # (b, n + 1, M)
+        while t < n_transient and alive.any():
+            n = min(config.ORBIT_CHUNK, n_transient - t)
+            traj = simulate(z[alive], t, n)
             hit = check(traj[:, 1:], t + 1)
             z[alive] = np.where(np.isfinite(traj[:, -1]), traj[:, -1], 0.0)
             alive[np.flatnonzero(alive)[hit]] = False
             t += n
-        out = np.full((B, n_samples, states.size), np.nan)
+        out = np.full((B, n_steps, states.size), np.nan)
         if alive.any():
-            n = n_samples - 1
-            if n > 0:
-                kw = {"n_steps": n} if u is None else {"inputs": u[burn_in : burn_in + n]}
-                traj = model.simulate(theta, z[alive], **kw)
-            else:
-                traj = z[alive][:, None, :]
-            check(traj, burn_in)
+            traj = simulate(z[alive], n_transient, n_steps - 1) if n_steps > 1 else z[alive][:, None, :]
+            check(traj, n_transient)
             vals = traj[:, :, states]
             idx = np.flatnonzero(alive)
             for j, i in enumerate(idx):
                 if first_bad[i] >= 0:
-                    vals[j, first_bad[i] - burn_in :] = np.nan
+                    vals[j, first_bad[i] - n_transient :] = np.nan
             out[idx] = vals
     return out, first_bad
 
 
-def _orbit_dataset(model, s, thetas, Z0, n_steps, burn_in, u, states, threshold, s_attrs, attrs, d=None):
+def _orbit_dataset(model, s, thetas, Z0, n_transient, n_steps, u, states, threshold, s_attrs, attrs, d=None):
     n, B = s.size, Z0.shape[0]
-    n_samples = n_steps - burn_in
-    samples = np.full((n, B, n_samples, states.size), np.nan)
+    samples = np.full((n, B, n_steps, states.size), np.nan)
     first_bad = np.full((n, B), -1, np.int64)
     for i in range(n):
-        samples[i], first_bad[i] = _run(model, thetas[i], Z0, n_steps, burn_in, u, states, threshold)
+        samples[i], first_bad[i] = _run(model, thetas[i], Z0, n_transient, n_steps, u, states, threshold)
     u1 = {"units": "1"}
     data_vars = {
         "z": (
             ("s", "init", "sample", "state"),
             samples,
-            {**u1, "long_name": "steady-state samples z_t (t >= burn_in; NaN after divergence)"},
+            {**u1, "long_name": "steady-state samples z_t (t >= n_transient; NaN after divergence)"},
         ),
         "diverged": (
             ("s", "init"),
@@ -161,7 +136,7 @@ def _orbit_dataset(model, s, thetas, Z0, n_steps, burn_in, u, states, threshold,
         "init": ("init", np.arange(B, dtype=np.int64), {**u1, "long_name": "initial condition index"}),
         "sample": (
             "sample",
-            np.arange(burn_in, n_steps, dtype=np.int64),
+            np.arange(n_transient, n_transient + n_steps, dtype=np.int64),
             {"units": "step", "long_name": "time step t of the sample"},
         ),
         "state": ("state", states, {**u1, "long_name": "latent state component"}),
@@ -171,68 +146,92 @@ def _orbit_dataset(model, s, thetas, Z0, n_steps, burn_in, u, states, threshold,
     return xr.Dataset(data_vars, coords, attrs)
 
 
-def _check_steps(n_steps, burn_in, threshold):
-    n_steps = V.positive_int(n_steps, "n_steps")
-    burn_in = V.positive_int(burn_in, "burn_in", minimum=0)
-    if burn_in >= n_steps:
-        raise ValueError(
-            f"burn_in ({burn_in}) must be smaller than n_steps ({n_steps}): samples are z_burn_in..z_(n_steps-1)"
-        )
-    threshold = V.finite_float(threshold, "diverge_threshold", low=0.0)
-    if threshold <= 0:
-        raise ValueError("diverge_threshold must be > 0")
-    return n_steps, burn_in, threshold
+class _RunSettings:
+    """Validated settings shared by the two orbit-diagram functions."""
+
+    def __init__(self, model, z0, n_steps, n_transient, n_init, z0_scale, inputs, state, seed, diverge_threshold):
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a plrnn_numba Model; got {type(model).__name__}")
+        self.n_steps = V.positive_int(n_steps, "n_steps")
+        self.n_transient = V.positive_int(n_transient, "n_transient", minimum=0)
+        self.threshold = V.finite_float(diverge_threshold, "diverge_threshold", low=0.0)
+        if self.threshold <= 0:
+            raise ValueError("diverge_threshold must be > 0")
+        self.z0_scale = V.finite_float(z0_scale, "z0_scale", low=0.0)
+        rng, self.seed = V.generator(seed)
+        self.Z0 = _initial_states(model, z0, n_init, self.z0_scale, rng)
+        total = self.n_transient + self.n_steps
+        self.u = None if model.n_inputs == 0 and inputs is None else np.ascontiguousarray(
+            V.input_stream(inputs, self.Z0.shape[0], total, model.n_inputs, "n_transient + n_steps steps"))
+        self.states = _select_states(model, state)
+        self.arguments = {
+            "model": model.describe(),
+            "n_steps": self.n_steps,
+            "n_transient": self.n_transient,
+            "n_init": int(self.Z0.shape[0]),
+            "z0_scale": self.z0_scale,
+            "z0_given": z0 is not None,
+            "inputs": None if inputs is None else np.asarray(inputs, float).tolist(),
+            "state": self.states.tolist(),
+            "seed": self.seed,
+            "diverge_threshold": self.threshold,
+        }
+
+    def dataset(self, model, s, thetas, s_attrs, attrs, d=None) -> xr.Dataset:
+        return _orbit_dataset(model, s, thetas, self.Z0, self.n_transient, self.n_steps, self.u, self.states,
+                              self.threshold, s_attrs, attrs, d)
 
 
 def orbit_diagram(
     model: Model,
-    theta0: np.ndarray,
-    param_or_direction,
+    theta: np.ndarray,
+    direction,
     s_values,
     *,
     z0: np.ndarray | None = None,
-    n_steps: int = 1000,
-    burn_in: int = 500,
+    n_steps: int = 500,
+    n_transient: int = 500,
     n_init: int | None = None,
     z0_scale: float = 1.0,
     inputs: np.ndarray | None = None,
     state=None,
-    seed: int = 0,
+    seed=0,
     diverge_threshold: float = 1e6,
 ) -> xr.Dataset:
-    r"""Orbit (bifurcation) diagram by simulation along :math:`\theta(s) = \theta_0 + s\,d`.
+    r"""Orbit (bifurcation) diagram by simulation along :math:`\theta(s) = \theta + s\,d`.
 
     Parameters
     ----------
     model : Model
         Any model of the package.
-    theta0 : (P,) array
-        Start of the path.
-    param_or_direction : str, mapping or (P,) array
+    theta : (P,) array
+        Start of the path (``s = 0``).
+    direction : str, mapping or (P,) array
         Direction ``d``: a parameter name (``"A[0]"``, ``"W[0,1]"``), a
         ``{name: coefficient}`` mapping or a vector
         (:func:`~plrnn_numba.dynamics.parameter_direction`).
     s_values : (n,) array
         Strictly increasing path positions.
     z0 : (M,) or (B, M) array, optional
-        Initial states; default ``n_init`` states drawn from N(0, z0_scale^2) with
-        ``numpy.random.default_rng(seed)`` (the same states for every ``s``).
+        Initial states; default ``n_init`` states drawn from N(0, z0_scale^2)
+        with the generator of ``seed`` (the same states for every ``s``).
     n_steps : int
-        Steps simulated per run (samples are the states ``z_t`` for
-        ``burn_in <= t < n_steps``).
-    burn_in : int
-        Steps discarded.
+        Samples kept per run: the states ``z_t`` for
+        ``n_transient <= t < n_transient + n_steps``.
+    n_transient : int
+        Steps discarded first.
     n_init : int, optional
         Number of random initial states (default 4; with ``z0`` it must match).
     z0_scale : float
         Standard deviation of the random initial states.
-    inputs : (K,) or (n_steps, K) array, optional
-        External input: a constant vector, or one per step (row t drives the step
-        from ``z_t`` to ``z_{t+1}``); required iff the model has inputs.
+    inputs : (K,), (T, K) or (B, T, K) array, optional
+        External input (``T = n_transient + n_steps``): a constant vector, one per
+        step (row t drives the step from ``z_t`` to ``z_{t+1}``), or one stream per
+        initial state; required iff the model has inputs.
     state : int or list of int, optional
         Latent components kept (default all).
-    seed : int
-        Seed of the initial states.
+    seed : int, None or numpy.random.Generator
+        Seed of the initial states (recorded).
     diverge_threshold : float
         A run diverges when a state is non-finite or ``|z_i|`` exceeds this.
 
@@ -244,46 +243,23 @@ def orbit_diagram(
         ``z0`` (init, latent); ``theta`` (s, param); ``direction`` (param).
         Provenance attributes.
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba Model; got {type(model).__name__}")
-    theta0 = model.check_theta(theta0, "theta0").copy()
-    d, label = parameter_direction(model, param_or_direction)
-    s = _check_s_values(s_values)
-    n_steps, burn_in, threshold = _check_steps(n_steps, burn_in, diverge_threshold)
-    z0_scale = V.finite_float(z0_scale, "z0_scale", low=0.0)
-    seed = V.positive_int(seed, "seed", minimum=0)
-    Z0 = _initial_states(model, z0, n_init, z0_scale, np.random.default_rng(seed))
-    u = _inputs(model, inputs, n_steps)
-    states = _select_states(model, state)
-    thetas = theta0[None, :] + s[:, None] * d[None, :]
+    run = _RunSettings(model, z0, n_steps, n_transient, n_init, z0_scale, inputs, state, seed, diverge_threshold)
+    theta = model.check_theta(theta).copy()
+    d, label = parameter_direction(model, direction)
+    s = path_positions(s_values)
+    thetas = theta[None, :] + s[:, None] * d[None, :]
     t0 = time.perf_counter()
     arguments = {
-        "model": model.describe(),
-        "theta0": theta0.tolist() if theta0.size <= 4096 else "omitted (large)",
+        **run.arguments,
+        "theta": theta.tolist() if theta.size <= 4096 else "omitted (large)",
         "direction": label if label != "direction" else d.tolist(),
         "s_values": s.tolist(),
-        "n_steps": n_steps,
-        "burn_in": burn_in,
-        "n_init": int(Z0.shape[0]),
-        "z0_scale": z0_scale,
-        "z0_given": z0 is not None,
-        "inputs": None if inputs is None else np.asarray(inputs, float).tolist(),
-        "state": states.tolist(),
-        "seed": seed,
-        "diverge_threshold": threshold,
     }
-    attrs = io.provenance("plrnn_numba.dynamics.orbit_diagram", arguments, seeds=seed)
+    attrs = io.provenance("plrnn_numba.dynamics.orbit_diagram", arguments, seeds=run.seed)
     s_attrs = {"units": "1", "long_name": f"path parameter s (theta = theta0 + s d, d: {label})"}
-    ds = _orbit_dataset(model, s, thetas, Z0, n_steps, burn_in, u, states, threshold, s_attrs, attrs, d)
-    ds.attrs.update(
-        {
-            "title": "Orbit diagram (simulation)",
-            "direction_label": label,
-            "burn_in": burn_in,
-            "n_steps": n_steps,
-            "seconds": time.perf_counter() - t0,
-        }
-    )
+    ds = run.dataset(model, s, thetas, s_attrs, attrs, d)
+    ds.attrs.update({"title": "Orbit diagram (simulation)", "direction_label": label, "n_transient": run.n_transient,
+                     "n_steps": run.n_steps, "seconds": time.perf_counter() - t0})
     return ds
 
 
@@ -292,57 +268,31 @@ def orbit_diagram_training(
     history: xr.Dataset,
     *,
     z0: np.ndarray | None = None,
-    n_steps: int = 1000,
-    burn_in: int = 500,
+    n_steps: int = 500,
+    n_transient: int = 500,
     n_init: int | None = None,
     z0_scale: float = 1.0,
     inputs: np.ndarray | None = None,
     state=None,
-    seed: int = 0,
+    seed=0,
     diverge_threshold: float = 1e6,
 ) -> xr.Dataset:
     """Orbit diagram against training epochs: one simulation per parameter snapshot of ``history``.
 
     ``s`` is the snapshot epoch (``history["snapshot_epoch"]``) and the parameters
     are ``history["theta_snapshots"]``; select snapshots with
-    ``history.isel(snapshot=...)``.  Other arguments and the result as for
-    :func:`orbit_diagram`.
+    ``history.isel(snapshot=...)``.  The history must have been recorded for
+    ``model``.  Other arguments and the result as for :func:`orbit_diagram`.
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba Model; got {type(model).__name__}")
-    s, thetas = _history_path(model, history)
-    n_steps, burn_in, threshold = _check_steps(n_steps, burn_in, diverge_threshold)
-    z0_scale = V.finite_float(z0_scale, "z0_scale", low=0.0)
-    seed = V.positive_int(seed, "seed", minimum=0)
-    Z0 = _initial_states(model, z0, n_init, z0_scale, np.random.default_rng(seed))
-    u = _inputs(model, inputs, n_steps)
-    states = _select_states(model, state)
+    run = _RunSettings(model, z0, n_steps, n_transient, n_init, z0_scale, inputs, state, seed, diverge_threshold)
+    s, thetas = history_snapshots(model, history)
     t0 = time.perf_counter()
-    arguments = {
-        "model": model.describe(),
-        "history": str(history.attrs.get("created", "training history")),
-        "epochs": s.tolist(),
-        "n_steps": n_steps,
-        "burn_in": burn_in,
-        "n_init": int(Z0.shape[0]),
-        "z0_scale": z0_scale,
-        "z0_given": z0 is not None,
-        "inputs": None if inputs is None else np.asarray(inputs, float).tolist(),
-        "state": states.tolist(),
-        "seed": seed,
-        "diverge_threshold": threshold,
-    }
-    attrs = io.provenance("plrnn_numba.dynamics.orbit_diagram_training", arguments, seeds=seed)
-    s_attrs = {"units": "epoch", "long_name": "training epoch"}
-    ds = _orbit_dataset(model, s, thetas, Z0, n_steps, burn_in, u, states, threshold, s_attrs, attrs)
-    ds.attrs.update(
-        {
-            "title": "Orbit diagram along training (simulation)",
-            "burn_in": burn_in,
-            "n_steps": n_steps,
-            "seconds": time.perf_counter() - t0,
-        }
-    )
+    arguments = {**run.arguments, "history": str(history.attrs.get("created", "training history")),
+                 "epochs": s.tolist()}
+    attrs = io.provenance("plrnn_numba.dynamics.orbit_diagram_training", arguments, seeds=run.seed)
+    ds = run.dataset(model, s, thetas, {"units": "epoch", "long_name": "training epoch"}, attrs)
+    ds.attrs.update({"title": "Orbit diagram along training (simulation)", "n_transient": run.n_transient,
+                     "n_steps": run.n_steps, "seconds": time.perf_counter() - t0})
     return ds
 
 

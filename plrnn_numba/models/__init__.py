@@ -1,5 +1,6 @@
 """Models: one module per family, all sharing the kernel interface of :mod:`.base`."""
 
+from .alrnn import ALRNN
 from .base import (
     JACOBIAN_SIG,
     JACOBIAN_VJP_SIG,
@@ -15,6 +16,15 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
+from .piecewise import (
+    NORMAL_FORM_KERNELS,
+    PiecewiseLinear,
+    RegionKernels,
+    as_piecewise_linear,
+    check_piecewise_linear,
+    regions_kernel,
+    rollout_kernel,
+)
 from .plrnn import PLRNN
 from .shallow import ShallowPLRNN
 from .vanilla import VanillaRNN
@@ -24,6 +34,14 @@ __all__ = [
     "Kernels",
     "build_kernels",
     "PLRNN",
+    "ALRNN",
+    "PiecewiseLinear",
+    "RegionKernels",
+    "NORMAL_FORM_KERNELS",
+    "regions_kernel",
+    "rollout_kernel",
+    "as_piecewise_linear",
+    "check_piecewise_linear",
     "ShallowPLRNN",
     "VanillaRNN",
     "step_kernel",

@@ -198,6 +198,10 @@ class Model:
                 labels.append(f"{name}[{','.join(map(str, idx))}]" if idx else name)
         return labels
 
+    def unknown_param_hint(self, name: str) -> str:
+        """Extra advice when ``name`` is not one of :meth:`param_names` (empty by default)."""
+        return ""
+
     def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Named views of ``theta`` (reshaped, sharing memory with it)."""
         theta = self.check_theta(theta)
@@ -283,6 +287,22 @@ class Model:
         J = np.empty((self.dim, self.dim))
         self.kernels.jacobian(model_params(self, theta), self.meta, z, s, J)
         return J
+
+    # -- piecewise-linear protocol (see :mod:`.piecewise`) ------------------------------
+    @property
+    def is_piecewise_linear(self) -> bool:
+        """Whether :meth:`piecewise_linear` describes this model's map (SCYFI and bifurcations work on it)."""
+        return type(self).piecewise_linear is not Model.piecewise_linear
+
+    def piecewise_linear(self, theta: np.ndarray, inputs: np.ndarray | None = None):
+        """The map ``z -> F(z, s)`` as a :class:`~plrnn_numba.models.piecewise.PiecewiseLinear`.
+
+        Piecewise-linear families override this; ``theta`` arrives validated and
+        ``inputs`` as None or a constant (K,) vector (engines call it through
+        :func:`~plrnn_numba.models.piecewise.as_piecewise_linear`).
+        """
+        raise TypeError(f"{self.name} is not piecewise linear: SCYFI and the bifurcation tools need a model "
+                        "with a piecewise_linear method (see plrnn_numba.models.piecewise)")
 
     def describe(self) -> dict:
         """JSON-serialisable description of the model (for provenance attributes)."""

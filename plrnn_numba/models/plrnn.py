@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validate as V
+from .. import config
 from ..config import njit
 from ._linalg import acc_at_b
 from .base import (
@@ -38,12 +39,7 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
-
-# The per-step products go through BLAS (one small matrix-matrix product per
-# step) when the state has at least BLAS_MIN_DIM units, or 16 units and a batch
-# of at least BLAS_MIN_BATCH items; otherwise row-wise dot-product loops avoid the call overhead.
-BLAS_MIN_DIM = 48
-BLAS_MIN_BATCH = 4
+from .piecewise import PiecewiseLinear, RegionKernels, regions_kernel, rollout_kernel
 
 
 @njit(inline="always")
@@ -68,7 +64,7 @@ def plrnn_step(p, meta, z, s, z_next):
     M, K = meta[0], meta[1]
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
-    if M >= BLAS_MIN_DIM or (B >= BLAS_MIN_BATCH and M >= 16):
+    if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
         r = np.empty((B, M))
         for b in range(B):
             for j in range(M):
@@ -102,7 +98,7 @@ def plrnn_state_vjp(p, meta, z, s, g, g_z):
     M, K = meta[0], meta[1]
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
-    if M >= BLAS_MIN_DIM or (B >= BLAS_MIN_BATCH and M >= 16):
+    if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
         wg = np.dot(g, W)
         for b in range(B):
             for j in range(M):
@@ -173,6 +169,53 @@ def plrnn_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
 
 
 PLRNN_KERNELS = build_kernels(plrnn_step, plrnn_state_vjp, plrnn_param_vjp, plrnn_jacobian, plrnn_jacobian_vjp)
+
+
+# -- region kernels (piecewise-linear protocol) ----------------------------------------
+# p = a (M) | W (M*M, row-major) | h_eff (M), meta = [M]; the region of z is d = (z > 0),
+# F_d = diag(a) + W diag(d): O(M^2) instead of the normal form's O(M^3).
+@regions_kernel
+def plrnn_regions(p, meta, pats, F, c):
+    # column j of W enters only if unit j is active
+    M = meta[0]
+    oh = M + M * M
+    for s in range(pats.shape[0]):
+        for i in range(M):
+            row = M + i * M
+            for j in range(M):
+                F[s, i, j] = p[row + j] if pats[s, j] != 0 else 0.0
+            F[s, i, i] += p[i]
+            c[s, i] = p[oh + i]
+
+
+@rollout_kernel
+def plrnn_rollout(p, meta, traj, act):
+    M = meta[0]
+    oh = M + M * M
+    for s in range(act.shape[0]):
+        for i in range(M):
+            act[s, i] = 1 if traj[s, i] > 0.0 else 0
+        for i in range(M):
+            row = M + i * M
+            acc = p[i] * traj[s, i] + p[oh + i]
+            for j in range(M):
+                zj = traj[s, j]
+                acc += p[row + j] * (zj if zj > 0.0 else 0.0)
+            traj[s + 1, i] = acc
+
+
+#: the region kernels of every map ``z' = diag(a) z + W relu(z) + h`` (also the ReLU RNN's, with a = 0).
+PLRNN_REGION_KERNELS = RegionKernels(plrnn_regions, plrnn_rollout)
+
+
+def relu_units_map(model, theta, inputs, a, W, h) -> PiecewiseLinear:
+    """The description of ``z' = diag(a) z + W relu(z) + h`` (bits ``z_i > 0``), with its O(M^2) kernels."""
+    M = a.shape[0]
+    return PiecewiseLinear.from_model(
+        model, theta, inputs, L=np.diag(a), c=h, R=W, U=np.eye(M), v=np.zeros(M),
+        kernels=PLRNN_REGION_KERNELS, p=np.concatenate([a, W.ravel(), h]), meta=np.array([M], dtype=np.int64),
+        bit_labels=[f"z[{i}] > 0" for i in range(M)],
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -253,6 +296,12 @@ class PLRNN(Model):
         w_labels = [f"W[{i},{j}]" for i in range(M) for j in range(M) if i != j]
         sl = self.param_slices()["W"]
         return names[: sl.start] + w_labels + names[sl.stop :]
+
+    def unknown_param_hint(self, name: str) -> str:
+        if not self.full_W and "".join(name.split()).startswith("W["):
+            return (" (the diagonal of W is structurally zero in this PLRNN: use A[i] for the self-coupling, "
+                    "or build the model with full_W=True)")
+        return ""
 
     # -- people-facing views ----------------------------------------------------------
     def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
@@ -341,7 +390,27 @@ class PLRNN(Model):
         h = rng.normal(0.0, h_scale, M) if h_scale > 0 else np.zeros(M)
         return self.pack(A=A, W=W, h=h, C=C)
 
-    def norm_bound(self, theta: np.ndarray) -> float:
-        """``||A||_2 + ||W||_2``, the quantity r of seed 000's Theorem 3."""
+    @classmethod
+    def from_arrays(cls, A, W, h, C=None, **options) -> tuple[PLRNN, np.ndarray]:
+        """``(model, theta)`` from arrays: ``A`` (M,) or diagonal (M, M), a full ``W`` (M, M), ``h``, ``C`` (M, K).
+
+        The model has ``full_W=True`` (so any W is accepted), ``n_inputs`` from ``C``
+        and further settings from ``options`` (e.g. ``n_relu`` of the ALRNN).
+        """
+        W = V.as_float_array(W, "W")
+        if W.ndim != 2 or W.shape[0] != W.shape[1]:
+            raise ValueError(f"W must be a square (M, M) matrix; got shape {W.shape}")
+        K = 0 if C is None else int(np.shape(C)[1]) if np.ndim(C) == 2 else -1
+        if K < 0:
+            raise ValueError(f"C must have shape ({W.shape[0]}, K); got {np.shape(C)}")
+        model = cls(W.shape[0], n_inputs=K, full_W=True, **options)
+        return model, model.pack(A=A, W=W, h=h, C=C)
+
+    def piecewise_linear(self, theta: np.ndarray, inputs: np.ndarray | None = None) -> PiecewiseLinear:
+        """Regions ``d = (z > 0)``: ``F_d = A + W D``, ``c_d = h + C s``.
+
+        Normal form ``L = A``, ``R = W``, ``U = I``, ``v = 0``.
+        """
         d = self.unpack(theta)
-        return float(np.max(np.abs(d["A"])) + np.linalg.norm(d["W"], 2))
+        h = d["h"] if inputs is None else d["h"] + d["C"] @ inputs
+        return relu_units_map(self, theta, inputs, np.ascontiguousarray(d["A"]), np.ascontiguousarray(d["W"]), h)

@@ -35,6 +35,7 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
+from .piecewise import PiecewiseLinear, RegionKernels, regions_kernel, rollout_kernel
 
 
 @njit(inline="always")
@@ -209,6 +210,67 @@ SHALLOW_KERNELS = build_kernels(
 )
 
 
+# -- region kernels (piecewise-linear protocol) ----------------------------------------
+# p = a (M) | W1 (M*H) | W2 (H*M) | h1_eff (M) | h2 (H), meta = [M, H, clipped];
+# bits 0..H-1: D1 = (W2 z + h2 > 0), clipped also bits H..2H-1: D2 = (W2 z > 0).
+@regions_kernel
+def shallow_regions(p, meta, pats, F, c):
+    # F = diag(a) + W1 diag(d1 - d2) W2,  c = h1 + W1 (d1 * h2)
+    M, H, clipped = meta[0], meta[1], meta[2]
+    oW1 = M
+    oW2 = oW1 + M * H
+    oh1 = oW2 + H * M
+    oh2 = oh1 + M
+    for s in range(pats.shape[0]):
+        for i in range(M):
+            for l in range(M):
+                F[s, i, l] = 0.0
+            F[s, i, i] = p[i]
+            c[s, i] = p[oh1 + i]
+        for j in range(H):
+            coef = float(pats[s, j])
+            if clipped:
+                coef -= float(pats[s, H + j])
+            if pats[s, j] != 0:
+                for i in range(M):
+                    c[s, i] += p[oW1 + i * H + j] * p[oh2 + j]
+            if coef != 0.0:
+                for i in range(M):
+                    g = p[oW1 + i * H + j] * coef
+                    if g != 0.0:
+                        for l in range(M):
+                            F[s, i, l] += g * p[oW2 + j * M + l]
+
+
+@rollout_kernel
+def shallow_rollout(p, meta, traj, act):
+    M, H, clipped = meta[0], meta[1], meta[2]
+    oW1 = M
+    oW2 = oW1 + M * H
+    oh1 = oW2 + H * M
+    oh2 = oh1 + M
+    for s in range(act.shape[0]):
+        for i in range(M):
+            traj[s + 1, i] = p[i] * traj[s, i] + p[oh1 + i]
+        for j in range(H):
+            v = 0.0
+            for i in range(M):
+                v += p[oW2 + j * M + i] * traj[s, i]
+            r = v + p[oh2 + j]
+            act[s, j] = 1 if r > 0.0 else 0
+            u = r if r > 0.0 else 0.0
+            if clipped:
+                act[s, H + j] = 1 if v > 0.0 else 0
+                if v > 0.0:
+                    u -= v
+            if u != 0.0:
+                for i in range(M):
+                    traj[s + 1, i] += p[oW1 + i * H + j] * u
+
+
+SHALLOW_REGION_KERNELS = RegionKernels(shallow_regions, shallow_rollout)
+
+
 @dataclass(frozen=True)
 class ShallowPLRNN(Model):
     """Shallow PLRNN ``z_t = A z + W1 relu(W2 z + h2) + h1 + C s_t`` (optionally clipped).
@@ -262,6 +324,41 @@ class ShallowPLRNN(Model):
                 raise ValueError(f"C is required: the model has {self.n_inputs} inputs")
             C = np.zeros((self.dim, 0))
         return super().pack(A=A, W1=W1, W2=W2, h1=h1, h2=h2, C=C)
+
+    @classmethod
+    def from_arrays(cls, A, W1, W2, h1, h2, C=None, clipped: bool = False) -> tuple[ShallowPLRNN, np.ndarray]:
+        """``(model, theta)`` from arrays ``A`` (M,), ``W1`` (M, H), ``W2`` (H, M), ``h1``, ``h2``, ``C`` (M, K)."""
+        W1 = V.as_float_array(W1, "W1")
+        if W1.ndim != 2:
+            raise ValueError(f"W1 must be an (M, H) matrix; got shape {W1.shape}")
+        K = 0 if C is None else int(np.shape(C)[1]) if np.ndim(C) == 2 else -1
+        if K < 0:
+            raise ValueError(f"C must have shape ({W1.shape[0]}, K); got {np.shape(C)}")
+        model = cls(W1.shape[0], W1.shape[1], n_inputs=K, clipped=clipped)
+        return model, model.pack(A=A, W1=W1, W2=W2, h1=h1, h2=h2, C=C)
+
+    def piecewise_linear(self, theta: np.ndarray, inputs: np.ndarray | None = None) -> PiecewiseLinear:
+        """Bits ``D1 = (W2 z + h2 > 0)`` (and, clipped, ``D2 = (W2 z > 0)``).
+
+        Region maps ``F = A + W1 D1 W2``, ``c = W1 D1 h2 + h1 + C s`` (clipped:
+        ``F = A + W1 (D1 - D2) W2``); normal form ``L = A``, ``R = W1``, ``U = W2``,
+        ``v = h2`` (clipped: ``R = [W1, -W1]``, ``U = [W2; W2]``, ``v = [h2; 0]``).
+        """
+        d = self.unpack(theta)
+        M, H = self.dim, self.hidden
+        a, W1, W2, h2 = d["A"], d["W1"], d["W2"], d["h2"]
+        h1 = d["h1"] if inputs is None else d["h1"] + d["C"] @ inputs
+        labels = [f"(W2 z + h2)[{j}] > 0" for j in range(H)]
+        if self.clipped:
+            R, U, v = np.hstack([W1, -W1]), np.vstack([W2, W2]), np.concatenate([h2, np.zeros(H)])
+            labels += [f"(W2 z)[{j}] > 0" for j in range(H)]
+        else:
+            R, U, v = W1, W2, h2
+        p = np.concatenate([a, W1.ravel(), W2.ravel(), h1, h2])
+        return PiecewiseLinear.from_model(
+            self, theta, inputs, L=np.diag(a), c=h1, R=R, U=U, v=v, kernels=SHALLOW_REGION_KERNELS, p=p,
+            meta=np.array([M, H, int(self.clipped)], dtype=np.int64), bit_labels=labels,
+        )
 
     def init(
         self,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validate as V_
+from .. import config
 from ..config import njit
 from ._linalg import acc_at_b
 from .base import (
@@ -26,10 +27,8 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
+from .plrnn import relu_units_map
 
-# BLAS for the per-step products from these sizes on (see models/plrnn.py)
-BLAS_MIN_DIM = 48
-BLAS_MIN_BATCH = 4
 _NONLINEARITIES = {"tanh": 0, "relu": 1}
 
 
@@ -70,7 +69,7 @@ def vanilla_step(p, meta, z, s, z_next):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     B = z.shape[0]
-    if N >= BLAS_MIN_DIM or (B >= BLAS_MIN_BATCH and N >= 16):
+    if N >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and N >= 16):
         r = np.empty((B, N))
         for bb in range(B):
             for j in range(N):
@@ -102,7 +101,7 @@ def vanilla_state_vjp(p, meta, z, s, g, g_z):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     B = z.shape[0]
-    if N >= BLAS_MIN_DIM or (B >= BLAS_MIN_BATCH and N >= 16):
+    if N >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and N >= 16):
         wg = np.dot(g, W)
         for bb in range(B):
             for j in range(N):
@@ -220,6 +219,24 @@ class VanillaRNN(Model):
 
     def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
         return grad_p[: self.n_params].copy()
+
+    @property
+    def is_piecewise_linear(self) -> bool:
+        """True for ``nonlinearity="relu"``."""
+        return self.nonlinearity == "relu"
+
+    def piecewise_linear(self, theta: np.ndarray, inputs: np.ndarray | None = None):
+        """The ReLU RNN's regions: bits ``h_i > 0`` of the pre-activation state, ``F_d = W D``, ``c = b + V s``.
+
+        In pre-activation coordinates the ReLU RNN is a PLRNN with ``A = 0`` and a
+        full W (normal form ``L = 0``, ``R = W``, ``U = I``).  For the tanh network
+        this raises TypeError (not piecewise linear).
+        """
+        if not self.is_piecewise_linear:
+            return super().piecewise_linear(theta, inputs)
+        d = self.unpack(theta)
+        b = d["b"] if inputs is None else d["b"] + d["V"] @ inputs
+        return relu_units_map(self, theta, inputs, np.zeros(self.n_hidden), np.ascontiguousarray(d["W"]), b)
 
     def pack(self, W, b, V=None) -> np.ndarray:
         """Build ``theta`` from ``W`` (N, N), ``b`` (N,) and ``V`` (N, K)."""

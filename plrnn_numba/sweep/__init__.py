@@ -22,13 +22,14 @@ See ``docs/sweeps.md`` for running on a cluster, resuming, and plotting.
 """
 
 from ._backends import WORKER_ENV, WorkerFailure, limit_worker_threads
-from ._core import RUN_ATTRS, callable_name, describe_fixed, strip_run_info, sweep
+from ._core import RUN_ATTRS, SWEEP_BACKENDS, callable_name, describe_fixed, strip_run_info, sweep
 from ._grid import RESERVED_NAMES, SEED_MODES, Grid, Point, derived_seed, make_grid, point_key
 from ._results import InconsistentOutputError, SweepOutputError, normalize_outputs
 from ._store import Store
 
 __all__ = [
     "sweep",
+    "SWEEP_BACKENDS",
     "strip_run_info",
     "RUN_ATTRS",
     "RESERVED_NAMES",

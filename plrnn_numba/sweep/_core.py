@@ -23,7 +23,8 @@ from ._grid import check_fixed, check_signature, make_grid
 from ._results import InconsistentOutputError, Schema, SweepOutputError, build_dataset
 from ._store import Store, _stable
 
-BACKENDS = ("serial", "processes", "dask")
+#: where sweep points run (``backend=`` of :func:`sweep` and ``--backend`` of the sweep scripts).
+SWEEP_BACKENDS = ("processes", "serial", "dask")
 
 #: attributes that describe one run rather than the result (differ between runs of the same sweep).
 RUN_ATTRS = (
@@ -98,8 +99,8 @@ def strip_run_info(ds: xr.Dataset) -> xr.Dataset:
 def _choose_backend(backend, scheduler) -> str:
     if backend is None:
         return "dask" if scheduler is not None else "processes"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    if backend not in SWEEP_BACKENDS:
+        raise ValueError(f"backend must be one of {SWEEP_BACKENDS}; got {backend!r}")
     if scheduler is not None and backend != "dask":
         raise ValueError(f"scheduler= is only used with backend='dask' (got backend={backend!r}); drop one of them")
     return backend

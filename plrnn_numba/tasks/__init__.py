@@ -1,7 +1,9 @@
 """Data generators for the experiments of the source papers.
 
 * :func:`delayed_copy`, :func:`delayed_temporal_xor`, :func:`delayed_spatial_xor`
-  -- the binary delayed tasks of the gradient-flossing paper (seed 004), as
+  -- the binary delayed tasks of the gradient-flossing paper (Engelken (2023),
+  "Gradient flossing: improving gradient descent through dynamic control of
+  Jacobians"), as
   :class:`plrnn_numba.Batch` objects or xarray Datasets;
 * :func:`accuracy` -- bit accuracy of readout logits on the defined steps;
 * :func:`task_batch_source` -- a ``(rng, epoch) -> Batch`` callable drawing a

@@ -1,4 +1,7 @@
-"""Delayed copy and delayed XOR tasks of the gradient-flossing paper (seed 004).
+"""Delayed copy and delayed XOR tasks of the gradient-flossing paper.
+
+The tasks of Engelken (2023), "Gradient flossing: improving gradient descent
+through dynamic control of Jacobians", sec. 6 and appendix H.
 
 Inputs are Bernoulli(0.5) bits ``x_t in {0, 1}`` drawn with a NumPy
 ``Generator``; targets are bits ``y_t in {0, 1}`` to be produced by a linear
@@ -9,7 +12,7 @@ readout of the state after that step must produce ``targets[:, t]``):
 delayed copy
     .. math:: y_t = x_{t-d}
 
-delayed temporal XOR (``definition="paper"``, the default; seed 004, sec. 6 and appendix H.2)
+delayed temporal XOR (``definition="paper"``, the default; Engelken 2023, sec. 6 and appendix H.2)
     .. math:: y_t = x_{t - \\lfloor d/2 \\rfloor} \\oplus x_{t-d} = |x_{t-\\lfloor d/2 \\rfloor} - x_{t-d}|
 
     (``d/2`` is rounded down for odd ``d``; the paper uses even delays).
@@ -137,7 +140,7 @@ def delayed_copy(
     n_steps: int,
     delay: int,
     *,
-    seed=None,
+    seed: int | np.random.Generator | None = 0,
     dim: int | None = None,
     as_dataset: bool = False,
 ) -> Batch | xr.Dataset:
@@ -151,8 +154,10 @@ def delayed_copy(
         Sequence length ``T`` (must exceed ``delay``).
     delay : int
         The delay ``d >= 1``.
-    seed : int, sequence of int, numpy.random.Generator or None
-        Source of the input bits (passed to ``numpy.random.default_rng``).
+    seed : int, None or numpy.random.Generator
+        Source of the input bits (the package's one rule for seeds; a
+        Generator is advanced by one draw).  The int that repeats the batch is
+        recorded in the Dataset's ``seeds`` attribute.
     dim : int, optional
         Latent dimension; if given, ``z0`` is a ``(n_batch, dim)`` array of
         zeros (otherwise None, which the engines also read as zeros).
@@ -166,10 +171,11 @@ def delayed_copy(
         1 for ``t >= d`` (0-based).
     """
     B, T, d, first = _check_common(n_batch, n_steps, delay)
-    x = _bits(np.random.default_rng(seed), (B, T, 1))
+    rng, recorded_seed = V.generator(seed)
+    x = _bits(rng, (B, T, 1))
     y = np.zeros((B, T))
     y[:, d:] = x[:, : T - d, 0]
-    return _finish(x, y, first, task="delayed_copy", delay=d, seed=_seed_repr(seed), dim=dim, as_dataset=as_dataset)
+    return _finish(x, y, first, task="delayed_copy", delay=d, seed=recorded_seed, dim=dim, as_dataset=as_dataset)
 
 
 def delayed_temporal_xor(
@@ -177,14 +183,14 @@ def delayed_temporal_xor(
     n_steps: int,
     delay: int,
     *,
-    seed=None,
+    seed: int | np.random.Generator | None = 0,
     definition: str = "paper",
     dim: int | None = None,
     as_dataset: bool = False,
 ) -> Batch | xr.Dataset:
     """Delayed temporal XOR on one input channel.
 
-    ``definition="paper"`` (default; seed 004, Fig. 3-4 and appendix H.2):
+    ``definition="paper"`` (default; Engelken 2023, Figs. 3-4 and appendix H.2):
 
     .. math:: y_t = x_{t-\\lfloor d/2 \\rfloor} \\oplus x_{t-d},
 
@@ -206,7 +212,8 @@ def delayed_temporal_xor(
     V.choice(definition, "definition", set(XOR_DEFINITIONS))
     factor = 1 if definition == "paper" else 2
     B, T, d, first = _check_common(n_batch, n_steps, delay, factor)
-    x = _bits(np.random.default_rng(seed), (B, T, 1))
+    rng, recorded_seed = V.generator(seed)
+    x = _bits(rng, (B, T, 1))
     a, b = (d // 2, d) if definition == "paper" else (d, 2 * d)
     y = np.zeros((B, T))
     xa = x[:, first - a : T - a, 0]
@@ -218,7 +225,7 @@ def delayed_temporal_xor(
         first,
         task="delayed_temporal_xor",
         delay=d,
-        seed=_seed_repr(seed),
+        seed=recorded_seed,
         dim=dim,
         as_dataset=as_dataset,
         extra={"definition": definition},
@@ -230,7 +237,7 @@ def delayed_spatial_xor(
     n_steps: int,
     delay: int,
     *,
-    seed=None,
+    seed: int | np.random.Generator | None = 0,
     dim: int | None = None,
     as_dataset: bool = False,
 ) -> Batch | xr.Dataset:
@@ -251,23 +258,13 @@ def delayed_spatial_xor(
         ``inputs`` has shape (B, T, 3).
     """
     B, T, d, first = _check_common(n_batch, n_steps, delay)
-    x = _bits(np.random.default_rng(seed), (B, T, 3))
+    rng, recorded_seed = V.generator(seed)
+    x = _bits(rng, (B, T, 3))
     y = np.zeros((B, T))
     y[:, d:] = np.mod(x[:, : T - d, :].sum(axis=2), 2.0)
     return _finish(
-        x, y, first, task="delayed_spatial_xor", delay=d, seed=_seed_repr(seed), dim=dim, as_dataset=as_dataset
+        x, y, first, task="delayed_spatial_xor", delay=d, seed=recorded_seed, dim=dim, as_dataset=as_dataset
     )
-
-
-def _seed_repr(seed):
-    if seed is None or isinstance(seed, (int, np.integer)):
-        return None if seed is None else int(seed)
-    if isinstance(seed, np.random.Generator):
-        return "Generator"
-    try:
-        return [int(s) for s in seed]
-    except TypeError:
-        return repr(seed)
 
 
 #: task names accepted by :func:`make_task` and :func:`task_batch_source`
@@ -288,7 +285,9 @@ def _task_function(task) -> tuple[str, Callable[..., Batch | xr.Dataset]]:
     return name, TASKS[name]
 
 
-def make_task(task: str, n_batch: int, n_steps: int, delay: int, *, seed=None, **kwargs) -> Batch | xr.Dataset:
+def make_task(
+    task: str, n_batch: int, n_steps: int, delay: int, *, seed: int | np.random.Generator | None = 0, **kwargs
+) -> Batch | xr.Dataset:
     """Call a task generator by name (``"copy"``, ``"temporal_xor"``, ``"spatial_xor"`` or the full names)."""
     _, fn = _task_function(task)
     return fn(n_batch, n_steps, delay, seed=seed, **kwargs)
@@ -354,8 +353,11 @@ class TaskBatchSource:
 
     Pass it as ``data`` to :func:`plrnn_numba.train`.  With ``seed=None`` the
     bits come from the trainer's ``rng`` (seeded by ``train(..., seed=...)``);
-    with an integer ``seed`` the ``i``-th batch of epoch ``e`` is drawn from
-    ``numpy.random.default_rng([seed, e, i])``, independent of the trainer.
+    with an integer ``seed`` the ``i``-th batch of epoch ``e`` is determined
+    by ``(seed, e, i)`` alone (the Generator ``numpy.random.default_rng([seed,
+    e, i])`` seeds the task), independent of the trainer.  (Here None does not
+    mean fresh entropy: the trainer's recorded seed already makes such a run
+    reproducible.)
     """
 
     task: str

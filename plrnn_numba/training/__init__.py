@@ -1,6 +1,12 @@
-"""Training: optimisers, learning-rate schedules, batch sampling and the training loop."""
+"""Training: the training loop, its history, hooks, learning-rate schedules and batch sampling.
 
-from .optim import SGD, Adam, AdamW, clip_by_global_norm, global_norm
+The optimisers live in the neutral module :mod:`plrnn_numba.optim` (gradient
+flossing uses them too) and are re-exported here.
+"""
+
+from ..optim import SGD, Adam, AdamW, clip_by_global_norm, global_norm
+from .history import History
+from .hooks import HookState
 from .sampling import SubsequenceSampler
 from .schedules import ConstantLR, MultiStepLR, StepLR
 from .trainer import TrainState, train
@@ -11,6 +17,8 @@ __all__ = [
     "AdamW",
     "clip_by_global_norm",
     "global_norm",
+    "History",
+    "HookState",
     "SubsequenceSampler",
     "ConstantLR",
     "StepLR",

@@ -1,5 +1,9 @@
 """First-order optimisers over one flat parameter vector, and gradient clipping.
 
+A neutral module: task training (:func:`plrnn_numba.train`) and gradient
+flossing (:mod:`plrnn_numba.dynamics.flossing`) both step parameters with
+these optimisers without depending on each other.
+
 Each optimiser keeps its state as arrays and updates ``x`` in place:
 
 * SGD with momentum ``mu``: ``v <- mu v + g``, ``x <- x - lr (g + mu v)`` if
@@ -17,12 +21,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .. import _validate as V
+from . import _validate as V
 
 
 def global_norm(g: np.ndarray) -> float:
-    """Euclidean norm of the whole gradient vector."""
-    return float(np.sqrt(np.dot(g, g)))
+    """Euclidean norm ``sqrt(sum_i g_i^2)`` of the whole gradient vector.
+
+    An overflowing sum gives ``inf`` silently: a diverged gradient is reported
+    by the caller (training records it), not warned about here.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sqrt(np.dot(g, g)))
 
 
 def clip_by_global_norm(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, float]:

@@ -1,0 +1,169 @@
+"""The training history: what a run records, and the xarray Dataset built from it.
+
+The history is the record later analyses work from: per-epoch values (losses,
+gradient norms, learning rates, forcing strengths, failures, timing),
+parameter snapshots (bifurcation analyses follow the parameters along this
+trajectory) and the outputs of a training callback.  Every variable carries
+``long_name`` and ``units``; the Dataset's attributes carry the provenance and
+the run's outcome (``status``, ``message``, ``epochs_completed``, ``diverged``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .. import io
+from ..models.base import Model
+
+STATUS_COMPLETED = "completed"
+STATUS_DIVERGED = "diverged"
+STATUS_INTERRUPTED = "interrupted"
+STATUS_RUNNING = "running"
+
+#: the per-epoch record: name -> (dtype, long_name, units); ``{loss}`` is the loss kind
+EPOCH_VARIABLES = {
+    "loss": (float, "mean training loss ({loss})", "1"),
+    "grad_norm": (float, "global gradient norm before clipping (mean over the epoch's steps)", "1"),
+    "lr": (float, "learning rate", "1"),
+    "alpha": (float, "generalized teacher forcing strength (NaN: not GTF)", "1"),
+    "nonfinite": (np.int8, "1 if a loss, gradient or parameter update was NaN/inf", "1"),
+    "skipped": (np.int32, "optimiser steps skipped because they were non-finite", "1"),
+    "wall_time": (float, "epoch wall-clock time", "s"),
+}
+
+
+class History:
+    """Records a training run and builds its history Dataset.
+
+    Parameters
+    ----------
+    model : Model
+        The trained model (parameter names, description).
+    theta_init : (P,) array
+        The initial parameters (copied).
+    loss : str
+        The loss kind (for the long name of ``loss``).
+    arguments : dict
+        The run's settings, stored as JSON in the provenance.
+    seed : int
+        The recorded seed of the run (repeats it).
+    """
+
+    def __init__(self, model: Model, theta_init: np.ndarray, *, loss: str, arguments: dict, seed: int):
+        self.model = model
+        self.theta_init = np.array(theta_init, dtype=float)
+        self.loss = loss
+        self.arguments = arguments
+        self.seed = seed
+        self._epochs: dict[str, list] = {name: [] for name in EPOCH_VARIABLES}
+        self._snap_epochs: list[int] = []
+        self._snaps: list[np.ndarray] = []
+        self._readout_snaps: list[np.ndarray] = []
+        self._cb_epochs: list[int] = []
+        self._cb_records: list[dict] = []
+
+    @property
+    def epochs_completed(self) -> int:
+        """Number of epochs recorded (the epochs ``0 .. epochs_completed - 1``)."""
+        return len(self._epochs["loss"])
+
+    @property
+    def last_loss(self) -> float:
+        """The mean loss of the last recorded epoch."""
+        return self._epochs["loss"][-1]
+
+    def record_epoch(self, **values) -> None:
+        """Append one epoch: exactly the variables of :data:`EPOCH_VARIABLES` as keywords."""
+        if set(values) != set(EPOCH_VARIABLES):
+            raise ValueError(f"record_epoch needs exactly {sorted(EPOCH_VARIABLES)}; got {sorted(values)}")
+        for name, value in values.items():
+            self._epochs[name].append(value)
+
+    def snapshot(self, epoch: int, theta: np.ndarray, readout_params: np.ndarray) -> None:
+        """Store the parameters after ``epoch`` (once per epoch: a repeated call is ignored)."""
+        if self._snap_epochs and self._snap_epochs[-1] == epoch:
+            return
+        self._snap_epochs.append(int(epoch))
+        self._snaps.append(np.array(theta, dtype=float))
+        self._readout_snaps.append(np.array(readout_params, dtype=float))
+
+    def record_callback(self, epoch: int, outputs: dict | None) -> None:
+        """Store what a callback returned after ``epoch`` (nothing for None or an empty dict)."""
+        if outputs:
+            self._cb_epochs.append(int(epoch))
+            self._cb_records.append(dict(outputs))
+
+    def to_dataset(
+        self, theta: np.ndarray, readout_params: np.ndarray, z0: np.ndarray | None, *, status: str, message: str = ""
+    ) -> xr.Dataset:
+        """The history Dataset with the current parameters and the run's ``status``.
+
+        Dims ``epoch`` (per-epoch values), ``param``, ``snapshot``,
+        ``readout_param`` (linear readout), ``state`` (learned ``z0``) and
+        ``checkpoint`` (callback outputs, as ``cb_<name>``).
+        """
+        P = np.size(theta)
+        data_vars = {
+            name: ("epoch", np.asarray(self._epochs[name], dtype), {"long_name": long.format(loss=self.loss),
+                                                                     "units": units})
+            for name, (dtype, long, units) in EPOCH_VARIABLES.items()
+        }
+        data_vars["theta"] = ("param", np.array(theta, dtype=float),
+                              {"long_name": "model parameters at the end of training", "units": "1"})
+        data_vars["theta_init"] = ("param", self.theta_init, {"long_name": "initial model parameters", "units": "1"})
+        data_vars["theta_snapshots"] = (
+            ("snapshot", "param"),
+            np.asarray(self._snaps, float).reshape(len(self._snaps), P),
+            {"long_name": "model parameters after the snapshot epoch", "units": "1"},
+        )
+        coords = {
+            "epoch": ("epoch", np.arange(self.epochs_completed),
+                      {"long_name": "training epoch (0-based)", "units": "1"}),
+            "param": ("param", np.asarray(self.model.param_names(), dtype=str),
+                      {"long_name": "parameter name (entry of theta)"}),
+            "snapshot_epoch": ("snapshot", np.asarray(self._snap_epochs, np.int64),
+                               {"long_name": "epoch after which the snapshot was taken", "units": "1"}),
+        }
+        R = np.size(readout_params)
+        if R:
+            data_vars["readout_params"] = ("readout_param", np.array(readout_params, dtype=float),
+                                           {"long_name": "readout parameters at the end", "units": "1"})
+            data_vars["readout_snapshots"] = (
+                ("snapshot", "readout_param"),
+                np.asarray(self._readout_snaps, float).reshape(len(self._readout_snaps), R),
+                {"long_name": "readout parameters after the snapshot epoch", "units": "1"},
+            )
+        if z0 is not None:
+            data_vars["z0"] = ("state", np.array(z0, dtype=float),
+                               {"long_name": "learned initial latent state", "units": "1"})
+        if self._cb_records:
+            coords["checkpoint_epoch"] = ("checkpoint", np.asarray(self._cb_epochs, np.int64),
+                                          {"long_name": "epoch at which the callback ran", "units": "1"})
+            data_vars.update(self._callback_variables())
+        attrs = io.provenance("plrnn_numba.train", self.arguments, seeds=self.seed)
+        attrs.update(
+            {
+                "model": io.to_json(self.model.describe()),
+                "status": status,
+                "message": message,
+                "epochs_completed": self.epochs_completed,
+                "diverged": int(status == STATUS_DIVERGED),
+            }
+        )
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+    def _callback_variables(self) -> dict:
+        # One variable per key any call returned, along ``checkpoint``; a call that
+        # did not return the key, or returned another shape, leaves NaN there.
+        out = {}
+        for key in sorted(set().union(*self._cb_records)):
+            vals = [np.asarray(rec.get(key, np.nan), dtype=float) for rec in self._cb_records]
+            shape = max((v.shape for v in vals), key=len)
+            arr = np.full((len(vals),) + shape, np.nan)
+            for i, v in enumerate(vals):
+                if v.shape == shape:
+                    arr[i] = v
+            dims = ("checkpoint",) + tuple(f"{key}_dim{j}" for j in range(len(shape)))
+            out[f"cb_{key}"] = (dims, arr, {"long_name": f"callback output '{key}'"})
+        return out
