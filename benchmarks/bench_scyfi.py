@@ -9,8 +9,8 @@ search is timed (pattern pool, verification and Dataset assembly are shared code
 outside it).  Then:
 
 * solves per discovered cycle against the order k, for the 2-D test family of
-  REFERENCE.md (the authors report about 1.9 + 0.03 k regions per found cycle);
-* time to find the two 16-cycles of REFERENCE.md's test system;
+  Eisenmann et al. (2023) (the authors report about 1.9 + 0.03 k regions per found cycle);
+* time to find the two 16-cycles of their test system;
 * fixed-point search against the dimension M (up to 200) for contracting and
   expanding random PLRNNs;
 * recall of the default loop counts against the brute-force enumeration;
@@ -49,19 +49,21 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 import plrnn_numba as pn  # noqa: E402
-from plrnn_numba.dynamics import as_system, brute_force_cycles, scyfi  # noqa: E402
+from plrnn_numba.dynamics import ScyfiSettings, brute_force_cycles, scyfi  # noqa: E402
+from plrnn_numba.models import as_piecewise_linear  # noqa: E402
 
 S = importlib.import_module("plrnn_numba.dynamics.scyfi")  # the module (the package exports the function)
 E = importlib.import_module("plrnn_numba.dynamics._search")  # the search engine (constants)
 
 GOAL_SPEEDUP = 20.0
 RCOND_MIN, DUP_RTOL, ACCEPT_RTOL = 1e-12, 1e-8, 1e-6
-# REFERENCE.md section 2 test family
+# the 2-D test family of the SCYFI authors (Eisenmann et al. 2023)
 A2, W2, H1, H2 = 0.96461297, 0.52505308, 0.37298253, -0.97931491
 
 
-def ref_system(a1: float, w1: float) -> dict:
-    return {"A": [a1, A2], "W": [[0.0, w1], [W2, 0.0]], "h": [H1, H2]}
+def ref_system(a1: float, w1: float):
+    """(model, theta) of the 2-D test system."""
+    return pn.PLRNN.from_arrays(A=[a1, A2], W=[[0.0, w1], [W2, 0.0]], h=[H1, H2])
 
 
 # ============================================================== NumPy reference
@@ -73,7 +75,7 @@ def numpy_search_order(system, k, n_out, n_in, rng, pool, max_solves=None):
     1-norm condition number where the kernel uses Hager's estimate).  Returns
     ``(cycles, counters)`` in the kernel driver's format.
     """
-    M, P = system.dim, system.n_pattern
+    M, P = system.dim, system.n_bits
     eye = np.eye(M)
     draws = S._FreshDraws(rng, k, P, pool)
     fresh, pos = draws.draw(), 0
@@ -166,13 +168,12 @@ def numpy_search_order(system, k, n_out, n_in, rng, pool, max_solves=None):
 
 
 def numba_search(system, orders, n_out, n_in, seed, pool):
-    kernels = system.kernels()
     opts = np.array([RCOND_MIN, DUP_RTOL, ACCEPT_RTOL])
     out = []
     for k in orders:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
-        stream = S._FreshDraws(rng, k, system.n_pattern, pool, hint=n_out * n_in)
-        batch = S.search_order(system, k, n_out, n_in, None, stream, opts, kernels=kernels)
+        stream = S._FreshDraws(rng, k, system.n_bits, pool, hint=n_out * n_in)
+        batch = S.search_order(system, k, n_out, n_in, None, stream, opts)
         out.append((batch.cycles(0), batch.stats(0)["n_solves"]))
     return out
 
@@ -214,7 +215,7 @@ def scaled_plrnn(M: int, target: float, seed: int, n_probe: int = 32):
     rho = np.mean([np.max(np.abs(np.linalg.eigvals(np.diag(a) + W * d[None, :]))) for d in D])
     a, W = a * (target / rho), W * (target / rho)
     z_star = rng.normal(0.0, 1.0, M)
-    return a, W, z_star - a * z_star - W @ np.maximum(z_star, 0.0)
+    return pn.PLRNN.from_arrays(a, W, z_star - a * z_star - W @ np.maximum(z_star, 0.0))
 
 
 def random_rich(seed: int, M: int):
@@ -223,7 +224,7 @@ def random_rich(seed: int, M: int):
     A = rng.uniform(-1.5, 1.5, M)
     W = rng.normal(0.0, 3.0, (M, M))
     np.fill_diagonal(W, 0.0)
-    return A, W, rng.normal(0.0, 1.0, M)
+    return pn.PLRNN.from_arrays(A, W, rng.normal(0.0, 1.0, M))
 
 
 @dataclass
@@ -238,20 +239,17 @@ class Case:
 def speed_cases(quick: bool) -> list[Case]:
     shallow = pn.ShallowPLRNN(4, 12)
     th_s = shallow.init(3, w_scale=3.0)
-    d_s = shallow.unpack(th_s)
-    d_s["h1"][:] = np.random.default_rng(3).normal(0.0, 1.0, 4)
+    shallow.unpack(th_s)["h1"][:] = np.random.default_rng(3).normal(0.0, 1.0, 4)
     clipped = pn.ShallowPLRNN(3, 6, clipped=True)
-    d_c = clipped.unpack(clipped.init(2, w_scale=2.0))
+    th_c = clipped.init(2, w_scale=2.0)
     return [
         Case("2-D ref., k = 16", ref_system(0.8377689, -0.64375), [16], 10, 200),
         Case("2-D ref., k = 1..10", ref_system(0.8377689, -0.64375), list(range(1, 11)), 10, 50),
         Case("2-D chaotic, k = 1..6", random_rich(31, 2), list(range(1, 7)), 10, 50),
         Case("M = 3 chaotic, k = 1..4", random_rich(11, 3), [1, 2, 3, 4], 10, 50),
         Case("M = 10, k = 1..4", scaled_plrnn(10, 0.9, 0), [1, 2, 3, 4], 10, 50),
-        Case("shallow M = 4, H = 12, k = 1..3", {k: d_s[k] for k in ("A", "W1", "W2", "h1", "h2")},
-             [1, 2, 3], 10, 50),
-        Case("clipped M = 3, H = 6, k = 1..3",
-             {**{k: d_c[k] for k in ("A", "W1", "W2", "h1", "h2")}, "clipped": True}, [1, 2, 3], 10, 50),
+        Case("shallow M = 4, H = 12, k = 1..3", (shallow, th_s), [1, 2, 3], 10, 50),
+        Case("clipped M = 3, H = 6, k = 1..3", (clipped, th_c), [1, 2, 3], 10, 50),
         Case("M = 50, k = 1..2", scaled_plrnn(50, 0.9, 0), [1, 2], 5, 20),
         Case("M = 200, k = 1", scaled_plrnn(200, 0.9, 0), [1], 3, 10),
     ]
@@ -268,9 +266,9 @@ def part_speedup(rep, quick, seed=0):
     rep.add()
     rows = []
     for case in speed_cases(quick):
-        system = as_system(case.params)
+        system = as_piecewise_linear(*case.params)
         pool = None
-        if system.kind != "plrnn":
+        if not system.bits_independent:
             pool = S.realised_pattern_pool(system, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))))
         nb = numba_search(system, case.orders, case.n_out, case.n_in, seed, pool)
         t_np0 = time.perf_counter()
@@ -303,7 +301,7 @@ def part_speedup(rep, quick, seed=0):
     return rows
 
 
-# systems of the REFERENCE family with a stable k-cycle, found by a simulation scan over
+# systems of the authors' 2-D family with a stable k-cycle, found by a simulation scan over
 # (a1, w1) in [-0.5, 1] x [-1.5, -0.1] (4 initial conditions, 3000 steps, period <= 100)
 FAMILY = [
     (14, 0.825, -0.5), (15, 0.825, -0.65), (16, 0.8377689, -0.64375), (17, 0.825, -0.95), (18, 0.825, -1.1),
@@ -314,7 +312,7 @@ FAMILY = [
 
 
 def part_family(rep, quick, seed=0):
-    rep.add("### Solves per discovered cycle against k (REFERENCE 2-D family)")
+    rep.add("### Solves per discovered cycle against k (the authors' 2-D family)")
     rep.add()
     rep.add("Systems `A = diag(a1, 0.9646)`, `W = [[0, w1], [0.5251, 0]]`, `h = (0.3730, -0.9793)` with a stable "
             "k-cycle (found by simulation); SCYFI searches order k alone (`min_order = max_order = k`) with the "
@@ -328,7 +326,7 @@ def part_family(rep, quick, seed=0):
     fp_solves, fp_found = 0, 0
     for k, a1, w1 in fam:
         params = ref_system(a1, w1)
-        ds = scyfi(params, k, min_order=k, seed=seed)
+        ds = scyfi(*params, k, min_order=k, seed=seed)
         n = ds.sizes["cycle"]
         to_find = int(ds.n_solves_to_find.values.sum())
         stab = ", ".join(f"{(ds.stability.values == s).sum()} {s}" for s in sorted(set(ds.stability.values)))
@@ -336,7 +334,7 @@ def part_family(rep, quick, seed=0):
                      C.fmt(float(ds.seconds.values[0]))])
         ks.append(k)
         per.append(to_find / max(n, 1))
-        d1 = scyfi(params, 1, seed=seed)
+        d1 = scyfi(*params, 1, seed=seed)
         fp_solves += int(d1.n_solves_to_find.values.sum())
         fp_found += d1.sizes["cycle"]
     rep.add(C.markdown_table(["k", "a1", "w1", "cycles", "classes", "solves to find", "per cycle", "total solves",
@@ -353,7 +351,7 @@ def part_family(rep, quick, seed=0):
 
 
 def part_16(rep, quick, seed=0):
-    rep.add("### Time to find the 16-cycles of REFERENCE.md's test system")
+    rep.add("### Time to find the 16-cycles of the authors' 2-D test system")
     rep.add()
     params = ref_system(0.8377689, -0.64375)
     rows = []
@@ -361,7 +359,7 @@ def part_16(rep, quick, seed=0):
         times, dss = [], []
         for _ in range(1 if quick else 3):
             t0 = time.perf_counter()
-            ds = scyfi(params, 16, seed=seed, **kw)
+            ds = scyfi(*params, 16, seed=seed, **kw)
             times.append(time.perf_counter() - t0)
             dss.append(ds)
         ds = dss[0]
@@ -391,11 +389,11 @@ def part_dimension(rep, quick, seed=0):
     rep.add("Random PLRNNs built by `scaled_plrnn`: `A_ii ~ U(0, 1)`, `W_ij ~ N(0, 1/M)` (zero diagonal), "
             "then A and W scaled together so that the mean spectral radius of `A + W D` over 32 random region "
             "patterns D is 0.7 (contracting: the planted fixed point is the only one) or 1.25 (expanding; "
-            "REFERENCE: about quadratic growth of the solves); `h = z* - A z* - W relu(z*)` plants a fixed point "
-            "at a random `z* ~ N(0, I)`. Order 1; contracting: N_out = 10, N_in = 50; expanding: N_out = 10, "
-            f"N_in = 1000; at most {cap} solves. Medians over the systems. `solves to the first`: solves until "
-            "the first fixed point was found (a system where none was found counts as the cap); `ms to the "
-            "first`: that times the time per solve; `search seconds`: the whole search, which for expanding "
+            "the authors report about quadratic growth of the solves); `h = z* - A z* - W relu(z*)` plants a "
+            "fixed point at a random `z* ~ N(0, I)`. Order 1; contracting: N_out = 10, N_in = 50; expanding: "
+            f"N_out = 10, N_in = 1000; at most {cap} solves. Medians over the systems. `solves to the first`: "
+            "solves until the first fixed point was found (a system where none was found counts as the cap); "
+            "`ms to the first`: that times the time per solve; `search seconds`: the whole search, which for expanding "
             "systems (many fixed points, each discovery resets the counters) usually ends at the cap.")
     rep.add()
     dims = [2, 10, 50, 100, 200] if quick else [2, 5, 10, 20, 50, 100, 200]
@@ -406,7 +404,7 @@ def part_dimension(rep, quick, seed=0):
             first, found, secs, per, solves, hits = [], [], [], [], [], 0
             for s in range(n_sys):
                 params = scaled_plrnn(M, target, 1000 * M + s)
-                ds = scyfi(params, 1, seed=seed, n_outer=10, n_inner=n_in, max_solves=cap)
+                ds = scyfi(*params, 1, seed=seed, settings=ScyfiSettings(n_outer=10, n_inner=n_in, max_solves=cap))
                 n = ds.sizes["cycle"]
                 found.append(n)
                 first.append(int(np.min(ds.found_at_solve.values)) if n else cap)
@@ -440,7 +438,7 @@ def part_recall(rep, quick):
         while len(systems) < want:
             params = random_rich(seed, M)
             seed += 1
-            bf = brute_force_cycles(params, K)
+            bf = brute_force_cycles(*params, K)
             if (bf.order.values > 2).sum() >= 2:
                 systems.append((params, bf))
         tot = np.zeros(K + 1, int)
@@ -449,7 +447,7 @@ def part_recall(rep, quick):
         for params, bf in systems:
             ref = {(int(bf.order[i]), bf.patterns.values[i].tobytes()) for i in range(bf.sizes["cycle"])}
             for s in range(2):
-                ds = scyfi(params, K, seed=s)
+                ds = scyfi(*params, K, seed=s)
                 secs += float(ds.seconds.values.sum())
                 got = {(int(ds.order[i]), ds.patterns.values[i].tobytes()) for i in range(ds.sizes["cycle"])}
                 for k, _ in ref:
@@ -473,11 +471,12 @@ _STARTUP_CODE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
+from plrnn_numba import PLRNN, ShallowPLRNN
 from plrnn_numba.dynamics import scyfi
 t1 = time.perf_counter()
-scyfi({"A": [0.5, 0.9], "W": [[0, -0.6], [0.5, 0]], "h": [0.3, -0.9]}, 2)
+scyfi(*PLRNN.from_arrays(A=[0.5, 0.9], W=[[0, -0.6], [0.5, 0]], h=[0.3, -0.9]), 2)
 t2 = time.perf_counter()
-scyfi({"A": [0.5, 0.9], "W1": [[1.0], [0.5]], "W2": [[1.0, -1.0]], "h1": [0.1, 0.2], "h2": [0.3]}, 2)
+scyfi(*ShallowPLRNN.from_arrays(A=[0.5, 0.9], W1=[[1.0], [0.5]], W2=[[1.0, -1.0]], h1=[0.1, 0.2], h2=[0.3]), 2)
 t3 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "plrnn": t2 - t1, "shallow": t3 - t2}))
 """
@@ -574,8 +573,8 @@ def main(argv=None) -> int:
     rep.add(f"- **threads**: numba 1, OPENBLAS/MKL/OMP_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
     rep.add()
     # compile outside the timings
-    scyfi(ref_system(0.8377689, -0.64375), 2)
-    scyfi({"A": [0.5, 0.9], "W1": [[1.0], [0.5]], "W2": [[1.0, -1.0]], "h1": [0.1, 0.2], "h2": [0.3]}, 2)
+    scyfi(*ref_system(0.8377689, -0.64375), 2)
+    scyfi(*pn.ShallowPLRNN.from_arrays(A=[0.5, 0.9], W1=[[1.0], [0.5]], W2=[[1.0, -1.0]], h1=[0.1, 0.2], h2=[0.3]), 2)
     t0 = time.perf_counter()
     if "speedup" not in args.skip:
         part_speedup(rep, args.quick)

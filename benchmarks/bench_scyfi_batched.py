@@ -3,7 +3,7 @@
 
 Two workloads (issue "CUDA kernels for batched SCYFI region solves"):
 
-1. **Grid**: a 2-D PLRNN (the REFERENCE section 2 family, a1 and w1 varied) on
+1. **Grid**: a 2-D PLRNN (the 2-D test family of Eisenmann et al. 2023, a1 and w1 varied) on
    a ``G x G`` parameter grid (256 x 256 by default), every order 1..8 searched
    at every point -- ``G^2 * 8`` independent searches in one batch
    (:func:`plrnn_numba.dynamics.search_many`).
@@ -44,14 +44,14 @@ import time  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from plrnn_numba.dynamics import as_system, bifurcation_grid, cuda_available  # noqa: E402
+from plrnn_numba.dynamics import ScyfiSettings, bifurcation_grid, cuda_available  # noqa: E402
 from plrnn_numba.dynamics import scyfi as _scyfi_fn  # noqa: E402,F401
-from plrnn_numba.models import PLRNN  # noqa: E402
+from plrnn_numba.models import PLRNN, as_piecewise_linear  # noqa: E402
 
 S = importlib.import_module("plrnn_numba.dynamics.scyfi")
 E = importlib.import_module("plrnn_numba.dynamics._search")
 
-# the 2-D family of REFERENCE section 2
+# the 2-D test family of Eisenmann et al. (2023)
 A2, W2, H1, H2 = 0.96461297, 0.52505308, 0.37298253, -0.97931491
 
 
@@ -61,7 +61,7 @@ def grid_systems(G: int):
     out = []
     for w in w1:
         for a in a1:
-            out.append(as_system({"A": [a, A2], "W": [[0.0, w], [W2, 0.0]], "h": [H1, H2]}))
+            out.append(as_piecewise_linear(*PLRNN.from_arrays(A=[a, A2], W=[[0.0, w], [W2, 0.0]], h=[H1, H2])))
     return out
 
 
@@ -69,31 +69,33 @@ def restart_system(M: int = 20, seed: int = 0):
     """A random 20-D PLRNN (region maps of mean spectral radius 0.9) with a planted fixed point."""
     from bench_scyfi import scaled_plrnn
 
-    return as_system(scaled_plrnn(M, 0.9, seed))
+    return as_piecewise_linear(*scaled_plrnn(M, 0.9, seed))
 
 
 def build_grid_batch(systems, orders, n_out, n_in, seed=0):
-    cfg = S._Settings(n_outer=n_out, n_inner=n_in, seed=seed)
+    cfg = ScyfiSettings(n_outer=n_out, n_inner=n_in)
+    streams = S._Streams(seed, cfg)
     s0 = systems[0]
     n_sys, n_ord = len(systems), len(orders)
     return E.BatchSearch(
-        s0.kernels(), np.stack([s.p for s in systems]), s0.meta, s0.dim, s0.n_pattern,
+        s0.kernels, np.stack([s.p for s in systems]), s0.meta, s0.dim, s0.n_bits,
         {"system": np.repeat(np.arange(n_sys), n_ord), "order": np.tile(orders, n_sys),
          "stream": np.tile(np.arange(n_ord), n_sys), "n_outer": np.full(n_sys * n_ord, n_out),
          "n_inner": np.full(n_sys * n_ord, n_in), "max_solves": np.full(n_sys * n_ord, -1),
          "lanes": np.ones(n_sys * n_ord, dtype=np.int64)},
-        [cfg.stream(int(k), s0.n_pattern, None) for k in orders], cfg.opts,
+        [streams.stream(int(k), s0.n_bits, None) for k in orders], cfg.engine_options,
     )
 
 
 def build_restart_batch(system, k, lanes, n_in, seed=0):
-    cfg = S._Settings(seed=seed)
+    cfg = ScyfiSettings()
+    streams = S._Streams(seed, cfg)
     # n_outer = lanes: every lane runs about one restart of n_inner solves
     return E.BatchSearch(
-        system.kernels(), system.p[None], system.meta, system.dim, system.n_pattern,
+        system.kernels, system.p[None], system.meta, system.dim, system.n_bits,
         {"system": [0], "order": [k], "stream": [0], "n_outer": [lanes], "n_inner": [n_in], "max_solves": [-1],
          "lanes": [lanes]},
-        [cfg.stream(k, system.n_pattern, None)], cfg.opts,
+        [streams.stream(k, system.n_bits, None)], cfg.engine_options,
     )
 
 
@@ -181,7 +183,7 @@ def main(argv=None) -> int:
     model = PLRNN(2)
     theta = model.pack(A=np.array([0.5, A2]), W=np.array([[0.0, -0.5], [W2, 0.0]]), h=np.array([H1, H2]))
     xs, ys = np.linspace(0.0, 0.99, Gs), np.linspace(-1.5, 0.5, Gs)
-    kw = dict(max_order=args.max_order, scyfi_kwargs={"n_outer": args.n_outer, "n_inner": args.n_inner})
+    kw = dict(max_order=args.max_order, settings=ScyfiSettings(n_outer=args.n_outer, n_inner=args.n_inner))
     bifurcation_grid(model, theta, "A[0]", xs[:2], "W[0,1]", ys[:2], backend="parallel", **kw)  # warm
     t0 = time.perf_counter()
     a = bifurcation_grid(model, theta, "A[0]", xs, "W[0,1]", ys, backend="cpu", **kw)

@@ -1,4 +1,4 @@
-"""Delayed copy / XOR tasks of seed 004: definitions checked with plain NumPy loops."""
+"""Delayed copy / XOR tasks of Engelken (2023): definitions checked with plain NumPy loops."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Vanilla rate RNN of seed 004 (eq. 9).
+"""Vanilla rate RNN of Engelken (2023), "Gradient flossing" (eq. 9), with tanh or ReLU units.
 
 .. math::
 
@@ -175,7 +175,7 @@ VANILLA_KERNELS = build_kernels(
 
 @dataclass(frozen=True)
 class VanillaRNN(Model):
-    """Vanilla RNN ``h_t = W phi(h_{t-1}) + V x_t + b`` (seed 004, eq. 9).
+    """Vanilla RNN ``h_t = W phi(h_{t-1}) + V x_t + b`` (Engelken 2023, eq. 9).
 
     Parameters
     ----------
@@ -254,7 +254,7 @@ class VanillaRNN(Model):
         v_scale: float = 1.0,
         b_scale: float = 0.1,
     ) -> np.ndarray:
-        """Random parameters as in seed 004's code.
+        """Random parameters as in Engelken's (2023) code.
 
         ``W ~ N(0, g^2 / N)``, ``V ~ N(0, v_scale^2)``, ``b ~ b_scale * U[0, 1)``.
         """
