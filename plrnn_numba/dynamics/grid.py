@@ -11,6 +11,7 @@ once (:func:`~plrnn_numba.dynamics.search_many`).
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -52,16 +53,28 @@ def cycle_signature(model, theta, max_order: int, *, inputs=None, settings: Scyf
     return counts
 
 
-def _grid_axis(model, theta0, param, values, name):
+class _Axis(NamedTuple):
+    values: np.ndarray  # grid values (parameter values, or offsets along a direction)
+    offsets: np.ndarray  # offsets from theta along `direction`
+    direction: np.ndarray
+    label: str
+    absolute: bool  # values are parameter values (a named parameter), not offsets
+
+    def attrs(self) -> dict:
+        return {
+            "units": "1",
+            "parameter": self.label,
+            "long_name": self.label if self.absolute else f"offset along {self.label}",
+            "values": "parameter value" if self.absolute else "offset s along the direction",
+        }
+
+
+def _grid_axis(model, theta, param, values, name) -> _Axis:
     vals = path_positions(values, name)
     d, label = parameter_direction(model, param)
     absolute = isinstance(param, str)
-    if absolute:
-        idx = int(np.flatnonzero(d)[0])
-        offsets = vals - theta0[idx]
-    else:
-        offsets = vals
-    return vals, offsets, d, label, absolute
+    offsets = vals - theta[int(np.flatnonzero(d)[0])] if absolute else vals
+    return _Axis(vals, offsets, d, label, absolute)
 
 
 def _sanitise(label: str) -> str:
@@ -139,125 +152,24 @@ def bifurcation_grid(
     seed = int(V.seed_sequence(seed).entropy)
     pl0 = as_piecewise_linear(model, theta, inputs)  # validates model, theta and inputs once
     theta0 = model.check_theta(theta).copy()
-    xv, xo, dx, lx, absx = _grid_axis(model, theta0, param_x, values_x, "values_x")
-    yv, yo, dy, ly, absy = _grid_axis(model, theta0, param_y, values_y, "values_y")
-    if np.allclose(dx / np.linalg.norm(dx), dy / np.linalg.norm(dy)):
-        raise ValueError(f"param_x and param_y must be different parameters/directions; got {lx!r} twice")
-    ny, nx = yv.size, xv.size
-    G = len(STABILITY_GROUPS)
-    sig = np.zeros((ny, nx, max_order, G), np.int64)
-    secs = np.zeros((ny, nx))
-    it = [(iy, ix) for iy in range(ny) for ix in range(nx)]
+    ax = _grid_axis(model, theta0, param_x, values_x, "values_x")
+    ay = _grid_axis(model, theta0, param_y, values_y, "values_y")
+    if np.allclose(ax.direction / np.linalg.norm(ax.direction), ay.direction / np.linalg.norm(ay.direction)):
+        raise ValueError(f"param_x and param_y must be different parameters/directions; got {ax.label!r} twice")
+    cells = [(iy, ix) for iy in range(ay.values.size) for ix in range(ax.values.size)]
     budget = settings.budget(range(1, max_order + 1), pl0.n_bits)
-    be = resolve_backend(backend, dim=pl0.dim, work=float(len(it)) * budget * pl0.dim**3, batched_cpu=len(it) > 1)
+    be = resolve_backend(backend, dim=pl0.dim, work=float(len(cells)) * budget * pl0.dim**3,
+                         batched_cpu=len(cells) > 1)
     t_start = time.perf_counter()
-    if be == "cpu":
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(it, desc="bifurcation grid", unit="point")
-        for iy, ix in it:
-            t0 = time.perf_counter()
-            point = theta0 + xo[ix] * dx + yo[iy] * dy
-            sig[iy, ix] = cycle_signature(model, point, max_order, inputs=inputs, settings=settings, seed=seed)
-            secs[iy, ix] = time.perf_counter() - t0
-    else:
-        thetas = np.stack([theta0 + xo[ix] * dx + yo[iy] * dy for iy, ix in it])
-        found, _ = search_many(model, thetas, max_order, inputs=inputs, settings=settings, seed=seed, backend=be,
-                               n_threads=n_threads)
-        for (iy, ix), cyc in zip(it, found):
-            for c in cyc:
-                sig[iy, ix, c.order - 1, stability_group(c.stability)] += 1
-        # one batch for the whole grid: the time per point is the mean
-        secs[:] = (time.perf_counter() - t_start) / len(it)
-
-    flat = sig.reshape(ny * nx, -1)
-    table, sig_id = np.unique(flat, axis=0, return_inverse=True)
-    sig_id = sig_id.reshape(ny, nx)
-    boundary = _boundary_mask(sig_id)
-    b_order = np.zeros((ny, nx, max_order), np.int8)
-    for k in range(max_order):
-        _, idk = np.unique(sig[:, :, k].reshape(ny * nx, -1), axis=0, return_inverse=True)
-        b_order[:, :, k] = _boundary_mask(idk.reshape(ny, nx))
-    stable_any = sig[:, :, :, 0] > 0
-    lowest = np.where(stable_any.any(axis=2), np.argmax(stable_any, axis=2) + 1, 0)
-
-    u1 = {"units": "1"}
-
-    def axis_attrs(label, absolute):
-        return {
-            **u1,
-            "parameter": label,
-            "long_name": label if absolute else f"offset along {label}",
-            "values": "parameter value" if absolute else "offset s along the direction",
-        }
-
-    data_vars = {
-        "n_cycles": (("y", "x", "order"), sig.sum(axis=3), {**u1, "long_name": "number of cycles of each order"}),
-        "n_stable": (("y", "x", "order"), sig[..., 0], {**u1, "long_name": "number of stable cycles of each order"}),
-        "n_saddle": (("y", "x", "order"), sig[..., 1], {**u1, "long_name": "number of saddle cycles of each order"}),
-        "n_unstable": (
-            ("y", "x", "order"),
-            sig[..., 2],
-            {**u1, "long_name": "number of fully unstable cycles of each order"},
-        ),
-        "n_nonhyperbolic": (
-            ("y", "x", "order"),
-            sig[..., 3],
-            {**u1, "long_name": "number of non-hyperbolic cycles of each order"},
-        ),
-        "signature_id": (
-            ("y", "x"),
-            sig_id.astype(np.int64),
-            {**u1, "long_name": "index of the cell's stability signature in signature_table"},
-        ),
-        "signature_table": (
-            ("signature", "order", "group"),
-            table.reshape(-1, max_order, G),
-            {**u1, "long_name": "cycle counts per order and stability group of each signature"},
-        ),
-        "lowest_stable_order": (
-            ("y", "x"),
-            lowest.astype(np.int64),
-            {**u1, "long_name": "lowest order of a stable cycle (0: none up to max_order)"},
-        ),
-        "boundary": (
-            ("y", "x"),
-            boundary,
-            {**u1, "long_name": "1 where the signature differs from a 4-neighbour (bifurcation manifold)"},
-        ),
-        "boundary_order": (
-            ("y", "x", "order"),
-            b_order,
-            {**u1, "long_name": "1 where the counts of this order differ from a 4-neighbour"},
-        ),
-        "seconds": (
-            ("y", "x"),
-            secs,
-            {"units": "s", "long_name": "SCYFI wall-clock time at the grid point (batched backends: the mean)"},
-        ),
-        "theta0": (("param",), theta0, {**u1, "long_name": "base parameters"}),
-        "direction_x": (("param",), dx, {**u1, "long_name": "parameter direction of x"}),
-        "direction_y": (("param",), dy, {**u1, "long_name": "parameter direction of y"}),
-    }
-    coords = {
-        "x": ("x", xv, axis_attrs(lx, absx)),
-        "y": ("y", yv, axis_attrs(ly, absy)),
-        "order": ("order", np.arange(1, max_order + 1, dtype=np.int64), {**u1, "long_name": "cycle order"}),
-        "group": ("group", np.asarray(STABILITY_GROUPS, dtype=str), {"long_name": "stability group"}),
-        "signature": ("signature", np.arange(table.shape[0], dtype=np.int64), {**u1, "long_name": "signature index"}),
-        "param": ("param", np.asarray(model.param_names(), dtype=str), {"long_name": "parameter name"}),
-    }
-    for lab, dim, vals, absolute in ((lx, "x", xv, absx), (ly, "y", yv, absy)):
-        alias = _sanitise(lab)
-        if absolute and alias not in coords and alias not in data_vars:
-            coords[alias] = (dim, vals, axis_attrs(lab, absolute))
+    point = [theta0 + ax.offsets[ix] * ax.direction + ay.offsets[iy] * ay.direction for iy, ix in cells]
+    sig, secs = _signatures(model, point, cells, (ay.values.size, ax.values.size), max_order, inputs, settings,
+                            seed, be, n_threads, progress)
     arguments = {
         "model": model.describe(),
-        "param_x": lx if absx else dx.tolist(),
-        "param_y": ly if absy else dy.tolist(),
-        "values_x": xv.tolist(),
-        "values_y": yv.tolist(),
+        "param_x": ax.label if ax.absolute else ax.direction.tolist(),
+        "param_y": ay.label if ay.absolute else ay.direction.tolist(),
+        "values_x": ax.values.tolist(),
+        "values_y": ay.values.tolist(),
         "max_order": max_order,
         "inputs": None if inputs is None else np.asarray(inputs, dtype=float).tolist(),
         "settings": settings.arguments(),
@@ -268,14 +180,90 @@ def bifurcation_grid(
     attrs.update(
         {
             "title": "Bifurcation manifolds: cycle counts and stability over a parameter grid",
-            "param_x": lx,
-            "param_y": ly,
+            "param_x": ax.label,
+            "param_y": ay.label,
             "max_order": max_order,
             "stability_groups": ", ".join(STABILITY_GROUPS),
             "seconds": time.perf_counter() - t_start,
             "backend": be,
         }
     )
+    return _grid_dataset(model, theta0, ax, ay, sig, secs, attrs)
+
+
+def _signatures(model, thetas, cells, shape, max_order, inputs, settings, seed, backend, n_threads, progress):
+    """Cycle counts ``sig`` (y, x, order, group) and seconds (y, x) at the grid points ``thetas``."""
+    sig = np.zeros(shape + (max_order, len(STABILITY_GROUPS)), np.int64)
+    secs = np.zeros(shape)
+    if backend == "cpu":
+        it = zip(cells, thetas)
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, total=len(cells), desc="bifurcation grid", unit="point")
+        for (iy, ix), th in it:
+            t0 = time.perf_counter()
+            sig[iy, ix] = cycle_signature(model, th, max_order, inputs=inputs, settings=settings, seed=seed)
+            secs[iy, ix] = time.perf_counter() - t0
+        return sig, secs
+    t0 = time.perf_counter()
+    found, _ = search_many(model, np.stack(thetas), max_order, inputs=inputs, settings=settings, seed=seed,
+                           backend=backend, n_threads=n_threads)
+    for (iy, ix), cyc in zip(cells, found):
+        for c in cyc:
+            sig[iy, ix, c.order - 1, stability_group(c.stability)] += 1
+    # one batch for the whole grid: the time per point is the mean
+    secs[:] = (time.perf_counter() - t0) / len(cells)
+    return sig, secs
+
+
+def _grid_dataset(model, theta0, ax: _Axis, ay: _Axis, sig, secs, attrs) -> xr.Dataset:
+    """The grid Dataset (see :func:`bifurcation_grid`): counts, signatures and their boundaries."""
+    ny, nx, max_order, G = sig.shape
+    table, sig_id = np.unique(sig.reshape(ny * nx, -1), axis=0, return_inverse=True)
+    sig_id = sig_id.reshape(ny, nx)
+    b_order = np.zeros((ny, nx, max_order), np.int8)
+    for k in range(max_order):
+        _, idk = np.unique(sig[:, :, k].reshape(ny * nx, -1), axis=0, return_inverse=True)
+        b_order[:, :, k] = _boundary_mask(idk.reshape(ny, nx))
+    stable_any = sig[:, :, :, 0] > 0
+    lowest = np.where(stable_any.any(axis=2), np.argmax(stable_any, axis=2) + 1, 0)
+    yx, yxo = ("y", "x"), ("y", "x", "order")
+    u1 = {"units": "1"}
+    data_vars = {
+        "n_cycles": (yxo, sig.sum(axis=3), {**u1, "long_name": "number of cycles of each order"}),
+        "n_stable": (yxo, sig[..., 0], {**u1, "long_name": "number of stable cycles of each order"}),
+        "n_saddle": (yxo, sig[..., 1], {**u1, "long_name": "number of saddle cycles of each order"}),
+        "n_unstable": (yxo, sig[..., 2], {**u1, "long_name": "number of fully unstable cycles of each order"}),
+        "n_nonhyperbolic": (yxo, sig[..., 3], {**u1, "long_name": "number of non-hyperbolic cycles of each order"}),
+        "signature_id": (yx, sig_id.astype(np.int64),
+                         {**u1, "long_name": "index of the cell's stability signature in signature_table"}),
+        "signature_table": (("signature", "order", "group"), table.reshape(-1, max_order, G),
+                            {**u1, "long_name": "cycle counts per order and stability group of each signature"}),
+        "lowest_stable_order": (yx, lowest.astype(np.int64),
+                                {**u1, "long_name": "lowest order of a stable cycle (0: none up to max_order)"}),
+        "boundary": (yx, _boundary_mask(sig_id),
+                     {**u1, "long_name": "1 where the signature differs from a 4-neighbour (bifurcation manifold)"}),
+        "boundary_order": (yxo, b_order,
+                           {**u1, "long_name": "1 where the counts of this order differ from a 4-neighbour"}),
+        "seconds": (yx, secs, {"units": "s",
+                               "long_name": "SCYFI wall-clock time at the grid point (batched backends: the mean)"}),
+        "theta0": (("param",), theta0, {**u1, "long_name": "base parameters"}),
+        "direction_x": (("param",), ax.direction, {**u1, "long_name": "parameter direction of x"}),
+        "direction_y": (("param",), ay.direction, {**u1, "long_name": "parameter direction of y"}),
+    }
+    coords = {
+        "x": ("x", ax.values, ax.attrs()),
+        "y": ("y", ay.values, ay.attrs()),
+        "order": ("order", np.arange(1, max_order + 1, dtype=np.int64), {**u1, "long_name": "cycle order"}),
+        "group": ("group", np.asarray(STABILITY_GROUPS, dtype=str), {"long_name": "stability group"}),
+        "signature": ("signature", np.arange(table.shape[0], dtype=np.int64), {**u1, "long_name": "signature index"}),
+        "param": ("param", np.asarray(model.param_names(), dtype=str), {"long_name": "parameter name"}),
+    }
+    for axis, dim in ((ax, "x"), (ay, "y")):
+        alias = _sanitise(axis.label)
+        if axis.absolute and alias not in coords and alias not in data_vars:
+            coords[alias] = (dim, axis.values, axis.attrs())
     return xr.Dataset(data_vars, coords, attrs)
 
 
