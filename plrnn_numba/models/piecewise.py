@@ -276,7 +276,7 @@ class PiecewiseLinear:
         self.meta = np.ascontiguousarray(meta, dtype=np.int64)
         if self.p.ndim != 1 or self.meta.ndim != 1:
             raise ValueError("p and meta must be 1-D arrays")
-        labels = [f"g[{q}] > 0" for q in range(P)] if bit_labels is None else [str(b) for b in bit_labels]
+        labels = [f"(U z + v)[{q}] > 0" for q in range(P)] if bit_labels is None else [str(b) for b in bit_labels]
         if len(labels) != P:
             raise ValueError(f"bit_labels must have one label per pattern bit ({P}); got {len(labels)}")
         self.bit_labels = tuple(labels)
