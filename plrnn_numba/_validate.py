@@ -132,7 +132,8 @@ def generator(seed, name: str = "seed") -> tuple[np.random.Generator, int]:
     return np.random.default_rng(ss), int(ss.entropy)
 
 
-def input_stream(inputs, batch: int, n_total: int, n_inputs: int, steps: str = "steps") -> np.ndarray:
+def input_stream(inputs, batch: int, n_total: int, n_inputs: int, steps: str = "steps",
+                 name: str = "inputs") -> np.ndarray:
     """Validated external inputs of a run, as a (batch, n_total, K) float64 array.
 
     The one rule for ``inputs`` everywhere in the package: a constant ``(K,)``
@@ -140,29 +141,29 @@ def input_stream(inputs, batch: int, n_total: int, n_inputs: int, steps: str = "
     batch item, or a ``(B, T, K)`` stream per batch item; row ``t`` drives the
     step from ``z_t`` to ``z_{t+1}``.  ``None`` is allowed only for autonomous
     models (K = 0) and gives an empty stream.  ``steps`` names what
-    ``n_total`` counts in the error message.  The result may be a read-only
-    broadcast view.
+    ``n_total`` counts in the error message, ``name`` the argument.  The
+    result may be a read-only broadcast view.
     """
     if inputs is None:
         if n_inputs:
             raise ValueError(
-                f"inputs are required: the model has {n_inputs} inputs (shape ({n_inputs},), "
+                f"{name} are required: the model has {n_inputs} inputs (shape ({n_inputs},), "
                 f"({n_total}, {n_inputs}) or ({batch}, {n_total}, {n_inputs}))"
             )
         return np.zeros((batch, n_total, 0))
     if n_inputs == 0:
-        raise ValueError("inputs were given but the model has no inputs (n_inputs=0); drop inputs")
-    s = as_float_array(inputs, "inputs")
+        raise ValueError(f"{name} were given but the model has no inputs (n_inputs=0); drop {name}")
+    s = as_float_array(inputs, name)
     if s.ndim == 1 and s.shape[0] == n_inputs:
         s = np.broadcast_to(s, (batch, n_total, n_inputs))
     elif s.ndim == 2:
         s = np.broadcast_to(s[None], (batch,) + s.shape)
     if s.shape != (batch, n_total, n_inputs):
         raise ValueError(
-            f"inputs must have shape ({n_inputs},) (constant), ({n_total}, {n_inputs}) or "
+            f"{name} must have shape ({n_inputs},) (constant), ({n_total}, {n_inputs}) or "
             f"({batch}, {n_total}, {n_inputs}) ({steps}); got {np.shape(inputs)}"
         )
-    check_finite(s, "inputs")
+    check_finite(s, name)
     return s
 
 

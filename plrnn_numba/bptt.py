@@ -354,17 +354,7 @@ def _batch_inputs(inputs, B: int, T: int, K: int) -> np.ndarray:
             f"batch.inputs must have shape ({B}, {T}, 0) or be None: the model has no inputs (n_inputs=0); "
             f"drop batch.inputs (got shape {np.shape(inputs)})"
         )
-    try:
-        return V.input_stream(inputs, B, T, K, "time steps of batch.targets")
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"batch.{exc}") from None
-
-
-#: automatic batch splitting starts at this much work per call (B T M max(M, 8)),
-#: about 10 ms single-threaded: below it, waking threads (and, on a machine
-#: busy with other processes, waiting for a descheduled one) costs more than
-#: it saves.
-PARALLEL_MIN_WORK = 20_000_000
+    return V.input_stream(inputs, B, T, K, "time steps of batch.targets", name="batch.inputs")
 
 
 def _auto_chunks(model: Model, B: int, T: int, n_threads: int | None) -> int:
@@ -377,7 +367,7 @@ def _auto_chunks(model: Model, B: int, T: int, n_threads: int | None) -> int:
         return int(min(V.positive_int(n_threads, "n_threads"), max(B, 1)))
     nt = config.get_num_threads()
     work = B * T * model.dim * max(model.dim, 8)
-    if nt <= 1 or B < 2 or work < PARALLEL_MIN_WORK:
+    if nt <= 1 or B < 2 or work < config.BPTT_PARALLEL_MIN_WORK:
         return 1
     return int(min(nt, B))
 
@@ -417,7 +407,7 @@ def loss_and_grad(
     n_threads : int, optional
         Split the batch into this many chunks processed by parallel threads.
         Default: numba's thread count for large problems
-        (``PARALLEL_MIN_WORK``), one thread otherwise.
+        (``config.BPTT_PARALLEL_MIN_WORK``), one thread otherwise.
 
     Returns
     -------

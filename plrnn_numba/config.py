@@ -207,6 +207,11 @@ def get_num_threads() -> int:
 # module constants into compiled code, so those read inside kernels take effect
 # after a recompilation (delete the cache or set PLRNN_NUMBA_CACHE=0).
 
+#: loss_and_grad splits a batch over numba's threads from this much work per call
+#: (B T M max(M, 8)), about 10 ms single-threaded: below it, waking threads (and, on a
+#: machine busy with other processes, waiting for a descheduled one) costs more than it saves.
+BPTT_PARALLEL_MIN_WORK: int = 20_000_000
+
 #: longest stretch an orbit diagram simulates in one call during its transient (bounds the memory).
 ORBIT_CHUNK: int = 4096
 
