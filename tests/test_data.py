@@ -92,10 +92,13 @@ def test_lorenz_deterministic_with_seed():
     np.testing.assert_array_equal(a["x"].values, b["x"].values)
     np.testing.assert_array_equal(a.attrs["x0"], b.attrs["x0"])
     assert not np.allclose(a["x"].values, c["x"].values)
-    # no seed: a seed is drawn and recorded, and it reproduces the data
-    d = lorenz63(300, noise_std=0.1, transient=100)
+    # seed None: a seed is drawn and recorded, and it reproduces the data (so does a Generator)
+    d = lorenz63(300, noise_std=0.1, transient=100, seed=None)
     e = lorenz63(300, noise_std=0.1, transient=100, seed=d.attrs["seed"])
     np.testing.assert_array_equal(d["x"].values, e["x"].values)
+    g = lorenz63(300, noise_std=0.1, transient=100, seed=np.random.default_rng(1))
+    h = lorenz63(300, noise_std=0.1, transient=100, seed=g.attrs["seed"])
+    np.testing.assert_array_equal(g["x"].values, h["x"].values)
 
 
 def test_lorenz_sample_spacing():

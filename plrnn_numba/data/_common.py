@@ -3,8 +3,6 @@ conversion to arrays and time-delay embedding."""
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
@@ -19,21 +17,6 @@ def check_bool(x, name: str) -> bool:
     if not isinstance(x, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {type(x).__name__}")
     return bool(x)
-
-
-def resolve_seed(seed) -> int:
-    """The seed to use: ``seed`` itself, or a fresh one drawn from OS entropy.
-
-    A seed drawn here is recorded in the Dataset, so every dataset can be
-    regenerated exactly, even when the caller gave none.
-    """
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer or None; got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or None; got {seed}")
-    return int(seed)
 
 
 def standardize(x: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

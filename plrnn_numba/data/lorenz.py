@@ -28,7 +28,7 @@ from scipy.integrate import solve_ivp
 
 from .. import _validate as V
 from ..io import provenance
-from ._common import check_bool, resolve_seed
+from ._common import check_bool
 from ._common import standardize as _zscore
 
 __all__ = ["lorenz63", "lorenz63_jacobian", "lorenz63_rhs"]
@@ -129,7 +129,7 @@ def lorenz63(
     x0: ArrayLike | None = None,
     noise_std: float = 0.0,
     standardize: bool = True,
-    seed: int | None = None,
+    seed=0,
     method: str = "DOP853",
     rtol: float = 1e-10,
     atol: float = 1e-12,
@@ -189,9 +189,10 @@ def lorenz63(
         units (>= 0).
     standardize : bool, default True
         Z-score each channel.
-    seed : int, optional
-        Seed for ``x0`` and the noise. If None, a seed is drawn from OS
-        entropy; the seed used is always stored in the ``seed`` attribute.
+    seed : int, None or numpy.random.Generator, default 0
+        Seed for ``x0`` and the noise. None draws a seed from OS entropy (a
+        Generator: one draw from it); the seed used is always stored in the
+        ``seed`` attribute and reproduces the data.
     method : {"DOP853", "LSODA", "RK45", "Radau", "BDF"}, default "DOP853"
         solve_ivp method. The implicit methods ("LSODA", "Radau", "BDF") are
         given the analytic Jacobian :func:`lorenz63_jacobian`.
@@ -246,8 +247,7 @@ def lorenz63(
         raise ValueError(f"rtol must be > 0; got {rtol}")
     if atol <= 0:
         raise ValueError(f"atol must be > 0; got {atol}")
-    seed_used = resolve_seed(seed)
-    rng = np.random.default_rng(seed_used)
+    rng, seed_used = V.generator(seed)
     if x0 is None:
         x0_arr = np.array([rng.uniform(-15.0, 15.0), rng.uniform(-15.0, 15.0), rng.uniform(5.0, 40.0)])
     else:
@@ -297,7 +297,7 @@ def lorenz63(
         "x0": x0_arr,
         "noise_std": noise_std,
         "standardize": standardize_,
-        "seed": seed,
+        "seed": seed_used,
         "method": method,
         "rtol": rtol,
         "atol": atol,

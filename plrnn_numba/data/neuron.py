@@ -57,7 +57,7 @@ from scipy.signal import lfilter
 from .. import _validate as V
 from ..config import njit
 from ..io import provenance
-from ._common import check_bool, resolve_seed
+from ._common import check_bool
 from ._common import standardize as _zscore
 
 __all__ = ["HHParameters", "hh_rates", "hh_steady_state", "hodgkin_huxley"]
@@ -237,7 +237,7 @@ def hodgkin_huxley(
     current: float | ArrayLike = 10.0,
     noise_std: float = 0.5,
     noise_tau_ms: float = 5.0,
-    seed: int | None = None,
+    seed=0,
     standardize: bool = False,
     transient_ms: float = 0.0,
     v0: float = -65.0,
@@ -290,9 +290,10 @@ def hodgkin_huxley(
         Stationary std of the OU noise current in uA/cm^2 (>= 0; 0 = none).
     noise_tau_ms : float, default 5.0
         Correlation time of the OU noise current in ms (> 0).
-    seed : int, optional
-        Seed for the noise current. If None, a seed is drawn from OS entropy;
-        the seed used is stored in the ``seed`` attribute.
+    seed : int, None or numpy.random.Generator, default 0
+        Seed for the noise current. None draws a seed from OS entropy (a
+        Generator: one draw from it); the seed used is stored in the ``seed``
+        attribute and reproduces the data.
     standardize : bool, default False
         Z-score ``v`` (mean and std stored as ``v_mean`` and ``v_std``;
         undo with ``v * v_std + v_mean``). The gates are never standardised.
@@ -376,8 +377,7 @@ def hodgkin_huxley(
         V.check_finite(i_base, "current")
         current_dc = float("nan")
 
-    seed_used = resolve_seed(seed)
-    rng = np.random.default_rng(seed_used)
+    rng, seed_used = V.generator(seed)
     if noise_std > 0:
         a = math.exp(-dt_ms / noise_tau_ms)
         xi = rng.standard_normal(n_steps + 1)
@@ -416,7 +416,7 @@ def hodgkin_huxley(
         "current": current_dc if np.isfinite(current_dc) else f"array of length {n_steps + 1}",
         "noise_std": noise_std,
         "noise_tau_ms": noise_tau_ms,
-        "seed": seed,
+        "seed": seed_used,
         "standardize": standardize_,
         "transient_ms": transient_ms,
         "v0": v0,

@@ -159,8 +159,11 @@ class Model:
         """Integer settings passed to every kernel (int64 vector)."""
         return np.array([self.dim, self.n_inputs], dtype=np.int64)
 
-    def init(self, seed: int | None = None, **kwargs) -> np.ndarray:
-        """A random parameter vector (subclasses document their initialisation)."""
+    def init(self, seed=0, **kwargs) -> np.ndarray:
+        """A random parameter vector (subclasses document their initialisation).
+
+        ``seed``: an int, None or a numpy Generator, as everywhere in the package.
+        """
         raise NotImplementedError
 
     def expand(self, theta: np.ndarray) -> np.ndarray:

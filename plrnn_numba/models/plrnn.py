@@ -367,7 +367,7 @@ class PLRNN(Model):
 
     def init(
         self,
-        seed: int | None = None,
+        seed=0,
         *,
         a_range: tuple[float, float] = (0.5, 0.9),
         w_scale: float = 0.5,
@@ -380,7 +380,7 @@ class PLRNN(Model):
         unless ``full_W``), ``C_ik ~ N(0, c_scale^2 / max(K, 1))``,
         ``h_i ~ N(0, h_scale^2)``.
         """
-        rng = np.random.default_rng(seed)
+        rng, _ = V.generator(seed)
         M, K = self.dim, self.n_inputs
         A = rng.uniform(a_range[0], a_range[1], M)
         W = rng.normal(0.0, w_scale / np.sqrt(M), (M, M))

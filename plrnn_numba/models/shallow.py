@@ -362,7 +362,7 @@ class ShallowPLRNN(Model):
 
     def init(
         self,
-        seed: int | None = None,
+        seed=0,
         *,
         a_range: tuple[float, float] = (0.5, 0.9),
         w_scale: float = 0.5,
@@ -374,7 +374,7 @@ class ShallowPLRNN(Model):
         ``A_ii ~ U(a_range)``, ``W1 ~ N(0, w_scale^2 / H)``, ``W2 ~ N(0, 1 / M)``,
         ``h1 = 0``, ``h2 ~ U(h2_range)``, ``C ~ N(0, c_scale^2 / max(K, 1))``.
         """
-        rng = np.random.default_rng(seed)
+        rng, _ = V.generator(seed)
         M, H, K = self.dim, self.hidden, self.n_inputs
         return self.pack(
             A=rng.uniform(*a_range, M),

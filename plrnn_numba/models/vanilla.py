@@ -248,7 +248,7 @@ class VanillaRNN(Model):
 
     def init(
         self,
-        seed: int | None = None,
+        seed=0,
         *,
         g: float = 1.0,
         v_scale: float = 1.0,
@@ -258,7 +258,7 @@ class VanillaRNN(Model):
 
         ``W ~ N(0, g^2 / N)``, ``V ~ N(0, v_scale^2)``, ``b ~ b_scale * U[0, 1)``.
         """
-        rng = np.random.default_rng(seed)
+        rng, _ = V_.generator(seed)
         N, K = self.n_hidden, self.n_inputs
         return self.pack(
             W=rng.normal(0.0, g / np.sqrt(N), (N, N)),
