@@ -111,8 +111,8 @@ def run_batch(make, backend, n_threads):
         numba.set_num_threads(n_threads)
         batch.run_cpu(parallel=backend == "parallel", n_chunks=4 * n_threads)
     dt = time.perf_counter() - t0
-    solves = int(batch.sstate[:, E.SS_SOLVES].sum())
-    return solves, dt, int(batch.sstate[:, E.SS_FOUND].sum())
+    solves = int(batch.searches["solves"].sum())
+    return solves, dt, int(batch.searches["found"].sum())
 
 
 def main(argv=None) -> int:

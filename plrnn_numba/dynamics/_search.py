@@ -12,31 +12,39 @@ search share its outer counter, its solve count, its stream of fresh random
 candidates and its list of cycles found.  The engine advances every lane in
 *rounds*:
 
-1. :func:`_prepare`: each idle lane takes its next candidate (or finishes its
-   search) -- the counter logic of the serial algorithm, lane by lane in index
-   order, so the result is deterministic;
+1. :func:`_prepare_chunks`: each idle lane takes its next candidate (or
+   finishes its search) -- the counter logic of the serial algorithm, lane by
+   lane in index order, so the result is deterministic;
 2. a batched *solve* of all prepared candidates: form ``Z = F_k ... F_1`` and
    ``b``, solve ``(I - Z) z = b``, roll ``z`` out with the true map, record the
    visited patterns, a consistency flag, the closure residual and its scale.
-   On the CPU this is :func:`_solve_lanes` (serial, or ``prange`` over chunks);
+   On the CPU this is :func:`_solve_chunk` (serial, or ``prange`` over chunks);
    :mod:`.gpu_scyfi` does it with a CUDA kernel;
-3. :func:`_absorb`: each lane acts on its result -- skip a singular system,
-   jump (or restart on a loop of the jump dynamics), or store a new cycle
-   after the period, exactness and duplicate checks.
+3. :func:`_absorb_chunks` and :func:`_store_pending`: each lane acts on its
+   result -- skip a singular system, jump (or restart on a loop of the jump
+   dynamics), or store a new cycle after the period, exactness and duplicate
+   checks.
 
 With one lane per search and the same candidate stream the sequence of
 candidates is exactly that of the serial algorithm, so every backend returns
 the same cycles; more lanes explore more restarts per round (the total budget
 without a discovery stays about ``n_outer * n_inner`` solves per search).
 
-Arrays are flat per lane (``cand[l, :k*P]`` is the candidate as a (k, P) block)
-so that per-lane blocks are C-contiguous views for the family kernels.
+The state is held in a few named bundles passed as single arguments
+(:class:`Systems`, :class:`Options`, :class:`Lanes`, :class:`Fresh`,
+:class:`Schedule`, :class:`Solved`, :class:`Pool`, :class:`Work`) and in
+record arrays whose fields are the counters of each search (:data:`SEARCH`),
+lane (:data:`LANE`) and chunk of lanes (:data:`CHUNK`).  Per-lane blocks are
+padded to the largest order, so that ``lanes.cand[l, :k]`` (the candidate, k
+patterns) and the like are C-contiguous views for the family kernels.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import prange, types
 
@@ -231,38 +239,72 @@ def solve_region_sequence(F, c, rcond_min, z):
 
 
 # ============================================================================ engine state
-# ---- per-search state (int64 rows of `sstate`) ----------------------------------------
-SS_OUTER = 0  # outer-loop counter (lane restarts without a discovery)
-SS_SOLVES = 1  # solves attempted
-SS_SINGULAR = 2  # solves skipped: singular / ill-conditioned / non-finite
-SS_FOUND = 3  # cycles stored
-SS_FRESH_POS = 4  # absolute index of the next unused candidate in the search's stream
-SS_N_OUT = 5  # n_outer
-SS_N_IN = 6  # n_inner
-SS_MAX_SOLVES = 7  # cap on SS_SOLVES (-1: none)
-SS_SINCE = 8  # solves since the last discovery
-SS_INEXACT = 9  # consistent candidates whose closure residual was too large
-SS_LOWER = 10  # consistent candidates with a shorter period (lower-order cycles)
-SS_DUP = 11  # consistent candidates that were a known cycle
-SS_LOOPS = 12  # jump sequences that returned to an earlier candidate
-SS_STATUS = 13  # RUNNING, DONE or LIMIT
-SS_HEAD = 14  # pool index of the last cycle found (-1: none); earlier ones linked by found_prev
-SS_ORDER = 15  # the order k
-SS_SYSTEM = 16  # row of the parameter array p
-SS_STREAM = 17  # stream of fresh candidates
-N_SS = 18
+# The engine's state is a few named bundles (the NamedTuple classes below, built on the
+# host and passed as single arguments) of plain arrays and of record arrays, whose fields
+# name the counters of each search, lane, chunk, list slot, stream and stored cycle.  Both
+# go into explicit signatures and numba's disk cache, and a record field compiles to the
+# same load or store at a fixed offset as an int64 row indexed by a constant.
+#
+# Why so few arrays: numba counts references to arrays, and each new name for an array
+# (an array argument of an inlined helper, a slice, a view) costs an atomic increment and
+# decrement.  In a 2-D search these took about half the time (perf, numba 0.68).  So the
+# scalars are record fields, a bundle holds only the arrays its users need, per-lane
+# blocks are 3-D so that ``x[l, :k]`` is one view, and the loop-detection ring lives in
+# the lane record.  Calling the helpers instead of inlining them avoids the new names but
+# pushes every field of every array onto the stack, which measured slower still.
+
+_I8 = np.int64
+_F8 = np.float64
+
+#: one record per search (``BatchSearch.searches``): its settings, counters and state.
+SEARCH = np.dtype(
+    [
+        ("outer", _I8),  # outer-loop counter (lane restarts without a discovery)
+        ("solves", _I8),  # solves attempted
+        ("singular", _I8),  # solves skipped: singular / ill-conditioned / non-finite
+        ("found", _I8),  # cycles stored
+        ("fresh_pos", _I8),  # absolute index of the next unused candidate in the search's stream
+        ("n_outer", _I8),  # outer-loop count
+        ("n_inner", _I8),  # inner-loop count (solves per lane restart)
+        ("max_solves", _I8),  # cap on `solves` (-1: none)
+        ("since_found", _I8),  # solves since the last discovery
+        ("inexact", _I8),  # consistent candidates whose closure residual was too large
+        ("lower_order", _I8),  # consistent candidates with a shorter period (lower-order cycles)
+        ("duplicates", _I8),  # consistent candidates that were a known cycle
+        ("loops", _I8),  # jump sequences that returned to an earlier candidate
+        ("status", _I8),  # RUNNING, DONE or LIMIT
+        ("head", _I8),  # pool index of the last cycle found (-1: none); earlier ones linked by ENTRY.prev
+        ("order", _I8),  # the order k
+        ("system", _I8),  # row of the parameter array Systems.p
+        ("stream", _I8),  # stream of fresh candidates
+    ],
+    align=True,
+)
 
 RUNNING = 0
 DONE = 1  # the loop counters ran out
 LIMIT = 2  # max_solves reached
 
-# ---- per-lane state (int64 rows of `lstate`) --------------------------------------------
-LS_SEARCH = 0  # the search this lane works for
-LS_INNER = 1  # solves since this lane's last fresh start (the inner counter)
-LS_NEED_NEW = 2  # 1: the next candidate must be a fresh random one
-LS_HCOUNT = 3  # candidates hashed since the last fresh start
-LS_STAGE = 4  # IDLE_LANE, READY, SOLVED or FINISHED
-N_LS = 5
+#: length of the ring buffer of candidate hashes used to detect loops of the jump dynamics.
+N_HASH = 32
+
+#: one record per lane (``Lanes.state``): its counters and the result of its last solve.
+LANE = np.dtype(
+    [
+        ("search", _I8),  # the search this lane works for
+        ("inner", _I8),  # solves since this lane's last fresh start (the inner counter)
+        ("need_new", _I8),  # 1: the next candidate must be a fresh random one
+        ("n_hashed", _I8),  # candidates hashed since the last fresh start
+        ("hashes", _I8, (N_HASH,)),  # their hashes, a ring: the j-th (from 0) in slot j % N_HASH
+        ("stage", _I8),  # IDLE_LANE, READY, SOLVED or FINISHED
+        # the solve (the roll-out itself is in Solved.act / Solved.traj):
+        ("status", _I8),  # SOLVE_OK, SOLVE_SINGULAR or SOLVE_NONFINITE
+        ("consistent", _I8),  # 1 if the roll-out visits exactly the candidate's regions
+        ("closure", _F8),  # |F(z_k) - z_1|_inf, the closure residual of the roll-out
+        ("scale", _F8),  # max(|z_j|_inf, |c_j|_inf): the size of the terms that make the rounding
+    ],
+    align=True,
+)
 
 IDLE_LANE = 0  # needs its next candidate
 READY = 1  # holds a candidate to solve
@@ -271,44 +313,166 @@ FINISHED = 3  # its search is over
 
 # ---- engine return codes -----------------------------------------------------------------
 GO = 0  # candidates prepared / results absorbed
-NEED_FRESH = 1  # a stream of fresh candidates is used up (host extends it; ctl[C_STREAM])
+NEED_FRESH = 1  # a stream of fresh candidates is used up (host extends it; CONTROL.stream)
 FULL = 2  # the cycle pool is full (host grows it, calls again)
 ALL_DONE = 3  # every search has finished
 
-# ---- control vector ----------------------------------------------------------------------
-C_NWORK = 0  # prepared lanes listed in `work`
-C_STREAM = 1  # the stream to extend after NEED_FRESH
-C_POOL = 2  # cycles stored in the pool (all searches)
-C_PHASE = 3  # 1 while the results of the listed lanes wait to be absorbed
-N_CTL = 4
+#: the round loop's control record (``Schedule.ctl``, an array of one).
+CONTROL = np.dtype(
+    [
+        ("n_work", _I8),  # prepared lanes listed in Schedule.work
+        ("stream", _I8),  # the stream to extend after NEED_FRESH
+        ("stored", _I8),  # cycles stored in the pool (all searches)
+        ("phase", _I8),  # 1 while the results of the listed lanes wait to be absorbed
+    ],
+    align=True,
+)
 
-# ---- per-chunk counters (int64 rows of `cinfo`) --------------------------------------------
-# A chunk is a range of lanes holding whole searches: chunks share no search state,
-# so their bookkeeping can run on different threads.
-CI_ALIVE = 0  # lanes of the chunk listed in alive[lo:] (those whose search may still run)
-CI_NWORK = 1  # prepared lanes listed in cwork[lo:]
-CI_NEED = 2  # stream of fresh candidates the chunk is waiting for (-1: none)
-CI_NPEND = 3  # lanes holding a new cycle, listed in pend[lo:]
-N_CI = 4
+#: one record per chunk (``Schedule.cinfo``).  A chunk is a range of lanes holding whole
+#: searches: chunks share no search state, so their bookkeeping can run on different threads.
+CHUNK = np.dtype(
+    [
+        ("lo", _I8),  # first lane; the chunk's lists are Schedule.lists[lo:lo + n]
+        ("n_alive", _I8),  # lanes whose search may still run, in the `alive` list
+        ("n_work", _I8),  # lanes prepared this round, in the `cwork` list
+        ("need", _I8),  # stream of fresh candidates the chunk is waiting for (-1: none)
+        ("n_pend", _I8),  # lanes holding a new cycle, in the `pend` list
+    ],
+    align=True,
+)
 
-#: length of the ring buffer of candidate hashes used to detect loops of the jump dynamics.
-N_HASH = 32
+#: one record per list slot (``Schedule.lists``): slot lo + j holds entry j of the lane
+#: lists of the chunk starting at lane lo (a chunk never lists more lanes than it has).
+SLOT = np.dtype([("alive", _I8), ("cwork", _I8), ("pend", _I8)], align=True)
 
-# ---- solve-result layout (float64 `res` columns) ---------------------------------------
-R_CLOSURE = 0  # |F(z_k) - z_1|_inf, the closure residual of the roll-out
-R_SCALE = 1  # max(|z_j|_inf, |c_j|_inf): the size of the terms that make the rounding
-N_RES = 2
+#: one record per stream of fresh candidates (``Fresh.streams``).
+STREAM = np.dtype(
+    [
+        ("base", _I8),  # stream index of Fresh.cand[s, 0]
+        ("n_avail", _I8),  # candidates in the window Fresh.cand[s, :n_avail]
+    ],
+    align=True,
+)
+
+#: one record per cycle of the pool (``Pool.entry``).
+ENTRY = np.dtype(
+    [
+        ("found_at", _I8),  # the search's solve count at the discovery
+        ("prev", _I8),  # the search's previous cycle (-1: none)
+    ],
+    align=True,
+)
+
+
+class Options(NamedTuple):
+    """Sizes and tolerances (scalars: free to pass to every helper)."""
+
+    P: int  # pattern bits
+    M: int  # state dimension
+    rcond_min: float  # systems with a smaller reciprocal condition number count as singular
+    dup_rtol: float  # relative tolerance of the duplicate check
+    accept_rtol: float  # a consistent candidate is a cycle if closure <= accept_rtol * scale
+
+
+class Systems(NamedTuple):
+    """The family's kernels and the systems' parameters."""
+
+    regions: int  # native address of the family's ``regions`` kernel
+    rollout: int  # native address of the family's ``rollout`` kernel
+    p: np.ndarray  # (n_systems, n_params) float64: kernel parameter vectors
+    meta: np.ndarray  # (n_meta,) int64: the family's kernel settings
+
+
+class Lanes(NamedTuple):
+    """Per-lane state."""
+
+    state: np.ndarray  # (n_lane,) LANE records
+    cand: np.ndarray  # (n_lane, kmax, P) int8: the candidate held (its first k rows)
+
+
+class Fresh(NamedTuple):
+    """The windows of the fresh-candidate streams drawn so far by the host."""
+
+    cand: np.ndarray  # (n_stream, width, kmax, P) int8: stream s's candidates base .. base + n_avail - 1
+    streams: np.ndarray  # (n_stream,) STREAM records
+
+
+class Schedule(NamedTuple):
+    """Which lanes each chunk has alive, prepared or pending, and the lanes to solve this round.
+
+    Never name a variable of this type ``sched``: numba's gufuncs for ``prange``
+    take their own ``sched`` argument, and a tuple of that name breaks the build.
+    """
+
+    ctl: np.ndarray  # (1,) CONTROL record
+    cinfo: np.ndarray  # (n_chunk,) CHUNK records
+    lists: np.ndarray  # (n_lane,) SLOT records: the chunks' lane lists
+    work: np.ndarray  # (n_lane,) int64: the lanes to solve this round (CONTROL.n_work of them)
+
+
+class Solved(NamedTuple):
+    """Per-lane roll-outs of the last solve (status, flags and residuals are in LANE)."""
+
+    act: np.ndarray  # (n_lane, kmax, P) int8: the patterns the roll-out visits
+    traj: np.ndarray  # (n_lane, kmax + 1, M) float64: the roll-out z_1 .. z_k, F(z_k)
+
+
+class Pool(NamedTuple):
+    """The cycles found by all searches (each search's list linked from SEARCH.head)."""
+
+    z: np.ndarray  # (cap, kmax, M) float64: points
+    d: np.ndarray  # (cap, kmax, P) int8: patterns
+    entry: np.ndarray  # (cap,) ENTRY records
+
+
+class Work(NamedTuple):
+    """Work arrays of the solves, one row per chunk of solves (``F[ch]`` etc.)."""
+
+    F: np.ndarray  # (n, kmax, M, M): region factors
+    c: np.ndarray  # (n, kmax, M): region offsets
+    Z: np.ndarray  # (n, M, M)
+    T: np.ndarray  # (n, M, M)
+    LU: np.ndarray  # (n, M, M)
+    b: np.ndarray  # (n, M)
+    t: np.ndarray  # (n, M)
+    u: np.ndarray  # (n, M)
+    piv: np.ndarray  # (n, M) int64
+    z: np.ndarray  # (n, M): the solution
+
+
+def _bundle(cls, **fields):
+    # numba type of a bundle (a NamedUniTuple when every field has one type, as numba.typeof gives)
+    if set(fields) != set(cls._fields):
+        raise TypeError(f"{cls.__name__}: fields {sorted(fields)} != {sorted(cls._fields)}")
+    return types.BaseTuple.from_types([fields[f] for f in cls._fields], cls)
+
+
+def _records(dtype):
+    # numba type of a C-contiguous 1-D array of records (aligned, as numba.typeof gives)
+    return numba.from_dtype(dtype)[::1]
+
+
+_OPTIONS = _bundle(Options, P=types.int64, M=types.int64, rcond_min=types.float64, dup_rtol=types.float64,
+                   accept_rtol=types.float64)
+_SYSTEMS = _bundle(Systems, regions=types.int64, rollout=types.int64, p=_f2, meta=_i1)
+_SEARCHES = _records(SEARCH)
+_LANES = _bundle(Lanes, state=_records(LANE), cand=_b3)
+_FRESH = _bundle(Fresh, cand=types.int8[:, :, :, ::1], streams=_records(STREAM))
+_SCHEDULE = _bundle(Schedule, ctl=_records(CONTROL), cinfo=_records(CHUNK), lists=_records(SLOT), work=_i1)
+_SOLVED = _bundle(Solved, act=_b3, traj=_f3)
+_POOL = _bundle(Pool, z=_f3, d=_b3, entry=_records(ENTRY))
+_WORK = _bundle(Work, F=types.float64[:, :, :, ::1], c=_f3, Z=_f3, T=_f3, LU=_f3, b=_f2, t=_f2, u=_f2, piv=_i2, z=_f2)
 
 
 @config.njit
-def _hash(pats):
-    # FNV-1a style 64-bit hash of a pattern list (int64 arithmetic wraps on overflow)
+def _hash(pats, l, k):
+    # FNV-1a style 64-bit hash of the pattern list pats[l, :k] (int64 arithmetic wraps on
+    # overflow).  A row index rather than a view: see "Why so few arrays" above.
     h = np.int64(-3750763034362895579)
     prime = np.int64(1099511628211)
-    k, P = pats.shape
     for j in range(k):
-        for q in range(P):
-            h = (h ^ np.int64(pats[j, q] + 2 * q + 1)) * prime
+        for q in range(pats.shape[2]):
+            h = (h ^ np.int64(pats[l, j, q] + 2 * q + 1)) * prime
         h = (h ^ np.int64(j + 7)) * prime
     return h
 
@@ -376,236 +540,233 @@ def _same_cycle(traj, act, fz, fd, dup_rtol):
 
 
 @config.njit(inline="always")
-def _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, lo, n_alive, P):
-    """Give every idle lane of one chunk its next candidate (chunk lanes: ``alive[lo:lo + n_alive]``).
+def _restart(lane):
+    # the lane's next candidate is a fresh random one
+    lane.need_new = 1
+    lane.stage = IDLE_LANE
 
-    The serial algorithm's loop head, per lane: take a fresh candidate if needed,
-    end a restart after n_inner solves (and the search after n_outer restarts
-    without a discovery), stop at max_solves, then commit one solve.  Lanes are
-    visited in index order; those whose search has ended leave ``alive``; the
-    prepared ones are listed in ``cwork[lo:]``.  Returns ``(n_alive, n_work,
-    stream)`` with ``stream >= 0`` if a stream of fresh candidates ran out (the
-    chunk stops there and is resumed after the host extends the stream).
+
+@config.njit(inline="always")
+def _advance(search, lane):
+    # One step of the serial algorithm's loop head for an idle lane (records only): the
+    # search is over (FINISHED); or end a restart after n_inner solves, and the search
+    # after n_outer restarts without a discovery; or stop at max_solves; or commit one
+    # solve of the candidate held (READY).
+    if search.status != RUNNING:
+        lane.stage = FINISHED
+    elif lane.inner >= search.n_inner:
+        search.outer += 1
+        lane.inner = 0
+        lane.need_new = 1
+        if search.outer >= search.n_outer:
+            search.status = DONE
+    elif search.max_solves >= 0 and search.solves >= search.max_solves:
+        search.status = LIMIT
+    else:
+        search.solves += 1
+        search.since_found += 1
+        lane.inner += 1
+        lane.stage = READY
+
+
+@config.njit
+def _take_fresh(search, lane, l, lanes, fresh):
+    # Give lane l the search's next fresh candidate; returns -1, or the search's stream
+    # if the host must extend it first.
+    k = search.order
+    s = search.stream
+    idx = search.fresh_pos - fresh.streams[s].base
+    if idx >= fresh.streams[s].n_avail:
+        return s
+    for j in range(k):
+        for q in range(lanes.cand.shape[2]):
+            lanes.cand[l, j, q] = fresh.cand[s, idx, j, q]
+    search.fresh_pos += 1
+    lane.need_new = 0
+    lane.hashes[0] = _hash(lanes.cand, l, k)
+    lane.n_hashed = 1
+    return -1
+
+
+@config.njit(inline="always")
+def _prepare_chunks(c0, c1, options, searches, lanes, fresh, schedule):
+    """Give every idle lane of the chunks ``c0 .. c1 - 1`` its next candidate.
+
+    The serial algorithm's loop head, lane by lane in index order
+    (:func:`_take_fresh`, :func:`_advance`).  Lanes whose search has ended leave
+    the chunk's ``alive`` list; the prepared ones are listed in its ``cwork``.
+    If a stream of fresh candidates runs out the chunk stops there (``need``)
+    and resumes at that lane after the host has extended the stream.
     """
-    nw = 0
-    m = 0
-    for i in range(n_alive):
-        l = alive[lo + i]
-        stage = lstate[l, LS_STAGE]
-        if stage == IDLE_LANE:
-            s = lstate[l, LS_SEARCH]
-            k = sstate[s, SS_ORDER]
-            while True:
-                if sstate[s, SS_STATUS] != RUNNING:
-                    lstate[l, LS_STAGE] = FINISHED
-                    break
-                if lstate[l, LS_NEED_NEW] != 0:
-                    stream = sstate[s, SS_STREAM]
-                    pos = sstate[s, SS_FRESH_POS]
-                    idx = pos - fresh_base[stream]
-                    if idx >= n_avail[stream]:
-                        # keep the lanes not visited yet; the host extends the stream
-                        for j in range(i, n_alive):
-                            alive[lo + m] = alive[lo + j]
-                            m += 1
-                        return m, nw, stream
-                    for q in range(k * P):
-                        cand[l, q] = fresh[stream, idx, q]
-                    sstate[s, SS_FRESH_POS] = pos + 1
-                    lstate[l, LS_NEED_NEW] = 0
-                    hbuf[l, 0] = _hash(cand[l][: k * P].reshape((k, P)))
-                    lstate[l, LS_HCOUNT] = 1
-                if lstate[l, LS_INNER] >= sstate[s, SS_N_IN]:
-                    sstate[s, SS_OUTER] += 1
-                    lstate[l, LS_INNER] = 0
-                    lstate[l, LS_NEED_NEW] = 1
-                    if sstate[s, SS_OUTER] >= sstate[s, SS_N_OUT]:
-                        sstate[s, SS_STATUS] = DONE
-                    continue
-                if sstate[s, SS_MAX_SOLVES] >= 0 and sstate[s, SS_SOLVES] >= sstate[s, SS_MAX_SOLVES]:
-                    sstate[s, SS_STATUS] = LIMIT
-                    continue
-                sstate[s, SS_SOLVES] += 1
-                sstate[s, SS_SINCE] += 1
-                lstate[l, LS_INNER] += 1
-                lstate[l, LS_STAGE] = READY
+    for ch in range(c0, c1):
+        info = schedule.cinfo[ch]
+        lo = info.lo
+        n_alive = info.n_alive
+        need = -1
+        m = 0
+        nw = 0
+        for i in range(n_alive):
+            l = schedule.lists[lo + i].alive
+            lane = lanes.state[l]
+            search = searches[lane.search]
+            while lane.stage == IDLE_LANE:
+                if lane.need_new != 0 and search.status == RUNNING:
+                    need = _take_fresh(search, lane, l, lanes, fresh)
+                    if need >= 0:
+                        break
+                _advance(search, lane)
+            if need >= 0:
+                # keep this lane and those not visited yet
+                for j in range(i, n_alive):
+                    schedule.lists[lo + m].alive = schedule.lists[lo + j].alive
+                    m += 1
                 break
-        if lstate[l, LS_STAGE] == READY:
-            cwork[lo + nw] = l
-            nw += 1
-        if lstate[l, LS_STAGE] != FINISHED:
-            alive[lo + m] = l
-            m += 1
-    return m, nw, -1
+            if lane.stage == READY:
+                schedule.lists[lo + nw].cwork = l
+                nw += 1
+            if lane.stage != FINISHED:
+                schedule.lists[lo + m].alive = l
+                m += 1
+        info.n_alive = m
+        info.n_work = nw
+        info.need = need
 
 
 @config.njit(inline="always")
-def _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, P):
-    # prepare chunk ch and record its counters in cinfo[ch]
-    m, nw, need = _prepare_chunk(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork,
-                                 chunks[ch], cinfo[ch, CI_ALIVE], P)
-    cinfo[ch, CI_ALIVE] = m
-    cinfo[ch, CI_NWORK] = nw
-    cinfo[ch, CI_NEED] = need
+def _collect_work(schedule):
+    """After every chunk is prepared: list the prepared lanes in ``schedule.work`` (chunk order).
 
-
-@config.njit(inline="always")
-def _collect_work(cwork, chunks, cinfo, ctl, work):
-    """After every chunk is prepared: list the prepared lanes in ``work`` (chunk order).
-
-    Returns GO, NEED_FRESH (``ctl[C_STREAM]``: the stream to extend) or ALL_DONE.
+    Returns GO, NEED_FRESH (``CONTROL.stream``: the stream to extend) or ALL_DONE.
     """
-    n_ch = chunks.shape[0] - 1
-    for ch in range(n_ch):
-        if cinfo[ch, CI_NEED] >= 0:
-            ctl[C_STREAM] = cinfo[ch, CI_NEED]
-            ctl[C_NWORK] = 0
+    ctl = schedule.ctl[0]
+    for ch in range(schedule.cinfo.shape[0]):
+        if schedule.cinfo[ch].need >= 0:
+            ctl.stream = schedule.cinfo[ch].need
+            ctl.n_work = 0
             return NEED_FRESH
     nw = 0
-    for ch in range(n_ch):
-        lo = chunks[ch]
-        for j in range(cinfo[ch, CI_NWORK]):
-            work[nw] = cwork[lo + j]
+    for ch in range(schedule.cinfo.shape[0]):
+        info = schedule.cinfo[ch]
+        for j in range(info.n_work):
+            schedule.work[nw] = schedule.lists[info.lo + j].cwork
             nw += 1
-    ctl[C_NWORK] = nw
+    ctl.n_work = nw
     return GO if nw > 0 else ALL_DONE
 
 
 @config.njit(inline="always")
-def _absorb_chunk(cwork, lo, n_work, pend, sstate, lstate, hbuf, cand, status, consistent, act, traj, res,
-                  found_z, found_d, found_prev, opts, P, M):
-    """First pass of :func:`_absorb` over one chunk's solved lanes ``cwork[lo:lo + n_work]``.
+def _absorb_chunks(c0, c1, options, searches, lanes, solved, pool, schedule):
+    """First pass of the absorb step over the solved lanes of the chunks ``c0 .. c1 - 1``.
 
     Every outcome except storing a new cycle is applied here; lanes holding a new
-    cycle stay SOLVED and are listed in ``pend[lo:]`` (checked against the cycles
-    stored and those pending before them, so the second pass stores each once).
-    Returns the number of pending lanes.
+    cycle stay SOLVED and are listed in the chunk's ``pend`` (checked against the
+    cycles stored and those pending before them, so the second pass stores each once).
     """
-    dup_rtol = opts[1]
-    accept_rtol = opts[2]
-    L = hbuf.shape[1]
-    n_pend = 0
-    for w in range(n_work):
-        l = cwork[lo + w]
-        if lstate[l, LS_STAGE] != SOLVED:
-            continue
-        s = lstate[l, LS_SEARCH]
-        k = sstate[s, SS_ORDER]
-        if status[l] != SOLVE_OK:
-            sstate[s, SS_SINGULAR] += 1
-            lstate[l, LS_NEED_NEW] = 1
-            lstate[l, LS_STAGE] = IDLE_LANE
-            continue
-        a = act[l][: k * P].reshape((k, P))
-        if consistent[l] == 0:
-            # jump to the visited regions, unless the jumps have come back to a
-            # candidate tried since the last fresh start (they would loop forever)
-            hsh = _hash(a)
-            hc = lstate[l, LS_HCOUNT]
-            n_h = hc if hc < L else L
-            seen = False
-            for q in range(n_h):
-                if hbuf[l, q] == hsh:
-                    seen = True
+    P = options.P
+    for ch in range(c0, c1):
+        info = schedule.cinfo[ch]
+        lo = info.lo
+        n_pend = 0
+        for w in range(info.n_work):
+            l = schedule.lists[lo + w].cwork
+            lane = lanes.state[l]
+            if lane.stage != SOLVED:
+                continue
+            search = searches[lane.search]
+            k = search.order
+            if lane.status != SOLVE_OK:
+                search.singular += 1
+                _restart(lane)
+                continue
+            if lane.consistent == 0:
+                # jump to the visited regions, unless the jumps have come back to a
+                # candidate tried since the last fresh start (they would loop forever)
+                hsh = _hash(solved.act, l, k)
+                hc = lane.n_hashed
+                seen = False
+                for q in range(min(hc, N_HASH)):
+                    if lane.hashes[q] == hsh:
+                        seen = True
+                        break
+                if seen:
+                    search.loops += 1
+                    lane.need_new = 1
+                else:
+                    lane.hashes[hc % N_HASH] = hsh
+                    lane.n_hashed = hc + 1
+                    for j in range(k):
+                        for q in range(P):
+                            lanes.cand[l, j, q] = solved.act[l, j, q]
+                lane.stage = IDLE_LANE
+                continue
+            # consistent: a true cycle of period dividing k
+            a = solved.act[l, :k]
+            if _has_shorter_period(a):
+                search.lower_order += 1
+                _restart(lane)
+                continue
+            if not (lane.closure <= options.accept_rtol * lane.scale):
+                search.inexact += 1
+                _restart(lane)
+                continue
+            tr = solved.traj[l, : k + 1]
+            dup = False
+            f = search.head
+            while f >= 0 and not dup:
+                dup = _same_cycle(tr, a, pool.z[f], pool.d[f], options.dup_rtol)
+                f = pool.entry[f].prev
+            for j in range(n_pend):
+                if dup:
                     break
-            if seen:
-                sstate[s, SS_LOOPS] += 1
-                lstate[l, LS_NEED_NEW] = 1
-            else:
-                hbuf[l, hc % L] = hsh
-                lstate[l, LS_HCOUNT] = hc + 1
-                for q in range(k * P):
-                    cand[l, q] = act[l, q]
-            lstate[l, LS_STAGE] = IDLE_LANE
-            continue
-        # consistent: a true cycle of period dividing k
-        if _has_shorter_period(a):
-            sstate[s, SS_LOWER] += 1
-            lstate[l, LS_NEED_NEW] = 1
-            lstate[l, LS_STAGE] = IDLE_LANE
-            continue
-        if not (res[l, R_CLOSURE] <= accept_rtol * res[l, R_SCALE]):
-            sstate[s, SS_INEXACT] += 1
-            lstate[l, LS_NEED_NEW] = 1
-            lstate[l, LS_STAGE] = IDLE_LANE
-            continue
-        tr = traj[l][: (k + 1) * M].reshape((k + 1, M))
-        dup = False
-        f = sstate[s, SS_HEAD]
-        while f >= 0 and not dup:
-            dup = _same_cycle(tr, a, found_z[f], found_d[f], dup_rtol)
-            f = found_prev[f]
-        for j in range(n_pend):
+                o = schedule.lists[lo + j].pend
+                if lanes.state[o].search == lane.search:
+                    dup = _same_cycle(tr, a, solved.traj[o, : k + 1], solved.act[o, :k], options.dup_rtol)
             if dup:
-                break
-            o = pend[lo + j]
-            if lstate[o, LS_SEARCH] == s:
-                dup = _same_cycle(tr, a, traj[o][: (k + 1) * M].reshape((k + 1, M)),
-                                  act[o][: k * P].reshape((k, P)), dup_rtol)
-        if dup:
-            sstate[s, SS_DUP] += 1
-            lstate[l, LS_NEED_NEW] = 1
-            lstate[l, LS_STAGE] = IDLE_LANE
-            continue
-        pend[lo + n_pend] = l
-        n_pend += 1
-    return n_pend
+                search.duplicates += 1
+                _restart(lane)
+                continue
+            schedule.lists[lo + n_pend].pend = l
+            n_pend += 1
+        info.n_pend = n_pend
 
 
 @config.njit(inline="always")
-def _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks, cinfo, ctl, P, M):
-    """Second pass of the absorb step: store the new cycles in lane order (resumable after FULL).
+def _store_pending(options, searches, lanes, solved, pool, schedule):
+    """Second pass of the absorb step: store the new cycles in lane order.
 
-    Pass 1 (:func:`_absorb_chunk`, per chunk) has applied every other outcome.
+    Pass 1 (:func:`_absorb_chunks`) has applied every other outcome.  Returns GO,
+    or FULL when the pool is full (the host grows it and the engine repeats both
+    passes: the stored lanes are idle by then, the others still pending).
     """
-    cap = found_z.shape[0]
-    for ch in range(chunks.shape[0] - 1):
-        lo = chunks[ch]
-        for j in range(cinfo[ch, CI_NPEND]):
-            l = pend[lo + j]
-            s = lstate[l, LS_SEARCH]
-            k = sstate[s, SS_ORDER]
-            n = ctl[C_POOL]
+    P, M = options.P, options.M
+    ctl = schedule.ctl[0]
+    cap = pool.z.shape[0]
+    for ch in range(schedule.cinfo.shape[0]):
+        info = schedule.cinfo[ch]
+        for j in range(info.n_pend):
+            l = schedule.lists[info.lo + j].pend
+            lane = lanes.state[l]
+            search = searches[lane.search]
+            k = search.order
+            n = ctl.stored
             if n >= cap:
                 return FULL
             for r in range(k):
                 for i in range(M):
-                    found_z[n, r, i] = traj[l, r * M + i]
+                    pool.z[n, r, i] = solved.traj[l, r, i]
                 for q in range(P):
-                    found_d[n, r, q] = act[l, r * P + q]
-            found_at[n] = sstate[s, SS_SOLVES]
-            found_prev[n] = sstate[s, SS_HEAD]
-            sstate[s, SS_HEAD] = n
-            ctl[C_POOL] = n + 1
-            sstate[s, SS_FOUND] += 1
-            sstate[s, SS_SINCE] = 0
-            sstate[s, SS_OUTER] = 0
-            lstate[l, LS_INNER] = 0
-            lstate[l, LS_NEED_NEW] = 1
-            lstate[l, LS_STAGE] = IDLE_LANE
-    ctl[C_PHASE] = 0
+                    pool.d[n, r, q] = solved.act[l, r, q]
+            pool.entry[n].found_at = search.solves
+            pool.entry[n].prev = search.head
+            search.head = n
+            ctl.stored = n + 1
+            search.found += 1
+            search.since_found = 0
+            search.outer = 0
+            lane.inner = 0
+            _restart(lane)
+    ctl.phase = 0
     return GO
-
-
-# The host loop of the GPU path calls these two (bookkeeping on numba's threads).
-# the round loop (_make_run) repeats their few lines inline: calling a parallel=True function from a
-# compiled loop costs ~3 us per call, more than a 2-D solve.
-@config.njit(parallel=True)
-def _host_prepare(sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, ctl, work, P):
-    for ch in prange(chunks.shape[0] - 1):
-        _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks, cinfo, P)
-    return _collect_work(cwork, chunks, cinfo, ctl, work)
-
-
-@config.njit(parallel=True)
-def _host_absorb(sstate, lstate, hbuf, cand, status, consistent, act, traj, res, found_z, found_d, found_at,
-                 found_prev, cwork, pend, chunks, cinfo, ctl, opts, P, M):
-    for ch in prange(chunks.shape[0] - 1):
-        cinfo[ch, CI_NPEND] = _absorb_chunk(cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf,
-                                            cand, status, consistent, act, traj, res, found_z, found_d,
-                                            found_prev, opts, P, M)
-    return _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks, cinfo,
-                          ctl, P, M)
 
 
 # the family kernels are called through their native addresses (see plrnn_numba._fnptr):
@@ -615,37 +776,44 @@ _call_rollout = make_caller(ROLLOUT_SIG)
 
 
 @config.njit(inline="always")
-def _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, P, rcond_min,
-                 status, consistent, act, traj, res, F, c, Zw, Tw, LUw, b, t, u, piv, z):
-    # Solve the prepared lanes work[w0:w1] with one set of work arrays.
-    M = z.shape[0]
+def _solve_chunk(systems, options, searches, lanes, solved, ws, ch, work, w0, w1):
+    """Solve the prepared lanes ``work[w0:w1]`` with the work arrays of row ``ch`` of ``ws``.
+
+    Writes each lane's status, and for solved systems the roll-out and its
+    patterns (``solved``), the consistency flag, the closure residual and its scale.
+    """
+    M, P = options.M, options.P
+    z, Zw, Tw, LUw = ws.z[ch], ws.Z[ch], ws.T[ch], ws.LU[ch]
+    b, t, u, piv = ws.b[ch], ws.t[ch], ws.u[ch], ws.piv[ch]
     for w in range(w0, w1):
         l = work[w]
-        s = lstate[l, LS_SEARCH]
-        k = sstate[s, SS_ORDER]
-        pr = p[sstate[s, SS_SYSTEM]]
-        pats = cand[l][: k * P].reshape((k, P))
-        Fk = F[: k * M * M].reshape((k, M, M))
-        ck = c[: k * M].reshape((k, M))
-        _call_regions(regions, pr, meta, pats, Fk, ck)
-        st = _solve_region_sequence_ws(Fk, ck, rcond_min, z, Zw, Tw, LUw, b, t, u, piv)
-        status[l] = st
-        lstate[l, LS_STAGE] = SOLVED
+        lane = lanes.state[l]
+        search = searches[lane.search]
+        k = search.order
+        pr = systems.p[search.system]
+        Fk = ws.F[ch, :k]
+        ck = ws.c[ch, :k]
+        _call_regions(systems.regions, pr, systems.meta, lanes.cand[l, :k], Fk, ck)
+        st = _solve_region_sequence_ws(Fk, ck, options.rcond_min, z, Zw, Tw, LUw, b, t, u, piv)
+        lane.status = st
+        lane.stage = SOLVED
         if st != SOLVE_OK:
             continue
         # roll the candidate out with the true map and read the regions it visits
         # (traj[k] = F(z_k) closes the cycle when the regions are consistent)
-        tr = traj[l][: (k + 1) * M].reshape((k + 1, M))
-        a = act[l][: k * P].reshape((k, P))
+        tr = solved.traj[l, : k + 1]
         for i in range(M):
             tr[0, i] = z[i]
-        _call_rollout(rollout, pr, meta, tr, a)
+        _call_rollout(systems.rollout, pr, systems.meta, tr, solved.act[l, :k])
         same = 1
-        for q in range(k * P):
-            if act[l, q] != cand[l, q]:
-                same = 0
+        for j in range(k):
+            for q in range(P):
+                if solved.act[l, j, q] != lanes.cand[l, j, q]:
+                    same = 0
+                    break
+            if same == 0:
                 break
-        consistent[l] = same
+        lane.consistent = same
         scale = 0.0
         clo = 0.0
         for j in range(k):
@@ -656,22 +824,48 @@ def _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, 
         if not (math.isfinite(clo) and math.isfinite(scale)):
             clo = np.inf  # a diverging roll-out is never accepted
             scale = 1.0
-        res[l, R_CLOSURE] = clo
-        res[l, R_SCALE] = scale if scale > 0.0 else 1.0
+        lane.closure = clo
+        lane.scale = scale if scale > 0.0 else 1.0
 
 
-_RUN_SIG = types.int64(
-    types.int64, types.int64,  # addresses of the family's regions and rollout kernels
-    _f2, _i1,  # p (systems, params), meta
-    _i2, _i2, _i2, _b2,  # sstate, lstate, hbuf, cand
-    _b3, _i1, _i1,  # fresh, fresh_base, n_avail
-    _i1, _i1, _i1, _i1, _i1, _i1, _i2,  # ctl, work, alive, cwork, pend, chunks, cinfo
-    _b1, _b1, _b2, _f2, _f2,  # status, consistent, act, traj, res
-    _f3, _b3, _i1, _i1,  # found_z, found_d, found_at, found_prev
-    _f1, types.int64,  # opts, P
-    _f2, _f2, _f3, _f3, _f3, _f2, _f2, _f2, _i2, _f2,  # per-chunk work arrays
-    types.boolean,  # parallel
-)
+# prange bodies call these copies instead of the inlined helpers: numba's parfor pass drops
+# the writes made through a NamedTuple's array fields in code inlined into a prange body
+# (numba issues #5872, #7135; seen with numba 0.68), and behind a call they stay.  The
+# bodies pass the chunk index as np.int64: numba types a prange body twice, with a signed
+# and with an unsigned index, and would compile each copy twice.
+@config.njit
+def _prepare_called(c0, c1, options, searches, lanes, fresh, schedule):
+    _prepare_chunks(c0, c1, options, searches, lanes, fresh, schedule)
+
+
+@config.njit
+def _absorb_called(c0, c1, options, searches, lanes, solved, pool, schedule):
+    _absorb_chunks(c0, c1, options, searches, lanes, solved, pool, schedule)
+
+
+@config.njit
+def _solve_called(systems, options, searches, lanes, solved, ws, ch, work, w0, w1):
+    _solve_chunk(systems, options, searches, lanes, solved, ws, ch, work, w0, w1)
+
+
+# The host loop of the GPU path calls these two (bookkeeping on numba's threads).
+# the round loop (_make_run) repeats their few lines inline: calling a parallel=True function from a
+# compiled loop costs ~3 us per call, more than a 2-D solve.
+@config.njit(parallel=True)
+def _host_prepare(options, searches, lanes, fresh, schedule):
+    for ch in prange(schedule.cinfo.shape[0]):
+        _prepare_called(np.int64(ch), np.int64(ch) + 1, options, searches, lanes, fresh, schedule)
+    return _collect_work(schedule)
+
+
+@config.njit(parallel=True)
+def _host_absorb(options, searches, lanes, solved, pool, schedule):
+    for ch in prange(schedule.cinfo.shape[0]):
+        _absorb_called(np.int64(ch), np.int64(ch) + 1, options, searches, lanes, solved, pool, schedule)
+    return _store_pending(options, searches, lanes, solved, pool, schedule)
+
+
+_RUN_SIG = types.int64(_SYSTEMS, _OPTIONS, _SEARCHES, _LANES, _FRESH, _SCHEDULE, _SOLVED, _POOL, _WORK)
 
 
 def _make_run(threads: bool):
@@ -679,64 +873,52 @@ def _make_run(threads: bool):
 
     Two builds of one source: the serial one (``scyfi(backend="cpu")``) compiles in
     about a third of the time of the threaded one, which is only built when a
-    batched backend is used.  Distinct names keep their cache entries apart.
+    batched backend is used.  ``threads`` is a closure constant, so numba prunes
+    the ``prange`` branches from the serial build (it is part of the cache key,
+    and distinct names keep the two builds' cache entries apart).
     """
 
-    def _run_cpu(regions, rollout, p, meta, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, ctl, work, alive,
-                 cwork, pend, chunks, cinfo, status, consistent, act, traj, res, found_z, found_d, found_at, found_prev,
-                 opts, P, wF, wc, wZ, wT, wLU, wb, wt, wu, wpiv, wz, parallel):
+    def _run_cpu(systems, options, searches, lanes, fresh, schedule, solved, pool, ws):
         """Run rounds of prepare / solve / absorb until the host must act (or all searches end).
 
-        Returns NEED_FRESH, FULL or ALL_DONE.  With ``parallel`` the solves of a round
-        are split into chunks run on numba's threads (one set of work arrays each),
-        and so is the bookkeeping of the lane chunks ``chunks``.
+        Returns NEED_FRESH, FULL or ALL_DONE.  In the threaded build the solves of a
+        round are split into chunks run on numba's threads (one row of ``ws`` each),
+        and so is the bookkeeping of the lane chunks ``schedule.cinfo``.
         """
-        M = wz.shape[1]
-        rcond_min = opts[0]
-        n_chunk = wF.shape[0]
-        n_ch = chunks.shape[0] - 1
+        ctl = schedule.ctl[0]
+        n_solver = ws.z.shape[0]
+        n_ch = schedule.cinfo.shape[0]
         while True:
-            if ctl[C_PHASE] == 1:
+            if ctl.phase == 1:
                 # absorb: pass 1 per chunk of searches, pass 2 stores the new cycles in lane order
-                if parallel and n_ch > 1:
+                if threads and n_ch > 1:
                     for ch in prange(n_ch):
-                        cinfo[ch, CI_NPEND] = _absorb_chunk(
-                            cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf, cand, status,
-                            consistent, act, traj, res, found_z, found_d, found_prev, opts, P, M)
+                        c = np.int64(ch)
+                        _absorb_called(c, c + 1, options, searches, lanes, solved, pool, schedule)
                 else:
-                    for ch in range(n_ch):
-                        cinfo[ch, CI_NPEND] = _absorb_chunk(
-                            cwork, chunks[ch], cinfo[ch, CI_NWORK], pend, sstate, lstate, hbuf, cand, status,
-                            consistent, act, traj, res, found_z, found_d, found_prev, opts, P, M)
-                code = _store_pending(sstate, lstate, act, traj, found_z, found_d, found_at, found_prev, pend, chunks,
-                                      cinfo, ctl, P, M)
+                    _absorb_chunks(0, n_ch, options, searches, lanes, solved, pool, schedule)
+                code = _store_pending(options, searches, lanes, solved, pool, schedule)
                 if code != GO:
                     return code
             # prepare: per chunk of searches, then the list of lanes to solve
-            if parallel and n_ch > 1:
+            if threads and n_ch > 1:
                 for ch in prange(n_ch):
-                    _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks,
-                                 cinfo, P)
+                    c = np.int64(ch)
+                    _prepare_called(c, c + 1, options, searches, lanes, fresh, schedule)
             else:
-                for ch in range(n_ch):
-                    _prepare_one(ch, sstate, lstate, hbuf, cand, fresh, fresh_base, n_avail, alive, cwork, chunks,
-                                 cinfo, P)
-            code = _collect_work(cwork, chunks, cinfo, ctl, work)
+                _prepare_chunks(0, n_ch, options, searches, lanes, fresh, schedule)
+            code = _collect_work(schedule)
             if code != GO:
                 return code
-            nw = ctl[C_NWORK]
-            if parallel and nw >= 2 * n_chunk:
-                for ch in prange(n_chunk):
-                    w0 = ch * nw // n_chunk
-                    w1 = (ch + 1) * nw // n_chunk
-                    _solve_chunk(regions, rollout, p, meta, work, w0, w1, sstate, lstate, cand, P, rcond_min,
-                                 status, consistent, act, traj, res,
-                                 wF[ch], wc[ch], wZ[ch], wT[ch], wLU[ch], wb[ch], wt[ch], wu[ch], wpiv[ch], wz[ch])
+            nw = ctl.n_work
+            if threads and nw >= 2 * n_solver:
+                for ch in prange(n_solver):
+                    c = np.int64(ch)
+                    _solve_called(systems, options, searches, lanes, solved, ws, c, schedule.work,
+                                  c * nw // n_solver, (c + 1) * nw // n_solver)
             else:
-                _solve_chunk(regions, rollout, p, meta, work, 0, nw, sstate, lstate, cand, P, rcond_min,
-                             status, consistent, act, traj, res,
-                             wF[0], wc[0], wZ[0], wT[0], wLU[0], wb[0], wt[0], wu[0], wpiv[0], wz[0])
-            ctl[C_PHASE] = 1
+                _solve_chunk(systems, options, searches, lanes, solved, ws, 0, schedule.work, 0, nw)
+            ctl.phase = 1
 
     _run_cpu.__name__ = _run_cpu.__qualname__ = "_run_cpu_threads" if threads else "_run_cpu_serial"
     return config.jit(_RUN_SIG, parallel=threads)(_run_cpu)
@@ -749,7 +931,7 @@ _run_threads = _make_run(True)
 
 # ============================================================================ host driver
 class BatchSearch:
-    """Host side of the engine: arrays, fresh-candidate streams, the round loop, results.
+    """Host side of the engine: the state bundles, fresh-candidate streams, the round loop, results.
 
     Parameters
     ----------
@@ -770,6 +952,15 @@ class BatchSearch:
         candidates, in order); a stream may be shared by searches of the same order.
     opts : (3,) float64
         ``[rcond_min, dup_rtol, accept_rtol]``.
+
+    Attributes
+    ----------
+    systems, options : Systems, Options
+        The systems, sizes and tolerances.
+    searches : (n_search,) SEARCH records
+        Settings, counters and state of each search.
+    lanes, fresh, schedule, solved, pool : Lanes, Fresh, Schedule, Solved, Pool
+        The engine's state (see their classes).
     """
 
     #: initial capacity of the cycle pool (doubled whenever the engine reports FULL).
@@ -777,60 +968,42 @@ class BatchSearch:
 
     def __init__(self, kernels, p, meta, M, P, searches, streams, opts):
         self.kernels = kernels
-        self._addresses = (kernel_address(kernels[0], REGIONS_SIG), kernel_address(kernels[1], ROLLOUT_SIG))
-        self.p = np.ascontiguousarray(p, dtype=np.float64)
-        self.meta = np.ascontiguousarray(meta, dtype=np.int64)
         self.M, self.P = int(M), int(P)
-        self.opts = np.ascontiguousarray(opts, dtype=np.float64)
+        self.systems = Systems(kernel_address(kernels[0], REGIONS_SIG), kernel_address(kernels[1], ROLLOUT_SIG),
+                               np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(meta, dtype=np.int64))
+        self.options = Options(self.P, self.M, *(float(v) for v in np.asarray(opts, dtype=np.float64)))
         order = np.asarray(searches["order"], dtype=np.int64)
         n_search = order.size
         self.kmax = int(order.max())
-        ss = np.zeros((n_search, N_SS), dtype=np.int64)
-        ss[:, SS_ORDER] = order
-        ss[:, SS_SYSTEM] = searches["system"]
-        ss[:, SS_STREAM] = searches["stream"]
-        ss[:, SS_N_OUT] = searches["n_outer"]
-        ss[:, SS_N_IN] = searches["n_inner"]
-        ss[:, SS_MAX_SOLVES] = searches["max_solves"]
-        ss[:, SS_HEAD] = -1
-        self.sstate = ss
+        ss = np.zeros(n_search, dtype=SEARCH)
+        for name in ("order", "system", "stream", "n_outer", "n_inner", "max_solves"):
+            ss[name] = searches[name]
+        ss["head"] = -1
+        self.searches = ss
         lanes = np.broadcast_to(np.asarray(searches["lanes"], dtype=np.int64), (n_search,))
         lane_search = np.repeat(np.arange(n_search, dtype=np.int64), lanes)
         n_lane = lane_search.size
-        ls = np.zeros((n_lane, N_LS), dtype=np.int64)
-        ls[:, LS_SEARCH] = lane_search
-        ls[:, LS_NEED_NEW] = 1
-        self.lstate = ls
-        kP, kM = self.kmax * self.P, (self.kmax + 1) * self.M
-        self.hbuf = np.zeros((n_lane, N_HASH), dtype=np.int64)
-        self.cand = np.zeros((n_lane, kP), dtype=np.int8)
-        self.work = np.zeros(n_lane, dtype=np.int64)
-        self.alive = np.arange(n_lane, dtype=np.int64)
-        self.cwork = np.zeros(n_lane, dtype=np.int64)
-        self.pend = np.zeros(n_lane, dtype=np.int64)
-        self.ctl = np.zeros(N_CTL, dtype=np.int64)
+        state = np.zeros(n_lane, dtype=LANE)
+        state["search"] = lane_search
+        state["need_new"] = 1
+        K, M, P = self.kmax, self.M, self.P
+        self.lanes = Lanes(state, np.zeros((n_lane, K, P), dtype=np.int8))
+        self.schedule = Schedule(np.zeros(1, dtype=CONTROL), np.zeros(0, dtype=CHUNK), np.zeros(n_lane, dtype=SLOT),
+                                 np.zeros(n_lane, dtype=np.int64))
+        self._ctl = self.schedule.ctl[0]  # a structured scalar: a view of the control record
         self._lane_of_search = np.concatenate([[0], np.cumsum(lanes)])
         self.set_chunks(1)
-        self.status = np.zeros(n_lane, dtype=np.int8)
-        self.consistent = np.zeros(n_lane, dtype=np.int8)
-        self.act = np.zeros((n_lane, kP), dtype=np.int8)
-        self.traj = np.zeros((n_lane, kM))
-        self.res = np.zeros((n_lane, N_RES))
+        self.solved = Solved(np.zeros((n_lane, K, P), dtype=np.int8), np.zeros((n_lane, K + 1, M)))
         cap = max(self.initial_capacity, n_search)
-        self.found_z = np.empty((cap, self.kmax, self.M))
-        self.found_d = np.empty((cap, self.kmax, self.P), dtype=np.int8)
-        self.found_at = np.empty(cap, dtype=np.int64)
-        self.found_prev = np.empty(cap, dtype=np.int64)
+        self.pool = Pool(np.empty((cap, self.kmax, self.M)), np.empty((cap, self.kmax, self.P), dtype=np.int8),
+                         np.empty(cap, dtype=ENTRY))
         # fresh-candidate streams: per stream a window [base, base + n_avail) of its sequence
         self.streams = list(streams)
         n_stream = len(self.streams)
         self._stream_k = np.zeros(n_stream, dtype=np.int64)
-        for s in range(n_search):
-            self._stream_k[ss[s, SS_STREAM]] = ss[s, SS_ORDER]
-        self._windows = [np.zeros((0, kP), dtype=np.int8) for _ in range(n_stream)]
-        self.fresh_base = np.zeros(n_stream, dtype=np.int64)
-        self.n_avail = np.zeros(n_stream, dtype=np.int64)
-        self.fresh = np.zeros((n_stream, 1, kP), dtype=np.int8)
+        self._stream_k[ss["stream"]] = ss["order"]
+        self._windows = [np.zeros((0, K, P), dtype=np.int8) for _ in range(n_stream)]
+        self.fresh = Fresh(np.zeros((n_stream, 1, K, P), dtype=np.int8), np.zeros(n_stream, dtype=STREAM))
         self.rounds = 0  # rounds run by run_rounds
         self._started = False  # chunks can be re-cut only before the first run
 
@@ -844,38 +1017,40 @@ class BatchSearch:
         want = np.linspace(0, n_lane, max(1, int(n_chunks)) + 1)
         edges = np.unique(starts[np.searchsorted(starts, want, side="left").clip(0, starts.size - 1)])
         edges = np.unique(np.concatenate([[0], edges, [n_lane]]))
-        self.chunks = edges.astype(np.int64)
-        self.cinfo = np.zeros((self.chunks.size - 1, N_CI), dtype=np.int64)
-        self.cinfo[:, CI_ALIVE] = np.diff(self.chunks)
-        self.cinfo[:, CI_NEED] = -1
-        self.alive[:] = np.arange(n_lane)
+        cinfo = np.zeros(edges.size - 1, dtype=CHUNK)
+        cinfo["lo"] = edges[:-1]
+        cinfo["n_alive"] = np.diff(edges)
+        cinfo["need"] = -1
+        self.schedule = self.schedule._replace(cinfo=cinfo)
+        self.schedule.lists["alive"] = np.arange(n_lane)
 
     # -- fresh candidates ------------------------------------------------------------
     def _extend(self, stream: int) -> None:
         """Append the stream's next chunk; drop the prefix no running search still needs."""
-        ss = self.sstate
-        users = (ss[:, SS_STREAM] == stream) & (ss[:, SS_STATUS] == RUNNING)
-        low = int(ss[users, SS_FRESH_POS].min()) if users.any() else int(self.fresh_base[stream])
-        win = self._windows[stream][low - int(self.fresh_base[stream]):]
+        ss = self.searches
+        win = self.fresh.streams[stream]  # a structured scalar: a view of the stream's record
+        users = (ss["stream"] == stream) & (ss["status"] == RUNNING)
+        low = int(ss["fresh_pos"][users].min()) if users.any() else int(win["base"])
+        kept = self._windows[stream][low - int(win["base"]):]
         new = self.streams[stream].draw()
         k = int(self._stream_k[stream])
-        block = np.zeros((new.shape[0], self.kmax * self.P), dtype=np.int8)
-        block[:, : k * self.P] = new.reshape(new.shape[0], k * self.P)
-        self._windows[stream] = np.concatenate([win, block])
-        self.fresh_base[stream] = low
-        self.n_avail[:] = [w.shape[0] for w in self._windows]
-        width = max(1, int(self.n_avail.max()))
-        if width > self.fresh.shape[1] or width < self.fresh.shape[1] // 4:
-            self.fresh = np.zeros((len(self._windows), width, self.kmax * self.P), dtype=np.int8)
+        block = np.zeros((new.shape[0], self.kmax, self.P), dtype=np.int8)
+        block[:, :k] = new
+        self._windows[stream] = np.concatenate([kept, block])
+        win["base"] = low
+        self.fresh.streams["n_avail"] = [w.shape[0] for w in self._windows]
+        width = max(1, int(self.fresh.streams["n_avail"].max()))
+        cand = self.fresh.cand
+        if width > cand.shape[1] or width < cand.shape[1] // 4:
+            cand = np.zeros((len(self._windows), width, self.kmax, self.P), dtype=np.int8)
             for s, w in enumerate(self._windows):
-                self.fresh[s, : w.shape[0]] = w
+                cand[s, : w.shape[0]] = w
+            self.fresh = self.fresh._replace(cand=cand)
         else:
-            self.fresh[stream, : self._windows[stream].shape[0]] = self._windows[stream]
+            cand[stream, : self._windows[stream].shape[0]] = self._windows[stream]
 
     def _grow_pool(self) -> None:
-        for name in ("found_z", "found_d", "found_at", "found_prev"):
-            a = getattr(self, name)
-            setattr(self, name, np.concatenate([a, np.empty_like(a)]))
+        self.pool = Pool(*(np.concatenate([a, np.empty_like(a)]) for a in self.pool))
 
     # -- running ---------------------------------------------------------------------
     def run_cpu(self, parallel: bool = False, n_chunks: int = 1) -> None:
@@ -884,28 +1059,22 @@ class BatchSearch:
         if parallel and not self._started:
             self.set_chunks(2 * n_chunks)
         self._started = True
-        regions, rollout = self._addresses
+        run = _run_threads if parallel else _run_serial
         while True:
-            run = _run_threads if parallel else _run_serial
             with np.errstate(all="ignore"):
-                code = run(
-                    regions, rollout, self.p, self.meta, self.sstate, self.lstate, self.hbuf, self.cand,
-                    self.fresh, self.fresh_base, self.n_avail, self.ctl, self.work, self.alive, self.cwork,
-                    self.pend, self.chunks, self.cinfo, self.status,
-                    self.consistent, self.act, self.traj, self.res, self.found_z, self.found_d,
-                    self.found_at, self.found_prev, self.opts, self.P, *ws, bool(parallel),
-                )
+                code = run(self.systems, self.options, self.searches, self.lanes, self.fresh, self.schedule,
+                           self.solved, self.pool, ws)
             if code == NEED_FRESH:
-                self._extend(int(self.ctl[C_STREAM]))
+                self._extend(int(self._ctl["stream"]))
             elif code == FULL:
                 self._grow_pool()
             else:
                 return
 
-    def _workspace(self, n_chunks: int) -> tuple:
+    def _workspace(self, n_chunks: int) -> Work:
         M, kmax = self.M, self.kmax
-        return (
-            np.empty((n_chunks, kmax * M * M)), np.empty((n_chunks, kmax * M)),
+        return Work(
+            np.empty((n_chunks, kmax, M, M)), np.empty((n_chunks, kmax, M)),
             np.empty((n_chunks, M, M)), np.empty((n_chunks, M, M)), np.empty((n_chunks, M, M)),
             np.empty((n_chunks, M)), np.empty((n_chunks, M)), np.empty((n_chunks, M)),
             np.empty((n_chunks, M), dtype=np.int64), np.empty((n_chunks, M)),
@@ -915,91 +1084,80 @@ class BatchSearch:
         """One batched solve of the candidates held by ``lanes`` on the CPU (the kernel-level interface)."""
         lanes = np.ascontiguousarray(lanes, dtype=np.int64)
         n_chunks = max(1, min(int(n_chunks), lanes.size))
-        regions, rollout = self._addresses
         with np.errstate(all="ignore"):
-            _solve_lanes(regions, rollout, self.p, self.meta, lanes, lanes.size, self.sstate, self.lstate,
-                         self.cand, self.P, float(self.opts[0]), self.status, self.consistent, self.act,
-                         self.traj, self.res, *self._workspace(n_chunks))
+            _solve_lanes(self.systems, self.options, self.searches, self.lanes, self.solved,
+                         self._workspace(n_chunks), lanes, lanes.size)
 
     def run_rounds(self, solve, n_threads: int = 1) -> None:
         """Run every search with an external batched solver (one call per round).
 
-        ``solve(lanes)`` must fill ``status``, ``consistent``, ``act``, ``traj``
-        and ``res`` at the rows ``lanes`` (see :func:`_solve_chunk` for their
-        meaning).  The bookkeeping between solves runs on ``n_threads`` numba threads.
+        ``solve(lanes)`` must fill, at the rows ``lanes``, the fields ``status``,
+        ``consistent``, ``closure`` and ``scale`` of ``lanes.state`` (:data:`LANE`)
+        and the roll-outs ``solved.act`` and ``solved.traj``.  The bookkeeping
+        between solves runs on ``n_threads`` numba threads.
         """
         if n_threads > 1 and not self._started:
             self.set_chunks(8 * n_threads)
         self._started = True
+        ctl = self._ctl
         while True:
-            if self.ctl[C_PHASE] == 1:
-                code = _host_absorb(self.sstate, self.lstate, self.hbuf, self.cand, self.status, self.consistent,
-                                    self.act, self.traj, self.res, self.found_z, self.found_d, self.found_at,
-                                    self.found_prev, self.cwork, self.pend, self.chunks, self.cinfo, self.ctl,
-                                    self.opts, self.P, self.M)
+            if ctl["phase"] == 1:
+                code = _host_absorb(self.options, self.searches, self.lanes, self.solved, self.pool, self.schedule)
                 if code == FULL:
                     self._grow_pool()
                     continue
-            code = _host_prepare(self.sstate, self.lstate, self.hbuf, self.cand, self.fresh, self.fresh_base,
-                                 self.n_avail, self.alive, self.cwork, self.chunks, self.cinfo, self.ctl, self.work,
-                                 self.P)
+            code = _host_prepare(self.options, self.searches, self.lanes, self.fresh, self.schedule)
             if code == NEED_FRESH:
-                self._extend(int(self.ctl[C_STREAM]))
+                self._extend(int(ctl["stream"]))
                 continue
             if code == ALL_DONE:
                 return
-            lanes = self.work[: self.ctl[C_NWORK]].copy()
+            lanes = self.schedule.work[: ctl["n_work"]].copy()
             solve(lanes)
-            self.lstate[lanes, LS_STAGE] = SOLVED
-            self.ctl[C_PHASE] = 1
+            self.lanes.state["stage"][lanes] = SOLVED
+            ctl["phase"] = 1
             self.rounds += 1
 
     # -- results ---------------------------------------------------------------------
     def cycles(self, search: int) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
         """Raw cycles of one search in discovery order: (points, patterns, found_at, solves since previous)."""
-        k = int(self.sstate[search, SS_ORDER])
+        k = int(self.searches["order"][search])
+        entry = self.pool.entry
         idx = []
-        f = int(self.sstate[search, SS_HEAD])
+        f = int(self.searches["head"][search])
         while f >= 0:
             idx.append(f)
-            f = int(self.found_prev[f])
+            f = int(entry["prev"][f])
         idx.reverse()
         out = []
         prev = 0
         for f in idx:
-            at = int(self.found_at[f])
-            out.append((self.found_z[f, :k].copy(), self.found_d[f, :k].copy(), at, at - prev))
+            at = int(entry["found_at"][f])
+            out.append((self.pool.z[f, :k].copy(), self.pool.d[f, :k].copy(), at, at - prev))
             prev = at
         return out
 
     def stats(self, search: int) -> dict[str, int]:
         """Search counters of one search (names as in the scyfi Dataset)."""
-        r = self.sstate[search]
+        r = self.searches[search]
         return {
-            "n_solves": int(r[SS_SOLVES]),
-            "n_singular": int(r[SS_SINGULAR]),
-            "hit_limit": int(r[SS_STATUS] == LIMIT),
-            "n_lower_order": int(r[SS_LOWER]),
-            "n_duplicates": int(r[SS_DUP]),
-            "n_loops": int(r[SS_LOOPS]),
-            "n_inexact": int(r[SS_INEXACT]),
+            "n_solves": int(r["solves"]),
+            "n_singular": int(r["singular"]),
+            "hit_limit": int(r["status"] == LIMIT),
+            "n_lower_order": int(r["lower_order"]),
+            "n_duplicates": int(r["duplicates"]),
+            "n_loops": int(r["loops"]),
+            "n_inexact": int(r["inexact"]),
         }
 
 
-_SOLVE_LANES_SIG = types.void(
-    types.int64, types.int64,
-    _f2, _i1, _i1, types.int64, _i2, _i2, _b2, types.int64, types.float64,
-    _b1, _b1, _b2, _f2, _f2,
-    _f2, _f2, _f3, _f3, _f3, _f2, _f2, _f2, _i2, _f2,
-)
+_SOLVE_LANES_SIG = types.void(_SYSTEMS, _OPTIONS, _SEARCHES, _LANES, _SOLVED, _WORK, _i1, types.int64)
 
 
 @config.jit(_SOLVE_LANES_SIG, parallel=True)
-def _solve_lanes(regions, rollout, p, meta, work, nw, sstate, lstate, cand, P, rcond_min,
-                 status, consistent, act, traj, res, wF, wc, wZ, wT, wLU, wb, wt, wu, wpiv, wz):
+def _solve_lanes(systems, options, searches, lanes, solved, ws, work, nw):
     # One batched solve of the lanes work[:nw] (chunks on numba's threads), outside the round loop.
-    n_chunk = wF.shape[0]
-    for ch in prange(n_chunk):
-        _solve_chunk(regions, rollout, p, meta, work, ch * nw // n_chunk, (ch + 1) * nw // n_chunk, sstate,
-                     lstate, cand, P, rcond_min, status, consistent, act, traj, res,
-                     wF[ch], wc[ch], wZ[ch], wT[ch], wLU[ch], wb[ch], wt[ch], wu[ch], wpiv[ch], wz[ch])
+    n = ws.z.shape[0]
+    for ch in prange(n):
+        c = np.int64(ch)
+        _solve_called(systems, options, searches, lanes, solved, ws, c, work, c * nw // n, (c + 1) * nw // n)

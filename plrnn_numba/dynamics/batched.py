@@ -26,7 +26,7 @@ import xarray as xr
 from .. import _validate as V
 from .. import config, io
 from ..models.piecewise import as_piecewise_linear
-from ._search import LS_STAGE, R_CLOSURE, R_SCALE, READY, BatchSearch
+from ._search import READY, BatchSearch
 
 __all__ = ["SCYFI_BACKENDS", "cuda_available", "resolve_backend", "default_lanes", "solve_candidates"]
 
@@ -193,8 +193,8 @@ def solve_candidates(
          "n_inner": np.ones(n), "max_solves": np.full(n, -1), "lanes": np.ones(n, dtype=np.int64)},
         [None], np.array([rcond_min, 0.0, 0.0]),
     )
-    batch.cand[:] = cand.reshape(n, k * P).astype(np.int8)
-    batch.lstate[:, LS_STAGE] = READY
+    batch.lanes.cand[:] = cand.astype(np.int8)
+    batch.lanes.state["stage"] = READY
     lanes = np.arange(n, dtype=np.int64)
     if be == "cuda":
         from .gpu_scyfi import CudaSolver
@@ -202,25 +202,26 @@ def solve_candidates(
         CudaSolver(batch)(lanes)
     else:
         batch.solve_cpu(lanes, n_chunks=4 * n_threads if be == "parallel" else 1)
-    ok = batch.status == 0
-    pts = batch.traj.reshape(n, k + 1, M).copy()
-    pats = batch.act.reshape(n, k, P).copy()
+    state = batch.lanes.state
+    ok = state["status"] == 0
+    pts = batch.solved.traj.copy()
+    pats = batch.solved.act.copy()
     pts[~ok] = np.nan
     pats[~ok] = -1
     u1 = {"units": "1"}
     data = {
-        "status": ("candidate", batch.status.astype(np.int8),
+        "status": ("candidate", state["status"].astype(np.int8),
                    {**u1, "long_name": "solve status (0 solved, 1 singular or ill-conditioned, 2 non-finite)"}),
-        "consistent": ("candidate", np.where(ok, batch.consistent, 0).astype(np.int8),
+        "consistent": ("candidate", np.where(ok, state["consistent"], 0).astype(np.int8),
                        {**u1, "long_name": "1 if the roll-out visits exactly the candidate regions"}),
         "points": (("candidate", "point", "state"), pts,
                    {**u1, "long_name": "roll-out z_1..z_k and F(z_k) of the solution"}),
         "patterns": (("candidate", "step", "bit"), pats, {**u1, "long_name": "region bits visited by the roll-out"}),
         "bit_label": ("bit", np.asarray(s0.bit_labels, dtype=str),
                       {"units": "1", "long_name": "condition under which the pattern bit is 1"}),
-        "closure_residual": ("candidate", np.where(ok, batch.res[:, R_CLOSURE], np.nan),
+        "closure_residual": ("candidate", np.where(ok, state["closure"], np.nan),
                              {**u1, "long_name": "max-norm of F(z_k) - z_1"}),
-        "scale": ("candidate", np.where(ok, batch.res[:, R_SCALE], np.nan),
+        "scale": ("candidate", np.where(ok, state["scale"], np.nan),
                   {**u1, "long_name": "max modulus of the points and region offsets"}),
         "system_index": ("candidate", sidx.astype(np.int64), {**u1, "long_name": "system of the candidate"}),
     }

@@ -35,7 +35,6 @@ from numba import cuda, float64, int64
 
 from .. import config
 from ._lu import SOLVE_OK, build_lu
-from ._search import LS_SEARCH, N_RES, R_CLOSURE, R_SCALE, SS_ORDER, SS_SYSTEM
 
 __all__ = ["CudaSolver", "build_solve_kernel"]
 
@@ -133,8 +132,8 @@ def build_solve_kernel(kernels):
         if not (clo - clo == 0.0 and scale - scale == 0.0):  # inf or NaN: never accepted
             clo = np.inf
             scale = 1.0
-        res[i, 0] = clo
-        res[i, 1] = scale if scale > 0.0 else 1.0
+        res[i, 0] = clo  # the lane's closure (a LANE field)
+        res[i, 1] = scale if scale > 0.0 else 1.0  # the lane's scale
 
     # the kernels are kept with the compiled solve so that their ids stay valid keys
     _KERNELS[key] = (solve_batch, kernels)
@@ -146,7 +145,7 @@ class CudaSolver:
 
     The systems' parameters are copied to the device once; each call gathers
     the candidates of the given lanes, runs :func:`solve_batch` with one thread
-    per candidate and scatters the results back into the batch's lane arrays.
+    per candidate and scatters the results back into the batch's lane records and roll-outs.
     """
 
     def __init__(self, batch, threads_per_block: int | None = None):
@@ -159,9 +158,9 @@ class CudaSolver:
         self.kernel = build_solve_kernel(batch.kernels)
         tpb = threads_per_block or (4 if simulator() else config.CUDA_THREADS_PER_BLOCK)
         self.tpb = int(tpb)
-        self.d_p = cuda.to_device(batch.p)
-        self.d_meta = cuda.to_device(batch.meta)
-        self.rcond_min = float(batch.opts[0])
+        self.d_p = cuda.to_device(batch.systems.p)
+        self.d_meta = cuda.to_device(batch.systems.meta)
+        self.rcond_min = batch.options.rcond_min
         self.solves = 0
 
     def __call__(self, lanes: np.ndarray) -> None:
@@ -169,26 +168,27 @@ class CudaSolver:
         n = lanes.size
         if n == 0:
             return
-        srch = b.lstate[lanes, LS_SEARCH]
-        sysidx = np.ascontiguousarray(b.sstate[srch, SS_SYSTEM])
-        korder = np.ascontiguousarray(b.sstate[srch, SS_ORDER])
+        srch = b.lanes.state["search"][lanes]
+        sysidx = np.ascontiguousarray(b.searches["system"][srch])
+        korder = np.ascontiguousarray(b.searches["order"][srch])
         K, M, P = b.kmax, b.M, b.P
-        cand = np.ascontiguousarray(b.cand[lanes].reshape(n, K, P))
+        cand = np.ascontiguousarray(b.lanes.cand[lanes])
         status = cuda.device_array(n, dtype=np.int8)
         consistent = cuda.device_array(n, dtype=np.int8)
         act = cuda.device_array((n, K, P), dtype=np.int8)
         traj = cuda.device_array((n, K + 1, M), dtype=np.float64)
-        res = cuda.device_array((n, N_RES), dtype=np.float64)
+        res = cuda.device_array((n, 2), dtype=np.float64)  # columns: closure, scale
         blocks = (n + self.tpb - 1) // self.tpb
         self.kernel[blocks, self.tpb](
             self.d_p, self.d_meta, cuda.to_device(sysidx), cuda.to_device(korder), cuda.to_device(cand),
             self.rcond_min, status, consistent, act, traj, res,
         )
-        b.status[lanes] = status.copy_to_host()
-        b.consistent[lanes] = consistent.copy_to_host()
-        b.act[lanes] = act.copy_to_host().reshape(n, K * P)
-        b.traj[lanes] = traj.copy_to_host().reshape(n, (K + 1) * M)
+        state = b.lanes.state
+        state["status"][lanes] = status.copy_to_host()
+        state["consistent"][lanes] = consistent.copy_to_host()
+        b.solved.act[lanes] = act.copy_to_host()
+        b.solved.traj[lanes] = traj.copy_to_host()
         r = res.copy_to_host()
-        b.res[lanes, R_CLOSURE] = r[:, 0]
-        b.res[lanes, R_SCALE] = r[:, 1]
+        state["closure"][lanes] = r[:, 0]
+        state["scale"][lanes] = r[:, 1]
         self.solves += n
