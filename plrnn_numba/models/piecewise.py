@@ -261,6 +261,14 @@ class PiecewiseLinear:
         self.U = _matrix(U, "U", (P, M))
         self.v = _matrix(np.reshape(V.as_float_array(v, "v"), (1, -1)), "v", (1, P))[0]
         self.dim, self.n_bits = M, P
+        # When every functional is a coordinate (U's rows are distinct unit vectors, as for the
+        # PLRNN, ALRNN and ReLU RNN), R D U only adds columns of R D to L: O(M P) instead of O(M^2 P).
+        rows = np.argmax(self.U != 0.0, axis=1)
+        unit = np.array_equal(self.U, np.eye(M)[rows]) and np.unique(rows).size == P
+        self._columns = rows if unit else None
+        self._identity = unit and P == M and bool(np.all(rows == np.arange(M)))
+        # and a diagonal L (the PLRNN's A) acts elementwise
+        self._l_diag = np.diag(self.L).copy() if np.count_nonzero(self.L - np.diag(np.diag(self.L))) == 0 else None
         if kernels is None:
             if p is not None or meta is not None:
                 raise ValueError("p and meta are the parameters of the family's kernels: pass kernels= with them")
@@ -315,7 +323,11 @@ class PiecewiseLinear:
     # -- the map, its regions and patterns (NumPy) --------------------------------------
     def boundary_values(self, Z: np.ndarray) -> np.ndarray:
         """``U z + v`` for states ``Z`` (..., M): the signs are the pattern bits."""
-        return Z @ self.U.T + self.v
+        if self._columns is None:
+            return Z @ self.U.T + self.v
+        if self._identity:
+            return Z + self.v  # U = I (PLRNN, ReLU RNN): no gather
+        return Z[..., self._columns] + self.v
 
     def patterns(self, Z: np.ndarray) -> np.ndarray:
         """Pattern bits (..., P) of states ``Z`` (..., M), int8 0/1."""
@@ -323,13 +335,21 @@ class PiecewiseLinear:
 
     def step(self, Z: np.ndarray) -> np.ndarray:
         """The map ``F`` applied to states ``Z`` (..., M)."""
-        return Z @ self.L.T + self.c + np.maximum(self.boundary_values(Z), 0.0) @ self.R.T
+        LZ = Z * self._l_diag if self._l_diag is not None else Z @ self.L.T
+        return LZ + self.c + np.maximum(self.boundary_values(Z), 0.0) @ self.R.T
 
     def region(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Region map ``(F_d, c_d)`` of pattern(s) ``d`` (..., P): F (..., M, M), c (..., M)."""
         d = np.asarray(d, dtype=np.float64)
         RD = self.R * d[..., None, :]
-        return self.L + RD @ self.U, self.c + RD @ self.v
+        if self._identity:
+            F = self.L + RD
+        elif self._columns is None:
+            F = self.L + RD @ self.U
+        else:
+            F = np.array(np.broadcast_to(self.L, RD.shape[:-1] + (self.dim,)))
+            F[..., self._columns] += RD
+        return F, self.c + RD @ self.v
 
     def cycle_map(self, pats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(Z, b)`` of the k-fold map ``z -> Z z + b`` through the regions ``pats`` (k, P).
@@ -374,7 +394,7 @@ class PiecewiseLinear:
         nrm = np.linalg.norm(self.U, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             dist = np.where(nrm > 0, np.abs(self.v) / nrm, 0.0)
-        return max(1.0, float(np.max(dist, initial=0.0)), float(np.max(np.abs(self.c), initial=0.0)))
+        return max(1.0, float(np.max(dist, initial=0.0)))
 
 
 # ============================================================================ engines' entry point
