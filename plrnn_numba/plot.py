@@ -183,7 +183,7 @@ def bifurcation_manifolds(
     ax.set_ylim(ye[0], ye[-1])
     ax.set_xlabel(ds["x"].attrs.get("long_name", "x"))
     ax.set_ylabel(ds["y"].attrs.get("long_name", "y"))
-    ax.set_title("Bifurcation manifolds in PLRNN parameter space", fontsize=10)
+    ax.set_title("Bifurcation manifolds in parameter space", fontsize=10)
     if created:
         ax.figure.tight_layout()
     return ax
