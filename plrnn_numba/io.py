@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import socket
+import zlib
 from importlib import metadata
 from pathlib import Path
 
@@ -108,29 +109,224 @@ def _sanitize_attrs(attrs: dict) -> dict:
     return out
 
 
-def save(ds: xr.Dataset, path, *, mode: str = "w") -> Path:
-    """Write ``ds`` to netCDF atomically (temporary file, then rename).
+#: what each ``mode`` of :func:`save` does.
+SAVE_MODES = {
+    "w": "create the file, or replace it if it exists",
+    "x": "create the file; FileExistsError if it exists (never overwrites)",
+    "a": "add the Dataset's variables to an existing file (variables of the same name are replaced, "
+         "the others kept, attributes updated); create the file if it does not exist",
+}
 
-    Attributes that netCDF cannot hold (bools, dicts, None) are converted
-    (0/1, JSON strings, "None"), on the Dataset and on every variable.
+#: attribute holding the CRC-32 of a variable's values (see :func:`save`).
+_CRC = "_plrnn_numba_crc32"
+
+
+def _crc32(values: np.ndarray) -> int:
+    """CRC-32 of a variable's values as :func:`open` returns them (numbers by their bytes, strings as UTF-8)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "OUS":
+        text = "\x00".join(v.decode() if isinstance(v, bytes) else str(v) for v in values.ravel())
+        return zlib.crc32(text.encode())
+    if values.dtype.kind in "fc":
+        values = np.where(np.isnan(values), np.nan, values)  # NaN payloads are not kept by the fill-value decoding
+    return zlib.crc32(np.ascontiguousarray(values).tobytes())
+
+
+class CorruptFileError(OSError):
+    """A netCDF file failed its checksums (or could not be read): it was modified or damaged after writing."""
+
+
+def _temporary(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporary files that :func:`save` left for ``path`` in processes that no longer exist.
+
+    A save writes ``.NAME.PID.tmp`` next to the target and renames it; only a
+    process killed mid-save (SIGKILL, power loss) leaves one behind.  Files of
+    live processes (a concurrent save) are kept.  :func:`save` calls this
+    before every write.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
     """
     path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 : -4]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that process is alive (its save may be in progress)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _encoding(ds: xr.Dataset) -> dict:
+    """Per-variable netCDF encoding and checksums (modifies the attributes of ``ds``, a shallow copy).
+
+    Every chunked variable gets compression and HDF5's fletcher32 checksum,
+    which the library verifies when it reads a chunk; strings become
+    fixed-width character arrays (``dtype="S1"``) so that it covers them too
+    (variable-length strings live in a heap no filter covers).  Two kinds of
+    damage escape it: a 0-d variable cannot be chunked, so no filter applies,
+    and a damaged chunk index makes HDF5 return fill values without reading
+    (or checking) anything.  So every variable also carries the CRC-32 of its
+    values in an attribute, which HDF5 keeps in its checksummed object header,
+    and :func:`open` compares them.
+    """
+    enc = {}
+    for name, var in ds.variables.items():
+        var.encoding = {}  # encodings of an opened file (contiguous, chunk sizes, source) would conflict
+        var.attrs[_CRC] = _crc32(var.values)
+        if var.ndim == 0 or var.size == 0:
+            continue
+        if var.dtype.kind in "biufMm":
+            enc[name] = {"zlib": True, "complevel": 4, "fletcher32": True}
+        elif var.dtype.kind in "USO" and all(isinstance(x, str) for x in var.values.ravel()):
+            enc[name] = {"dtype": "S1", "zlib": True, "complevel": 4, "fletcher32": True}
+    return enc
+
+
+def save(ds: xr.Dataset, path, *, mode: str = "w") -> Path:
+    """Write ``ds`` to netCDF atomically, with checksums, and return the path.
+
+    The Dataset is written to a temporary file next to ``path`` (``.NAME.PID.tmp``)
+    and renamed over it, so the file is either the old one or the complete new
+    one; the temporary file is removed on every failure (stale ones of killed
+    processes are removed too, see :func:`remove_stale_temporaries`).  Every
+    variable with data is stored with HDF5's fletcher32 checksum (strings as
+    character arrays), so :func:`open` detects a damaged file instead of
+    returning changed values.  Attributes that netCDF cannot hold (bools,
+    dicts, None) are converted (0/1, JSON strings, "None").
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        What to write (a DataArray: ``da.to_dataset(name=...)``).
+    path : str or path-like
+        The netCDF file; its directory is created if needed.
+    mode : {"w", "x", "a"}
+        See :data:`SAVE_MODES`: ``"w"`` create or replace, ``"x"`` create only
+        (FileExistsError if the file exists), ``"a"`` add variables to an
+        existing file.
+
+    Returns
+    -------
+    Path
+    """
+    if isinstance(ds, xr.DataArray):
+        raise TypeError("ds must be an xarray.Dataset; got a DataArray: save da.to_dataset(name=...) instead")
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"ds must be an xarray.Dataset; got {type(ds).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or path-like; got {type(path).__name__}")
+    if not isinstance(mode, str) or mode not in SAVE_MODES:
+        modes = "; ".join(f"{k!r}: {v}" for k, v in SAVE_MODES.items())
+        raise ValueError(f"mode must be one of {sorted(SAVE_MODES)} ({modes}); got {mode!r}")
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"path {path} exists and is not a file")
+    if mode == "x" and path.exists():
+        raise FileExistsError(f"{path} exists and mode='x' never overwrites; use mode='w' to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds = ds.copy(deep=False)
-    ds.attrs = _sanitize_attrs(ds.attrs)
-    for name in list(ds.variables):
-        ds[name].attrs = _sanitize_attrs(ds[name].attrs)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    encoding = {}
-    for name, var in ds.data_vars.items():
-        if var.dtype.kind in "f":
-            encoding[name] = {"zlib": True, "complevel": 4}
-    ds.to_netcdf(tmp, mode=mode, engine="netcdf4", encoding=encoding)
-    os.replace(tmp, path)
+    remove_stale_temporaries(path)
+    if mode == "a" and path.exists():
+        ds = _appended(open(path), ds, path)
+    out = ds.copy(deep=False)
+    out.attrs = _sanitize_attrs(out.attrs)
+    for name in list(out.variables):
+        out[name].attrs = _sanitize_attrs(out[name].attrs)
+    encoding = _encoding(out)
+    tmp = _temporary(path, os.getpid())
+    try:
+        out.to_netcdf(tmp, mode="w", engine="netcdf4", encoding=encoding)
+        if mode == "x":
+            # a hard link creates the name only if it is still free: atomic create-if-absent
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExistsError(
+                    f"{path} was created by someone else while saving; mode='x' never overwrites") from None
+        else:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
+def _appended(existing: xr.Dataset, ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """``existing`` with the variables of ``ds`` added or replaced (mode "a")."""
+    replaced = [name for name in ds.data_vars if name in existing.variables]
+    try:
+        merged = xr.merge([existing.drop_vars(replaced), ds], join="exact", compat="no_conflicts",
+                          combine_attrs="override")
+    except ValueError as exc:
+        raise ValueError(
+            f"mode='a' cannot add these variables to {path}: their coordinates differ from the file's ({exc}); "
+            "save them to another file or with mode='w'"
+        ) from None
+    merged.attrs = {**existing.attrs, **ds.attrs}
+    return merged
+
+
 def open(path, **kwargs) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_dataset
-    """Open a Dataset written by :func:`save` and load it into memory."""
-    with xr.open_dataset(path, engine="netcdf4", **kwargs) as ds:
-        return ds.load()
+    """Open a Dataset written by :func:`save`, verify its checksums and load it into memory.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CorruptFileError
+        If the file or one of its variables fails HDF5's checksum or cannot be
+        read (the message names the file and the variable).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or path-like; got {type(path).__name__}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    # Damage surfaces from the HDF5 library as almost any exception type (OSError,
+    # RuntimeError, AttributeError from an unreadable attribute, ...).  The file is opened
+    # here rather than through xarray's file cache, whose handles could outlive a failed
+    # open and serve a later open of the same path.
+    import netCDF4
+
+    try:
+        nc = netCDF4.Dataset(path, mode="r")
+    except Exception as exc:
+        raise CorruptFileError(f"{path} cannot be read as netCDF: it is damaged or not a netCDF file ({exc})") from None
+    try:
+        try:
+            handle = xr.open_dataset(xr.backends.NetCDF4DataStore(nc), **kwargs)
+        except Exception as exc:
+            if kwargs:  # perhaps the caller's options, not the file
+                raise
+            raise CorruptFileError(f"{path} cannot be read: it is damaged ({exc})") from None
+        with handle as ds:
+            for name, var in ds.variables.items():
+                try:
+                    var.load()
+                except Exception as exc:
+                    raise CorruptFileError(
+                        f"{path}: variable {name!r} failed its checksum or cannot be read; the file was damaged "
+                        f"after it was written ({exc})") from None
+            ds = ds.load()
+    finally:
+        if nc.isopen():
+            nc.close()
+    for name, var in ds.variables.items():
+        crc = var.attrs.pop(_CRC, None)
+        if crc is not None and int(crc) != _crc32(var.values):
+            raise CorruptFileError(f"{path}: the values of variable {name!r} differ from those written (CRC-32 "
+                                   "mismatch: the file was damaged after it was written)")
+    return ds
