@@ -96,7 +96,7 @@ def make_problem(case: Case, seed: int = 0):
     z0 = rng.standard_normal((B, M))
     if case.model.startswith("PLRNN"):
         model = pn.PLRNN(dim=M)
-        theta = model.init(seed)  # A ~ U(0.5, 0.9), W_ij ~ N(0, 0.25 / M) off-diagonal, h = 0
+        theta = model.init(seed)  # A ~ U(0.5, 0.9), W_ij ~ N(0, 0.25 / M) off-diagonal, h = 0, ||A|| + ||W|| <= 0.99
         theta[-M:] = rng.normal(0.0, 0.1, M)  # a non-zero h, so its gradient is tested too
         batch = pn.Batch(targets=targets, z0=z0)
         forcing = pn.GTF(GTF_ALPHA) if "GTF" in case.model else None

@@ -238,7 +238,7 @@ class Case:
 
 def speed_cases(quick: bool) -> list[Case]:
     shallow = pn.ShallowPLRNN(4, 12)
-    th_s = shallow.init(3, w_scale=3.0)
+    th_s = shallow.init(3, w_scale=3.0, max_norm=None)
     shallow.unpack(th_s)["h1"][:] = np.random.default_rng(3).normal(0.0, 1.0, 4)
     clipped = pn.ShallowPLRNN(3, 6, clipped=True)
     th_c = clipped.init(2, w_scale=2.0)

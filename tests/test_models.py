@@ -158,3 +158,34 @@ def test_bad_types_raise_type_error():
         pn.PLRNN(2).simulate(np.array(["a"] * pn.PLRNN(2).n_params), np.zeros(2), n_steps=1)
     with pytest.raises(TypeError, match="complex"):
         pn.PLRNN(2).simulate(np.zeros(pn.PLRNN(2).n_params, complex), np.zeros(2), n_steps=1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda M: pn.PLRNN(M), lambda M: pn.PLRNN(M, n_inputs=2, full_W=True), lambda M: pn.ALRNN(M, n_relu=max(1, M // 3)),
+    lambda M: pn.ShallowPLRNN(M, 4 * M), lambda M: pn.VanillaRNN(M, nonlinearity="relu"),
+])
+@pytest.mark.parametrize("M", [2, 8, 32, 100])
+def test_default_initialisations_are_stable(make, M):
+    """Default inits bound every region's Jacobian (||L|| + ||R|| ||U|| <= 0.99): free runs stay bounded."""
+    from plrnn_numba.models import as_piecewise_linear
+
+    model = make(M)
+    for seed in range(5):
+        theta = model.init(seed)
+        assert as_piecewise_linear(model, theta, np.zeros(model.n_inputs) if model.n_inputs else None
+                                   ).norm_bound() <= 0.99 * (1 + 1e-12)
+        z0 = np.random.default_rng(seed).normal(0.0, 10.0, (3, model.dim))
+        Z = model.simulate(theta, z0, n_steps=2000, inputs=np.zeros(model.n_inputs) if model.n_inputs else None)
+        assert np.all(np.isfinite(Z)) and np.abs(Z[:, -1]).max() <= np.abs(z0).max() + 10.0
+    # the raw draw is still available, and diverges for most large PLRNNs (why the bound is the default)
+    if M == 32 and isinstance(model, pn.PLRNN) and not isinstance(model, pn.ALRNN) and not model.full_W:
+        raw = [model.init(s, max_norm=None) for s in range(5)]
+        runs = [model.simulate(th, np.ones(M), n_steps=2000)[-1] for th in raw]
+        assert sum(not np.all(np.abs(z) < 1e6) for z in runs) >= 3
+
+
+def test_clipped_shallow_init_is_bounded_by_construction():
+    model = pn.ShallowPLRNN(5, 20, clipped=True)
+    for seed in range(5):
+        Z = model.simulate(model.init(seed), np.random.default_rng(seed).normal(0, 10, (3, 5)), n_steps=3000)
+        assert np.all(np.isfinite(Z)) and np.abs(Z[:, -1]).max() < 1e3

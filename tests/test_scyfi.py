@@ -277,7 +277,7 @@ def test_one_dimensional_closed_forms(aL, aR, mu):
 # --------------------------------------------------------------------- shallow PLRNN
 def tiny_shallow(seed, M, H, clipped):
     model = pn.ShallowPLRNN(M, H, clipped=clipped)
-    theta = model.init(seed, a_range=(-0.9, 0.9), w_scale=3.0)
+    theta = model.init(seed, a_range=(-0.9, 0.9), w_scale=3.0, max_norm=None)  # rich dynamics, many cycles
     model.unpack(theta)["h1"][:] = np.random.default_rng(seed).normal(0.0, 1.0, M)
     return model, theta
 

@@ -95,6 +95,7 @@ __all__ = [
     "rollout_kernel",
     "as_piecewise_linear",
     "check_piecewise_linear",
+    "bound_init",
 ]
 
 # -- kernel signatures ---------------------------------------------------------------
@@ -425,6 +426,29 @@ def as_piecewise_linear(model, theta, inputs=None, *, name: str = "model") -> Pi
     if not isinstance(pl, PiecewiseLinear):
         raise TypeError(f"{model.name}.piecewise_linear must return a PiecewiseLinear; got {type(pl).__name__}")
     return pl
+
+
+def bound_init(model, theta: np.ndarray, max_norm: float | None, names: Sequence[str]) -> np.ndarray:
+    """Scale the parameter blocks ``names`` by one factor so that the map's norm bound is at most ``max_norm``.
+
+    Used by the families' ``init``: with ``||L|| + ||R|| ||U|| <= max_norm < 1``
+    every region's Jacobian is a contraction, so a free run from any state
+    stays bounded (and converges to the unique fixed point): a fresh model
+    never explodes.  ``names`` must be blocks in which the bound is homogeneous
+    of degree one (the PLRNN's A and W, the shallow PLRNN's A and W1, the ReLU
+    RNN's W).  ``max_norm=None`` leaves ``theta`` as drawn.
+    """
+    if max_norm is None:
+        return theta
+    max_norm = V.finite_float(max_norm, "max_norm", low=0.0)
+    if max_norm <= 0.0:
+        raise ValueError(f"max_norm must be > 0 (or None for no bound); got {max_norm}")
+    r = as_piecewise_linear(model, theta).norm_bound()
+    if r > max_norm:
+        slices = model.param_slices()
+        for name in names:
+            theta[slices[name]] *= max_norm / r
+    return theta
 
 
 def check_piecewise_linear(model, theta, inputs=None, *, n_states: int = 256, seed=0, rtol: float = 1e-10) -> dict:

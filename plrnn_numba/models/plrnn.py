@@ -39,7 +39,7 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
-from .piecewise import PiecewiseLinear, RegionKernels, regions_kernel, rollout_kernel
+from .piecewise import PiecewiseLinear, RegionKernels, bound_init, regions_kernel, rollout_kernel
 
 
 @njit(inline="always")
@@ -373,12 +373,18 @@ class PLRNN(Model):
         w_scale: float = 0.5,
         c_scale: float = 0.1,
         h_scale: float = 0.0,
+        max_norm: float | None = 0.99,
     ) -> np.ndarray:
-        """Random parameters.
+        """Random parameters, stable by construction.
 
         ``A_ii ~ U(a_range)``, ``W_ij ~ N(0, w_scale^2 / M)`` (off-diagonal
         unless ``full_W``), ``C_ik ~ N(0, c_scale^2 / max(K, 1))``,
-        ``h_i ~ N(0, h_scale^2)``.
+        ``h_i ~ N(0, h_scale^2)``; then A and W are scaled together so that
+        ``||A||_2 + ||W||_2 <= max_norm`` (Theorem 3's r of Eisenmann et al.
+        2023 below 1): every region's Jacobian ``A + W D`` is then a
+        contraction, so a free run from any state stays bounded.  Without the
+        bound, ``||W||_2`` grows like ``2 w_scale`` and most models with M >= 8
+        diverge.  ``max_norm=None`` keeps the raw draw.
         """
         rng, _ = V.generator(seed)
         M, K = self.dim, self.n_inputs
@@ -388,7 +394,7 @@ class PLRNN(Model):
             np.fill_diagonal(W, 0.0)
         C = rng.normal(0.0, c_scale / np.sqrt(max(K, 1)), (M, K))
         h = rng.normal(0.0, h_scale, M) if h_scale > 0 else np.zeros(M)
-        return self.pack(A=A, W=W, h=h, C=C)
+        return bound_init(self, self.pack(A=A, W=W, h=h, C=C), max_norm, ("A", "W"))
 
     @classmethod
     def from_arrays(cls, A, W, h, C=None, **options) -> tuple[PLRNN, np.ndarray]:

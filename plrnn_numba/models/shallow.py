@@ -35,7 +35,7 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
-from .piecewise import PiecewiseLinear, RegionKernels, regions_kernel, rollout_kernel
+from .piecewise import PiecewiseLinear, RegionKernels, bound_init, regions_kernel, rollout_kernel
 
 
 @njit(inline="always")
@@ -368,15 +368,22 @@ class ShallowPLRNN(Model):
         w_scale: float = 0.5,
         h2_range: tuple[float, float] = (-1.0, 1.0),
         c_scale: float = 0.1,
+        max_norm: float | None = 0.99,
     ) -> np.ndarray:
-        """Random parameters.
+        """Random parameters, stable by construction.
 
         ``A_ii ~ U(a_range)``, ``W1 ~ N(0, w_scale^2 / H)``, ``W2 ~ N(0, 1 / M)``,
         ``h1 = 0``, ``h2 ~ U(h2_range)``, ``C ~ N(0, c_scale^2 / max(K, 1))``.
+        Unclipped, A and W1 are then scaled together so that
+        ``||A||_2 + ||W1||_2 ||W2||_2 <= max_norm``: every region's Jacobian
+        ``A + W1 D W2`` is a contraction, so a free run stays bounded.  The
+        clipped model is bounded by construction when ``|a_i| < 1`` (its hidden
+        layer is bounded), so it keeps the raw draw.  ``max_norm=None`` keeps
+        the raw draw.
         """
         rng, _ = V.generator(seed)
         M, H, K = self.dim, self.hidden, self.n_inputs
-        return self.pack(
+        theta = self.pack(
             A=rng.uniform(*a_range, M),
             W1=rng.normal(0.0, w_scale / np.sqrt(H), (M, H)),
             W2=rng.normal(0.0, 1.0 / np.sqrt(M), (H, M)),
@@ -384,3 +391,4 @@ class ShallowPLRNN(Model):
             h2=rng.uniform(*h2_range, H),
             C=rng.normal(0.0, c_scale / np.sqrt(max(K, 1)), (M, K)),
         )
+        return theta if self.clipped else bound_init(self, theta, max_norm, ("A", "W1"))

@@ -27,6 +27,7 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
+from .piecewise import bound_init
 from .plrnn import relu_units_map
 
 _NONLINEARITIES = {"tanh": 0, "relu": 1}
@@ -253,15 +254,23 @@ class VanillaRNN(Model):
         g: float = 1.0,
         v_scale: float = 1.0,
         b_scale: float = 0.1,
+        max_norm: float | None = 0.99,
     ) -> np.ndarray:
         """Random parameters as in Engelken's (2023) code.
 
         ``W ~ N(0, g^2 / N)``, ``V ~ N(0, v_scale^2)``, ``b ~ b_scale * U[0, 1)``.
+        A tanh network is bounded whatever W (``|h'| <= ||W|| sqrt(N) + |V x + b|``);
+        for ReLU units W is scaled so that ``||W||_2 <= max_norm``, which makes
+        every region's Jacobian ``W D`` a contraction and a free run bounded
+        (``max_norm=None`` keeps the raw draw).
         """
         rng, _ = V_.generator(seed)
         N, K = self.n_hidden, self.n_inputs
-        return self.pack(
+        theta = self.pack(
             W=rng.normal(0.0, g / np.sqrt(N), (N, N)),
             V=rng.normal(0.0, v_scale, (N, K)),
             b=b_scale * rng.random(N),
         )
+        if self.nonlinearity == "relu":
+            theta = bound_init(self, theta, max_norm, ("W",))
+        return theta
