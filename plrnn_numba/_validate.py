@@ -44,8 +44,8 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 def as_state(z, dim: int, name: str = "z0") -> np.ndarray:
     """A (M,) or (B, M) finite float64 state array."""
     z = as_float_array(z, name)
-    if z.ndim not in (1, 2) or z.shape[-1] != dim:
-        raise ValueError(f"{name} must have shape ({dim},) or (batch, {dim}); got {z.shape}")
+    if z.ndim not in (1, 2) or z.shape[-1] != dim or z.shape[0] == 0:
+        raise ValueError(f"{name} must have shape ({dim},) or (batch >= 1, {dim}); got {z.shape}")
     check_finite(z, name)
     return np.ascontiguousarray(z)
 
@@ -63,27 +63,52 @@ def as_input_vector(s, n_inputs: int, name: str = "s") -> np.ndarray:
     return np.ascontiguousarray(s)
 
 
-def positive_int(x, name: str, minimum: int = 1) -> int:
-    """An integer >= minimum."""
+def positive_int(x, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer in [minimum, maximum] (booleans are not integers here)."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral):
         raise TypeError(f"{name} must be an integer; got {type(x).__name__}")
     if x < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {x}")
+    if maximum is not None and x > maximum:
+        raise ValueError(f"{name} must be <= {maximum}; got {x}")
     return int(x)
 
 
-def finite_float(x, name: str, low: float | None = None, high: float | None = None) -> float:
-    """A finite real number inside [low, high]."""
+def optional_int(x, name: str, minimum: int = 1, maximum: int | None = None) -> int | None:
+    """``None`` or an integer in [minimum, maximum]."""
+    return None if x is None else positive_int(x, name, minimum, maximum)
+
+
+def finite_float(x, name: str, low: float | None = None, high: float | None = None,
+                 open_low: bool = False) -> float:
+    """A finite real number inside [low, high] (``(low, high]`` with ``open_low``)."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {type(x).__name__}")
     x = float(x)
     if not np.isfinite(x):
         raise ValueError(f"{name} must be finite; got {x}")
-    if low is not None and x < low:
-        raise ValueError(f"{name} must be >= {low}; got {x}")
+    if low is not None and (x <= low if open_low else x < low):
+        raise ValueError(f"{name} must be {'>' if open_low else '>='} {low}; got {x}")
     if high is not None and x > high:
         raise ValueError(f"{name} must be <= {high}; got {x}")
     return x
+
+
+def value_range(r, name: str) -> tuple[float, float]:
+    """A ``(low, high)`` pair of finite reals with ``low <= high``."""
+    if isinstance(r, (str, bytes)) or np.ndim(r) != 1 or len(r) != 2:
+        raise TypeError(f"{name} must be a (low, high) pair of real numbers; got {r!r:.60}")
+    lo, hi = (finite_float(v, name) for v in r)
+    if lo > hi:
+        raise ValueError(f"{name} must be (low, high) with low <= high; got {r!r:.60}")
+    return lo, hi
+
+
+def flag(x, name: str) -> bool:
+    """A boolean option: ``True``/``False`` only (``0``/``1`` or strings are refused)."""
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(x).__name__} {x!r:.40}")
+    return bool(x)
 
 
 def choice(x, name: str, options) -> str:

@@ -31,7 +31,7 @@ from . import _validate as V
 from . import config
 from ._validate import carray
 from .forcing import as_forcing
-from .models.base import Model, call_param_vjp, call_state_vjp, call_step, model_params
+from .models.base import Model, call_param_vjp, call_state_vjp, call_step, check_model, model_params
 from .readouts import LOSSES, IdentityReadout, LinearReadout, as_readout
 
 _f1 = types.float64[::1]
@@ -222,6 +222,45 @@ class Batch:
     x0: np.ndarray | None = None
     mask: np.ndarray | None = None
 
+    def __post_init__(self):
+        # What can be checked without a model is checked here, so a bad batch
+        # fails where it is made; model-dependent shapes are checked when it is used.
+        X = V.as_float_array(self.targets, "targets")
+        if X.ndim != 3 or 0 in X.shape:
+            raise ValueError(
+                f"targets must have shape (batch, time, n_obs) with every size >= 1; got {X.shape}"
+                + (" (a single sequence: add a batch axis, targets[None])" if X.ndim == 2 else "")
+            )
+        V.check_finite(X, "targets")
+        B, T, N = X.shape
+        object.__setattr__(self, "targets", X)
+        if self.inputs is not None:
+            s = V.as_float_array(self.inputs, "inputs")
+            if not (s.ndim == 1 or (s.ndim == 2 and s.shape[0] == T) or (s.ndim == 3 and s.shape[:2] == (B, T))):
+                raise ValueError(f"inputs must have shape (K,), ({T}, K) or ({B}, {T}, K); got {s.shape}")
+            V.check_finite(s, "inputs")
+            object.__setattr__(self, "inputs", s)
+        if self.z0 is not None:
+            z0 = V.as_float_array(self.z0, "z0")
+            if not (z0.ndim == 1 or (z0.ndim == 2 and z0.shape[0] == B)) or z0.shape[-1] == 0:
+                raise ValueError(f"z0 must have shape (M,) or ({B}, M); got {z0.shape}")
+            V.check_finite(z0, "z0")
+            object.__setattr__(self, "z0", z0)
+        if self.x0 is not None:
+            x0 = V.as_float_array(self.x0, "x0")
+            if x0.shape != (B, N):
+                raise ValueError(f"x0 must have shape ({B}, {N}) (batch, n_obs); got {x0.shape}")
+            V.check_finite(x0, "x0")
+            object.__setattr__(self, "x0", x0)
+        if self.mask is not None:
+            mk = V.as_float_array(self.mask, "mask")
+            if mk.shape not in {(B, T), (T,)}:
+                raise ValueError(f"mask must have shape ({B}, {T}) or ({T},); got {mk.shape}")
+            V.check_finite(mk, "mask")
+            if mk.min() < 0:
+                raise ValueError("mask must be non-negative (0 = step not counted)")
+            object.__setattr__(self, "mask", mk)
+
     @classmethod
     def from_sequences(cls, sequences, inputs=None, mask=None) -> Batch:
         """Batch from observed sequences ``x_0 .. x_T`` of shape (B, T + 1, N).
@@ -230,8 +269,9 @@ class Batch:
         ``inputs`` ((K,), (T, K) or (B, T, K)) are ``s_1 .. s_T``.
         """
         seq = V.as_float_array(sequences, "sequences")
-        if seq.ndim != 3 or seq.shape[1] < 2:
-            raise ValueError(f"sequences must have shape (batch, time >= 2, n_obs); got {seq.shape}")
+        if seq.ndim != 3 or seq.shape[1] < 2 or 0 in seq.shape:
+            raise ValueError(f"sequences must have shape (batch >= 1, time >= 2, n_obs >= 1); got {seq.shape}")
+        V.check_finite(seq, "sequences")
         return cls(targets=seq[:, 1:], inputs=inputs, x0=seq[:, 0], mask=mask)
 
     @property
@@ -264,8 +304,7 @@ class LossGrad:
 
 
 def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, forcing, alpha_epoch, theta):
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    check_model(model)
     if not isinstance(batch, Batch):
         raise TypeError("batch must be a plrnn_numba.Batch (see Batch.from_sequences)")
     M, K = model.dim, model.n_inputs
@@ -337,6 +376,11 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
             raise ValueError(f"readout_params must have shape ({readout.n_params(M)},); got {ro.shape}")
         V.check_finite(ro, "readout_params")
     else:
+        if readout_params is not None and np.size(readout_params) != 0:
+            raise ValueError(
+                "readout_params were given but an identity readout has no parameters; "
+                "drop readout_params or pass readout=LinearReadout(n_out)"
+            )
         ro = np.zeros(0)
     count = float(mask.sum()) * N
     if count <= 0:
@@ -414,6 +458,7 @@ def loss_and_grad(
     LossGrad
     """
     theta = model.check_theta(theta) if isinstance(model, Model) else theta
+    epoch = V.positive_int(epoch, "epoch", minimum=0)
     readout, z0, S, X, mask, alpha, n_forced, ro, scale = _prepare(
         model, batch, readout, readout_params, loss, forcing, epoch, theta
     )
@@ -453,7 +498,9 @@ def predict(model: Model, theta, batch: Batch, *, readout=None, readout_params=N
     """
     from .simulate import simulate
 
+    check_model(model)
     theta = model.check_theta(theta)
+    epoch = V.positive_int(epoch, "epoch", minimum=0)
     readout, z0, S, X, mask, alpha, n_forced, ro, scale = _prepare(
         model, batch, readout, readout_params, "mse", forcing, epoch, theta
     )

@@ -32,8 +32,11 @@ FASTMATH: frozenset[str] = frozenset({"nsz", "arcp", "contract", "afn", "reassoc
 #: whether compiled kernels are cached on disk (``PLRNN_NUMBA_CACHE=0`` turns it off).
 CACHE: bool = os.environ.get("PLRNN_NUMBA_CACHE", "1") != "0"
 
-#: options for serial kernels.
-JIT_OPTIONS: dict = {"nogil": True, "cache": CACHE, "fastmath": set(FASTMATH)}
+#: options for serial kernels.  ``error_model="numpy"``: a division by zero
+#: gives inf/NaN (IEEE semantics) instead of raising ZeroDivisionError, so a
+#: diverging computation (a saturated tanh network has a zero Jacobian, so a
+#: zero QR diagonal) is reported by its non-finite result like everywhere else.
+JIT_OPTIONS: dict = {"nogil": True, "cache": CACHE, "fastmath": set(FASTMATH), "error_model": "numpy"}
 
 #: options for top-level engines that use ``prange`` over independent work.
 PARALLEL_OPTIONS: dict = {**JIT_OPTIONS, "parallel": True}

@@ -45,6 +45,9 @@ class ConstantAlpha:
 
     value: float
 
+    def __post_init__(self):
+        V.finite_float(self.value, "value", 0.0, 1.0)
+
     def __call__(self, epoch: int, model=None, theta=None) -> float:
         return self.value
 
@@ -56,6 +59,11 @@ class LinearAlpha:
     start: float
     end: float
     n_epochs: int
+
+    def __post_init__(self):
+        V.finite_float(self.start, "start", 0.0, 1.0)
+        V.finite_float(self.end, "end", 0.0, 1.0)
+        V.positive_int(self.n_epochs, "n_epochs")
 
     def __call__(self, epoch: int, model=None, theta=None) -> float:
         f = min(max(epoch / max(self.n_epochs, 1), 0.0), 1.0)
@@ -69,6 +77,12 @@ class ExponentialAlpha:
     start: float
     end: float
     n_epochs: int
+
+    def __post_init__(self):
+        # a geometric path needs both ends strictly positive
+        V.finite_float(self.start, "start", 0.0, 1.0, open_low=True)
+        V.finite_float(self.end, "end", 0.0, 1.0, open_low=True)
+        V.positive_int(self.n_epochs, "n_epochs")
 
     def __call__(self, epoch: int, model=None, theta=None) -> float:
         f = min(max(epoch / max(self.n_epochs, 1), 0.0), 1.0)
@@ -119,6 +133,9 @@ class FreeRunning:
 
     n_forced: int | None = None
 
+    def __post_init__(self):
+        V.optional_int(self.n_forced, "n_forced")
+
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
         return np.zeros(n_steps)
 
@@ -139,6 +156,7 @@ class SparseTF:
 
     def __post_init__(self):
         V.positive_int(self.tau, "tau")
+        V.optional_int(self.n_forced, "n_forced")
 
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
         t = np.arange(1, n_steps + 1)
@@ -171,6 +189,7 @@ class GTF:
     def __post_init__(self):
         if not callable(self.alpha):
             V.finite_float(self.alpha, "alpha", 0.0, 1.0)
+        V.optional_int(self.n_forced, "n_forced")
 
     def alpha_at(self, epoch: int = 0, model=None, theta=None) -> float:
         a = self.alpha(epoch, model, theta) if callable(self.alpha) else self.alpha
@@ -201,7 +220,7 @@ def as_forcing(forcing):
     if isinstance(forcing, (FreeRunning, SparseTF, GTF)):
         return forcing
     if isinstance(forcing, (int, float)) and not isinstance(forcing, bool):
-        return GTF(float(forcing))
+        return GTF(V.finite_float(forcing, "forcing (a GTF alpha)", 0.0, 1.0))
     raise TypeError(
         "forcing must be None, a GTF alpha in [0, 1], or FreeRunning() / SparseTF(tau) / GTF(alpha); "
         f"got {type(forcing).__name__}"

@@ -30,6 +30,17 @@ def global_norm(g: np.ndarray) -> float:
     An overflowing sum gives ``inf`` silently: a diverged gradient is reported
     by the caller (training records it), not warned about here.
     """
+    return _norm(_gradient(g))
+
+
+def _gradient(g) -> np.ndarray:
+    g = V.as_float_array(g, "g")
+    if g.ndim != 1 or g.size == 0:
+        raise ValueError(f"g must be a non-empty 1-D gradient vector; got shape {g.shape}")
+    return g
+
+
+def _norm(g: np.ndarray) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.sqrt(np.dot(g, g)))
 
@@ -38,8 +49,13 @@ def clip_by_global_norm(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarr
     """Scale ``g`` so that its global norm is at most ``max_norm``.
 
     Returns the (possibly rescaled) gradient and its norm before clipping.
+    A non-finite gradient is returned unchanged with its non-finite norm: the
+    caller decides what a diverged step means (training records it).
     """
-    n = global_norm(g)
+    if max_norm is not None:
+        V.finite_float(max_norm, "max_norm", low=0.0, open_low=True)
+    g = _gradient(g)
+    n = _norm(g)
     if max_norm is not None and n > max_norm and np.isfinite(n):
         g = g * (max_norm / n)
     return g, n
@@ -48,7 +64,7 @@ def clip_by_global_norm(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarr
 @dataclass
 class _Optimizer:
     lr: float = 1e-3
-    state: dict = field(default_factory=dict, repr=False)
+    state: dict = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self):
         V.finite_float(self.lr, "lr", low=0.0)
@@ -74,6 +90,7 @@ class SGD(_Optimizer):
     def __post_init__(self):
         super().__post_init__()
         V.finite_float(self.momentum, "momentum", 0.0, 1.0)
+        V.flag(self.nesterov, "nesterov")
         V.finite_float(self.weight_decay, "weight_decay", low=0.0)
 
     def step(self, x: np.ndarray, g: np.ndarray, lr: float | None = None) -> None:
@@ -100,9 +117,11 @@ class Adam(_Optimizer):
 
     def __post_init__(self):
         super().__post_init__()
-        V.finite_float(self.beta1, "beta1", 0.0, 1.0)
-        V.finite_float(self.beta2, "beta2", 0.0, 1.0)
-        V.finite_float(self.eps, "eps", low=0.0)
+        for name in ("beta1", "beta2"):
+            # beta = 1 would divide by zero in the bias correction 1 - beta^t
+            if V.finite_float(getattr(self, name), name, 0.0, 1.0) == 1.0:
+                raise ValueError(f"{name} must be < 1 (the bias correction divides by 1 - {name}^t); got 1.0")
+        V.finite_float(self.eps, "eps", low=0.0, open_low=True)
         V.finite_float(self.weight_decay, "weight_decay", low=0.0)
 
     _decoupled = False
@@ -134,11 +153,11 @@ class AdamW(Adam):
     _decoupled = True
 
 
-def as_optimizer(opt) -> _Optimizer:
+def as_optimizer(optimizer) -> _Optimizer:
     """An optimiser instance from an instance or a name ("sgd", "adam", "adamw")."""
-    if isinstance(opt, _Optimizer):
-        return opt
+    if isinstance(optimizer, _Optimizer):
+        return optimizer
     names = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
-    if isinstance(opt, str) and opt.lower() in names:
-        return names[opt.lower()]()
-    raise TypeError(f"optimizer must be SGD(...), Adam(...), AdamW(...) or one of {list(names)}; got {opt!r}")
+    if isinstance(optimizer, str) and optimizer.lower() in names:
+        return names[optimizer.lower()]()
+    raise TypeError(f"optimizer must be SGD(...), Adam(...), AdamW(...) or one of {list(names)}; got {optimizer!r}")

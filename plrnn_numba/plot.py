@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from . import _validate as V
+
 
 def _plt():
     import matplotlib
@@ -16,6 +18,23 @@ def _plt():
     return plt
 
 
+def _dataset(ds, name: str, needs: tuple[str, ...], producer: str) -> xr.Dataset:
+    """``ds`` if it is a Dataset holding the variables ``needs``, else an error naming ``name`` and ``producer``."""
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"{name} must be an xarray.Dataset from {producer}; got {type(ds).__name__}")
+    missing = [v for v in needs if v not in ds.variables]
+    if missing:
+        raise ValueError(f"{name} must come from {producer} (no {missing[0]!r} variable)")
+    return ds
+
+
+def _trajectory(x, name: str) -> np.ndarray:
+    arr = V.as_float_array(getattr(x, "values", x), name)
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise ValueError(f"{name} must be a non-empty (time, channel) array; got shape {arr.shape}")
+    return arr  # NaN/inf (a diverged run) are left out of the plot by matplotlib
+
+
 def _has_display() -> bool:
     import os
 
@@ -24,6 +43,8 @@ def _has_display() -> bool:
 
 def loss_curve(history: xr.Dataset, ax=None, *, log: bool = True):
     """Training loss (and gradient norm on a twin axis) against epoch; marks non-finite epochs."""
+    _dataset(history, "history", ("epoch", "loss", "nonfinite"), "plrnn_numba.train")
+    log = V.flag(log, "log")
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
@@ -51,12 +72,17 @@ def attractor(observed, generated, ax=None, *, dims=(0, 2), n_points: int = 5000
 
     ``observed`` and ``generated`` are (time, channel) arrays or DataArrays.
     """
+    n_points = V.positive_int(n_points, "n_points")
+    obs = _trajectory(observed, "observed")[:n_points]
+    gen = _trajectory(generated, "generated")[:n_points]
+    if obs.shape[1] != gen.shape[1]:
+        raise ValueError(f"observed and generated must have the same channels; got {obs.shape[1]} and {gen.shape[1]}")
+    if np.ndim(dims) != 1 or len(dims) != 2:
+        raise ValueError(f"dims must be two channel indices (i, j); got {dims!r}")
+    i, j = (V.positive_int(d, "dims", minimum=0, maximum=obs.shape[1] - 1) for d in dims)
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(1, 2, figsize=(8, 3.8), sharex=True, sharey=True)
-    obs = np.asarray(observed)[:n_points]
-    gen = np.asarray(generated)[:n_points]
-    i, j = dims
     ax[0].plot(obs[:, i], obs[:, j], lw=0.3, color="k")
     ax[0].set_title("data")
     ax[1].plot(gen[:, i], gen[:, j], lw=0.3, color="C3")
@@ -74,6 +100,7 @@ def training_summary(ds: xr.Dataset, path=None):
     ``generated`` (dims ``gen_time``, ``channel``), as written by
     ``scripts/train_plrnn.py``.
     """
+    _dataset(ds, "ds", ("epoch", "loss", "nonfinite", "observed", "generated"), "scripts/train_plrnn.py")
     plt = _plt()
     fig = plt.figure(figsize=(12, 7))
     gs = fig.add_gridspec(2, 3)
@@ -147,9 +174,11 @@ def bifurcation_manifolds(
     from matplotlib import colors
     from matplotlib.collections import LineCollection
 
-    for var in ("n_stable", "lowest_stable_order", "signature_id"):
-        if var not in ds:
-            raise ValueError(f"ds must come from plrnn_numba.dynamics.bifurcation_grid (no {var!r} variable)")
+    _dataset(ds, "ds", ("n_stable", "lowest_stable_order", "signature_id"), "plrnn_numba.dynamics.bifurcation_grid")
+    boundaries = V.flag(boundaries, "boundaries")
+    if order is not None and V.positive_int(order, "order") not in ds["order"].values:
+        orders = ds["order"].values.tolist()
+        raise ValueError(f"order must be None or one of the Dataset's orders {orders}; got {order}")
     created = ax is None
     if created:
         _, ax = plt.subplots(figsize=(5.5, 4.5))
@@ -207,9 +236,9 @@ def orbit_diagram(
     stable objects filled, unstable hollow) and marks its ``events`` with dotted
     vertical lines.  Diverged runs are counted in the title.  Returns the Axes.
     """
+    _dataset(ds, "ds", ("z", "s", "state"), "plrnn_numba.dynamics.orbit_diagram")
+    state = V.positive_int(state, "state", minimum=0)
     plt = _plt()
-    if "z" not in ds or "s" not in ds.dims:
-        raise ValueError("ds must come from plrnn_numba.dynamics.orbit_diagram")
     if state not in ds["state"].values:
         raise ValueError(f"state {state} is not in the Dataset; it holds {ds['state'].values.tolist()}")
     created = ax is None

@@ -34,10 +34,15 @@ class IdentityReadout:
     n_obs: int | None = None
     kind = 0
 
+    def __post_init__(self):
+        V.optional_int(self.n_obs, "n_obs")
+
     def n_out(self, dim: int, n_data: int | None = None) -> int:
         n = self.n_obs if self.n_obs is not None else (dim if n_data is None else n_data)
         if not 1 <= n <= dim:
-            raise ValueError(f"IdentityReadout.n_obs must be in [1, {dim}] (the latent dimension); got {n}")
+            raise ValueError(
+                f"readout: IdentityReadout.n_obs must be in [1, {dim}] (the latent dimension); got {n}"
+            )
         return n
 
     def n_params(self, dim: int) -> int:
@@ -45,6 +50,7 @@ class IdentityReadout:
 
     def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
         """No parameters: an empty vector (``seed`` is accepted for a uniform interface)."""
+        V.positive_int(dim, "dim")
         return np.zeros(0)
 
     def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:
@@ -77,6 +83,7 @@ class LinearReadout:
         ``seed``: an int >= 0, None or a ``numpy.random.Generator`` (the package's
         one rule, :func:`plrnn_numba._validate.seed_sequence`).
         """
+        dim = V.positive_int(dim, "dim")
         rng, _ = V.generator(seed)
         return np.concatenate([rng.normal(0.0, 1.0 / np.sqrt(dim), self.n_out * dim), np.zeros(self.n_out)])
 
@@ -94,6 +101,7 @@ def _n_out(readout, dim: int) -> int:
 
 def as_readout(readout, dim: int):
     """Validate a readout object for a model of latent dimension ``dim``."""
+    V.positive_int(dim, "dim")
     if readout is None:
         return IdentityReadout()
     if not isinstance(readout, (IdentityReadout, LinearReadout)):

@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike
 from . import _validate as V
 from . import config
 from ._validate import carray
-from .models.base import Model, call_step, model_params
+from .models.base import Model, call_step, check_model, model_params
 
 _SIM_SIG = types.void(
     types.int64, types.float64[::1], types.int64[::1], types.float64[:, :, ::1], types.float64[:, :, ::1]
@@ -51,7 +51,7 @@ def simulate(
         ``z_0 .. z_T``, matching ``z0``.  A diverging run is not an error: its
         states become inf/NaN from the step where they overflow.
     """
-    theta = model.check_theta(theta)
+    theta = check_model(model).check_theta(theta)
     z0 = V.as_state(z0, model.dim, "z0")
     single = z0.ndim == 1
     Z0 = z0[None, :] if single else z0
@@ -78,7 +78,7 @@ def _run_length(n_steps, inputs, n_inputs: int) -> int:
                     f"(T, {n_inputs}) or (B, T, {n_inputs}))"
                 )
             what = "an autonomous run" if inputs is None else "a constant input vector"
-            raise ValueError(f"give n_steps for {what}, or an input stream of shape (T, K) or (B, T, K)")
+            raise ValueError(f"give n_steps for {what}, or inputs as a stream of shape (T, K) or (B, T, K)")
         return V.positive_int(n_steps, "n_steps", minimum=0)
     T = int(np.shape(inputs)[-2])
     if n_steps is not None and V.positive_int(n_steps, "n_steps", minimum=0) != T:

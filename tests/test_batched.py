@@ -117,7 +117,7 @@ def test_solve_candidates_bad_input():
         solve_candidates(*p, np.full((3, 2, 2), 2))
     with pytest.raises(ValueError, match="system_index"):
         solve_candidates(*p, np.zeros((3, 2, 2)), system_index=np.array([0, 1, 0]))
-    with pytest.raises(ValueError, match="theta must be a 1-D vector of length 8"):
+    with pytest.raises(ValueError, match=r"thetas\[0\] must be a 1-D vector of length 8"):
         solve_candidates(p[0], np.stack([p[1], p[1]])[:, :-1], np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match="backend must be one of"):
         solve_candidates(*p, np.zeros((3, 2, 2)), backend="gpu")

@@ -66,17 +66,26 @@ def test_nonfinite_result_is_flagged_not_raised():
     assert not res.finite
 
 
+def test_batch_checks_itself_where_it_is_made():
+    with pytest.raises(ValueError, match="targets must have shape"):
+        pn.Batch(targets=np.zeros((3, 7)))
+    with pytest.raises(ValueError, match="targets contains NaN"):
+        pn.Batch(targets=np.full((3, 7, 2), np.nan))
+    with pytest.raises(ValueError, match="mask must have shape"):
+        pn.Batch(targets=np.zeros((3, 7, 2)), mask=np.ones((3, 6)))
+    with pytest.raises(ValueError, match="mask must be non-negative"):
+        pn.Batch(targets=np.zeros((3, 7, 2)), mask=-np.ones((3, 7)))
+
+
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        ({"batch": pn.Batch(targets=np.zeros((3, 7)))}, ValueError, "batch.targets must have shape"),
         ({"batch": pn.Batch(targets=np.zeros((3, 7, 5)))}, ValueError, "observed channels, more than"),
         (
             {"batch": pn.Batch(targets=np.zeros((3, 7, 3))), "readout": pn.IdentityReadout(2)},
             ValueError,
             "readout produces 2",
         ),
-        ({"batch": pn.Batch(targets=np.full((3, 7, 2), np.nan))}, ValueError, "batch.targets contains NaN"),
         ({"batch": pn.Batch(targets=np.zeros((3, 7, 2)), z0=np.zeros((3, 5)))}, ValueError, "batch.z0 must have shape"),
         (
             {"batch": pn.Batch(targets=np.zeros((3, 7, 2)), inputs=np.zeros((3, 7, 1)))},
@@ -84,7 +93,6 @@ def test_nonfinite_result_is_flagged_not_raised():
             "batch.inputs must have shape",
         ),
         ({"batch": pn.Batch(targets=np.zeros((3, 7, 2)), mask=np.zeros((3, 7)))}, ValueError, "counts no time step"),
-        ({"batch": pn.Batch(targets=np.zeros((3, 7, 2)), mask=-np.ones((3, 7)))}, ValueError, "non-negative"),
         ({"loss": "mae"}, ValueError, "loss must be one of"),
         ({"loss": "bce", "batch": pn.Batch(targets=np.full((3, 7, 2), 2.0))}, ValueError, r"in \[0, 1\]"),
         (
@@ -131,7 +139,9 @@ def test_batch_inputs_constant_and_shared_equal_the_explicit_batch_form():
         Ya, _ = pn.predict(model, th, pn.Batch(targets=batch.targets, inputs=short, z0=batch.z0))
         Yb, _ = pn.predict(model, th, pn.Batch(targets=batch.targets, inputs=full, z0=batch.z0))
         np.testing.assert_array_equal(Ya, Yb)
-    bad = pn.Batch(targets=batch.targets, inputs=stream[:3], z0=batch.z0)
+    with pytest.raises(ValueError, match=r"inputs must have shape \(K,\), \(7, K\) or \(3, 7, K\)"):
+        pn.Batch(targets=batch.targets, inputs=stream[:3], z0=batch.z0)
+    bad = pn.Batch(targets=batch.targets, inputs=np.zeros((T, 3)), z0=batch.z0)
     with pytest.raises(ValueError, match=r"batch.inputs must have shape \(2,\) \(constant\), \(7, 2\) or \(3, 7, 2\)"):
         pn.loss_and_grad(model, th, bad)
     with pytest.raises(ValueError, match="batch.inputs are required"):

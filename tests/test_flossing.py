@@ -237,7 +237,7 @@ def test_flossing_hook_records_the_episodes_it_ran(tmp_path):
     late = pn.train(driven, driven.init(0), batch, n_epochs=2, readout=pn.LinearReadout(1), loss="bce",
                     hooks=[FlossingEpisodes(settings, {10: 5})])
     assert "floss_loss" not in late and "flossing" not in late.attrs
-    with pytest.raises(ValueError, match="flossing episode n_steps must be >= 1"):
+    with pytest.raises(ValueError, match="episodes: the n_steps of .* must be >= 1"):
         FlossingEpisodes(settings, {3: 0})
     with pytest.raises(ValueError, match="flossing.k must be <="):
         pn.train(driven, driven.init(0), batch, n_epochs=1, readout=pn.LinearReadout(1),

@@ -120,6 +120,7 @@ def delay_embed(x: ArrayLike, dims: int, lag: int) -> np.ndarray:
         x = x[:, None]
     elif x.ndim != 2:
         raise ValueError(f"x must have shape (T,) or (T, C); got {x.shape}")
+    V.check_finite(x, "x")
     dims = V.positive_int(dims, "dims", minimum=1)
     lag = V.positive_int(lag, "lag", minimum=1)
     T = x.shape[0]

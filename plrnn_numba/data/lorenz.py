@@ -60,15 +60,26 @@ def lorenz63_rhs(state: ArrayLike, sigma: float = 10.0, rho: float = 28.0, beta:
     numpy.ndarray, shape (..., 3)
         Time derivative(s).
     """
-    u = np.asarray(state, dtype=np.float64)
+    return _rhs(_states(state), *_parameters(sigma, rho, beta))
+
+
+def _states(state) -> np.ndarray:
+    u = V.as_float_array(state, "state")
+    if u.shape[-1:] != (3,):
+        raise ValueError(f"state must have shape (..., 3); got {u.shape}")
+    V.check_finite(u, "state")
+    return u
+
+
+def _parameters(sigma, rho, beta) -> tuple[float, float, float]:
+    return V.finite_float(sigma, "sigma"), V.finite_float(rho, "rho"), V.finite_float(beta, "beta")
+
+
+def _rhs(u: np.ndarray, sigma: float, rho: float, beta: float) -> np.ndarray:
+    # unchecked: the integrator calls this thousands of times with checked arguments
     if u.ndim == 1:
-        # fast path: this is what the integrator calls, thousands of times
-        if u.shape[0] != 3:
-            raise ValueError(f"state must have shape (..., 3); got {u.shape}")
         x, y, z = u.tolist()
         return np.array([sigma * (y - x), x * (rho - z) - y, x * y - beta * z])
-    if u.shape[-1] != 3:
-        raise ValueError(f"state must have shape (..., 3); got {u.shape}")
     x, y, z = u[..., 0], u[..., 1], u[..., 2]
     return np.stack([sigma * (y - x), x * (rho - z) - y, x * y - beta * z], axis=-1)
 
@@ -101,9 +112,10 @@ def lorenz63_jacobian(state: ArrayLike, sigma: float = 10.0, rho: float = 28.0, 
     numpy.ndarray, shape (..., 3, 3)
         ``J[..., i, j] = d f_i / d u_j``.
     """
-    u = np.asarray(state, dtype=np.float64)
-    if u.shape[-1:] != (3,):
-        raise ValueError(f"state must have shape (..., 3); got {u.shape}")
+    return _jacobian(_states(state), *_parameters(sigma, rho, beta))
+
+
+def _jacobian(u: np.ndarray, sigma: float, rho: float, beta: float) -> np.ndarray:
     x, y, z = u[..., 0], u[..., 1], u[..., 2]
     J = np.zeros(u.shape[:-1] + (3, 3))
     J[..., 0, 0] = -sigma
@@ -260,9 +272,9 @@ def lorenz63(
     t_eval = steps * dt
     kwargs = {}
     if method in _JAC_METHODS:
-        kwargs["jac"] = lambda t, u: lorenz63_jacobian(u, sigma, rho, beta)
+        kwargs["jac"] = lambda t, u: _jacobian(u, sigma, rho, beta)
     sol = solve_ivp(
-        lambda t, u: lorenz63_rhs(u, sigma, rho, beta),
+        lambda t, u: _rhs(u, sigma, rho, beta),
         (0.0, float(t_eval[-1])),
         x0_arr,
         method=method,

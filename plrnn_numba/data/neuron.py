@@ -200,6 +200,7 @@ def hh_rates(v: ArrayLike) -> dict[str, np.ndarray]:
         removable singularities at -40 and -55 mV are handled).
     """
     varr = V.as_float_array(v, "v")
+    V.check_finite(varr, "v")
     flat = np.ascontiguousarray(varr.ravel())
     out = np.empty((6, flat.shape[0]))
     _rates_array(flat, out)

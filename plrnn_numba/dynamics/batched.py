@@ -165,10 +165,10 @@ def solve_candidates(
     th = th[None, :] if th.ndim == 1 else th
     if th.ndim != 2 or th.shape[0] == 0:
         raise ValueError(f"thetas must be one parameter vector or an (n_sys, n_params) array; got {np.shape(thetas)}")
-    sys_list = [as_piecewise_linear(model, t, inputs) for t in th]
+    sys_list = [as_piecewise_linear(model, t, inputs, theta_name=f"thetas[{i}]") for i, t in enumerate(th)]
     s0 = sys_list[0]
     M, P = s0.dim, s0.n_bits
-    cand = np.asarray(candidates)
+    cand = V.as_float_array(candidates, "candidates")
     if cand.ndim != 3 or cand.shape[2] != P or cand.shape[1] < 1 or cand.shape[0] < 1:
         raise ValueError(f"candidates must have shape (n, k, {P}) with n, k >= 1; got {cand.shape}")
     if not np.all((cand == 0) | (cand == 1)):

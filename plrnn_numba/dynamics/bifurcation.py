@@ -68,6 +68,7 @@ import xarray as xr
 
 from .. import _validate as V
 from .. import io
+from ..models.base import check_model
 from ..models.piecewise import as_piecewise_linear
 from .bifurcation_output import events_dataset, objects_dataset
 from .continuation import TrackedPath, object_branches, track_objects
@@ -228,8 +229,7 @@ def bifurcations_along_training(
     those segments).  The history must have been recorded for ``model``.
     Other arguments and the results as for :func:`bifurcation_path`.
     """
-    if not hasattr(model, "n_params"):
-        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    check_model(model)
     s, snaps = history_snapshots(model, history)
     as_piecewise_linear(model, snaps[0], inputs)  # validates model and inputs
     path = ParameterPath(knots=s, thetas=snaps)

@@ -86,7 +86,7 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import config, io
-from ..models.base import Model, call_jacobian, call_step, model_params
+from ..models.base import Model, call_jacobian, call_step, check_model, model_params
 from ._tangents import initial_tangents
 
 __all__ = ["finite_time_exponents", "condition_number"]
@@ -248,8 +248,7 @@ def _log_spectra(
     seed,
 ):
     """Validate, run the engine; log R sums and log singular values (B, H, k)."""
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    check_model(model)
     theta = model.check_theta(theta)
     M, K = model.dim, model.n_inputs
     k = M if k is None else V.positive_int(k, "k")

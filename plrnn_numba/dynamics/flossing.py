@@ -55,6 +55,7 @@ from ..models.base import (
     call_param_vjp,
     call_state_vjp,
     call_step,
+    check_model,
     model_params,
 )
 from ..optim import Adam, as_optimizer
@@ -312,8 +313,7 @@ def floss(model: Model, theta: ArrayLike, n_epochs: int, flossing: Flossing | No
         epoch's trajectories, before the step), ``nonfinite`` (epoch), with
         provenance.  A non-finite evaluation stops the run (``status`` attribute).
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    check_model(model)
     flossing = Flossing() if flossing is None else flossing
     if not isinstance(flossing, Flossing):
         raise TypeError(f"flossing must be Flossing(...) settings; got {type(flossing).__name__}")
@@ -400,8 +400,8 @@ class FlossingEpisodes:
         for pair in pairs:
             if len(pair) != 2:
                 raise ValueError(f"episodes must hold (epoch, n_steps) pairs; got {pair!r}")
-            epoch = V.positive_int(pair[0], "flossing episode epoch", minimum=0)
-            self.episodes[epoch] = V.positive_int(pair[1], "flossing episode n_steps")
+            epoch = V.positive_int(pair[0], f"episodes: the epoch of {tuple(pair)!r}", minimum=0)
+            self.episodes[epoch] = V.positive_int(pair[1], f"episodes: the n_steps of {tuple(pair)!r}")
         self._reset()
 
     def _reset(self) -> None:
@@ -549,8 +549,7 @@ def flossing_loss_and_grad(
     -------
     FlossingResult
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    check_model(model)
     theta = model.check_theta(theta)
     M, K = model.dim, model.n_inputs
     k = V.positive_int(k, "k")

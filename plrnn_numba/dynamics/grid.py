@@ -69,9 +69,9 @@ class _Axis(NamedTuple):
         }
 
 
-def _grid_axis(model, theta, param, values, name) -> _Axis:
+def _grid_axis(model, theta, param, values, name, param_name) -> _Axis:
     vals = path_positions(values, name)
-    d, label = parameter_direction(model, param)
+    d, label = parameter_direction(model, param, param_name)
     absolute = isinstance(param, str)
     offsets = vals - theta[int(np.flatnonzero(d)[0])] if absolute else vals
     return _Axis(vals, offsets, d, label, absolute)
@@ -152,8 +152,8 @@ def bifurcation_grid(
     seed = int(V.seed_sequence(seed).entropy)
     pl0 = as_piecewise_linear(model, theta, inputs)  # validates model, theta and inputs once
     theta0 = model.check_theta(theta).copy()
-    ax = _grid_axis(model, theta0, param_x, values_x, "values_x")
-    ay = _grid_axis(model, theta0, param_y, values_y, "values_y")
+    ax = _grid_axis(model, theta0, param_x, values_x, "values_x", "param_x")
+    ay = _grid_axis(model, theta0, param_y, values_y, "values_y", "param_y")
     if np.allclose(ax.direction / np.linalg.norm(ax.direction), ay.direction / np.linalg.norm(ay.direction)):
         raise ValueError(f"param_x and param_y must be different parameters/directions; got {ax.label!r} twice")
     cells = [(iy, ix) for iy in range(ay.values.size) for ix in range(ax.values.size)]

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import config, io
-from ..models.base import Model, call_jacobian, call_step, model_params
+from ..models.base import Model, call_jacobian, call_step, check_model, model_params
 from ._tangents import initial_tangents
 
 _f1 = types.float64[::1]
@@ -173,8 +173,7 @@ def lyapunov_spectrum(
         the tangent system became non-finite, exponents NaN there) and
         optionally ``trace`` (init, qr_step, exponent).
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    check_model(model)
     theta = model.check_theta(theta)
     M, K = model.dim, model.n_inputs
     k = M if k is None else V.positive_int(k, "k")
@@ -184,6 +183,7 @@ def lyapunov_spectrum(
     t_ons = V.positive_int(t_ons, "t_ons")
     n_transient = V.positive_int(n_transient, "n_transient", minimum=0)
     n_transient_ons = V.positive_int(n_transient_ons, "n_transient_ons", minimum=0)
+    trace = V.flag(trace, "trace")
     rng, recorded_seed = V.generator(seed)
     if z0 is None:
         Z0 = rng.standard_normal((V.positive_int(n_init, "n_init"), M))

@@ -30,7 +30,7 @@ import xarray as xr
 
 from .. import _validate as V
 from .. import config, io
-from ..models.base import Model
+from ..models.base import Model, check_model
 from .paths import history_snapshots, parameter_direction, path_positions
 
 __all__ = ["orbit_diagram", "orbit_diagram_training", "n_distinct_values"]
@@ -150,8 +150,7 @@ class _RunSettings:
     """Validated settings shared by the two orbit-diagram functions."""
 
     def __init__(self, model, z0, n_steps, n_transient, n_init, z0_scale, inputs, state, seed, diverge_threshold):
-        if not isinstance(model, Model):
-            raise TypeError(f"model must be a plrnn_numba Model; got {type(model).__name__}")
+        check_model(model)
         self.n_steps = V.positive_int(n_steps, "n_steps")
         self.n_transient = V.positive_int(n_transient, "n_transient", minimum=0)
         self.threshold = V.finite_float(diverge_threshold, "diverge_threshold", low=0.0)
@@ -284,8 +283,8 @@ def orbit_diagram_training(
     ``history.isel(snapshot=...)``.  The history must have been recorded for
     ``model``.  Other arguments and the result as for :func:`orbit_diagram`.
     """
+    s, thetas = history_snapshots(check_model(model), history)  # first: is it this model's history?
     run = _RunSettings(model, z0, n_steps, n_transient, n_init, z0_scale, inputs, state, seed, diverge_threshold)
-    s, thetas = history_snapshots(model, history)
     t0 = time.perf_counter()
     arguments = {**run.arguments, "history": str(history.attrs.get("created", "training history")),
                  "epochs": s.tolist()}
@@ -309,10 +308,15 @@ def n_distinct_values(ds: xr.Dataset, state: int = 0, *, rtol: float = 1e-6, ato
     xarray.DataArray
         Dim ``s``.
     """
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"ds must be an orbit-diagram xarray.Dataset; got {type(ds).__name__}")
     if "z" not in ds or "s" not in ds.dims:
         raise ValueError("ds must be an orbit-diagram Dataset (from orbit_diagram or orbit_diagram_training)")
+    state = V.positive_int(state, "state", minimum=0)
     if state not in ds["state"].values:
         raise ValueError(f"state {state} is not in the Dataset; it holds {ds['state'].values.tolist()}")
+    rtol = V.finite_float(rtol, "rtol", low=0.0)
+    atol = V.finite_float(atol, "atol", low=0.0)
     z = ds["z"].sel(state=state).values.copy()  # (s, init, sample)
     if "diverged" in ds:
         z[ds["diverged"].values.astype(bool)] = np.nan

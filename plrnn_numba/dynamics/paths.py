@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .. import _validate as V
-from ..models.base import Model
+from ..models.base import Model, check_model
 from ..models.piecewise import PiecewiseLinear, as_piecewise_linear
 
 __all__ = ["parameter_direction", "path_positions", "history_snapshots", "ParameterPath", "MapAlongPath"]
@@ -27,7 +27,7 @@ def _normalise_name(name: str) -> str:
     return "".join(name.split())
 
 
-def parameter_direction(model: Model, direction) -> tuple[np.ndarray, str]:
+def parameter_direction(model: Model, direction, name: str = "direction") -> tuple[np.ndarray, str]:
     r"""Direction vector ``d`` in parameter space, and a label for it.
 
     Parameters
@@ -39,6 +39,8 @@ def parameter_direction(model: Model, direction) -> tuple[np.ndarray, str]:
         ``"h[1]"``; spaces are ignored), giving the unit vector :math:`e_i`; a
         mapping ``{label: coefficient}``, giving :math:`\sum c_i e_i`; or a
         vector of length ``model.n_params``.
+    name : str
+        The argument's name in error messages (e.g. ``"param_x"``).
 
     Returns
     -------
@@ -54,17 +56,19 @@ def parameter_direction(model: Model, direction) -> tuple[np.ndarray, str]:
     TypeError
         Anything else.
     """
-    names = model.param_names()
+    names = check_model(model).param_names()
     index = {_normalise_name(n): i for i, n in enumerate(names)}
 
-    def lookup(name) -> int:
-        if not isinstance(name, str):
-            raise TypeError(f"direction: parameter names must be strings; got {type(name).__name__}")
-        key = _normalise_name(name)
+    arg = name
+
+    def lookup(label) -> int:
+        if not isinstance(label, str):
+            raise TypeError(f"{arg}: parameter names must be strings; got {type(label).__name__}")
+        key = _normalise_name(label)
         if key not in index:
             hint = model.unknown_param_hint(key)
             shown = names if len(names) <= 24 else names[:24] + ["..."]
-            raise ValueError(f"direction: unknown parameter name {name!r} for {model!r}{hint}; valid names: {shown}")
+            raise ValueError(f"{arg}: unknown parameter name {label!r} for {model!r}{hint}; valid names: {shown}")
         return index[key]
 
     d = np.zeros(model.n_params)
@@ -73,24 +77,24 @@ def parameter_direction(model: Model, direction) -> tuple[np.ndarray, str]:
         return d, direction
     if isinstance(direction, Mapping):
         if not direction:
-            raise ValueError("direction: the mapping {name: coefficient} is empty")
+            raise ValueError(f"{arg}: the mapping {{name: coefficient}} is empty")
         parts = []
-        for name, coef in direction.items():
-            c = V.finite_float(coef, f"direction[{name!r}]")
-            d[lookup(name)] += c
-            parts.append(f"{c:g}*{name}")
+        for label, coef in direction.items():
+            c = V.finite_float(coef, f"{arg}[{label!r}]")
+            d[lookup(label)] += c
+            parts.append(f"{c:g}*{label}")
         if not np.any(d):
-            raise ValueError("direction: all coefficients are zero")
+            raise ValueError(f"{arg}: all coefficients are zero")
         return d, " + ".join(parts)
-    arr = V.as_float_array(direction, "direction")
+    arr = V.as_float_array(direction, arg)
     if arr.shape != (model.n_params,):
         raise ValueError(
-            f"direction must be a parameter name, a {{name: coefficient}} mapping or a vector of length "
+            f"{arg} must be a parameter name, a {{name: coefficient}} mapping or a vector of length "
             f"{model.n_params} (model.n_params); got shape {arr.shape}"
         )
-    V.check_finite(arr, "direction")
+    V.check_finite(arr, arg)
     if not np.any(arr):
-        raise ValueError("direction must not be the zero vector")
+        raise ValueError(f"{arg} must not be the zero vector")
     return arr.copy(), "direction"
 
 

@@ -549,7 +549,7 @@ def search_many(
     if thetas.ndim != 2 or thetas.shape[0] == 0:
         raise ValueError(f"thetas must be a non-empty (n, n_params) array of parameter vectors; got {thetas.shape}")
     orders = _orders(max_order, min_order)
-    pls = [as_piecewise_linear(model, t, inputs) for t in thetas]
+    pls = [as_piecewise_linear(model, t, inputs, theta_name=f"thetas[{i}]") for i, t in enumerate(thetas)]
     cfg = as_settings(settings)
     streams = _Streams(V.seed_sequence(seed).entropy, cfg)
     p0 = pls[0]

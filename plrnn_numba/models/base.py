@@ -274,11 +274,18 @@ class Model:
         return simulate(self, theta, z0, n_steps=n_steps, inputs=inputs)
 
     def step(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
-        """One step ``F(z, s)`` of a single state or a batch of states."""
-        out = self.simulate(
-            theta, z, inputs=None if s is None else np.asarray(s)[..., None, :], n_steps=None if s is not None else 1
-        )
-        return out[..., 1, :]
+        """One step ``F(z, s)`` of a single state (M,) or a batch of states (B, M); ``s`` (K,) or (B, K)."""
+        z = V.as_state(z, self.dim, "z")
+        if s is None:
+            if self.n_inputs:
+                raise ValueError(f"s is required: the model has {self.n_inputs} inputs (shape ({self.n_inputs},))")
+            return self.simulate(theta, z, n_steps=1)[..., 1, :]
+        s = V.as_float_array(s, "s")
+        if s.shape not in {(self.n_inputs,), z.shape[:-1] + (self.n_inputs,)}:
+            want = z.shape[:-1] + (self.n_inputs,)
+            raise ValueError(f"s must have shape ({self.n_inputs},) or {want}; got {s.shape}")
+        V.check_finite(s, "s")
+        return self.simulate(theta, z, inputs=s[..., None, :])[..., 1, :]
 
     def jacobian(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
         """One-step state Jacobian ``dF/dz`` at ``z`` (with input ``s``), shape (M, M)."""
@@ -351,3 +358,13 @@ def as_kernel_tuple(seq: Sequence | Mapping) -> Kernels:
 def model_params(model: Model, theta: np.ndarray) -> np.ndarray:
     """The kernel parameter vector of ``model`` for ``theta`` (C-contiguous float64)."""
     return carray(model.expand(theta))
+
+
+def check_model(model, name: str = "model") -> Model:
+    """``model`` itself if it is a plrnn_numba model, else a TypeError naming ``name``."""
+    if not isinstance(model, Model):
+        raise TypeError(
+            f"{name} must be a plrnn_numba model (PLRNN, ShallowPLRNN, ALRNN, VanillaRNN or a Model "
+            f"subclass); got {type(model).__name__}"
+        )
+    return model

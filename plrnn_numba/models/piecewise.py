@@ -399,8 +399,11 @@ class PiecewiseLinear:
 
 
 # ============================================================================ engines' entry point
-def as_piecewise_linear(model, theta, inputs=None, *, name: str = "model") -> PiecewiseLinear:
+def as_piecewise_linear(model, theta, inputs=None, *, name: str = "model",
+                        theta_name: str = "theta") -> PiecewiseLinear:
     """Validate ``(model, theta, inputs)`` and return the model's :class:`PiecewiseLinear` description.
+
+    ``name`` and ``theta_name`` are the arguments' names in error messages.
 
     Raises
     ------
@@ -419,8 +422,8 @@ def as_piecewise_linear(model, theta, inputs=None, *, name: str = "model") -> Pi
             f"ShallowPLRNN, ALRNN, VanillaRNN(nonlinearity='relu')); {model!r} is not"
         )
     if theta is None:
-        raise ValueError(f"theta is required: pass the parameter vector of {model!r}")
-    theta = model.check_theta(theta)
+        raise ValueError(f"{theta_name} is required: pass the parameter vector of {model!r}")
+    theta = model.check_theta(theta, theta_name)
     s = V.constant_input(inputs, model.n_inputs)
     pl = model.piecewise_linear(theta, s)
     if not isinstance(pl, PiecewiseLinear):
@@ -440,9 +443,7 @@ def bound_init(model, theta: np.ndarray, max_norm: float | None, names: Sequence
     """
     if max_norm is None:
         return theta
-    max_norm = V.finite_float(max_norm, "max_norm", low=0.0)
-    if max_norm <= 0.0:
-        raise ValueError(f"max_norm must be > 0 (or None for no bound); got {max_norm}")
+    max_norm = V.finite_float(max_norm, "max_norm", low=0.0, open_low=True)
     r = as_piecewise_linear(model, theta).norm_bound()
     if r > max_norm:
         slices = model.param_slices()
@@ -479,6 +480,7 @@ def check_piecewise_linear(model, theta, inputs=None, *, n_states: int = 256, se
     pl = as_piecewise_linear(model, theta, inputs)
     theta = model.check_theta(theta)
     rng, _ = V.generator(seed)
+    rtol = V.finite_float(rtol, "rtol", low=0.0)
     M, P = pl.dim, pl.n_bits
     n = V.positive_int(n_states, "n_states")
     radius = pl.boundary_radius()

@@ -387,6 +387,9 @@ class PLRNN(Model):
         diverge.  ``max_norm=None`` keeps the raw draw.
         """
         rng, _ = V.generator(seed)
+        a_range = V.value_range(a_range, "a_range")
+        w_scale, c_scale, h_scale = (V.finite_float(x, n, low=0.0) for x, n in
+                                     ((w_scale, "w_scale"), (c_scale, "c_scale"), (h_scale, "h_scale")))
         M, K = self.dim, self.n_inputs
         A = rng.uniform(a_range[0], a_range[1], M)
         W = rng.normal(0.0, w_scale / np.sqrt(M), (M, M))

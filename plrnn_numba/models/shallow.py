@@ -382,6 +382,9 @@ class ShallowPLRNN(Model):
         the raw draw.
         """
         rng, _ = V.generator(seed)
+        a_range, h2_range = V.value_range(a_range, "a_range"), V.value_range(h2_range, "h2_range")
+        w_scale = V.finite_float(w_scale, "w_scale", low=0.0)
+        c_scale = V.finite_float(c_scale, "c_scale", low=0.0)
         M, H, K = self.dim, self.hidden, self.n_inputs
         theta = self.pack(
             A=rng.uniform(*a_range, M),

@@ -265,12 +265,16 @@ class VanillaRNN(Model):
         (``max_norm=None`` keeps the raw draw).
         """
         rng, _ = V_.generator(seed)
+        g, v_scale, b_scale = (V_.finite_float(x, n, low=0.0) for x, n in
+                               ((g, "g"), (v_scale, "v_scale"), (b_scale, "b_scale")))
         N, K = self.n_hidden, self.n_inputs
         theta = self.pack(
             W=rng.normal(0.0, g / np.sqrt(N), (N, N)),
             V=rng.normal(0.0, v_scale, (N, K)),
             b=b_scale * rng.random(N),
         )
+        if max_norm is not None:
+            V_.finite_float(max_norm, "max_norm", low=0.0, open_low=True)
         if self.nonlinearity == "relu":
             theta = bound_init(self, theta, max_norm, ("W",))
         return theta

@@ -91,6 +91,7 @@ def _finish(
     as_dataset: bool,
     extra: dict | None = None,
 ):
+    as_dataset = V.flag(as_dataset, "as_dataset")
     B, T, K = x.shape
     mask = np.zeros((B, T))
     mask[:, first:] = 1.0
@@ -295,6 +296,8 @@ def make_task(
 
 def batch_from_dataset(ds: xr.Dataset) -> Batch:
     """The :class:`~plrnn_numba.Batch` held by a task Dataset (``as_dataset=True``)."""
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"ds must be a task xarray.Dataset (as_dataset=True); got {type(ds).__name__}")
     for name in ("inputs", "targets", "mask"):
         if name not in ds:
             raise ValueError(f"ds must be a task Dataset with variables inputs, targets, mask; {name!r} is missing")
@@ -343,7 +346,8 @@ def accuracy(logits, batch: Batch) -> float:
     counted = mask > 0
     if not counted.any():
         raise ValueError("batch.mask counts no step: accuracy is undefined")
-    correct = (lg > 0.0) == (y > 0.5)
+    # NaN logits (a diverged model) are wrong whatever the target: (NaN > 0) alone would read as "0"
+    correct = ((lg > 0.0) == (y > 0.5)) & ~np.isnan(lg)
     return float(correct[counted].mean())
 
 

@@ -10,6 +10,8 @@ the run's outcome (``status``, ``message``, ``epochs_completed``, ``diverged``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import xarray as xr
 
@@ -20,6 +22,8 @@ STATUS_COMPLETED = "completed"
 STATUS_DIVERGED = "diverged"
 STATUS_INTERRUPTED = "interrupted"
 STATUS_RUNNING = "running"
+#: a training callback raised or returned something that cannot be recorded
+STATUS_FAILED = "failed"
 
 #: the per-epoch record: name -> (dtype, long_name, units); ``{loss}`` is the loss kind
 EPOCH_VARIABLES = {
@@ -89,10 +93,44 @@ class History:
         self._readout_snaps.append(np.array(readout_params, dtype=float))
 
     def record_callback(self, epoch: int, outputs: dict | None) -> None:
-        """Store what a callback returned after ``epoch`` (nothing for None or an empty dict)."""
-        if outputs:
+        """Store what a callback returned after ``epoch`` (nothing for None or an empty dict).
+
+        Raises
+        ------
+        TypeError
+            ``outputs`` is not a dict of real numbers or arrays.
+        ValueError
+            A name's array changed shape from an earlier call (a column of the
+            history must keep one shape).
+        """
+        if outputs is None:
+            return
+        if not isinstance(outputs, Mapping):
+            raise TypeError(
+                f"callback must return a dict {{name: number or array}} or None; got {type(outputs).__name__} "
+                f"{outputs!r:.40}"
+            )
+        record = {}
+        for key, value in outputs.items():
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"callback returned the key {key!r}: names must be non-empty strings")
+            try:
+                arr = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"callback output {key!r} must be a real number or array; got {type(value).__name__} "
+                    f"{value!r:.40}"
+                ) from None
+            for rec_epoch, rec in zip(self._cb_epochs, self._cb_records):
+                if key in rec and rec[key].shape != arr.shape:
+                    raise ValueError(
+                        f"callback output {key!r} changed shape from {rec[key].shape} (epoch {rec_epoch}) to "
+                        f"{arr.shape} (epoch {epoch}); return one shape per name"
+                    )
+            record[key] = arr
+        if record:
             self._cb_epochs.append(int(epoch))
-            self._cb_records.append(dict(outputs))
+            self._cb_records.append(record)
 
     def to_dataset(
         self, theta: np.ndarray, readout_params: np.ndarray, z0: np.ndarray | None, *, status: str, message: str = ""
@@ -155,15 +193,14 @@ class History:
 
     def _callback_variables(self) -> dict:
         # One variable per key any call returned, along ``checkpoint``; a call that
-        # did not return the key, or returned another shape, leaves NaN there.
+        # did not return the key leaves NaN there (shapes are checked when recorded).
         out = {}
         for key in sorted(set().union(*self._cb_records)):
-            vals = [np.asarray(rec.get(key, np.nan), dtype=float) for rec in self._cb_records]
-            shape = max((v.shape for v in vals), key=len)
-            arr = np.full((len(vals),) + shape, np.nan)
-            for i, v in enumerate(vals):
-                if v.shape == shape:
-                    arr[i] = v
+            shape = next(rec[key].shape for rec in self._cb_records if key in rec)
+            arr = np.full((len(self._cb_records),) + shape, np.nan)
+            for i, rec in enumerate(self._cb_records):
+                if key in rec:
+                    arr[i] = rec[key]
             dims = ("checkpoint",) + tuple(f"{key}_dim{j}" for j in range(len(shape)))
             out[f"cb_{key}"] = (dims, arr, {"long_name": f"callback output '{key}'"})
         return out

@@ -45,8 +45,10 @@ class MultiStepLR:
     gamma: float = 0.1
 
     def __post_init__(self):
-        ms = list(self.milestones)
-        if any(not isinstance(m, int) or m < 0 for m in ms) or ms != sorted(ms):
+        if isinstance(self.milestones, (str, bytes)) or not hasattr(self.milestones, "__iter__"):
+            raise TypeError(f"milestones must be a sequence of epochs, e.g. [30, 60]; got {self.milestones!r:.40}")
+        ms = [V.positive_int(m, "milestones", minimum=0) for m in self.milestones]
+        if ms != sorted(ms):
             raise ValueError(f"milestones must be increasing non-negative integers; got {ms}")
         V.finite_float(self.gamma, "gamma", low=0.0)
 

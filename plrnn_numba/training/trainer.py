@@ -22,6 +22,7 @@ netCDF copy on disk, so that a killed run keeps what it finished.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,10 +34,17 @@ from .. import _validate as V
 from .. import io
 from ..bptt import Batch, LossGrad, loss_and_grad
 from ..forcing import GTF, as_forcing
-from ..models.base import Model
+from ..models.base import Model, check_model
 from ..optim import Adam, as_optimizer, clip_by_global_norm
 from ..readouts import LinearReadout, as_readout
-from .history import STATUS_COMPLETED, STATUS_DIVERGED, STATUS_INTERRUPTED, STATUS_RUNNING, History
+from .history import (
+    STATUS_COMPLETED,
+    STATUS_DIVERGED,
+    STATUS_FAILED,
+    STATUS_INTERRUPTED,
+    STATUS_RUNNING,
+    History,
+)
 from .hooks import Hooks
 from .schedules import as_schedule
 
@@ -141,7 +149,9 @@ def train(
         ``callback(TrainState) -> dict or None`` every ``callback_every``
         epochs; returned scalars/arrays are stored in the history as
         ``cb_<name>`` along a ``checkpoint`` dimension (for analyses during
-        training).
+        training); each name keeps one shape.  A callback that raises or
+        returns anything else stops the run with status ``failed`` (and a
+        warning), returning the epochs finished so far.
     hooks : hook or sequence of hooks, optional
         Objects with optional ``start(state)``, ``before_epoch(state)`` and
         ``add_to_history(ds)`` methods (:mod:`plrnn_numba.training.hooks`),
@@ -174,8 +184,7 @@ def train(
         The training history (see ``docs/user_guide.md`` for every variable).
     """
     # validate and set up
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a plrnn_numba model; got {type(model).__name__}")
+    check_model(model)
     theta = model.check_theta(theta, "theta").copy()
     n_epochs = V.positive_int(n_epochs, "n_epochs")
     batches_per_epoch = V.positive_int(batches_per_epoch, "batches_per_epoch")
@@ -185,6 +194,11 @@ def train(
     policy = _NonfinitePolicy(V.choice(on_nonfinite, "on_nonfinite", {"stop", "skip"}),
                               V.positive_int(max_skips, "max_skips"))
     clip_norm = _check_clip_norm(clip_norm)
+    learn_z0 = V.flag(learn_z0, "learn_z0")
+    progress = V.flag(progress, "progress")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(TrainState) -> dict or None; "
+                        f"got {type(callback).__name__}")
     optimizer = as_optimizer(Adam() if optimizer is None else optimizer)
     optimizer.reset()
     schedule = as_schedule(lr_schedule)
@@ -246,7 +260,10 @@ def train(
             if epoch % snapshot_every == 0:
                 history.snapshot(epoch, params.theta, params.readout)
             if callback is not None and epoch % callback_every == 0:
-                history.record_callback(epoch, callback(params.state(epoch, history.last_loss, model)))
+                failure = _run_callback(callback, params.state(epoch, history.last_loss, model), history, epoch)
+                if failure:
+                    status, message = STATUS_FAILED, failure
+                    break
             if checkpoint_path is not None and (epoch + 1) % checkpoint_every == 0:
                 io.save(dataset(STATUS_RUNNING), checkpoint_path)
             if bar is not None:
@@ -350,6 +367,22 @@ class _NonfinitePolicy:
         if self.consecutive >= self.max_skips:
             return f"{self.max_skips} consecutive epochs with only non-finite steps; stopped at epoch {epoch}"
         return None
+
+
+def _run_callback(callback, state: TrainState, history: History, epoch: int) -> str:
+    """Call the training callback and record what it returns; a failure message, or "" if it worked.
+
+    A callback that raises, or returns what cannot be recorded, ends the run
+    like Ctrl-C does (the finished epochs are kept and returned) instead of
+    losing them; the run's status says why, and a warning shows it.
+    """
+    try:
+        history.record_callback(epoch, callback(state))
+    except Exception as exc:  # noqa: BLE001 - any failure of user code ends the run, keeping the history
+        message = f"callback failed after epoch {epoch}: {type(exc).__name__}: {exc}; the run stopped there"
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return message
+    return ""
 
 
 def _finite_step(optimizer, x: np.ndarray, g: np.ndarray, lr: float) -> bool:
