@@ -8,10 +8,14 @@ whichever script runs it::
     python scripts/sweep_gtf_alpha.py --full --workers 8
     python scripts/sweep_gtf_alpha.py --full --scheduler tcp://head:8786
     python scripts/sweep_gtf_alpha.py --full --resume         # after Ctrl-C or a crash
+    python scripts/sweep_gtf_alpha.py --full --retry-failed   # compute the failed points again
 
 A script adds the options with :func:`add_sweep_arguments`, picks its preset
-with :func:`preset`, its seeds with :func:`seed_list`, and passes
-:func:`sweep_kwargs` to :func:`plrnn_numba.sweep.sweep`.
+with :func:`preset`, its seeds with :func:`seed_list`, and runs the sweep
+with :func:`run_sweep`, which passes :func:`sweep_kwargs` to
+:func:`plrnn_numba.sweep.sweep` and turns the ways a sweep is stopped (a
+store that already holds points, Ctrl-C, ``SIGTERM``) into one line that says
+what was kept and the command that goes on, instead of a traceback.
 
 Options
 -------
@@ -30,6 +34,8 @@ Options
 ``--resume``
     Continue a sweep whose store holds finished points (without it such a
     store is refused, so stale results are never mixed in by accident).
+``--retry-failed``
+    Continue the sweep and compute its failed points again (implies ``--resume``).
 ``--seed N`` / ``--seeds K``
     Seeds ``N .. N+K-1`` (K defaults to the preset's).
 ``--connect-timeout S``, ``--no-progress``
@@ -38,9 +44,13 @@ Options
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shlex
+import signal
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .sweep._core import SWEEP_BACKENDS
@@ -122,6 +132,11 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | P
         help="directory of finished points, for resuming (default: the --out path with .store instead of .nc)",
     )
     g.add_argument("--resume", action="store_true", help="continue a sweep whose store holds finished points")
+    g.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="continue the sweep and compute its failed points again (implies --resume)",
+    )
     g.add_argument("--seed", type=_nonnegative_int, default=0, help="first seed (default: %(default)s)")
     g.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (default: the preset's)")
     g.add_argument(
@@ -156,8 +171,9 @@ def sweep_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
     -------
     dict
         ``backend``, ``scheduler``, ``workers``, ``store``, ``out``,
-        ``resume``, ``progress`` and ``connect_timeout``.
+        ``resume``, ``retry_failed``, ``progress`` and ``connect_timeout``.
     """
+    _check_args(args)
     backend = args.backend
     if args.scheduler is not None:
         if backend not in (None, "dask"):
@@ -172,19 +188,39 @@ def sweep_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser | Non
         "workers": args.workers,
         "store": args.store if args.store is not None else default_store(args.out),
         "out": args.out,
-        "resume": bool(args.resume),
+        "resume": bool(args.resume or args.retry_failed),
+        "retry_failed": bool(args.retry_failed),
         "progress": not args.no_progress,
         "connect_timeout": args.connect_timeout,
     }
 
 
+_OPTIONS = ("mode", "backend", "scheduler", "workers", "out", "store", "resume", "retry_failed", "seed", "seeds")
+
+
+def _check_args(args) -> None:
+    missing = [k for k in _OPTIONS if not hasattr(args, k)]
+    if missing:
+        raise TypeError(
+            f"args must be the options parsed by a parser prepared with add_sweep_arguments(parser, ...); "
+            f"{type(args).__name__} {args!r:.80} lacks {missing}"
+        )
+
+
 def preset(args: argparse.Namespace, presets: Mapping[str, Mapping]) -> dict:
     """A copy of ``presets["quick"]`` or ``presets["full"]``, by ``--quick`` / ``--full``."""
+    _check_args(args)
+    if not isinstance(presets, Mapping) or args.mode not in presets:
+        have = sorted(presets) if isinstance(presets, Mapping) else type(presets).__name__
+        raise ValueError(f"presets must be a dict with the keys 'quick' and 'full'; no {args.mode!r} in {have}")
     return dict(presets[args.mode])
 
 
 def seed_list(args: argparse.Namespace, default_n: int) -> list[int]:
     """Seeds ``--seed .. --seed + n - 1`` with ``n`` from ``--seeds`` or ``default_n``."""
+    _check_args(args)
+    if isinstance(default_n, bool) or not isinstance(default_n, int) or default_n < 1:
+        raise ValueError(f"default_n must be a positive integer (the preset's number of seeds); got {default_n!r}")
     n = args.seeds if args.seeds is not None else default_n
     return list(range(args.seed, args.seed + n))
 
@@ -193,3 +229,126 @@ def command_line(script: str, argv: list[str] | None = None) -> str:
     """The command as typed (for the ``script`` attribute of a result)."""
     argv = sys.argv[1:] if argv is None else argv
     return " ".join(shlex.quote(a) for a in [script, *argv])
+
+
+def _script_path(script) -> str:
+    """``script`` as typed from the current directory (relative when it lies below it)."""
+    text = os.fspath(script)
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:  # pragma: no cover - another drive on Windows
+        return text
+    return text if rel.startswith("..") else rel
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that the sweep stops its workers the same way."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Inside the block, ``SIGTERM`` (a batch system's time limit, ``kill``) stops the sweep like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _stop(parser: argparse.ArgumentParser, message: str, status: int):
+    print(f"{parser.prog}: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(status)
+
+
+def run_sweep(
+    fn: Callable,
+    grid: Mapping,
+    *,
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    script=None,
+    argv: list[str] | None = None,
+    **kwargs,
+):
+    """Run :func:`plrnn_numba.sweep.sweep` with the script's options; stop with one line instead of a traceback.
+
+    Parameters
+    ----------
+    fn, grid
+        The sweep function and grid.
+    args, parser
+        The parsed options (:func:`add_sweep_arguments`) and their parser.
+    script : path, optional
+        The script's file (``__file__``), for the commands in the messages
+        (default: ``parser.prog``).
+    argv : list of str, optional
+        The script's arguments (default ``sys.argv[1:]``).
+    **kwargs
+        Further arguments of ``sweep`` (``seeds``, ``fixed``, ``name``, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+        What ``sweep`` returns.
+
+    Raises
+    ------
+    SystemExit
+        After printing one line to stderr that says what the store holds and
+        the command that goes on: status 2 when the store already holds
+        points and neither ``--resume`` nor ``--retry-failed`` was given,
+        when it belongs to a different sweep, or when another sweep is
+        using it; 130 after Ctrl-C; 143 after ``SIGTERM`` (which, while the
+        sweep runs, stops it like Ctrl-C: the workers are ended and every
+        finished point is kept).
+    """
+    from .sweep import StoreExistsError, StoreLockedError, StoreMismatchError, SweepInterrupted, sweep
+
+    if not isinstance(parser, argparse.ArgumentParser):
+        raise TypeError(f"parser must be the argparse.ArgumentParser that parsed args; got {type(parser).__name__}")
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = _script_path(script) if script is not None else parser.prog
+    again = "python " + command_line(prog, argv)
+    resume = (
+        again
+        if ("--resume" in argv or "--retry-failed" in argv)
+        else "python " + command_line(prog, [*argv, "--resume"])
+    )
+    options = {**sweep_kwargs(args, parser), **kwargs}
+    store = options.get("store")
+    try:
+        with _sigterm_as_interrupt():
+            return sweep(fn, grid, **options)
+    except StoreExistsError as exc:
+        _stop(
+            parser,
+            f"error: the store {exc.path} already holds {exc.n_points} finished point(s) of this sweep; continue it "
+            f"with `{resume}`, or start fresh with `rm -r {shlex.quote(str(exc.path))}` and then `{again}`",
+            2,
+        )
+    except StoreLockedError as exc:
+        _stop(parser, f"error: {exc}", 2)
+    except StoreMismatchError as exc:
+        # the lines after the first show what differs: worth more than one line here
+        _stop(parser, f"error: {exc}\nGive another --store (or --out) for the new sweep, or `rm -r {exc.path}`.", 2)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)
+        why, status = (
+            ("stopped by SIGTERM", 128 + signal.SIGTERM) if terminated else ("interrupted", 128 + signal.SIGINT)
+        )
+        if isinstance(exc, SweepInterrupted):
+            if exc.store is not None:
+                what = f"{exc.n_done} of {exc.n_points} points are stored in {exc.store}"
+            else:
+                what = f"{exc.n_done} of {exc.n_points} points were finished but not kept (no store)"
+        else:  # stopped before or after the points ran (imports, start-up, writing the result)
+            what = f"finished points are kept in {store}" if store is not None else "nothing was kept"
+        _stop(parser, f"{why}: {what}; resume with `{resume}`", int(status))

@@ -111,8 +111,7 @@ def train_point(
 
 def main(argv=None) -> int:
     from plrnn_numba import io
-    from plrnn_numba.cli import add_sweep_arguments, command_line, preset, seed_list, sweep_kwargs
-    from plrnn_numba.sweep import sweep
+    from plrnn_numba.cli import add_sweep_arguments, command_line, preset, run_sweep, seed_list
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_sweep_arguments(p, default_out="results/flossing_delays.nc")
@@ -128,9 +127,15 @@ def main(argv=None) -> int:
     fixed = {key: cfg[key] for key in ("n", "n_steps", "batch", "k", "pre_epochs", "episode_steps", "episodes")}
     fixed.update(epochs=args.epochs or cfg["epochs"], lr=args.lr, clip=args.clip)
     t0 = time.perf_counter()
-    ds = sweep(
+    # run_sweep: the shared sweep options, and one clear line instead of a traceback when the store already
+    # holds points, on Ctrl-C or on SIGTERM
+    ds = run_sweep(
         train_point,
         {"task": args.tasks or cfg["tasks"], "delay": args.delays or cfg["delays"], "condition": CONDITIONS},
+        args=args,
+        parser=p,
+        script=__file__,
+        argv=argv,
         seeds=seed_list(args, cfg["n_seeds"]),
         fixed=fixed,
         name="final test accuracy against delay with and without gradient flossing",
@@ -140,7 +145,6 @@ def main(argv=None) -> int:
             "final_loss": {"long_name": "training loss in the last epoch (bce)", "units": "1"},
             "diverged": {"long_name": "1 if training diverged", "units": "1"},
         },
-        **sweep_kwargs(args, p),
     )
     out = args.out
     io.save(ds, out)

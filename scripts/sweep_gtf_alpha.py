@@ -10,6 +10,7 @@ alpha x seed) and ``<out>.png`` (D_stsp and final loss against alpha).
     python scripts/sweep_gtf_alpha.py --full --workers 16
     python scripts/sweep_gtf_alpha.py --full --scheduler tcp://head:8786
     python scripts/sweep_gtf_alpha.py --full --resume  # continue after Ctrl-C or a crash
+    python scripts/sweep_gtf_alpha.py --full --retry-failed  # and compute the failed points again
 
 Open the result with ``plrnn_numba.io.open("results/sweep_gtf_alpha.nc")``;
 see docs/sweeps.md.
@@ -172,8 +173,7 @@ def plot(ds: xr.Dataset, path) -> None:
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, seed_list, sweep_kwargs
-    from plrnn_numba.sweep import sweep
+    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
 
     cfg = preset(args, PRESETS)
     kwargs = sweep_kwargs(args, parser)
@@ -189,16 +189,21 @@ def main(argv=None) -> int:
         "n_eval": cfg["n_eval"],
     }
     t0 = time.perf_counter()
-    ds = sweep(
+    # run_sweep: the --backend/--store/--resume options, and one clear line instead of a traceback when the
+    # store already holds points, on Ctrl-C or on SIGTERM
+    ds = run_sweep(
         train_point,
         {"alpha": args.alphas or cfg["alphas"]},
+        args=args,
+        parser=parser,
+        script=__file__,
+        argv=argv,
         seeds=seed_list(args, cfg["n_seeds"]),
         fixed=fixed,
         name=f"GTF alpha sweep: {args.model} PLRNN on Lorenz-63 ({args.mode})",
         coord_attrs={"alpha": {"long_name": "generalized teacher forcing strength", "units": "1"}},
         var_attrs=VAR_ATTRS,
         attrs={"script": command_line("scripts/sweep_gtf_alpha.py", argv)},
-        **kwargs,
     )
     png = args.out.with_suffix(".png")
     plot(ds, png)

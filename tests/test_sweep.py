@@ -204,7 +204,7 @@ def test_netcdf_round_trip(tmp_path):
 
 
 def test_failing_point_is_recorded_and_the_rest_completes(tmp_path):
-    with pytest.warns(RuntimeWarning, match="2 of 6 sweep points raised.*a == 2 is not allowed"):
+    with pytest.warns(RuntimeWarning, match="2 of 6 sweep points failed.*a == 2 is not allowed"):
         ds = sweep(raising_point, {"a": [1, 2, 3]}, seeds=2, backend="serial", store=tmp_path / "s", progress=False)
     err = ds["error"].sel(a=2)
     assert all(e == "ValueError: a == 2 is not allowed" for e in err.values)
@@ -451,9 +451,11 @@ def test_cli_helpers():
         "store": Path("st"),
         "out": Path("o.nc"),
         "resume": True,
+        "retry_failed": False,
         "progress": False,
         "connect_timeout": 10.0,
     }
+    assert sweep_kwargs(p.parse_args(["--resume", "--retry-failed"]), p)["retry_failed"] is True
     with pytest.raises(SystemExit):
         sweep_kwargs(p.parse_args(["--backend", "serial", "--scheduler", "tcp://h:1"]), p)
     with pytest.raises(SystemExit):

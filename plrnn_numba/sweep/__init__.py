@@ -14,18 +14,22 @@
 * Fault tolerance: with ``store=`` every finished point is saved atomically;
   run the same call again after Ctrl-C or a killed process and only the
   missing points are computed.  A point that raises is recorded (``error``
-  variable, NaN outputs) and the sweep goes on.
+  variable, NaN outputs) and the sweep goes on; so is a point that kills its
+  worker process twice (retried once in a fresh worker), with the exit code
+  or signal in ``error``.  ``retry_failed=True`` computes failed points
+  again.  Workers end within a second or so when the calling process dies,
+  however it dies.
 * :func:`strip_run_info` removes what differs between runs (wall times,
   creation time, backend) for comparisons.
 
 See ``docs/sweeps.md`` for running on a cluster, resuming, and plotting.
 """
 
-from ._backends import WORKER_ENV, WorkerFailure, limit_worker_threads
-from ._core import RUN_ATTRS, SWEEP_BACKENDS, callable_name, describe_fixed, strip_run_info, sweep
+from ._backends import MAX_ATTEMPTS, WORKER_ENV, WorkerFailure, limit_worker_threads, watch_parent
+from ._core import RUN_ATTRS, SWEEP_BACKENDS, SweepInterrupted, callable_name, describe_fixed, strip_run_info, sweep
 from ._grid import RESERVED_NAMES, SEED_MODES, Grid, Point, derived_seed, make_grid, point_key
 from ._results import InconsistentOutputError, SweepOutputError, normalize_outputs
-from ._store import Store
+from ._store import Store, StoreExistsError, StoreLockedError, StoreMismatchError
 
 __all__ = [
     "sweep",
@@ -38,6 +42,11 @@ __all__ = [
     "SweepOutputError",
     "InconsistentOutputError",
     "WorkerFailure",
+    "SweepInterrupted",
+    "StoreExistsError",
+    "StoreMismatchError",
+    "StoreLockedError",
+    "MAX_ATTEMPTS",
     "Grid",
     "Point",
     "Store",
@@ -48,4 +57,5 @@ __all__ = [
     "callable_name",
     "describe_fixed",
     "limit_worker_threads",
+    "watch_parent",
 ]

@@ -7,7 +7,10 @@ import functools
 import hashlib
 import inspect
 import json
-import sys
+import math
+import multiprocessing
+import numbers
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -18,7 +21,7 @@ import xarray as xr
 
 from .. import io
 from ..io import _sanitize_attrs
-from ._backends import DaskBackend, ProcessBackend, SerialBackend, WorkerFailure, default_workers
+from ._backends import DaskBackend, ProcessBackend, SerialBackend, Task, WorkerFailure, default_workers
 from ._grid import check_fixed, check_signature, make_grid
 from ._results import InconsistentOutputError, Schema, SweepOutputError, build_dataset
 from ._store import Store, _stable
@@ -43,6 +46,20 @@ RUN_ATTRS = (
 )
 
 _HASH_ABOVE = 16  # fixed arrays with more elements are recorded by shape, dtype and hash
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep was stopped by Ctrl-C (``KeyboardInterrupt``); says what was kept and how to go on.
+
+    A subclass of ``KeyboardInterrupt``, so code that catches that still
+    does.  Attributes: ``n_done`` (points finished, stored or resumed),
+    ``n_points`` (all points of the sweep), ``store`` (the store directory,
+    or None).
+    """
+
+    def __init__(self, message: str, *, n_done: int, n_points: int, store: Path | None):
+        super().__init__(message)
+        self.n_done, self.n_points, self.store = n_done, n_points, store
 
 
 def callable_name(fn: Callable) -> str:
@@ -81,6 +98,8 @@ def _describe_value(v):
 
 def describe_fixed(fixed: Mapping) -> dict:
     """JSON-compatible record of the fixed arguments (large arrays by shape, dtype and SHA-1)."""
+    if not isinstance(fixed, Mapping):
+        raise TypeError(f"fixed must be a dict of keyword arguments; got {type(fixed).__name__}")
     return {str(k): _describe_value(v) for k, v in fixed.items()}
 
 
@@ -91,12 +110,21 @@ def strip_run_info(ds: xr.Dataset) -> xr.Dataset:
     so that two runs (other backend, other worker count, resumed or not) can
     be compared with ``xarray.testing.assert_identical``.
     """
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"strip_run_info expects the xarray.Dataset returned by sweep(); got {type(ds).__name__}")
     out = ds.drop_vars("wall_time", errors="ignore")
     out.attrs = {k: v for k, v in ds.attrs.items() if k not in RUN_ATTRS}
     return out
 
 
 def _choose_backend(backend, scheduler) -> str:
+    if scheduler is not None and not (
+        isinstance(scheduler, str) or hasattr(scheduler, "submit") or hasattr(scheduler, "scheduler_address")
+    ):
+        raise TypeError(
+            "scheduler must be the address of a dask scheduler ('tcp://host:8786'), a distributed.Client or a "
+            f"dask cluster; got {type(scheduler).__name__} {scheduler!r:.60}"
+        )
     if backend is None:
         return "dask" if scheduler is not None else "processes"
     if backend not in SWEEP_BACKENDS:
@@ -112,6 +140,82 @@ def _workers(workers) -> int:
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive integer (or None for all cores); got {workers!r}")
     return int(workers)
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r:.60}")
+    return bool(value)
+
+
+def _check_path(value, name: str):
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        kind = type(value).__name__
+        raise TypeError(f"{name} must be a path (str or pathlib.Path) or None; got {kind} {value!r:.60}")
+    return value
+
+
+def _check_mapping(value, name: str, *, nested: bool = False) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        example = "{'alpha': {'long_name': ..., 'units': '1'}}" if nested else "{'key': value}"
+        raise TypeError(f"{name} must be a dict such as {example}; got {type(value).__name__} {value!r:.60}")
+    if nested:
+        for k, v in value.items():
+            if not isinstance(v, Mapping):
+                raise TypeError(
+                    f"{name}[{k!r}] must be a dict of attributes such as {{'long_name': ..., 'units': ...}}; "
+                    f"got {type(v).__name__} {v!r:.60}"
+                )
+    return dict(value)
+
+
+def _check_arguments(
+    *,
+    store,
+    out,
+    resume,
+    progress,
+    retry_failed,
+    name,
+    connect_timeout,
+    start_method,
+    cluster_kwargs,
+    backend,
+    scheduler,
+) -> None:
+    """The plain-typed arguments of :func:`sweep`, checked before anything runs."""
+    _check_path(store, "store")
+    _check_path(out, "out")
+    if store is not None and out is not None and Path(store).resolve() == Path(out).resolve():
+        raise ValueError(f"store and out are the same path ({out}); the store is a directory next to the result file")
+    _check_bool(resume, "resume")
+    _check_bool(progress, "progress")
+    if _check_bool(retry_failed, "retry_failed") and store is None:
+        raise ValueError(
+            "retry_failed=True needs store=: failed points are only remembered in a store (without one every "
+            "sweep computes every point)"
+        )
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string (the Dataset's title); got {type(name).__name__} {name!r:.60}")
+    if (
+        isinstance(connect_timeout, bool)
+        or not isinstance(connect_timeout, numbers.Real)
+        or not math.isfinite(connect_timeout)
+        or connect_timeout <= 0
+    ):
+        raise ValueError(f"connect_timeout must be a positive number of seconds; got {connect_timeout!r}")
+    methods = multiprocessing.get_all_start_methods()
+    if start_method not in ("spawn", "forkserver", "fork") or start_method not in methods:
+        raise ValueError(f"start_method must be one of {methods} on this platform; got {start_method!r}")
+    if cluster_kwargs is not None:
+        _check_mapping(cluster_kwargs, "cluster_kwargs")
+        if backend != "dask" or scheduler is not None:
+            raise ValueError(
+                "cluster_kwargs= configures the LocalCluster that backend='dask' starts when no scheduler= is "
+                "given; drop it (or the scheduler=)"
+            )
 
 
 def _kept_note(store: Store | None, n_done: int) -> str:
@@ -199,7 +303,8 @@ def sweep(
         seed drawn by ``numpy.random.SeedSequence`` from the seed and the
         point's grid values.  Either way the same on every backend and run.
     retry_failed : bool
-        On resume, compute again the points that raised.
+        On resume, compute again the points that failed (raised, or killed
+        their worker process twice).  Needs ``store``.
     coord_attrs, var_attrs : dict, optional
         ``name -> attrs`` (e.g. ``{"alpha": {"long_name": ..., "units": "1"}}``)
         for the sweep coordinates and for the outputs.
@@ -218,8 +323,10 @@ def sweep(
     xarray.Dataset
         Coordinates: the grid parameters (then ``seed``).  Variables: each
         output with its own dims appended, ``error`` (the exception raised at
-        a point as ``"Type: message"``, ``""`` if none; the outputs of such a
-        point are NaN) and ``wall_time`` (seconds per call).  Attributes:
+        a point as ``"Type: message"``, or ``"WorkerDied: ..."`` with the
+        exit code or signal when the call killed its worker process twice;
+        ``""`` if none; the outputs of such a point are NaN) and
+        ``wall_time`` (seconds per call).  Attributes:
         provenance (versions, function, grid, fixed arguments and seeds as
         JSON, creation time, host, backend) and timing: ``startup_seconds``
         (until the first result came back, less its run time: pool or
@@ -229,17 +336,34 @@ def sweep(
 
     Raises
     ------
+    TypeError, ValueError
+        Bad arguments (the message names the argument); raised before
+        anything runs.
     SweepOutputError
         ``fn`` returned something a Dataset cannot hold (a function, an
         object, complex numbers); the sweep stops at once.
     InconsistentOutputError
         Two points returned different names or shapes; the sweep stops.
     WorkerFailure
-        Worker processes could not load ``fn`` or died.
+        Worker processes could not start or could not load ``fn``.  (A
+        point whose call kills its worker is retried once in a fresh worker,
+        then recorded as failed; the sweep goes on.)
     ConnectionError
         The dask scheduler could not be reached within ``connect_timeout``.
+    StoreExistsError
+        ``resume=False`` and ``store`` holds finished points (a ``FileExistsError``).
+    StoreMismatchError
+        ``store`` belongs to a different sweep (a ``ValueError``).
+    StoreLockedError
+        Another running sweep uses ``store`` (a ``RuntimeError``).
+    SweepInterrupted
+        Ctrl-C (a ``KeyboardInterrupt``); the message says what was kept.
 
     Whatever stops a sweep, the points finished so far stay in ``store``.
+    Worker processes end with the calling process however it dies
+    (``SIGKILL`` included); with the ``processes`` backend a point whose
+    call returned is stored by its worker before anything else happens and
+    nothing is queued in a worker, so a resume computes no point twice.
 
     Examples
     --------
@@ -254,12 +378,28 @@ def sweep(
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
     backend = _choose_backend(backend, scheduler)
+    _check_arguments(
+        store=store,
+        out=out,
+        resume=resume,
+        progress=progress,
+        retry_failed=retry_failed,
+        name=name,
+        connect_timeout=connect_timeout,
+        start_method=start_method,
+        cluster_kwargs=cluster_kwargs,
+        backend=backend,
+        scheduler=scheduler,
+    )
+    coord_attrs = _check_mapping(coord_attrs, "coord_attrs", nested=True)
+    var_attrs = _check_mapping(var_attrs, "var_attrs", nested=True)
+    attrs = _check_mapping(attrs, "attrs")
     g = make_grid(grid, seeds, seed_mode)
     fixed = check_fixed(fixed, g)
     check_signature(fn, g, fixed)
-    n_workers = 1 if backend == "serial" else _workers(workers)
-    if start_method not in ("spawn", "forkserver", "fork"):
-        raise ValueError(f"start_method must be 'spawn', 'forkserver' or 'fork'; got {start_method!r}")
+    n_workers = _workers(workers)  # checked whatever the backend
+    if backend == "serial":
+        n_workers = 1
     points = g.points()
     by_key = {p.key: p for p in points}
     fn_name = callable_name(fn)
@@ -281,6 +421,8 @@ def sweep(
     n_resumed = 0
     startup = float("nan")
     t_first = t_last = 0.0
+    schema = Schema()
+    runner = None
     try:
         if st is not None:
             st.open(manifest, resume=resume)
@@ -288,7 +430,6 @@ def sweep(
             if retry_failed:
                 records = {k: r for k, r in records.items() if r["status"] == "ok"}
             n_resumed = len(records)
-        schema = Schema()
         for p in points:
             rec = records.get(p.key)
             if rec is not None and rec["status"] == "ok":
@@ -298,12 +439,19 @@ def sweep(
                     raise InconsistentOutputError(
                         f"the points stored in {st.path} disagree: {exc}. Remove the store to start over."
                     ) from None
-        todo = [(p.key, p.kwargs()) for p in points if p.key not in records]
+        todo = [
+            Task(p.key, p.kwargs(), {"point": dict(p.params), "index": p.index, "format_version": 1})
+            for p in points
+            if p.key not in records
+        ]
 
         if backend == "serial":
             runner = SerialBackend(fn, fixed, g.dims)
         elif backend == "processes":
-            runner = ProcessBackend(fn, fixed, g.dims, n_workers, start_method=start_method)
+            # the workers store their own points: a point whose call returned is on disk even if this process
+            # is killed before it hears of it
+            points_dir = st.points_dir if st is not None else None
+            runner = ProcessBackend(fn, fixed, g.dims, n_workers, start_method=start_method, points_dir=points_dir)
         else:
             runner = DaskBackend(
                 fn, fixed, g.dims, n_workers, scheduler, connect_timeout=connect_timeout, cluster_kwargs=cluster_kwargs
@@ -316,13 +464,14 @@ def sweep(
         t_backend = time.perf_counter()
         with runner if todo else contextlib.nullcontext(runner):  # nothing to compute: start no workers
             n_workers = runner.workers
-            for rec in runner.run(todo):
-                p = by_key[rec["key"]]
+            for full in runner.run(todo):
+                stored = full.pop("_stored", False)
+                p = by_key[full["key"]]
                 t_last = time.perf_counter()
-                if np.isnan(startup):
+                if np.isnan(startup) and np.isfinite(full["wall_time"]):  # not a point that killed its worker
                     t_first = t_last
-                    startup = t_first - t_backend - rec["wall_time"]
-                full = {**rec, "point": dict(p.params), "index": p.index, "format_version": 1}
+                    startup = t_first - t_backend - full["wall_time"]
+                rec = full
                 if rec["status"] == "invalid":
                     raise SweepOutputError(
                         f"{rec['error']} (at point {p.label()}); the sweep was stopped." + _kept_note(st, len(records))
@@ -333,30 +482,41 @@ def sweep(
                     except InconsistentOutputError as exc:
                         note = ""
                         if st is not None:
-                            note = f" The refused result is kept in {st.reject(full)}."
+                            note = f" The refused result is kept in {st.reject(full, stored=stored)}."
                         raise InconsistentOutputError(
                             f"{exc}. The sweep was stopped.{note}" + _kept_note(st, len(records))
                         ) from None
                 else:
                     n_failed += 1
-                if st is not None:
+                if st is not None and not stored:
                     st.save(full)
                 records[p.key] = full
                 if bar is not None:
                     bar.update(1)
                     if n_failed:
                         bar.set_postfix(failed=n_failed, refresh=False)
+    except (SweepOutputError, InconsistentOutputError):
+        if st is not None:
+            _recheck_unseen(st, schema, getattr(runner, "unseen", ()), by_key, records)
+        raise
     except WorkerFailure as exc:
         label = f"point ({by_key[exc.key].label()})" if exc.key in by_key else "a point"
         raise WorkerFailure(str(exc).replace("{point}", label) + _kept_note(st, len(records)), exc.key) from None
-    except KeyboardInterrupt:
-        where = (
-            f"stored in {st.path}; run the same sweep again to compute the rest"
-            if st is not None
-            else "lost (no store)"
-        )
-        print(f"\nsweep interrupted: {len(records)} of {len(points)} points {where}", file=sys.stderr)
-        raise
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, SweepInterrupted):
+            raise
+        n = len(records)
+        if st is not None:
+            n = max(n, st.count())  # workers may have stored points in flight that this process never saw
+            msg = (
+                f"sweep interrupted: {n} of {len(points)} points are stored in {st.path}; call sweep() again with "
+                f"the same arguments (resume=True) to compute the other {len(points) - n}"
+            )
+        else:
+            msg = f"sweep interrupted: {n} of {len(points)} points were finished and are lost (no store= was given)"
+        raise SweepInterrupted(
+            msg, n_done=n, n_points=len(points), store=Path(st.path) if st is not None else None
+        ) from None
     finally:
         if bar is not None:
             bar.close()
@@ -374,7 +534,7 @@ def sweep(
             "seeds": g.seeds,
             "seed_mode": g.seed_mode,
             "fixed": fixed_desc,
-            "retry_failed": retry_failed,
+            "retry_failed": bool(retry_failed),
         },
         seeds=g.seeds,
     )
@@ -398,19 +558,40 @@ def sweep(
             "sweep_seconds": time.perf_counter() - t_start,
         }
     )
-    prov.update(dict(attrs or {}))
+    prov.update(attrs)
     ds.attrs = _sanitize_attrs(prov)  # as netCDF will hold them, so that the saved file reads back identical
     if n_failed:
         first = next(records[p.key] for p in points if records[p.key]["status"] != "ok")
         warnings.warn(
-            f"{n_failed} of {len(points)} sweep points raised (their outputs are NaN; see the 'error' variable). "
-            f"First: {first['error']}",
+            f"{n_failed} of {len(points)} sweep points failed: raised, or killed their worker process (their "
+            f"outputs are NaN; see the 'error' variable). First: {first['error']}",
             RuntimeWarning,
             stacklevel=2,
         )
     if out is not None:
         io.save(ds, out)
     return ds
+
+
+def _recheck_unseen(st: Store, schema: Schema, keys, by_key: dict, records: dict) -> None:
+    """After a sweep stopped on bad outputs: check the points its workers stored but it never saw.
+
+    Workers of the ``processes`` backend store a point before the calling
+    process checks it, and the next point goes out before that check; a
+    point refused by the check stops the sweep while others are in flight.
+    Those that disagree with the checked ones are moved to ``rejected/``, so
+    that a resume recomputes them instead of refusing the store.
+    """
+    for key in keys:
+        if key in records or key not in by_key:
+            continue
+        rec = st.load([key]).get(key)
+        if rec is None or rec.get("status") != "ok":
+            continue
+        try:
+            schema.check(rec["outputs"], by_key[key])
+        except InconsistentOutputError:
+            st.reject(rec, stored=True)
 
 
 def _scheduler_label(scheduler) -> str:
@@ -422,8 +603,6 @@ def _scheduler_label(scheduler) -> str:
 
 
 def _decorate(ds: xr.Dataset, g, coord_attrs, var_attrs) -> None:
-    coord_attrs = dict(coord_attrs or {})
-    var_attrs = dict(var_attrs or {})
     coord_attrs = {k: _sanitize_attrs(dict(v)) for k, v in coord_attrs.items()}
     var_attrs = {k: _sanitize_attrs(dict(v)) for k, v in var_attrs.items()}
     for n in g.names:

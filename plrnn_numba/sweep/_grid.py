@@ -89,8 +89,19 @@ def canonical_value(value: Any, where: str) -> bool | int | float | str:
 
 
 def point_key(params: Mapping[str, Any]) -> str:
-    """Stable hash (20 hex digits) of a point's canonical parameter values."""
-    text = json.dumps({"v": KEY_VERSION, "p": dict(params)}, sort_keys=True, allow_nan=True)
+    """Stable hash (20 hex digits) of a point's canonical parameter values.
+
+    ``params`` maps the grid parameter names (and ``seed``) to the point's
+    values, as in ``{"alpha": 0.5, "seed": 3}``: the name of the point's
+    file in a store.
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"point_key expects a dict of the point's parameter values, e.g. {{'alpha': 0.5, 'seed': 3}}; "
+            f"got {type(params).__name__}"
+        )
+    params = {str(k): canonical_value(v, f"point_key: params[{k!r}]") for k, v in params.items()}
+    text = json.dumps({"v": KEY_VERSION, "p": params}, sort_keys=True, allow_nan=True)
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
@@ -101,6 +112,10 @@ def derived_seed(seed: int, params: Mapping[str, Any]) -> int:
     grid values: different for every point, the same on every run and
     backend.
     """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"derived_seed: seed must be a non-negative integer; got {seed!r}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"derived_seed: params must be a dict of the point's grid values; got {type(params).__name__}")
     rest = {k: v for k, v in params.items() if k != "seed"}
     word = int(point_key(rest)[:16], 16)
     return int(np.random.SeedSequence([int(seed), word]).generate_state(1, np.uint32)[0])

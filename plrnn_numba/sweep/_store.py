@@ -10,6 +10,9 @@ Layout of a store directory::
 Each point file is written to a temporary name and renamed with
 ``os.replace``, so a killed process leaves either a complete file or a
 stray temporary (ignored and removed on the next run), never half a result.
+With the ``processes`` backend the worker that computed a point writes its
+file (:func:`write_point`) before it reports back, so a point whose call
+returned is on disk even if the calling process is killed a moment later.
 The files are pickles of plain dicts, NumPy arrays and strings: the store is
 a cache written and read by the same user's sweeps, not an exchange format
 (the merged netCDF file is that), so do not load stores from untrusted sources.
@@ -34,11 +37,47 @@ FORMAT_VERSION = 1
 IDENTITY_FIELDS = ("function", "grid", "seeds", "seed_mode", "fixed")
 
 
+class StoreExistsError(FileExistsError):
+    """The store already holds finished points of this sweep and ``resume=False`` was given.
+
+    ``path`` is the store directory, ``n_points`` the number of finished points in it.
+    """
+
+    def __init__(self, message: str, path: Path, n_points: int):
+        super().__init__(message)
+        self.path, self.n_points = Path(path), int(n_points)
+
+
+class StoreMismatchError(ValueError):
+    """The store was written for a different sweep (function, grid, seeds or fixed arguments)."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = Path(path)
+
+
+class StoreLockedError(RuntimeError):
+    """Another running sweep holds the store."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = Path(path)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def write_point(points_dir, record: dict) -> None:
+    """Write one finished point to ``points_dir/<key>.pkl`` atomically (temporary file, then ``os.replace``).
+
+    Called by :meth:`Store.save` and by the worker processes of the
+    ``processes`` backend, which store their own points.
+    """
+    _atomic_write_bytes(Path(points_dir) / f"{record['key']}.pkl", pickle.dumps(record, protocol=4))
 
 
 def _stable(text: str) -> str:
@@ -64,6 +103,10 @@ class Store:
     """
 
     def __init__(self, path):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(
+                f"store must be a directory path (str or pathlib.Path); got {type(path).__name__} {path!r:.60}"
+            )
         self.path = Path(path)
         self.points_dir = self.path / "points"
         self.rejected_dir = self.path / "rejected"
@@ -76,13 +119,13 @@ class Store:
 
         Raises
         ------
-        ValueError
+        StoreMismatchError
             If the store was written for a different sweep (function, grid,
-            seeds or fixed arguments differ).
-        FileExistsError
-            If it holds finished points and ``resume`` is False.
-        RuntimeError
-            If another running sweep holds the store.
+            seeds or fixed arguments differ); a ``ValueError``.
+        StoreExistsError
+            If it holds finished points and ``resume`` is False; a ``FileExistsError``.
+        StoreLockedError
+            If another running sweep holds the store; a ``RuntimeError``.
         """
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"store {self.path} exists and is not a directory")
@@ -107,9 +150,10 @@ class Store:
             f.seek(0)
             owner = f.read().strip() or "unknown"
             f.close()
-            raise RuntimeError(
+            raise StoreLockedError(
                 f"store {self.path} is in use by another running sweep ({owner}); wait for it to finish, "
-                "or use another store directory"
+                "or use another store directory",
+                self.path,
             ) from None
         f.seek(0)
         f.truncate()
@@ -129,10 +173,12 @@ class Store:
             try:
                 old = json.loads(self.manifest_path.read_text())
             except (OSError, ValueError) as exc:
-                raise ValueError(f"store {self.path}: unreadable manifest.json ({exc}); use another store") from None
+                raise StoreMismatchError(
+                    f"store {self.path}: unreadable manifest.json ({exc}); use another store", self.path
+                ) from None
             if old.get("format") != FORMAT:
-                raise ValueError(
-                    f"{self.path} is not a plrnn_numba sweep store (manifest format {old.get('format')!r})"
+                raise StoreMismatchError(
+                    f"{self.path} is not a plrnn_numba sweep store (manifest format {old.get('format')!r})", self.path
                 )
             diffs = [k for k in IDENTITY_FIELDS if old.get(k) != identity[k]]
             if "function" in diffs and _same_function(str(old.get("function")), identity["function"]):
@@ -142,10 +188,11 @@ class Store:
                     f"  {k}: store has {json.dumps(old.get(k))[:200]}, this sweep has {json.dumps(identity[k])[:200]}"
                     for k in diffs
                 ]
-                raise ValueError(
+                raise StoreMismatchError(
                     f"store {self.path} belongs to a different sweep ({', '.join(diffs)} differ):\n"
                     + "\n".join(lines)
-                    + "\nResume with the same arguments, or give a new store directory for the new sweep."
+                    + "\nResume with the same arguments, or give a new store directory for the new sweep.",
+                    self.path,
                 )
             if old.get("source_sha1") and manifest.get("source_sha1") and old["source_sha1"] != manifest["source_sha1"]:
                 warnings.warn(
@@ -155,13 +202,17 @@ class Store:
                 )
             n = self.count()
             if n and not resume:
-                raise FileExistsError(
+                raise StoreExistsError(
                     f"store {self.path} already holds {n} finished point(s) of this sweep; pass resume=True "
-                    "(--resume) to compute only the missing points, or remove the directory to start over"
+                    "(--resume) to compute only the missing points, or remove the directory to start over",
+                    self.path,
+                    n,
                 )
             return
         if self.points_dir.exists() and any(self.points_dir.glob("*.pkl")):
-            raise ValueError(f"store {self.path} has point files but no manifest.json; use another store directory")
+            raise StoreMismatchError(
+                f"store {self.path} has point files but no manifest.json; use another store directory", self.path
+            )
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         body = {"format": FORMAT, "format_version": FORMAT_VERSION, **identity, "created": now}
         for k in ("source_sha1", "versions"):
@@ -200,11 +251,17 @@ class Store:
 
     def save(self, record: dict) -> None:
         """Persist one finished point (atomically)."""
-        _atomic_write_bytes(self.points_dir / f"{record['key']}.pkl", pickle.dumps(record, protocol=4))
+        write_point(self.points_dir, record)
 
-    def reject(self, record: dict) -> Path:
-        """Keep a refused (inconsistent) result for inspection; it does not count as finished."""
+    def reject(self, record: dict, *, stored: bool = False) -> Path:
+        """Keep a refused (inconsistent) result for inspection; it does not count as finished.
+
+        ``stored=True``: the worker already wrote the point to ``points/``;
+        it is moved out of there, so that a resume computes it again.
+        """
         self.rejected_dir.mkdir(exist_ok=True)
         path = self.rejected_dir / f"{record['key']}.pkl"
-        _atomic_write_bytes(path, pickle.dumps(record, protocol=4))
+        write_point(self.rejected_dir, record)
+        if stored:
+            (self.points_dir / f"{record['key']}.pkl").unlink(missing_ok=True)
         return path
