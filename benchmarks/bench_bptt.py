@@ -403,7 +403,8 @@ def main(argv=None) -> int:
     rep.add()
     rep.add(
         "- Same process, same float64 data. PLRNN: `plrnn_numba.PLRNN(dim=M)`, `theta = model.init(0)` "
-        "(A ~ U(0.5, 0.9), off-diagonal W ~ N(0, 0.25/M)) with h ~ N(0, 0.01); z0 ~ N(0, 1); identity "
+        "(A ~ U(0.5, 0.9), off-diagonal W ~ N(0, 0.25/M), then A and W scaled together so that "
+        "||A||_2 + ||W||_2 <= 0.99) with h ~ N(0, 0.01); z0 ~ N(0, 1); identity "
         f"readout on the first {N_OBS} states; MSE = mean over (b, t, n) of (z_t[n] - x_t[n])^2 against "
         f"N(0, 1) targets. `PLRNN GTF`: generalized teacher forcing with alpha = {GTF_ALPHA} on the 3 "
         "observed states at every step (the loss is on the unforced prediction). tanh RNN: "

@@ -110,7 +110,6 @@ def train_point(
 
 
 def main(argv=None) -> int:
-    from plrnn_numba import io
     from plrnn_numba.cli import add_sweep_arguments, command_line, preset, run_sweep, seed_list
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,13 +145,13 @@ def main(argv=None) -> int:
             "diverged": {"long_name": "1 if training diverged", "units": "1"},
         },
     )
-    out = args.out
-    io.save(ds, out)
+    out = args.out  # run_sweep wrote it
     from plrnn_numba.plot import _plt
 
     plt = _plt()
-    fig, axes = plt.subplots(1, len(cfg["tasks"]), figsize=(5 * len(cfg["tasks"]), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], cfg["tasks"]):
+    tasks = [str(t) for t in ds["task"].values]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
         for i, cond in enumerate(CONDITIONS):
             acc = ds["accuracy"].sel(task=task, condition=cond)
             ax.plot(ds["delay"], acc.mean("seed"), "o-", color=f"C{i}", label=cond)
