@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import plrnn_numba as pn
-from plrnn_numba import data, dynamics, forcing, optim, plot, readouts, tasks, training
+from plrnn_numba import data, dynamics, forcing, optim, plot, readouts, sweep, tasks, training
 from plrnn_numba.models import as_piecewise_linear, check_piecewise_linear
 
 matplotlib.use("Agg")
@@ -203,6 +203,11 @@ M2_INPUTS3 = pn.PLRNN(2, n_inputs=3)
 ORBITS = dynamics.orbit_diagram(M2, THETA2, "A[0]", [0.0, 0.1], n_steps=5, n_transient=5)
 TANH = pn.VanillaRNN(2)
 GRID = dynamics.bifurcation_grid(M2, THETA2, "A[0]", [0.1, 0.2], "A[1]", [0.1, 0.2], max_order=1)
+
+
+def _square(x):
+    """A sweep point function (module level, so every backend can pickle it)."""
+    return {"y": x * x}
 
 
 def _close(result):
@@ -475,6 +480,19 @@ SPECS = [
          {"ds": Obj(others=(xr.Dataset(), HISTORY)), "order": Count(optional=True, maximum=1), "boundaries": Flag()}),
     Spec("plot.orbit_diagram", lambda **k: _close(plot.orbit_diagram(**k)), lambda: {"ds": ORBITS},
          {"ds": Obj(others=(xr.Dataset(), HISTORY)), "state": Count(minimum=0, maximum=1)}),
+    # -- sweeps ----------------------------------------------------------------------------------
+    Spec("sweep", sweep.sweep,
+         lambda: {"fn": _square, "grid": {"x": [1.0, 2.0]}, "backend": "serial", "progress": False},
+         {"fn": Obj(), "grid": Obj(others=({}, {"x": []}, {"x": 3.0}, {3: [1.0]})), "seeds": Obj(optional=True),
+          "backend": Option(choices=("serial",), optional=True), "workers": Count(optional=True), "progress": Flag(),
+          "resume": Flag(), "retry_failed": Flag(), "seed_mode": Option(choices=("value",)),
+          "connect_timeout": Real(low=0.0, open_low=True), "start_method": Option(choices=("spawn",)),
+          "name": Obj(optional=True, others=(3.0,), str_ok=True)}),
+    Spec("make_grid", sweep.make_grid, lambda: {"grid": {"x": [1.0, 2.0]}, "seeds": None},
+         {"grid": Obj(others=({}, {"x": []})), "seed_mode": Option(choices=("value",))}),
+    Spec("derived_seed", sweep.derived_seed, lambda: {"seed": 1, "params": {"x": 1.0}},
+         {"seed": Count(minimum=0), "params": Obj(others=([1.0],))}),
+    Spec("point_key", sweep.point_key, lambda: {"params": {"x": 1.0}}, {"params": Obj(others=([1.0],))}),
     # -- files -----------------------------------------------------------------------------------
     Spec("io.save", pn.io.save, lambda: {"ds": xr.Dataset({"x": ("a", [1.0])}), "path": "bad_inputs_out.nc"},
          {"ds": Obj(others=(xr.DataArray([1.0]),)), "path": Obj(str_ok=True), "mode": Option(choices=("w", "x", "a"))}),

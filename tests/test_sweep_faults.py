@@ -418,7 +418,7 @@ def test_bad_arguments_are_refused_before_anything_runs(kwargs, exc, match, tmp_
 def test_bad_input_to_the_helpers():
     import xarray as xr
 
-    with pytest.raises(TypeError, match="point_key expects a dict"):
+    with pytest.raises(TypeError, match="point_key: params must be a dict"):
         point_key([("a", 1)])
     with pytest.raises(TypeError, match=r"params\['a'\] must be a number, a string or a boolean"):
         point_key({"a": [1, 2]})

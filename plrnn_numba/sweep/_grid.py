@@ -97,7 +97,7 @@ def point_key(params: Mapping[str, Any]) -> str:
     """
     if not isinstance(params, Mapping):
         raise TypeError(
-            f"point_key expects a dict of the point's parameter values, e.g. {{'alpha': 0.5, 'seed': 3}}; "
+            f"point_key: params must be a dict of the point's parameter values, e.g. {{'alpha': 0.5, 'seed': 3}}; "
             f"got {type(params).__name__}"
         )
     params = {str(k): canonical_value(v, f"point_key: params[{k!r}]") for k, v in params.items()}
