@@ -598,25 +598,18 @@ def bad_reals(kind: Real):
     return st.one_of(*options)
 
 
-@pytest.mark.parametrize("spec, arg, kind", COUNT_ARGS, ids=[f"{s.name}-{a}" for s, a, _ in COUNT_ARGS])
-def test_bad_counts_drawn_by_hypothesis(spec, arg, kind, tmp_path, monkeypatch):
+NUMBER_ARGS = [(s, a, k, bad_counts(k) if isinstance(k, Count) else bad_reals(k)) for s, a, k in COUNT_ARGS + REAL_ARGS]
+
+
+@pytest.mark.parametrize("spec, arg, strategy", [(s, a, b) for s, a, _, b in NUMBER_ARGS],
+                         ids=[f"{s.name}-{a}" for s, a, _, _ in NUMBER_ARGS])
+def test_bad_numbers_drawn_by_hypothesis(spec, arg, strategy, tmp_path, monkeypatch):
+    """Counts: below the minimum, non-integral, above the maximum, text, booleans; reals: NaN, inf, text,
+    complex, out of range."""
     monkeypatch.chdir(tmp_path)
 
     @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(bad_counts(kind))
-    def check(value):
-        result = outcome(spec, arg, value, "error")
-        assert result == "clear", f"{spec.name}({arg}={value!r}): {result}"
-
-    check()
-
-
-@pytest.mark.parametrize("spec, arg, kind", REAL_ARGS, ids=[f"{s.name}-{a}" for s, a, _ in REAL_ARGS])
-def test_bad_reals_drawn_by_hypothesis(spec, arg, kind, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(bad_reals(kind))
+    @given(strategy)
     def check(value):
         result = outcome(spec, arg, value, "error")
         assert result == "clear", f"{spec.name}({arg}={value!r}): {result}"
