@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 
 import plrnn_numba as pn
-from plrnn_numba import io
+from plrnn_numba import io, tasks
 from plrnn_numba.tasks import (
     TaskBatchSource,
     accuracy,
@@ -155,3 +155,20 @@ def test_vanilla_rnn_learns_delayed_copy_with_bce():
         model, hist["theta"].values, test, readout=readout, readout_params=hist["readout_params"].values
     )
     assert accuracy(logits, test) > 0.95
+
+
+def test_delayed_activation_is_one_trial_from_a_fixed_state():
+    b = tasks.delayed_activation(7, n_delay=3, n_active=2, x0=-0.3)
+    np.testing.assert_array_equal(b.targets[0, :, 0], [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(b.z0, np.full((1, 7), -0.3))
+    assert b.inputs is None and b.mask.shape == (1, 5) and b.mask.min() == 1.0
+    ds = tasks.delayed_activation(7, n_delay=3, n_active=2, as_dataset=True)
+    back = tasks.batch_from_dataset(ds)
+    np.testing.assert_array_equal(back.targets, b.targets)
+    np.testing.assert_array_equal(back.z0, b.z0)
+    assert back.inputs is None
+    # a logit on the right side of 0 at every step scores 1, the constant "0" output scores the delay's share
+    assert tasks.accuracy(2.0 * b.targets - 1.0, b) == 1.0
+    assert tasks.accuracy(-np.ones_like(b.targets), b) == 0.6
+    with pytest.raises(ValueError, match="n_delay"):
+        tasks.delayed_activation(7, n_delay=0)

@@ -5,11 +5,15 @@
   "Gradient flossing: improving gradient descent through dynamic control of
   Jacobians"), as
   :class:`plrnn_numba.Batch` objects or xarray Datasets;
+* :func:`delayed_activation` -- the delayed-activation task of the
+  ghost-mechanism paper (Dinc et al., "A ghost mechanism: an analytical model
+  of abrupt learning"): output 0 for a delay, then 1, from a fixed initial state;
 * :func:`accuracy` -- bit accuracy of readout logits on the defined steps;
 * :func:`task_batch_source` -- a ``(rng, epoch) -> Batch`` callable drawing a
   fresh batch per epoch, for :func:`plrnn_numba.train`.
 """
 
+from .activation import delayed_activation
 from .delayed import (
     TASKS,
     TaskBatchSource,
@@ -27,6 +31,7 @@ __all__ = [
     "TaskBatchSource",
     "accuracy",
     "batch_from_dataset",
+    "delayed_activation",
     "delayed_copy",
     "delayed_spatial_xor",
     "delayed_temporal_xor",

@@ -295,16 +295,25 @@ def make_task(
 
 
 def batch_from_dataset(ds: xr.Dataset) -> Batch:
-    """The :class:`~plrnn_numba.Batch` held by a task Dataset (``as_dataset=True``)."""
+    """The :class:`~plrnn_numba.Batch` held by a task Dataset (``as_dataset=True``).
+
+    ``targets`` and ``mask`` are required; ``inputs`` and ``z0`` are used when
+    present (the delayed-activation task has no inputs and a fixed initial state).
+    """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"ds must be a task xarray.Dataset (as_dataset=True); got {type(ds).__name__}")
-    for name in ("inputs", "targets", "mask"):
+    for name in ("targets", "mask"):
         if name not in ds:
-            raise ValueError(f"ds must be a task Dataset with variables inputs, targets, mask; {name!r} is missing")
+            raise ValueError(f"ds must be a task Dataset with variables targets and mask; {name!r} is missing")
+
+    def values(name, dims):
+        return np.ascontiguousarray(ds[name].transpose(*dims).values, dtype=np.float64)
+
     return Batch(
-        targets=np.ascontiguousarray(ds["targets"].transpose("batch", "step", "output").values, dtype=np.float64),
-        inputs=np.ascontiguousarray(ds["inputs"].transpose("batch", "step", "input").values, dtype=np.float64),
-        mask=np.ascontiguousarray(ds["mask"].transpose("batch", "step").values, dtype=np.float64),
+        targets=values("targets", ("batch", "step", "output")),
+        inputs=values("inputs", ("batch", "step", "input")) if "inputs" in ds else None,
+        z0=values("z0", ("batch", "unit")) if "z0" in ds else None,
+        mask=values("mask", ("batch", "step")),
     )
 
 
