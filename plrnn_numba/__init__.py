@@ -4,7 +4,7 @@ Hand-written models with analytic backpropagation through time, compiled with
 numba; results as self-describing xarray Datasets.
 """
 
-from . import cli, config, dynamics, interop, io, optim, sweep, tasks
+from . import cli, config, dynamics, ghost, interop, io, optim, sweep, tasks
 from ._version import __version__
 from .bptt import Batch, LossGrad, loss_and_grad, predict
 from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAlpha, SparseTF, Theorem3Alpha
@@ -20,6 +20,7 @@ __all__ = [
     "SGD", "Adam", "AdamW", "StepLR", "MultiStepLR", "SubsequenceSampler", "train", "io",
     "config",
     "dynamics",
+    "ghost",
     "sweep",
     "tasks",
     "cli",
