@@ -16,7 +16,10 @@
   histories and over 2-D grids; :func:`orbit_diagram` by simulation (any model);
 * :func:`lyapunov_spectrum`, :func:`finite_time_exponents`,
   :func:`condition_number`, gradient flossing (:func:`floss`,
-  :func:`flossing_loss_and_grad`).
+  :func:`flossing_loss_and_grad`);
+* :func:`slow_points` -- fixed points, slow points and ghosts of any model by
+  minimising ``q(x) = |F(x) - x|^2 / 2`` from many starts (Levenberg-Marquardt
+  with the model's analytic Jacobian).
 """
 
 from ._cycles import STABILITY_CLASSES, STABILITY_GROUPS, classify_stability
@@ -37,6 +40,7 @@ from .scyfi import (
     search_many,
     solve_region_sequence,
 )
+from .slow_points import SLOW_POINT_KINDS, START_STATUSES, slow_points
 
 __all__ = [
     "scyfi",
@@ -70,4 +74,7 @@ __all__ = [
     "FlossingResult",
     "floss",
     "flossing_loss_and_grad",
+    "slow_points",
+    "SLOW_POINT_KINDS",
+    "START_STATUSES",
 ]
