@@ -3,7 +3,7 @@
 Forward pass (step ``t = 1 .. T``, batch item ``b``)::
 
     z_t   = F(z~_{t-1}, s_t; p)                      (model step kernel)
-    y_t   = readout(z_t)                             (identity or B z_t + c)
+    y_t   = readout(z_t)                             (identity or B z_t + c; a LatentReadout is the latter)
     L    += m_{bt} * loss(y_t, x_t) / count
     z~_t  = z_t with z~_t[:N] = (1 - a_t) z_t[:N] + a_t x_t[:N]    (forcing)
 
@@ -18,6 +18,13 @@ state adjoint; all parameter gradients are reductions over the stored
 ``(z~_{t-1}, s_t, gz_t)`` done in one call, which lets a model use
 matrix-matrix products.  The batch is split into chunks processed in
 parallel (``prange``) when there is enough work.
+
+A :class:`~plrnn_numba.readouts.LatentReadout` ``y = c (v . z - kappa*)``, whose
+``v`` is a slice of ``theta``, runs in the kernels as the linear readout
+``B = c v``, ``b = -c kappa*``; :func:`loss_and_grad` then adds
+``dL/dv = c dL/dB`` to the gradient of ``theta`` on that slice and returns
+``dL/dc = v . dL/dB - kappa* dL/db`` when ``c`` is trained.  The kernels thus
+see only the two readouts and the three losses they always had.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from . import config
 from ._validate import carray
 from .forcing import as_forcing
 from .models.base import Model, call_param_vjp, call_state_vjp, call_step, check_model, model_params
-from .readouts import LOSSES, IdentityReadout, LinearReadout, as_readout
+from .readouts import LOSSES, IdentityReadout, LatentReadout, LinearReadout, as_readout, readout_slice
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -65,6 +72,12 @@ def _loss_term(y, x, kind):
     if kind == 0:
         d = y - x
         return d * d, 2.0 * d
+    if kind == 2:
+        # squared error of the sigmoid output o = sigmoid(y): (o - x)^2, derivative 2 (o - x) o (1 - o)
+        # (the two forms of the sigmoid keep exp from overflowing)
+        o = 1.0 / (1.0 + np.exp(-y)) if y >= 0.0 else np.exp(y) / (1.0 + np.exp(y))
+        d = o - x
+        return d * d, 2.0 * d * o * (1.0 - o)
     # binary cross-entropy on logits, numerically stable
     ay = abs(y)
     sp = (y if y > 0.0 else 0.0) + np.log1p(np.exp(-ay))
@@ -368,6 +381,13 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
             raise ValueError(f"forcing.n_forced must be in [0, {N}] (observed channels); got {n_forced}")
     else:
         n_forced = 0
+    tie = None
+    if isinstance(readout, LatentReadout):
+        # the kernels run it as LinearReadout(1) with B = c v, b = -c kappa* (see the module docstring)
+        sl = readout_slice(model)
+        ro_own = readout.check_params(readout_params)
+        tie = (readout, sl, np.array(theta[sl]), ro_own)
+        readout, readout_params = LinearReadout(1), readout.linear_params(theta[sl], ro_own)
     if isinstance(readout, LinearReadout):
         if readout_params is None:
             raise ValueError("readout_params are required for a LinearReadout (readout.init(model.dim, seed))")
@@ -385,7 +405,8 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
     count = float(mask.sum()) * N
     if count <= 0:
         raise ValueError("batch.mask counts no time step: nothing to fit")
-    return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))), mask, alpha, n_forced, carray(ro), 1.0 / count)
+    return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))), mask, alpha, n_forced, carray(ro), 1.0 / count,
+            tie)
 
 
 def _batch_inputs(inputs, B: int, T: int, K: int) -> np.ndarray:
@@ -438,12 +459,18 @@ def loss_and_grad(
         Model parameters.
     batch : Batch
         Targets, inputs, initial states and mask.
-    readout : IdentityReadout or LinearReadout, optional
-        Observation model (default: identity on all latent states).
+    readout : IdentityReadout, LinearReadout or LatentReadout, optional
+        Observation model (default: identity on all latent states).  A
+        :class:`~plrnn_numba.LatentReadout` reads the model's own readout
+        vector (e.g. ``n`` of a low-rank RateRNN): its gradient is part of
+        ``grad``.
     readout_params : array, optional
-        Parameters of a linear readout.
-    loss : {"mse", "bce"}
-        Mean squared error, or binary cross-entropy on logits.
+        Parameters of a linear readout; ``[c]`` of a LatentReadout with
+        ``train_c=True`` (default ``[readout.c]``).
+    loss : {"mse", "bce", "sigmoid_mse"}
+        Mean squared error of the readout ``y``; binary cross-entropy on
+        logits ``y``; or squared error of the sigmoid output,
+        ``sum_{b,t,n} m_bt (sigmoid(y) - x)^2 / sum_{b,t,n} m_bt``.
     forcing : None, float, FreeRunning, SparseTF or GTF
         Teacher forcing applied in the forward pass (and differentiated).
     epoch : int
@@ -459,7 +486,7 @@ def loss_and_grad(
     """
     theta = model.check_theta(theta) if isinstance(model, Model) else theta
     epoch = V.positive_int(epoch, "epoch", minimum=0)
-    readout, z0, S, X, mask, alpha, n_forced, ro, scale = _prepare(
+    readout, z0, S, X, mask, alpha, n_forced, ro, scale, tie = _prepare(
         model, batch, readout, readout_params, loss, forcing, epoch, theta
     )
     kern = model.kernels.addresses()
@@ -487,6 +514,12 @@ def loss_and_grad(
             n_chunks,
         )
     grad = np.asarray(model.reduce_grad(gp))
+    if tie is not None:
+        # the tied readout's gradient: dL/dv into theta's slice, dL/dc (if trained) as grad_readout
+        latent, sl, v, ro_own = tie
+        g_v, gro = latent.pull_back(v, ro_own, gro)
+        grad = grad.copy() if not grad.flags.writeable else grad
+        grad[sl] += g_v
     finite = bool(np.isfinite(value) and np.all(np.isfinite(grad)) and np.all(np.isfinite(gro)))
     return LossGrad(float(value), grad, gro, gz0, finite)
 
@@ -495,13 +528,15 @@ def predict(model: Model, theta, batch: Batch, *, readout=None, readout_params=N
     """Forward pass only: predicted observations ``y_1 .. y_T`` (B, T, N) and latent states (B, T+1, M).
 
     Uses the same forcing as training would (``forcing=None`` gives the free-running prediction).
+    ``y`` is the readout before any loss: the logits for ``loss="bce"`` and
+    ``loss="sigmoid_mse"`` (the output is then ``sigmoid(y)``).
     """
     from .simulate import simulate
 
     check_model(model)
     theta = model.check_theta(theta)
     epoch = V.positive_int(epoch, "epoch", minimum=0)
-    readout, z0, S, X, mask, alpha, n_forced, ro, scale = _prepare(
+    readout, z0, S, X, mask, alpha, n_forced, ro, scale, _ = _prepare(
         model, batch, readout, readout_params, "mse", forcing, epoch, theta
     )
     T, B = mask.shape

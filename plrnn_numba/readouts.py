@@ -4,12 +4,25 @@
   observations (the convention of generalized teacher forcing: those
   components can be replaced by data).
 * :class:`LinearReadout` — ``y_t = B z_t + c`` with trainable ``B, c``.
+* :class:`LatentReadout` — ``y_t = c (v . z_t - kappa*)`` where ``v`` is a
+  block of the *model's own* parameters (its declared readout vector, e.g.
+  ``n`` of a rank-one :class:`~plrnn_numba.models.rate.RateRNN`, so that
+  ``v . z = kappa``), with ``c`` fixed or trainable.
 
 Losses (averaged over the counted entries, weighted by the mask):
 
 * ``"mse"``: ``L = sum_{b,t,n} m_{bt} (y - x)^2 / sum_{b,t,n} m_{bt}``
 * ``"bce"``: binary cross-entropy on logits,
   ``L = sum m_{bt} [log(1 + e^y) - x y] / sum m_{bt}`` (targets in [0, 1]).
+* ``"sigmoid_mse"``: squared error of the sigmoid output,
+  ``L = sum m_{bt} (sigmoid(y) - x)^2 / sum m_{bt}`` (the loss of Dinc et al.,
+  "A ghost mechanism: an analytical model of abrupt learning", with output
+  ``o = sigmoid(y)``; for one sequence and one output it is
+  ``sum_t (o_t - x_t)^2 / T``).
+
+A model declares its readout vector with a method ``readout_vector()``
+returning the ``slice`` of ``theta`` (of length ``model.dim``) that holds it,
+or None when it has none.
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ import numpy as np
 
 from . import _validate as V
 
-LOSSES = {"mse": 0, "bce": 1}
+LOSSES = {"mse": 0, "bce": 1, "sigmoid_mse": 2}
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,119 @@ class LinearReadout:
         return z @ d["B"].T + d["c"]
 
 
+@dataclass(frozen=True)
+class LatentReadout:
+    """``y_t = c (v . z_t - kappa*)``: one output read through the model's own parameters ``v``.
+
+    With a rank-one :class:`~plrnn_numba.models.rate.RateRNN`, ``v = n`` and
+    ``v . z = kappa`` is the latent variable, and with ``loss="sigmoid_mse"``
+    the output is the paper's ``o = sigmoid(c (kappa - kappa*))`` (Dinc et al.,
+    "A ghost mechanism: an analytical model of abrupt learning", eq. 5; the
+    authors use ``c = 10``, ``kappa* = 1``).  ``v`` is tied to the model: it is
+    the slice ``theta[model.readout_vector()]``, and the gradient of the loss
+    through the readout is added to the gradient of ``theta`` there.
+
+    Parameters
+    ----------
+    c : float
+        The confidence ``c > 0`` (its initial value when ``train_c``).
+    kappa_star : float
+        The threshold ``kappa*`` (fixed).
+    train_c : bool
+        Make ``c`` a trainable readout parameter: the readout parameters are
+        then ``[c]`` (default ``[self.c]``) and ``grad_readout`` is ``[dL/dc]``;
+        otherwise the readout has no parameters.
+
+    Notes
+    -----
+    The engines run it as the linear readout ``B = c v``, ``b = -c kappa*``
+    and map that readout's gradient back by the chain rule:
+    ``dL/dv = c dL/dB`` and ``dL/dc = v . dL/dB - kappa* dL/db``.
+    """
+
+    c: float = 10.0
+    kappa_star: float = 1.0
+    train_c: bool = False
+    kind = 1  # runs in the engine as a linear readout (see Notes)
+    n_out = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "c", V.finite_float(self.c, "c", low=0.0, open_low=True))
+        object.__setattr__(self, "kappa_star", V.finite_float(self.kappa_star, "kappa_star"))
+        object.__setattr__(self, "train_c", V.flag(self.train_c, "train_c"))
+
+    def n_params(self, dim: int) -> int:
+        return 1 if self.train_c else 0
+
+    def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+        """``[c]`` when ``c`` is trained, else an empty vector (``seed`` is accepted for a uniform interface)."""
+        V.positive_int(dim, "dim")
+        return np.array([self.c]) if self.train_c else np.zeros(0)
+
+    def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:
+        return {"c": params[:1]} if self.train_c else {}
+
+    def check_params(self, params, name: str = "readout_params") -> np.ndarray:
+        """Validated readout parameters: ``[c]`` (None gives ``[self.c]``) or an empty vector."""
+        if not self.train_c:
+            if params is not None and np.size(params) != 0:
+                raise ValueError(
+                    f"{name} were given but LatentReadout(train_c=False) has no parameters (c = {self.c:g} is "
+                    "fixed); drop them or use LatentReadout(train_c=True)"
+                )
+            return np.zeros(0)
+        if params is None:
+            return np.array([self.c])
+        ro = V.as_float_array(params, name)
+        if ro.shape != (1,):
+            raise ValueError(f"{name} must have shape (1,) (the confidence c) for LatentReadout(train_c=True); "
+                             f"got {ro.shape}")
+        V.check_finite(ro, name)
+        return ro.copy()
+
+    def confidence(self, params) -> float:
+        """The confidence ``c`` in use: ``params[0]`` when trained, else the fixed ``self.c``."""
+        return float(params[0]) if self.train_c else self.c
+
+    def vector(self, model, theta) -> np.ndarray:
+        """The readout vector ``v = theta[model.readout_vector()]`` (a view)."""
+        return np.asarray(theta)[readout_slice(model)]
+
+    def linear_params(self, v: np.ndarray, params) -> np.ndarray:
+        """Parameters ``[c v, -c kappa*]`` of the equivalent :class:`LinearReadout` ``(1)``."""
+        c = self.confidence(params)
+        return np.concatenate([c * np.asarray(v, dtype=float), [-c * self.kappa_star]])
+
+    def pull_back(self, v: np.ndarray, params, grad_linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradients ``(dL/dv, dL/d params)`` from the gradient of the equivalent linear readout."""
+        M = np.size(v)
+        gB, gb = grad_linear[:M], grad_linear[M]
+        g_v = self.confidence(params) * gB
+        g_c = np.array([float(np.dot(v, gB)) - self.kappa_star * gb]) if self.train_c else np.zeros(0)
+        return g_v, g_c
+
+    def apply(self, params: np.ndarray, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Outputs ``c (z . v - kappa*)`` of states ``z`` (..., M), shape (..., 1); ``v`` from :meth:`vector`."""
+        return (self.confidence(params) * (np.asarray(z) @ np.asarray(v) - self.kappa_star))[..., None]
+
+
+def readout_slice(model) -> slice:
+    """The slice of ``theta`` holding ``model``'s readout vector (ValueError if it declares none)."""
+    sl = model.readout_vector()
+    if sl is None:
+        raise ValueError(
+            f"readout: LatentReadout reads the model's own readout vector, but {model!r} declares none "
+            "(a RateRNN has one for rank=1 or more, a full-rank one has none); use LinearReadout(1), or a "
+            "model whose readout_vector() returns a slice of theta"
+        )
+    if not isinstance(sl, slice) or len(range(*sl.indices(model.n_params))) != model.dim:
+        raise TypeError(
+            f"{type(model).__name__}.readout_vector() must return a slice of theta of length {model.dim} "
+            f"(model.dim); got {sl!r}"
+        )
+    return sl
+
+
 def _n_out(readout, dim: int) -> int:
     return readout.n_out(dim) if isinstance(readout, IdentityReadout) else readout.n_out
 
@@ -104,7 +230,8 @@ def as_readout(readout, dim: int):
     V.positive_int(dim, "dim")
     if readout is None:
         return IdentityReadout()
-    if not isinstance(readout, (IdentityReadout, LinearReadout)):
-        raise TypeError(f"readout must be IdentityReadout(...) or LinearReadout(...); got {type(readout).__name__}")
+    if not isinstance(readout, (IdentityReadout, LinearReadout, LatentReadout)):
+        raise TypeError("readout must be IdentityReadout(...), LinearReadout(...) or LatentReadout(...); "
+                        f"got {type(readout).__name__}")
     _n_out(readout, dim)
     return readout

@@ -24,6 +24,13 @@ those of the package documentation:
 * PLRNN: ``A (M) | W (off-diagonal entries row by row, M(M-1); or M*M) | C (M*K) | h (M)``
 * ShallowPLRNN: ``A (M) | W1 (M*H) | W2 (H*M) | h1 (M) | h2 (H) | C (M*K)``
 * VanillaRNN: ``W (N*N) | V (N*K) | b (N)``
+* RateRNN: ``W (N*N) | V (N*K) | b (N)`` (full W), or
+  ``m (N*R) | n (R*N) | V (N*K) | b (N)`` with ``W = m n`` (rank R)
+
+The rate RNN (Dinc et al., "A ghost mechanism: an analytical model of abrupt
+learning") is written from ``x' = (1 - a) x + a tanh(W x + V s + b)`` with the
+dense ``W``; its tied readout ``y = c (n_1 . x - kappa*)`` reads ``n_1``, the
+first row of ``n``, directly from the layout above.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from __future__ import annotations
 import numpy as np
 
 from plrnn_numba import GTF, PLRNN, FreeRunning, LinearReadout, ShallowPLRNN, SparseTF, VanillaRNN
+from plrnn_numba.models import RateRNN
+from plrnn_numba.readouts import LatentReadout
 
 
 # -- small helpers -------------------------------------------------------------------
@@ -72,7 +81,7 @@ def n_params(model):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
 
     Returns
@@ -90,6 +99,9 @@ def n_params(model):
     if isinstance(model, VanillaRNN):
         N, K = model.n_hidden, model.n_inputs
         return N * N + N * K + N
+    if isinstance(model, RateRNN):
+        N, K, R = model.n_units, model.n_inputs, model.rank
+        return (N * N if R is None else 2 * N * R) + N * K + N
     raise TypeError(f"no reference implementation for {type(model).__name__}")
 
 
@@ -98,7 +110,7 @@ def naive_params(model, theta):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Flat parameter vector.
@@ -108,7 +120,8 @@ def naive_params(model, theta):
     dict of str to ndarray
         PLRNN: ``A (M,), W (M, M), C (M, K), h (M,)`` (W with a zero diagonal
         unless ``full_W``); ShallowPLRNN: ``A, W1 (M, H), W2 (H, M), h1, h2,
-        C``; VanillaRNN: ``W (N, N), V (N, K), b (N,)``.
+        C``; VanillaRNN: ``W (N, N), V (N, K), b (N,)``; RateRNN: ``W (N, N)``
+        (for rank R also ``m (N, R), n (R, N)`` and ``W = m n``), ``V, b``.
     """
     theta = np.asarray(theta, dtype=float)
     assert theta.shape == (n_params(model),)
@@ -143,6 +156,27 @@ def naive_params(model, theta):
         C = theta[o : o + M * K].reshape(M, K).copy()
         o += M * K
         out = {"A": A, "W1": W1, "W2": W2, "h1": h1, "h2": h2, "C": C}
+    elif isinstance(model, RateRNN):
+        N, K, R = model.n_units, model.n_inputs, model.rank
+        out = {}
+        if R is None:
+            W = theta[o : o + N * N].reshape(N, N).copy()
+            o += N * N
+        else:
+            m = theta[o : o + N * R].reshape(N, R).copy()
+            o += N * R
+            n = theta[o : o + R * N].reshape(R, N).copy()
+            o += R * N
+            W = np.zeros((N, N))
+            for i in range(N):
+                for j in range(N):
+                    W[i, j] = sum(m[i, q] * n[q, j] for q in range(R))
+            out.update(m=m, n=n)
+        V = theta[o : o + N * K].reshape(N, K).copy()
+        o += N * K
+        b = theta[o : o + N].copy()
+        o += N
+        out.update(W=W, V=V, b=b)
     else:
         N, K = model.n_hidden, model.n_inputs
         W = theta[o : o + N * N].reshape(N, N).copy()
@@ -171,7 +205,7 @@ def naive_step(model, theta, z, s=None):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -195,6 +229,9 @@ def naive_step(model, theta, z, s=None):
         if model.clipped:
             hidden = hidden - relu(p["W2"] @ z)
         return p["A"] * z + p["W1"] @ hidden + p["h1"] + p["C"] @ s
+    if isinstance(model, RateRNN):
+        a = model.alpha
+        return (1.0 - a) * z + a * np.tanh(p["W"] @ z + p["V"] @ s + p["b"])
     return p["W"] @ _phi(model, z) + p["V"] @ s + p["b"]
 
 
@@ -203,7 +240,7 @@ def naive_state_jacobian(model, theta, z, s=None):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -228,6 +265,12 @@ def naive_state_jacobian(model, theta, z, s=None):
         if model.clipped:
             d = d - step_fn(p["W2"] @ z)
         return np.diag(p["A"]) + p["W1"] @ np.diag(d) @ p["W2"]
+    if isinstance(model, RateRNN):
+        # (1 - a) I + a diag(1 - tanh^2(h)) W,  h = W z + V s + b
+        a = model.alpha
+        s = np.zeros(model.n_inputs) if s is None else np.asarray(s, dtype=float)
+        h = p["W"] @ z + p["V"] @ s + p["b"]
+        return (1.0 - a) * np.eye(model.dim) + a * np.diag(1.0 - np.tanh(h) ** 2) @ p["W"]
     # W diag(phi'(z))
     return p["W"] @ np.diag(_dphi(model, z))
 
@@ -240,7 +283,7 @@ def naive_param_jacobian(model, theta, z, s=None):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -311,6 +354,34 @@ def naive_param_jacobian(model, theta, z, s=None):
             for k in range(K):
                 J[i, o + i * K + k] = s[k]
         o += M * K
+    elif isinstance(model, RateRNN):
+        # F_i = (1 - a) z_i + a tanh(h_i): dF_i/dq = a (1 - tanh^2 h_i) dh_i/dq
+        a, R = model.alpha, model.rank
+        h = p["W"] @ z + p["V"] @ s + p["b"]
+        d = a * (1.0 - np.tanh(h) ** 2)
+        if R is None:
+            for i in range(M):  # dh_i/dW_ij = z_j
+                for j in range(M):
+                    J[i, o + i * M + j] = d[i] * z[j]
+            o += M * M
+        else:
+            kappa = p["n"] @ z
+            for i in range(M):  # dh_i/dm_iq = kappa_q = n_q . z
+                for q in range(R):
+                    J[i, o + i * R + q] = d[i] * kappa[q]
+            o += M * R
+            for i in range(M):  # dh_i/dn_qj = m_iq z_j
+                for q in range(R):
+                    for j in range(M):
+                        J[i, o + q * M + j] = d[i] * p["m"][i, q] * z[j]
+            o += R * M
+        for i in range(M):  # dh_i/dV_ik = s_k
+            for k in range(K):
+                J[i, o + i * K + k] = d[i] * s[k]
+        o += M * K
+        for i in range(M):  # dh_i/db_i = 1
+            J[i, o + i] = d[i]
+        o += M
     else:
         f = _phi(model, z)
         for i in range(M):  # dF_i/dW_ij = phi(z_j)
@@ -333,7 +404,7 @@ def naive_kink_arguments(model, theta, z):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -348,6 +419,8 @@ def naive_kink_arguments(model, theta, z):
     p = naive_params(model, theta)
     if isinstance(model, PLRNN):
         args = z
+    elif isinstance(model, RateRNN):
+        args = np.zeros(0)  # tanh units: no kinks
     elif isinstance(model, ShallowPLRNN):
         args = p["W2"] @ z + p["h2"]
         if model.clipped:
@@ -364,7 +437,7 @@ def naive_kink_distances(model, theta, z):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -380,20 +453,31 @@ def naive_kink_distances(model, theta, z):
 
 
 # -- readouts and losses -------------------------------------------------------------
-def naive_readout(readout, ro_params, z, n_data=None):
+def _latent_readout_vector(model, theta):
+    # n_1, the first row of the factor n, from the documented RateRNN layout
+    assert isinstance(model, RateRNN) and model.rank is not None
+    N, R = model.n_units, model.rank
+    return np.asarray(theta, dtype=float)[N * R : N * R + N].copy(), N * R
+
+
+def naive_readout(readout, ro_params, z, n_data=None, model=None, theta=None):
     """Observation ``y = readout(z)`` and its Jacobians.
 
     Parameters
     ----------
-    readout : IdentityReadout or LinearReadout
+    readout : IdentityReadout, LinearReadout or LatentReadout
         Readout description.
     ro_params : (R,) array
-        Readout parameters (empty for the identity readout).
+        Readout parameters (empty for the identity readout; ``[c]`` for a
+        LatentReadout with ``train_c``).
     z : (M,) array
         Latent state.
     n_data : int, optional
         Channels of the data: the number of states an identity readout with
         ``n_obs=None`` observes (all states if not given).
+    model, theta : optional
+        The model and its parameters (needed by a LatentReadout, which reads
+        ``y = c (n_1 . z - kappa*)`` with ``n_1`` taken from ``theta``).
 
     Returns
     -------
@@ -408,6 +492,13 @@ def naive_readout(readout, ro_params, z, n_data=None):
     z = np.asarray(z, dtype=float)
     M = z.size
     ro = np.zeros(0) if ro_params is None else np.asarray(ro_params, dtype=float)
+    if isinstance(readout, LatentReadout):
+        v, _ = _latent_readout_vector(model, theta)
+        c = ro[0] if readout.train_c else readout.c
+        kappa = sum(v[j] * z[j] for j in range(M))
+        y = np.array([c * (kappa - readout.kappa_star)])
+        dy_dro = np.array([[kappa - readout.kappa_star]]) if readout.train_c else np.zeros((1, 0))
+        return y, (c * v)[None, :], dy_dro
     if isinstance(readout, LinearReadout):
         N = readout.n_out
         assert ro.shape == (N * M + N,)
@@ -429,24 +520,57 @@ def naive_readout(readout, ro_params, z, n_data=None):
     return z[:N].copy(), dy_dz, np.zeros((N, 0))
 
 
+def naive_readout_theta_jacobian(readout, ro_params, z, model, theta):
+    """Direct dependence of the readout on the model parameters, ``dy/dtheta`` at fixed ``z``.
+
+    Parameters
+    ----------
+    readout : IdentityReadout, LinearReadout or LatentReadout
+        Readout description.
+    ro_params : (R,) array
+        Readout parameters.
+    z : (M,) array
+        Latent state.
+    model, theta
+        The model and its parameters.
+
+    Returns
+    -------
+    (N, P) ndarray
+        Zero except for a LatentReadout: ``dy/dn_1j = c z_j``.
+    """
+    P = n_params(model)
+    if not isinstance(readout, LatentReadout):
+        n_out = readout.n_out if isinstance(readout, LinearReadout) else None
+        return np.zeros((0 if n_out is None else n_out, P))
+    _, offset = _latent_readout_vector(model, theta)
+    c = np.asarray(ro_params, dtype=float)[0] if readout.train_c else readout.c
+    D = np.zeros((1, P))
+    for j in range(model.dim):
+        D[0, offset + j] = c * z[j]
+    return D
+
+
 def naive_loss_terms(loss, y, x):
     """Per-entry loss and its derivative with respect to ``y``.
 
     Parameters
     ----------
-    loss : {"mse", "bce"}
-        Squared error, or binary cross-entropy on logits.
+    loss : {"mse", "bce", "sigmoid_mse"}
+        Squared error, binary cross-entropy on logits, or squared error of
+        the sigmoid output.
     y : (N,) array
-        Prediction (logits for ``"bce"``).
+        Prediction (logits for ``"bce"`` and ``"sigmoid_mse"``).
     x : (N,) array
         Target.
 
     Returns
     -------
     value : (N,) ndarray
-        ``(y - x)^2`` or ``log(1 + exp(y)) - x y``.
+        ``(y - x)^2``, ``log(1 + exp(y)) - x y`` or ``(sigmoid(y) - x)^2``.
     deriv : (N,) ndarray
-        ``2 (y - x)`` or ``sigmoid(y) - x``.
+        ``2 (y - x)``, ``sigmoid(y) - x`` or ``2 (sigmoid(y) - x) sigmoid'(y)``
+        with ``sigmoid' = sigmoid (1 - sigmoid)``.
     """
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
@@ -454,6 +578,9 @@ def naive_loss_terms(loss, y, x):
         return (y - x) ** 2, 2.0 * (y - x)
     if loss == "bce":
         return np.logaddexp(0.0, y) - x * y, 1.0 / (1.0 + np.exp(-y)) - x
+    if loss == "sigmoid_mse":
+        o = 0.5 * (1.0 + np.tanh(0.5 * y))  # the sigmoid, written without overflow
+        return (o - x) ** 2, 2.0 * (o - x) * o * (1.0 - o)
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -505,7 +632,7 @@ def naive_forward(model, theta, batch, forcing=None):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -548,7 +675,7 @@ def naive_kink_argument_param_jacobian(model, theta, z):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -591,7 +718,7 @@ def naive_kink_sensitivity(model, theta, batch, forcing=None):
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
@@ -649,17 +776,17 @@ def naive_loss(model, theta, batch, readout=None, ro_params=None, loss="mse", fo
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
     batch : plrnn_numba.Batch
         Targets ``x_1 .. x_T``, inputs ``s_1 .. s_T``, ``z0`` and mask.
-    readout : IdentityReadout or LinearReadout, optional
+    readout : IdentityReadout, LinearReadout or LatentReadout, optional
         Observation model (default: identity on all states).
     ro_params : (R,) array, optional
         Linear readout parameters.
-    loss : {"mse", "bce"}
+    loss : {"mse", "bce", "sigmoid_mse"}
         Loss.
     forcing : None, FreeRunning, SparseTF or GTF, optional
         Forcing mode.
@@ -679,7 +806,7 @@ def naive_loss(model, theta, batch, readout=None, ro_params=None, loss="mse", fo
         zt = z0[b].copy()
         for t in range(T):
             z = naive_step(model, theta, zt, S[b, t])
-            y = naive_readout(readout, ro_params, z, N)[0]
+            y = naive_readout(readout, ro_params, z, N, model, theta)[0]
             val = naive_loss_terms(loss, y, X[b, t])[0]
             total += mask[b, t] * val.sum()
             a = alphas[t] if mask[b, t] > 0 else 0.0
@@ -698,17 +825,17 @@ def naive_loss_and_grad(model, theta, batch, readout=None, ro_params=None, loss=
 
     Parameters
     ----------
-    model : PLRNN, ShallowPLRNN or VanillaRNN
+    model : PLRNN, ShallowPLRNN, VanillaRNN or RateRNN
         Model description.
     theta : (P,) array
         Parameters.
     batch : plrnn_numba.Batch
         Targets, inputs, ``z0`` and mask.
-    readout : IdentityReadout or LinearReadout, optional
+    readout : IdentityReadout, LinearReadout or LatentReadout, optional
         Observation model (default: identity on all states).
     ro_params : (R,) array, optional
         Linear readout parameters.
-    loss : {"mse", "bce"}
+    loss : {"mse", "bce", "sigmoid_mse"}
         Loss.
     forcing : None, FreeRunning, SparseTF or GTF, optional
         Forcing mode.
@@ -746,12 +873,14 @@ def naive_loss_and_grad(model, theta, batch, readout=None, ro_params=None, loss=
             z = naive_step(model, theta, zt, S[b, t])
             S_theta = Jz @ St + Jp  # d z_t / d theta
             S_z0 = Jz @ Sz  # d z_t / d z_0
-            y, dy_dz, dy_dro = naive_readout(readout, ro_params, z, N)
+            y, dy_dz, dy_dro = naive_readout(readout, ro_params, z, N, model, theta)
             val, dval = naive_loss_terms(loss, y, X[b, t])
             w = mask[b, t] / count
             total += w * val.sum()
             gy = w * dval  # dL/dy_t
             g_theta += gy @ dy_dz @ S_theta
+            if isinstance(readout, LatentReadout):  # y also depends on theta directly (its vector n_1)
+                g_theta += gy @ naive_readout_theta_jacobian(readout, ro_params, z, model, theta)
             g_ro += gy @ dy_dro
             g_z0[b] += gy @ dy_dz @ S_z0
             # forcing z~_t = P_t z_t + a_t xhat_t, with xhat independent of the parameters

@@ -18,7 +18,7 @@ import pytest
 
 import plrnn_numba as pn
 from plrnn_numba import _validate as V
-from plrnn_numba import dynamics
+from plrnn_numba import dynamics, ghost
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("steps", "transient", "seed", "inputs")
@@ -47,15 +47,17 @@ TABLE = _table()
 
 
 def _function(name):
-    for mod in (pn, dynamics):
+    for mod in (pn, dynamics, ghost):
         if hasattr(mod, name):
             return getattr(mod, name)
-    raise AssertionError(f"{name} listed in docs/design.md is not exported by plrnn_numba or plrnn_numba.dynamics")
+    raise AssertionError(
+        f"{name} listed in docs/design.md is not exported by plrnn_numba, plrnn_numba.dynamics or plrnn_numba.ghost"
+    )
 
 
 def test_table_lists_every_function_that_takes_a_model():
     assert len(TABLE) >= 19
-    public = {n: getattr(m, n) for m in (pn, dynamics) for n in getattr(m, "__all__", [])}
+    public = {n: getattr(m, n) for m in (pn, dynamics, ghost) for n in getattr(m, "__all__", [])}
     takes_model = {n for n, f in public.items()
                    if inspect.isfunction(f) and next(iter(inspect.signature(f).parameters), None) == "model"}
     assert takes_model <= set(TABLE), sorted(takes_model - set(TABLE))

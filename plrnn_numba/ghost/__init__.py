@@ -9,11 +9,27 @@
   by forward Euler with its exact gradient (:func:`euler_loss_and_grad`),
   and a :func:`gradient_descent` runner recording ``r``, loss and gradient
   per epoch in an xarray Dataset.
+* :mod:`plrnn_numba.ghost.latent` -- the latent circuit of a low-rank rate
+  network (:class:`plrnn_numba.RateRNN`): the flow
+  ``tau dkappa/dt = -kappa + N^T tanh(M kappa + b)``, its fixed points and
+  ghost points (:func:`rank_one_objects` on a grid for rank one,
+  :func:`latent_slow_points` for rank R), :func:`latent_circuit` for a model
+  and :func:`latent_objects_along_training` along a training history.
 
-See docs/ghost.md.
+See docs/ghost.md and docs/slow_points.md.
 """
 
-from . import toy
+from . import latent, toy
+from .latent import (
+    LATENT_KINDS,
+    latent_circuit,
+    latent_flow,
+    latent_flow_jacobian,
+    latent_objects_along_training,
+    latent_slow_points,
+    low_rank_factors,
+    rank_one_objects,
+)
 from .toy import (
     EulerLossGrad,
     analytic_gradient,
@@ -29,6 +45,15 @@ from .toy import (
 
 __all__ = [
     "toy",
+    "latent",
+    "LATENT_KINDS",
+    "latent_circuit",
+    "latent_flow",
+    "latent_flow_jacobian",
+    "latent_objects_along_training",
+    "latent_slow_points",
+    "low_rank_factors",
+    "rank_one_objects",
     "EulerLossGrad",
     "analytic_gradient",
     "analytic_loss",

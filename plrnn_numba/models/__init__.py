@@ -26,6 +26,7 @@ from .piecewise import (
     rollout_kernel,
 )
 from .plrnn import PLRNN
+from .rate import RateRNN
 from .shallow import ShallowPLRNN
 from .vanilla import VanillaRNN
 
@@ -44,6 +45,7 @@ __all__ = [
     "check_piecewise_linear",
     "ShallowPLRNN",
     "VanillaRNN",
+    "RateRNN",
     "step_kernel",
     "state_vjp_kernel",
     "param_vjp_kernel",

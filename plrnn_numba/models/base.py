@@ -314,6 +314,17 @@ class Model:
         raise TypeError(f"{self.name} is not piecewise linear: SCYFI and the bifurcation tools need a model "
                         "with a piecewise_linear method (see plrnn_numba.models.piecewise)")
 
+    # -- readout protocol ------------------------------------------------------------
+    def readout_vector(self) -> slice | None:
+        """The slice of ``theta`` holding the model's own readout vector ``v``, or None (the default).
+
+        A family whose output is read along one of its parameter vectors (the
+        low-rank :class:`~plrnn_numba.RateRNN`: ``kappa = n . x``) returns its
+        slice; :class:`~plrnn_numba.LatentReadout` then reads ``y = c (v . x - kappa*)``
+        and the loss gradient reaches ``v`` through ``theta``.
+        """
+        return None
+
     def describe(self) -> dict:
         """JSON-serialisable description of the model (for provenance attributes)."""
         from dataclasses import asdict

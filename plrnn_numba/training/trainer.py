@@ -36,7 +36,7 @@ from ..bptt import Batch, LossGrad, loss_and_grad
 from ..forcing import GTF, as_forcing
 from ..models.base import Model, check_model
 from ..optim import Adam, as_optimizer, clip_by_global_norm
-from ..readouts import LinearReadout, as_readout
+from ..readouts import as_readout
 from .history import (
     STATUS_COMPLETED,
     STATUS_DIVERGED,
@@ -136,8 +136,9 @@ def train(
     clip_norm : float, optional
         Clip the global gradient norm to this value.
     readout, readout_params, loss, forcing
-        As in :func:`~plrnn_numba.loss_and_grad`.  A ``LinearReadout`` without
-        ``readout_params`` is initialised from ``seed``.  A GTF alpha schedule
+        As in :func:`~plrnn_numba.loss_and_grad`.  Readout parameters not
+        given are initialised by ``readout.init`` (a ``LinearReadout`` from
+        ``seed``; a ``LatentReadout(train_c=True)`` to ``[c]``).  A GTF alpha schedule
         is evaluated once per epoch, from the parameters at its start.
     learn_z0 : bool
         Learn one shared initial state (overrides the batches' ``z0``).
@@ -297,8 +298,8 @@ class _Trainable:
     def create(cls, model: Model, theta, readout, readout_params, learn_z0: bool, z0_init, seed: int) -> _Trainable:
         """Validate and initialise the readout parameters and the learned initial state."""
         ro = np.zeros(0)
-        if isinstance(readout, LinearReadout):
-            n_ro = readout.n_params(model.dim)
+        n_ro = readout.n_params(model.dim)
+        if n_ro:  # a LinearReadout, or a LatentReadout with a trained c
             if readout_params is None:
                 ro = readout.init(model.dim, seed)
             else:
