@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import plrnn_numba as pn
-from plrnn_numba import data, dynamics, forcing, optim, plot, readouts, sweep, tasks, training
+from plrnn_numba import data, dynamics, forcing, ghost, optim, plot, readouts, sweep, tasks, training
 from plrnn_numba.models import as_piecewise_linear, check_piecewise_linear
 
 matplotlib.use("Agg")
@@ -202,6 +202,10 @@ OTHER_HISTORY = pn.train(M3, M3.init(0), batch(N=3), n_epochs=2, snapshot_every=
 M2_INPUTS3 = pn.PLRNN(2, n_inputs=3)
 ORBITS = dynamics.orbit_diagram(M2, THETA2, "A[0]", [0.0, 0.1], n_steps=5, n_transient=5)
 TANH = pn.VanillaRNN(2)
+RATE = pn.RateRNN(3, rank=1)
+RATE_THETA = RATE.init(0)
+RATE_HISTORY = pn.train(RATE, RATE_THETA, tasks.delayed_activation(3, n_delay=2, n_active=2), n_epochs=2,
+                        snapshot_every=1, readout=pn.LatentReadout(), loss="sigmoid_mse")
 GRID = dynamics.bifurcation_grid(M2, THETA2, "A[0]", [0.1, 0.2], "A[1]", [0.1, 0.2], max_order=1)
 
 
@@ -480,6 +484,61 @@ SPECS = [
          {"ds": Obj(others=(xr.Dataset(), HISTORY)), "order": Count(optional=True, maximum=1), "boundaries": Flag()}),
     Spec("plot.orbit_diagram", lambda **k: _close(plot.orbit_diagram(**k)), lambda: {"ds": ORBITS},
          {"ds": Obj(others=(xr.Dataset(), HISTORY)), "state": Count(minimum=0, maximum=1)}),
+    # -- ghost mechanism -------------------------------------------------------------------------
+    Spec("RateRNN", pn.RateRNN, lambda: {"n_units": 3, "n_inputs": 1, "rank": 1, "alpha": 0.5},
+         {"n_units": Count(), "n_inputs": Count(minimum=0), "rank": Count(optional=True, maximum=3),
+          "alpha": Real(low=0.0, high=1.0, open_low=True)}),
+    Spec("RateRNN.init", lambda **k: RATE.init(**k), lambda: {"seed": 0, "scale": 1.0},
+         {"seed": Seed(), "scale": Real(low=0.0), "v_scale": Real(low=0.0), "b_scale": Real(low=0.0)}),
+    Spec("RateRNN.pack", lambda **k: RATE.pack(**k),
+         lambda: {"m": [0.1, 0.2, 0.3], "n": [0.3, 0.2, 0.1], "b": [0, 0, 0]},
+         {"m": Array(shape=(3,)), "n": Array(shape=(3,)), "b": Array(shape=(3,))}),
+    Spec("LatentReadout", pn.LatentReadout, lambda: {"c": 10.0, "kappa_star": 1.0, "train_c": False},
+         {"c": Real(low=0.0, open_low=True), "kappa_star": Real(), "train_c": Flag()}),
+    Spec("loss_and_grad (latent readout)", pn.loss_and_grad,
+         lambda: {"model": RATE, "theta": RATE_THETA, "batch": tasks.delayed_activation(3, n_delay=2, n_active=2),
+                  "readout": pn.LatentReadout(train_c=True), "readout_params": np.ones(1), "loss": "sigmoid_mse"},
+         {"model": Obj(others=(pn.VanillaRNN(3), pn.RateRNN(3))), "theta": Array(shape=(9,), extreme=True),
+          "readout_params": Array(shape=(1,), optional=True), "loss": Option(choices=("mse", "bce", "sigmoid_mse"))},
+         flag=lambda r: not r.finite),
+    Spec("delayed_activation", tasks.delayed_activation, lambda: {"n_units": 3},
+         {"n_units": Count(), "n_delay": Count(), "n_active": Count(), "x0": Real(), "as_dataset": Flag()}),
+    Spec("slow_points", dynamics.slow_points, lambda: {"model": TANH, "theta": TANH.init(0), "n_starts": 4},
+         {"model": Obj(), "theta": Array(shape=(6,)), "inputs": Array(shape=(0,), optional=True),
+          "starts": Array(shape=(4, 2), optional=True), "around": Array(shape=(4, 2), optional=True, missing_ok=True),
+          "n_starts": Count(optional=True), "scale": Real(low=0.0, optional=True), "seed": Seed(),
+          "max_iter": Count(minimum=0), "fixed_tol": Real(low=0.0, open_low=True),
+          "slow_tol": Real(low=0.0, open_low=True), "ghost_tol": Real(low=0.0, open_low=True),
+          "dedup_tol": Real(low=0.0)}),
+    Spec("ghost.analytic_loss", ghost.analytic_loss, lambda: {"r": [1e-4, 2e-4], "T": 100.0},
+         {"r": Array(shape=(2,), any_shape=True), "T": Real(low=0.0, open_low=True), "normalised": Flag()}),
+    Spec("ghost.analytic_gradient", ghost.analytic_gradient, lambda: {"r": 1e-4, "T": 100.0},
+         {"r": Array(shape=(), any_shape=True), "T": Real(low=0.0, open_low=True), "normalised": Flag()}),
+    Spec("ghost.critical_learning_rate", ghost.critical_learning_rate, lambda: {"T": 100.0},
+         {"T": Real(low=0.0, open_low=True), "normalised": Flag()}),
+    Spec("ghost.euler_loss_and_grad", ghost.euler_loss_and_grad,
+         lambda: {"r": 3e-4, "T": 10.0, "c": 1.0, "x_star": 10.0},
+         {"r": Array(shape=(), any_shape=True), "T": Real(low=0.0, open_low=True),
+          "c": Real(low=0.0, open_low=True), "x_star": Real(), "dt": Real(low=0.0, open_low=True),
+          "normalised": Flag()}),
+    Spec("ghost.gradient_descent", ghost.gradient_descent, lambda: {"r0": 3e-3, "T": 10.0, "lr": 1e-6, "n_epochs": 3},
+         {"r0": Real(optional=True), "T": Real(low=0.0, open_low=True), "lr": Real(low=0.0), "n_epochs": Count(),
+          "c": Real(low=0.0, open_low=True, optional=True), "seed": Seed()}),
+    Spec("ghost.initial_r", ghost.initial_r, lambda: {"T": 100.0}, {"T": Real(low=0.0, open_low=True), "seed": Seed()}),
+    Spec("ghost.rank_one_objects", ghost.rank_one_objects, lambda: {"m": [1.0, 0.5], "n": [0.5, 1.0], "b": [0.0, 0.1]},
+         {"m": Array(shape=(2,)), "n": Array(shape=(2,)), "b": Array(shape=(2,)), "n_grid": Count(minimum=2),
+          "kappa_range": Obj(others=((1.0, -1.0), (0.0,), (0.0, float("nan"))))}),
+    Spec("ghost.latent_flow", ghost.latent_flow, lambda: {"kappa": [0.0, 0.5], "m": [1.0, 0.5], "n": [0.5, 1.0],
+                                                          "b": [0.0, 0.1]},
+         {"kappa": Array(shape=(2,), any_shape=True), "m": Array(shape=(2,)), "n": Array(shape=(2,)),
+          "b": Array(shape=(2,))}),
+    Spec("ghost.latent_circuit", ghost.latent_circuit, lambda: {"model": RATE, "theta": RATE_THETA, "n_grid": 50},
+         {"model": Obj(others=(TANH, pn.RateRNN(3))), "theta": Array(shape=(9,)), "n_grid": Count(minimum=2),
+          "method": Option(choices=("auto", "grid", "search")), "seed": Seed()}),
+    Spec("ghost.latent_objects_along_training", ghost.latent_objects_along_training,
+         lambda: {"model": RATE, "history": RATE_HISTORY, "n_grid": 50},
+         {"model": Obj(others=(TANH, pn.RateRNN(3, rank=1, alpha=0.3))), "history": Obj(others=(xr.Dataset(), HISTORY)),
+          "n_grid": Count(minimum=2)}),
     # -- sweeps ----------------------------------------------------------------------------------
     Spec("sweep", sweep.sweep,
          lambda: {"fn": _square, "grid": {"x": [1.0, 2.0]}, "backend": "serial", "progress": False},

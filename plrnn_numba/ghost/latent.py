@@ -104,8 +104,9 @@ def _factors(m, n, b) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     n = V.as_float_array(n, "n")
     b = V.as_float_array(b, "b")
     vectors = m.ndim == 1 and n.ndim == 1
-    if vectors:
-        m, n = m[:, None], n[None, :]
+    # rank one may come as vectors: m a column, n a row (each checked against the other below)
+    m = m[:, None] if m.ndim == 1 else m
+    n = n[None, :] if n.ndim == 1 else n
     if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
         raise ValueError(f"m must be a vector (N,) or a matrix (N, R) with N, R >= 1; got shape {np.shape(m)}")
     N, R = m.shape
