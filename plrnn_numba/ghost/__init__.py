@@ -15,11 +15,17 @@
   ghost points (:func:`rank_one_objects` on a grid for rank one,
   :func:`latent_slow_points` for rank R), :func:`latent_circuit` for a model
   and :func:`latent_objects_along_training` along a training history.
+* :mod:`plrnn_numba.ghost.rnn` -- rate networks trained on the
+  delayed-activation task as the authors do (:func:`train_delayed_activation`
+  with their learning rate and loss normalisation, per-epoch training
+  accuracy), the metrics :func:`learned_at_some_point`,
+  :func:`in_no_learning_zone`, :func:`epochs_to_learn`, and
+  :func:`lower_confidence` (further training at lowered confidence).
 
-See docs/ghost.md and docs/slow_points.md.
+See docs/ghost.md, docs/ghost_rnn.md and docs/slow_points.md.
 """
 
-from . import latent, toy
+from . import latent, rnn, toy
 from .latent import (
     LATENT_KINDS,
     latent_circuit,
@@ -29,6 +35,18 @@ from .latent import (
     latent_slow_points,
     low_rank_factors,
     rank_one_objects,
+)
+from .rnn import (
+    DEFAULT_C_VALUES,
+    Score,
+    epochs_to_learn,
+    evaluate,
+    in_no_learning_zone,
+    learned_at_some_point,
+    loss_scale,
+    lower_confidence,
+    package_lr,
+    train_delayed_activation,
 )
 from .toy import (
     EulerLossGrad,
@@ -46,6 +64,7 @@ from .toy import (
 __all__ = [
     "toy",
     "latent",
+    "rnn",
     "LATENT_KINDS",
     "latent_circuit",
     "latent_flow",
@@ -54,6 +73,16 @@ __all__ = [
     "latent_slow_points",
     "low_rank_factors",
     "rank_one_objects",
+    "DEFAULT_C_VALUES",
+    "Score",
+    "epochs_to_learn",
+    "evaluate",
+    "in_no_learning_zone",
+    "learned_at_some_point",
+    "loss_scale",
+    "lower_confidence",
+    "package_lr",
+    "train_delayed_activation",
     "EulerLossGrad",
     "analytic_gradient",
     "analytic_loss",
