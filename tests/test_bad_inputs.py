@@ -120,11 +120,12 @@ class Count(Kind):
 
 @dataclass
 class Real(Kind):
-    """A finite real number in [low, high] (``open_low``: low excluded)."""
+    """A finite real number in [low, high] (``open_low``/``open_high``: that end excluded)."""
 
     low: float | None = None
     high: float | None = None
     open_low: bool = False
+    open_high: bool = False
     infinite_ok: bool = False
 
     def bad(self):
@@ -137,6 +138,8 @@ class Real(Kind):
                 out.append(("at low", self.low))
         if self.high is not None:
             out.append(("above", self.high + 1.0))
+            if self.open_high:
+                out.append(("at high", self.high))
         return out + self.none()
 
 
@@ -206,6 +209,10 @@ RATE = pn.RateRNN(3, rank=1)
 RATE_THETA = RATE.init(0)
 RATE_HISTORY = pn.train(RATE, RATE_THETA, tasks.delayed_activation(3, n_delay=2, n_active=2), n_epochs=2,
                         snapshot_every=1, readout=pn.LatentReadout(), loss="sigmoid_mse")
+# the ghost-rnn experiments on the N = 3 rank-one network, at tiny sizes (2 + 2 steps, 2 epochs)
+GHOST_TASK = {"n_delay": 2, "n_active": 2}
+GHOST_HISTORY = ghost.train_delayed_activation(RATE, RATE_THETA, lr=0.02, n_epochs=2, **GHOST_TASK)
+GHOST_MODELS = (TANH, pn.RateRNN(3), pn.RateRNN(3, n_inputs=1, rank=1))  # not a RateRNN, full W, with inputs
 GRID = dynamics.bifurcation_grid(M2, THETA2, "A[0]", [0.1, 0.2], "A[1]", [0.1, 0.2], max_order=1)
 
 
@@ -539,6 +546,51 @@ SPECS = [
          lambda: {"model": RATE, "history": RATE_HISTORY, "n_grid": 50},
          {"model": Obj(others=(TANH, pn.RateRNN(3, rank=1, alpha=0.3))), "history": Obj(others=(xr.Dataset(), HISTORY)),
           "n_grid": Count(minimum=2)}),
+    Spec("ghost.loss_scale", ghost.loss_scale, lambda: {"n_delay": 20, "n_active": 20},
+         {"n_delay": Count(), "n_active": Count()}),
+    Spec("ghost.package_lr", ghost.package_lr, lambda: {"lr": 0.02},
+         {"lr": Real(low=0.0, open_low=True), "n_delay": Count(), "n_active": Count()}),
+    Spec("ghost.evaluate", ghost.evaluate, lambda: {"model": RATE, "theta": RATE_THETA, **GHOST_TASK},
+         {"model": Obj(others=GHOST_MODELS), "theta": Array(shape=(9,), extreme=True),
+          "readout": Option(choices=ghost.rnn.READOUTS), "c": Real(low=0.0, open_low=True), "kappa_star": Real(),
+          "readout_params": Array(shape=(1,), optional=True), "n_delay": Count(), "n_active": Count(),
+          "x0": Real()}),
+    Spec("ghost.evaluate (linear readout)", ghost.evaluate,
+         lambda: {"model": RATE, "theta": RATE_THETA, "readout": "linear", "readout_params": np.zeros(4),
+                  **GHOST_TASK},
+         {"readout_params": Array(shape=(4,))}),
+    # c = 1: with c = 10 a theta of +-1e308 overflows c * n in the engine's linear form of LatentReadout, which
+    # pn.train itself reports as "readout_params contains NaN or inf" (bptt, not ghost.rnn)
+    Spec("ghost.train_delayed_activation", ghost.train_delayed_activation,
+         lambda: {"model": RATE, "theta": RATE_THETA, "lr": 0.02, "n_epochs": 2, "c": 1.0, **GHOST_TASK},
+         {"model": Obj(others=GHOST_MODELS), "theta": Array(shape=(9,), extreme=True),
+          "lr": Real(low=0.0, open_low=True), "n_epochs": Count(), "readout": Option(choices=ghost.rnn.READOUTS),
+          "c": Real(low=0.0, open_low=True), "kappa_star": Real(), "train_c": Flag(), "n_delay": Count(),
+          "n_active": Count(), "x0": Real(), "snapshot_every": Count(), "seed": Seed(), "progress": Flag()},
+         flag=lambda r: r.attrs["status"] == "diverged"),
+    Spec("ghost.train_delayed_activation (train_c)", ghost.train_delayed_activation,
+         lambda: {"model": RATE, "theta": RATE_THETA, "lr": 0.02, "n_epochs": 2, "train_c": True,
+                  "readout_params": [10.0], **GHOST_TASK},
+         {"readout_params": Array(shape=(1,), optional=True)}),
+    Spec("ghost.train_delayed_activation (linear readout)", ghost.train_delayed_activation,
+         lambda: {"model": RATE, "theta": RATE_THETA, "lr": 0.02, "n_epochs": 2, "readout": "linear",
+                  "readout_params": np.zeros(4), **GHOST_TASK},
+         {"readout_params": Array(shape=(4,), optional=True)}),
+    Spec("ghost.learned_at_some_point", ghost.learned_at_some_point, lambda: {"history": GHOST_HISTORY},
+         {"history": Obj(others=(xr.Dataset(), RATE_HISTORY, GHOST_HISTORY.isel(epoch=slice(0, 0)))),
+          "above": Real(low=0.0, high=1.0, open_high=True)}),
+    Spec("ghost.in_no_learning_zone", ghost.in_no_learning_zone, lambda: {"history": GHOST_HISTORY, "last": 2},
+         {"history": Obj(others=(xr.Dataset(), RATE_HISTORY, GHOST_HISTORY.isel(epoch=slice(0, 0)))),
+          "last": Count(maximum=2), "max_accuracy": Real(low=0.0, high=1.0)}),
+    Spec("ghost.epochs_to_learn", ghost.epochs_to_learn, lambda: {"history": GHOST_HISTORY},
+         {"history": Obj(others=(xr.Dataset(), RATE_HISTORY, GHOST_HISTORY.isel(epoch=slice(0, 0)))),
+          "threshold": Real(low=0.0, open_low=True)}),
+    Spec("ghost.lower_confidence", ghost.lower_confidence,
+         lambda: {"model": RATE, "theta": RATE_THETA, "c_values": [0.1, 1.0], "n_epochs": 2, **GHOST_TASK},
+         {"model": Obj(others=GHOST_MODELS), "theta": Array(shape=(9,)),
+          "c_values": Array(shape=(2,), optional=True, free_last=True), "n_epochs": Count(),
+          "lr": Real(low=0.0, open_low=True), "kappa_star": Real(), "c_eval": Real(low=0.0, open_low=True),
+          "n_delay": Count(), "n_active": Count(), "x0": Real()}),
     # -- sweeps ----------------------------------------------------------------------------------
     Spec("sweep", sweep.sweep,
          lambda: {"fn": _square, "grid": {"x": [1.0, 2.0]}, "backend": "serial", "progress": False},

@@ -65,7 +65,11 @@ training accuracy
     stays 1) scores exactly 0.5.  Recorded every epoch, at the parameters the
     epoch's loss is computed with (:func:`train_delayed_activation`).
 learned at some point
-    The training accuracy reached 1 in some epoch (:func:`learned_at_some_point`).
+    The training accuracy rose above 0.5, the no-learning zone's bound, in
+    some epoch (:func:`learned_at_some_point`): the network left the
+    baseline.  This reading of the paper's "learned the task at some point"
+    reproduces its count, 74 of 100 networks (docs/ghost_rnn.md); reaching
+    accuracy 1 is rarer (``first_epoch_accuracy_1``).
 no-learning zone
     A training accuracy of at most 0.5 in each of the last 50 epochs
     (:func:`in_no_learning_zone`; the paper's Fig. 4).
@@ -246,7 +250,11 @@ class _Setup:
         """Validated readout parameters (None: the readout's initial ones)."""
         ro = self.readout
         if self.kind == "latent":
-            return ro.check_params(readout_params, "readout_params")
+            p = ro.check_params(readout_params, "readout_params")
+            if p.size and not p[0] > 0.0:
+                raise ValueError(f"readout_params must be [c] with the confidence c > 0 (the accuracy is the sign of "
+                                 f"c (kappa - kappa*)); got c = {p[0]}")
+            return p
         if readout_params is None:
             return ro.init(self.model.n_units, seed)
         p = V.as_float_array(readout_params, "readout_params")
@@ -413,7 +421,8 @@ def train_delayed_activation(
         and ``final_accuracy``, ``final_loss_authors`` after the last update.
         Attributes ``lr_authors`` (:math:`\alpha`), ``loss_scale``
         (:math:`s`), ``n_delay``, ``n_active``, ``x0``, ``readout``, ``c``,
-        ``kappa_star``, ``train_c``, ``learned_at_some_point``,
+        ``kappa_star``, ``train_c``, ``learned_at_some_point`` (accuracy above
+        0.5 in some epoch), ``first_epoch_accuracy_1`` (-1 if never),
         ``in_no_learning_zone`` (last 50 epochs) and ``epochs_to_learn``
         (first epoch with :math:`\mathcal L_A < 10^{-2}`, -1 if none).
     """
@@ -423,8 +432,8 @@ def train_delayed_activation(
     n_epochs = V.positive_int(n_epochs, "n_epochs")
     snapshot_every = V.positive_int(snapshot_every, "snapshot_every")
     progress = V.flag(progress, "progress")
-    V.seed_sequence(seed, "seed")  # checked here: a Generator is advanced by train, once
-    ro0 = setup.readout_params(readout_params, seed if not isinstance(seed, np.random.Generator) else 0)
+    V.seed_sequence(seed, "seed")
+    ro0 = setup.readout_params(readout_params, seed)  # a Generator is advanced here, then by train
 
     # accuracy and loss at the parameters before each update: the initial ones here, then the ones the
     # callback sees after epoch e (those of epoch e + 1).  The callback records nothing in the history
@@ -469,7 +478,9 @@ def _add_records(ds: xr.Dataset, setup: _Setup, lr: float, scores: list, confide
                                                                      "last update"})
     ds.attrs.update({"lr_authors": lr, "loss_scale": s, **{k: (int(v) if isinstance(v, bool) else v)
                                                             for k, v in setup.describe().items()}})
+    perfect = np.flatnonzero(acc >= 1.0)
     ds.attrs.update({"learned_at_some_point": int(learned_at_some_point(ds)),
+                     "first_epoch_accuracy_1": int(perfect[0]) if perfect.size else -1,
                      "in_no_learning_zone": int(in_no_learning_zone(ds, last=min(50, n))),
                      "epochs_to_learn": epochs_to_learn(ds)})
     return ds
@@ -493,28 +504,35 @@ def _threshold(x, name: str, low: float = 0.0, high: float | None = None) -> flo
     return V.finite_float(x, name, low=low, high=high)
 
 
-def learned_at_some_point(history: xr.Dataset, *, min_accuracy: float = 1.0) -> bool:
-    r"""Whether the training accuracy reached ``min_accuracy`` in some epoch (or after the last update).
+def learned_at_some_point(history: xr.Dataset, *, above: float = 0.5) -> bool:
+    r"""Whether the training accuracy rose above ``above`` in some epoch (or after the last update).
 
-    .. math:: \max_e \mathrm{acc}_e \ge \mathrm{min\_accuracy}
+    .. math:: \max_e \mathrm{acc}_e > \mathrm{above}
+
+    The default 0.5 is the no-learning zone's bound (:func:`in_no_learning_zone`),
+    so a network has learned at some point exactly when some epoch was outside
+    the zone: the paper's Fig. 4 count (module docstring).  With 40 steps the
+    accuracy moves in steps of 1/40, so ``above=0.97`` asks for every step right.
 
     Parameters
     ----------
     history : xarray.Dataset
         From :func:`train_delayed_activation` (``accuracy``, ``final_accuracy``).
-    min_accuracy : float
-        In (0, 1]; 1 (default): every step on the right side of 1/2.
+    above : float
+        In [0, 1).
 
     Returns
     -------
     bool
     """
     h = _history(history, "accuracy")
-    min_accuracy = V.finite_float(min_accuracy, "min_accuracy", low=0.0, high=1.0, open_low=True)
+    above = V.finite_float(above, "above", low=0.0, high=1.0)
+    if above >= 1.0:
+        raise ValueError("above must be < 1: no accuracy exceeds 1 (for every step right use e.g. above=0.99)")
     acc = h["accuracy"].values
     if "final_accuracy" in h:
         acc = np.append(acc, float(h["final_accuracy"]))
-    return bool(np.nanmax(acc) >= min_accuracy) if np.any(np.isfinite(acc)) else False
+    return bool(np.nanmax(acc) > above) if np.any(np.isfinite(acc)) else False
 
 
 def in_no_learning_zone(history: xr.Dataset, *, last: int = 50, max_accuracy: float = 0.5) -> bool:
@@ -627,6 +645,7 @@ def lower_confidence(
         ``loss`` (authors') curves.  Scalars ``initial_accuracy`` and
         ``initial_loss_at_c_eval``.
     """
+    c_eval = V.finite_float(c_eval, "c_eval", low=0.0, open_low=True)  # named here: _Setup would call it "c"
     base = _Setup(model, "latent", c_eval, kappa_star, False, n_delay, n_active, x0)
     theta = model.check_theta(theta, "theta")
     if c_values is None:
