@@ -252,7 +252,7 @@ def test_accuracy_per_epoch_is_evaluate_after_that_many_updates(kind):
     np.testing.assert_array_equal(h["theta_snapshots"].values[-1], h["theta"].values)
     acc = h["accuracy"].values
     if kind == "linear":
-        ro0 = pn.LinearReadout(1).init(model.n_units, 3)  # the readout drawn from seed
+        ro0 = pn.LinearReadout(1).init(model.n_units, np.random.default_rng(np.random.SeedSequence(3).spawn(1)[0]))
         first = rnn.evaluate(model, theta0, readout="linear", readout_params=ro0)
     else:
         first = rnn.evaluate(model, theta0, **LATENT)
@@ -462,3 +462,16 @@ def test_trained_confidence_must_be_positive_and_a_generator_seeds_the_linear_re
                                          seed=np.random.default_rng(s)) for s in (5, 5, 6)]
     first = [h["readout_snapshots"].values[0] for h in runs]
     assert np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[2])
+
+
+def test_linear_readout_is_drawn_independently_of_the_network():
+    """model.init(seed) and the readout share a seed argument but not a stream (else w_out = m for rank one)."""
+    model = RateRNN(20, rank=1)
+    theta = model.init(3)
+    h = rnn.train_delayed_activation(model, theta, lr=0.02, n_epochs=1, readout="linear", seed=3)
+    w_out = h["readout_snapshots"].values[0][:20]
+    m = model.unpack(theta)["m"][:, 0]
+    assert abs(np.corrcoef(w_out, m)[0, 1]) < 0.9
+    again = rnn.train_delayed_activation(model, theta, lr=0.02, n_epochs=1, readout="linear",
+                                         seed=int(h.attrs["seeds"]))
+    assert np.array_equal(again["readout_snapshots"].values, h["readout_snapshots"].values)

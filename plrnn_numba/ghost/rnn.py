@@ -392,7 +392,9 @@ def train_delayed_activation(
     readout_params : array, optional
         Initial readout parameters: ``[c]`` with ``train_c``; ``w_out`` (N)
         then ``b_out`` for the linear readout (default: drawn by
-        ``LinearReadout.init`` from ``seed``, :math:`w \sim \mathcal N(0, 1/N)`, ``b_out = 0``).
+        ``LinearReadout.init``, :math:`w \sim \mathcal N(0, 1/N)`, ``b_out = 0``, from
+        a child stream of ``seed``, ``SeedSequence(seed).spawn(1)[0]``: independent of
+        ``model.init(seed)``, which draws from ``seed`` itself).
     n_delay, n_active : int
         Steps with target 0, then 1 (the paper: 20 and 20).
     x0 : float
@@ -401,7 +403,8 @@ def train_delayed_activation(
         Keep the parameters every this many epochs (and after the last one),
         e.g. for :func:`plrnn_numba.ghost.latent_objects_along_training`.
     seed : int, None or numpy.random.Generator
-        Seeds the linear readout's initialisation (the trial is deterministic).
+        Seeds the linear readout's initialisation (the trial is deterministic);
+        the history's ``seeds`` attribute repeats it.
     progress : bool
         Show a progress bar.
 
@@ -432,8 +435,10 @@ def train_delayed_activation(
     n_epochs = V.positive_int(n_epochs, "n_epochs")
     snapshot_every = V.positive_int(snapshot_every, "snapshot_every")
     progress = V.flag(progress, "progress")
-    V.seed_sequence(seed, "seed")
-    ro0 = setup.readout_params(readout_params, seed)  # a Generator is advanced here, then by train
+    ss = V.seed_sequence(seed, "seed")
+    # the readout draws from a child stream: model.init(seed) draws m and n from default_rng(seed), and
+    # that same stream here would make w_out the first N entries of m (for rank one, w_out = m exactly)
+    ro0 = setup.readout_params(readout_params, np.random.default_rng(ss.spawn(1)[0]))
 
     # accuracy and loss at the parameters before each update: the initial ones here, then the ones the
     # callback sees after epoch e (those of epoch e + 1).  The callback records nothing in the history
@@ -449,7 +454,7 @@ def train_delayed_activation(
     ds = train(model, theta, setup.batch, n_epochs=n_epochs, optimizer=SGD(lr=package_lr(
         lr, n_delay=setup.n_delay, n_active=setup.n_active)), readout=setup.readout,
         readout_params=ro0 if ro0.size else None, loss="sigmoid_mse", snapshot_every=snapshot_every,
-        callback=record, seed=seed, progress=progress)
+        callback=record, seed=int(ss.entropy), progress=progress)
     return _add_records(ds, setup, lr, scores, confidences)
 
 
