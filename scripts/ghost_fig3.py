@@ -24,8 +24,8 @@ start, (ii) the transition (the first snapshot whose loss is below half its
 plateau or whose fixed-point count has changed), (iii) the end.  Writes
 ``<out>`` (netCDF over panel x seed) and ``<out>.png``.
 
-    python scripts/ghost_fig3.py              # quick: seed 4, A 30,000 and B 6000 epochs, ~15 s
-    python scripts/ghost_fig3.py --full       # seeds 0-7, A 60,000 epochs, denser snapshots, ~2 min on 2 cores
+    python scripts/ghost_fig3.py              # quick: seed 4, A 30,000 and B 6000 epochs, ~12 s
+    python scripts/ghost_fig3.py --full       # seeds 4-11, A 60,000 epochs, denser snapshots, ~1 min on 2 cores
     python scripts/ghost_fig3.py --seed 2 --seeds 1   # another network
 
 Seed 4 is the first network of seeds 0-7 (all measured) that shows both

@@ -21,8 +21,8 @@ learned the task at some point, whereas 54 of them entered the no-learning
 zone" (the 54 are among the 74), and the share of those that lowering c
 recovers (accuracy above 0.5) or makes relearn (accuracy 1).
 
-    python scripts/ghost_fig4.py              # quick: 20 networks, ~20 s on 2 cores
-    python scripts/ghost_fig4.py --full       # the paper's 100 networks, ~75 s on 2 cores
+    python scripts/ghost_fig4.py              # quick: 20 networks, ~15 s on 2 cores
+    python scripts/ghost_fig4.py --full       # the paper's 100 networks, ~60 s on 2 cores
     python scripts/ghost_fig4.py --full --train-c     # also the variant with a trainable confidence
     python scripts/ghost_fig4.py --full --resume      # continue after Ctrl-C or a crash
 
@@ -176,7 +176,7 @@ def plot(ds: xr.Dataset, path) -> None:
     axes[1].set_xscale("log")
     axes[1].set_xlabel("lowered confidence c")
     axes[1].set_ylabel("training accuracy after the extra epochs")
-    axes[1].set_title("learned-then-stuck networks trained further at lowered c (mean $\\pm$ s.e.m.)", fontsize=9)
+    axes[1].set_title("learned, then stuck: 100 more epochs at lowered c (mean $\\pm$ s.e.m.)", fontsize=9)
     axes[1].legend(fontsize=8)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -18,7 +18,7 @@ never-learned marked; smallest and final loss; median loss curves), and
 prints a table per rank.
 
     python scripts/ghost_figS2.py              # quick: ranks 1, 3, 10, 30, 50, 100 x 5 seeds x 6000 epochs, ~30 s
-    python scripts/ghost_figS2.py --full       # all 9 ranks x 20 seeds x 6000 epochs, ~3 min on 2 cores
+    python scripts/ghost_figS2.py --full       # all 9 ranks x 20 seeds x 6000 epochs, ~130 s on 2 cores
     python scripts/ghost_figS2.py --ranks 1 100 --seeds 10 --epochs 3000
     python scripts/ghost_figS2.py --init w     # rank-independent scale of W (see below)
 
@@ -32,10 +32,11 @@ stronger recurrence, not only with more directions; ``--init w`` scales m
 and n by K^(-1/4) instead (``init(seed, scale=K**-0.25)``), so that W's
 entries have the rank-one variance 1/N^2 at every K (radius ~0.1 at every K),
 to tell the two apart.  Measured (full, 20 seeds): with the default init
-no network of rank <= 10 gets below 1e-2 in 6000 epochs, 2 of 20 at rank 30,
-16 of 20 at 50 and all at 100 (median 962 epochs); with ``--init w`` none of
-any rank does (median smallest loss 0.029-0.034 at every K), so the speed-up
-comes from the larger initial W rather than from the extra ranks alone.
+no network of rank <= 30 gets below 1e-2 in 6000 epochs, 13 of 20 at rank 50
+and all at 100 (median 698 epochs); with ``--init w`` none of any rank does
+(median smallest loss 0.029-0.034 at every K), so the speed-up comes mostly
+from the larger initial W rather than from the extra ranks alone
+(docs/ghost_rnn.md).
 
 Readout.  w_out ~ N(0, 1/N), b_out = 0 (``LinearReadout(1).init``), drawn by
 ``train_delayed_activation`` from a child stream of the seed, independent of
