@@ -71,14 +71,18 @@ def train_point(panel: str, seed: int, *, lr: dict, epochs: dict, snapshots: int
     h = rnn.train_delayed_activation(model, model.init(seed), lr=float(lr[panel]), n_epochs=n_epochs, c=c,
                                      snapshot_every=every)
     objects = pn.ghost.latent_objects_along_training(model, h, kappa_range=tuple(kappa_range), n_grid=n_grid)
+    # exactly `snapshots` of them (evenly spaced; repeated when the run is shorter), so that both panels'
+    # outputs have the same shape whatever their epochs
+    pick = np.linspace(0, objects.sizes["epoch"] - 1, snapshots).round().astype(np.int64)
+    objects = objects.isel(epoch=pick)
     snap_epoch = objects["epoch"].values.astype(np.int64)
-    thetas = h["theta_snapshots"].values
+    thetas = h["theta_snapshots"].values[pick]
     kappa0 = np.array([pn.ghost.low_rank_factors(model, th)[1][0] @ np.full(n_units, -0.3) for th in thetas])
     loss = h["loss_authors"].values
     at_snap = np.minimum(snap_epoch, loss.size - 1)
     n_fixed = objects["n_fixed_points"].values
     marks = [0, _transition(loss[at_snap], n_fixed), len(snap_epoch) - 1]
-    kept = np.unique(np.linspace(0, loss.size - 1, CURVE_POINTS).astype(np.int64))
+    kept = np.linspace(0, loss.size - 1, CURVE_POINTS).round().astype(np.int64)
     # the panels train for different numbers of epochs: the curves share a sample index, their epochs are data
     ce = {"sample": ("sample", np.arange(kept.size), {"units": "1", "long_name": "curve sample index"})}
     sn = {"snapshot": ("snapshot", np.arange(len(snap_epoch)), {"units": "1", "long_name": "snapshot index"})}

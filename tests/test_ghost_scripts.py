@@ -1,0 +1,56 @@
+"""The rate-RNN reproduction scripts of the ghost-mechanism paper run (small sizes; the real runs are in
+docs/ghost_rnn.md)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from plrnn_numba import io
+
+SCRIPTS = str(Path(__file__).resolve().parents[1] / "scripts")
+
+
+def _script(name):
+    sys.path.insert(0, SCRIPTS)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(SCRIPTS)
+
+
+def _run(name, tmp_path, *argv):
+    out = tmp_path / f"{name}.nc"
+    assert _script(name).main([*argv, "--backend", "serial", "--no-progress", "--out", str(out)]) == 0
+    assert out.with_suffix(".png").exists()
+    ds = io.open(out)
+    assert np.all(ds["error"] == "") and f"{name}.py" in ds.attrs["script"]
+    return ds
+
+
+def test_fig4_counts_a_learned_then_stuck_network_that_a_lowered_confidence_frees(tmp_path):
+    # seed 13 reaches accuracy 1 at epoch 3617 and is stuck by epoch 4000 (docs/ghost_rnn.md); c = 1 frees it
+    ds = _run("ghost_fig4", tmp_path, "--seed", "13", "--seeds", "1", "--epochs", "4000", "--c-range", "0", "0", "1")
+    point = ds.isel(lr=0, train_c=0, seed=0)
+    assert int(point["learned_at_some_point"]) == 1 and int(point["stuck"]) == 1
+    assert int(point["first_epoch_learned"]) == 3617
+    assert float(point["accuracy_after_lowering"].sel(c_lowered=1.0)) == 1.0
+    row = _script("ghost_fig4").summary(ds)[0]
+    assert (row["learned_at_some_point"], row["learned_then_stuck"], row["recovered_at_best_c"]) == (1, 1, 1.0)
+
+
+def test_fig3_records_the_latent_circuit_along_training(tmp_path):
+    ds = _run("ghost_fig3", tmp_path, "--seeds", "1", "--epochs", "200", "100", "--snapshots", "4", "--n-units", "20")
+    assert ds["flow"].dims == ("panel", "seed", "mark", "kappa_grid")
+    assert np.all(ds["n_fixed_points"] >= 1)  # the latent flow -kappa + O(1) always crosses zero
+    np.testing.assert_array_equal(ds["mark_epoch"].sel(panel="A").values[0, [0, -1]], [0, 199])
+
+
+def test_figS1_and_figS2_run(tmp_path):
+    s1 = _run("ghost_figS1", tmp_path, "--lr-range", "-2", "-1", "2", "--seeds", "1", "--epochs", "100")
+    assert s1["stuck"].dims == ("lr", "seed") and np.all(s1["stuck"] == 1)  # 100 epochs leave no plateau
+    s2 = _run("ghost_figS2", tmp_path, "--ranks", "1", "2", "--seeds", "1", "--epochs", "100")
+    assert s2["epochs_to_learn"].dims == ("rank", "seed") and np.all(s2["initial_radius"] > 0)
