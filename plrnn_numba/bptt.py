@@ -394,7 +394,10 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
         ro = V.as_float_array(readout_params, "readout_params")
         if ro.shape != (readout.n_params(M),):
             raise ValueError(f"readout_params must have shape ({readout.n_params(M)},); got {ro.shape}")
-        V.check_finite(ro, "readout_params")
+        if tie is None:
+            V.check_finite(ro, "readout_params")
+        # else: c v and -c kappa* come from a finite theta and checked c; an overflow there is a diverged
+        # model (a non-finite loss, flagged by the caller), not a bad readout_params argument
     else:
         if readout_params is not None and np.size(readout_params) != 0:
             raise ValueError(

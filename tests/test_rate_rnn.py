@@ -458,3 +458,15 @@ def test_pack_and_readout_errors_name_the_argument():
         pn.loss_and_grad(low, low.init(0), b_low, readout=LatentReadout(), forcing=pn.GTF(0.5))
     with pytest.raises(TypeError, match="readout must be"):
         pn.loss_and_grad(low, low.init(0), b_low, readout="latent")
+
+
+def test_latent_readout_overflow_is_a_diverged_run_not_a_bad_argument():
+    """c v overflows for a huge but finite theta: the loss saturates, the gradient is non-finite, train flags it."""
+    model = RateRNN(3, rank=1)
+    theta = np.full(model.n_params, 1e308)
+    batch = pn.tasks.delayed_activation(3, n_delay=2, n_active=2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = pn.loss_and_grad(model, theta, batch, readout=LatentReadout(c=10.0), loss="sigmoid_mse")
+        assert not np.all(np.isfinite(res.grad))
+        h = pn.train(model, theta, batch, n_epochs=2, readout=LatentReadout(c=10.0), loss="sigmoid_mse")
+    assert h.attrs["status"] == "diverged"
