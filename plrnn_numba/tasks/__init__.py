@@ -8,12 +8,17 @@
 * :func:`delayed_activation` -- the delayed-activation task of the
   ghost-mechanism paper (Dinc et al., "A ghost mechanism: an analytical model
   of abrupt learning"): output 0 for a delay, then 1, from a fixed initial state;
+* :func:`sine_wave`, :func:`symbol_classification` and :func:`class_accuracy`
+  -- the tasks of the attractors-and-smoothness paper (Ribeiro et al. (2020),
+  "Beyond exploding and vanishing gradients: analysing RNN training using
+  attractors and smoothness");
 * :func:`accuracy` -- bit accuracy of readout logits on the defined steps;
 * :func:`task_batch_source` -- a ``(rng, epoch) -> Batch`` callable drawing a
   fresh batch per epoch, for :func:`plrnn_numba.train`.
 """
 
 from .activation import delayed_activation
+from .attractors import ENCODINGS, SYMBOLS, class_accuracy, sine_wave, symbol_classification
 from .delayed import (
     TASKS,
     TaskBatchSource,
@@ -27,14 +32,19 @@ from .delayed import (
 )
 
 __all__ = [
+    "ENCODINGS",
+    "SYMBOLS",
     "TASKS",
     "TaskBatchSource",
     "accuracy",
     "batch_from_dataset",
+    "class_accuracy",
     "delayed_activation",
     "delayed_copy",
     "delayed_spatial_xor",
     "delayed_temporal_xor",
     "make_task",
+    "sine_wave",
+    "symbol_classification",
     "task_batch_source",
 ]
