@@ -6,7 +6,7 @@ flossing uses them too) and are re-exported here.
 
 from ..optim import SGD, Adam, AdamW, clip_by_global_norm, global_norm
 from .history import History
-from .hooks import HookState
+from .hooks import HookState, Projection
 from .sampling import SubsequenceSampler
 from .schedules import ConstantLR, MultiStepLR, StepLR
 from .trainer import TrainState, train
@@ -19,6 +19,7 @@ __all__ = [
     "global_norm",
     "History",
     "HookState",
+    "Projection",
     "SubsequenceSampler",
     "ConstantLR",
     "StepLR",

@@ -11,6 +11,14 @@ A hook is any object with one or more of these optional methods:
     parameters being trained: what a hook changes in place is what the epoch
     trains on (gradient-flossing episodes do this:
     :class:`plrnn_numba.dynamics.flossing.FlossingEpisodes`).
+``after_step(state)``
+    After every optimiser step that was taken (a step from a non-finite
+    gradient, or one undone because it made a parameter non-finite, is not
+    followed by it).  ``state.theta`` is the writeable view of the updated
+    parameters: a hook that changes it in place *projects* them onto a
+    constraint set, i.e. projected gradient descent.  :class:`Projection`
+    wraps a function into such a hook (the stable LSTM's norm constraint
+    is one).
 ``add_to_history(ds)``
     Whenever the history Dataset is built (at checkpoints and at the end):
     return ``ds`` with the hook's own variables, coordinates and attributes
@@ -31,7 +39,7 @@ import numpy as np
 from ..models.base import Model
 
 #: the methods a hook may have (each optional)
-HOOK_METHODS = ("start", "before_epoch", "add_to_history")
+HOOK_METHODS = ("start", "before_epoch", "after_step", "add_to_history")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ class Hooks:
         self._rngs = [np.random.default_rng(s) for s in seed_sequence.spawn(len(self.hooks))]
 
     def call(self, method: str, epoch: int, theta: np.ndarray) -> None:
-        """Call ``method`` (``"start"`` or ``"before_epoch"``) of every hook that has it."""
+        """Call ``method`` (``"start"``, ``"before_epoch"`` or ``"after_step"``) of every hook that has it."""
         for hook, rng in zip(self.hooks, self._rngs):
             fn = getattr(hook, method, None)
             if fn is not None:
@@ -110,3 +118,62 @@ def _as_hooks(hooks) -> tuple:
                 f"(e.g. plrnn_numba.dynamics.flossing.FlossingEpisodes); got {type(h).__name__}"
             )
     return hooks
+
+
+class Projection:
+    r"""A hook that maps the parameters onto a constraint set after every optimiser step.
+
+    .. math::
+
+        \theta \leftarrow \Pi(\theta) \quad \text{after each step }
+        \theta \leftarrow \theta - \mathrm{lr}\,\mathrm{step}(g)
+
+    Parameters
+    ----------
+    project : callable
+        ``project(theta, model)``: changes ``theta`` (a writeable 1-D view of
+        the model parameters) in place, or returns the projected vector (same
+        shape), which is copied into it.
+    at_start : bool
+        Also project the initial parameters, before the first epoch (default
+        True: the run then stays on the constraint set throughout).
+    name : str, optional
+        For the provenance record (default: the function's name).
+
+    Notes
+    -----
+    Only the model parameters are projected; the optimiser's state (Adam's
+    moments) is left as it is, as in the usual projected gradient descent.
+    Projection is not part of the gradient: gradient checks of a constrained
+    model are run without it.
+    """
+
+    def __init__(self, project, *, at_start: bool = True, name: str | None = None):
+        if not callable(project):
+            raise TypeError(f"project must be callable as project(theta, model); got {type(project).__name__}")
+        if not isinstance(at_start, (bool, np.bool_)):
+            raise TypeError(f"at_start must be True or False; got {type(at_start).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None; got {type(name).__name__}")
+        self.project = project
+        self.at_start = bool(at_start)
+        self.name = name or getattr(project, "__qualname__", type(project).__name__)
+
+    def _apply(self, state: HookState) -> None:
+        out = self.project(state.theta, state.model)
+        if out is not None:
+            out = np.asarray(out, dtype=float)
+            if out.shape != state.theta.shape:
+                raise ValueError(f"the projection {self.name} returned shape {out.shape}; expected the parameters' "
+                                 f"{state.theta.shape} (or change theta in place and return None)")
+            state.theta[:] = out
+
+    def start(self, state: HookState) -> None:
+        if self.at_start:
+            self._apply(state)
+
+    def after_step(self, state: HookState) -> None:
+        self._apply(state)
+
+    def describe(self) -> dict:
+        return {"hook": "Projection", "project": self.name, "at_start": self.at_start}

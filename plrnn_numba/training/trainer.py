@@ -154,10 +154,12 @@ def train(
         returns anything else stops the run with status ``failed`` (and a
         warning), returning the epochs finished so far.
     hooks : hook or sequence of hooks, optional
-        Objects with optional ``start(state)``, ``before_epoch(state)`` and
-        ``add_to_history(ds)`` methods (:mod:`plrnn_numba.training.hooks`),
-        e.g. gradient-flossing episodes
-        (:class:`plrnn_numba.dynamics.flossing.FlossingEpisodes`).
+        Objects with optional ``start(state)``, ``before_epoch(state)``,
+        ``after_step(state)`` and ``add_to_history(ds)`` methods
+        (:mod:`plrnn_numba.training.hooks`), e.g. gradient-flossing episodes
+        (:class:`plrnn_numba.dynamics.flossing.FlossingEpisodes`) or a
+        constraint applied after every optimiser step
+        (:class:`plrnn_numba.training.Projection`).
     on_nonfinite : {"stop", "skip"}
         On a NaN/inf loss, gradient or updated parameter: stop the run, or skip
         the step (at most ``max_skips`` consecutive epochs of only skipped
@@ -249,6 +251,8 @@ def train(
                     if policy.stop:
                         break
                     skipped += 1
+                else:
+                    run_hooks.call("after_step", epoch, params.theta)
             history.record_epoch(
                 loss=loss_sum / batches_per_epoch, grad_norm=norm_sum / batches_per_epoch, lr=lr,
                 alpha=epoch_forcing.alpha if isinstance(epoch_forcing, GTF) else np.nan,
