@@ -8,7 +8,7 @@ from . import cli, config, dynamics, ghost, interop, io, optim, sweep, tasks
 from ._version import __version__
 from .bptt import Batch, LossGrad, loss_and_grad, predict
 from .forcing import GTF, ConstantAlpha, ExponentialAlpha, FreeRunning, LinearAlpha, SparseTF, Theorem3Alpha
-from .models import ALRNN, PLRNN, Model, RateRNN, ShallowPLRNN, VanillaRNN
+from .models import ALRNN, LSTM, PLRNN, Model, OrthogonalRNN, RateRNN, ShallowPLRNN, VanillaRNN
 from .readouts import IdentityReadout, LatentReadout, LinearReadout
 from .simulate import simulate
 from .training import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler, train
@@ -16,7 +16,8 @@ from .training import SGD, Adam, AdamW, MultiStepLR, StepLR, SubsequenceSampler,
 __all__ = [
     "__version__", "Batch", "LossGrad", "loss_and_grad", "predict", "simulate",
     "GTF", "SparseTF", "FreeRunning", "ConstantAlpha", "LinearAlpha", "ExponentialAlpha", "Theorem3Alpha",
-    "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "ALRNN", "RateRNN", "IdentityReadout", "LinearReadout",
+    "Model", "PLRNN", "ShallowPLRNN", "VanillaRNN", "ALRNN", "RateRNN", "LSTM", "OrthogonalRNN",
+    "IdentityReadout", "LinearReadout",
     "LatentReadout",
     "SGD", "Adam", "AdamW", "StepLR", "MultiStepLR", "SubsequenceSampler", "train", "io",
     "config",

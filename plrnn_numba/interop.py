@@ -1,4 +1,4 @@
-r"""Import single-layer PyTorch RNNs (and export them back), with the change of coordinates.
+r"""Import single-layer PyTorch RNNs and LSTMs (and export RNNs back), with the change of coordinates.
 
 PyTorch is an optional dependency (``pip install plrnn_numba[torch]``); it is
 imported inside the functions that need it, so the package imports without it.
@@ -53,6 +53,15 @@ Moving between the coordinates
 Then the package's run from :math:`z_0` with inputs :math:`x_1, \dots, x_T` gives
 :math:`z_1, \dots, z_T`, and :math:`\phi(z_t)` is torch's output :math:`h_t`.
 
+LSTMs
+-----
+A single-layer ``torch.nn.LSTM`` (or ``nn.LSTMCell``) imports as
+:class:`plrnn_numba.LSTM` with the same parameters (``weight_ih``,
+``weight_hh``, ``bias_ih``, ``bias_hh``, gate order i, f, g, o) and the same
+coordinates: the package state is ``z = (h, c)``, torch's hidden and cell
+states concatenated, so ``z_0 = (h_0[0], c_0[0])`` with inputs
+:math:`x_1, \dots, x_T` gives ``z_t = (h_t, c_t)``; no change of coordinates.
+
 Fixed points and cycles
 -----------------------
 With a constant input :math:`s` the two maps are
@@ -87,6 +96,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _validate as V
+from .models.lstm import LSTM
 from .models.vanilla import VanillaRNN
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -144,30 +154,37 @@ def _phi(model: VanillaRNN, z: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- modules
-def from_torch(module: torch.nn.Module) -> tuple[VanillaRNN, np.ndarray]:
-    r"""The package model and parameters with the dynamics of a single-layer torch RNN.
+def from_torch(module: torch.nn.Module) -> tuple[VanillaRNN | LSTM, np.ndarray]:
+    r"""The package model and parameters with the dynamics of a single-layer torch RNN or LSTM.
 
     Parameters
     ----------
-    module : torch.nn.RNN or torch.nn.RNNCell
+    module : torch.nn.RNN, torch.nn.RNNCell, torch.nn.LSTM or torch.nn.LSTMCell
         ``nn.RNN`` with ``num_layers=1``, ``bidirectional=False``, nonlinearity
         ``"tanh"`` or ``"relu"``, with or without biases, any ``batch_first``
-        (it only orders the input and output axes); or an ``nn.RNNCell``.
+        (it only orders the input and output axes); or an ``nn.RNNCell``; or an
+        ``nn.LSTM`` with ``num_layers=1``, ``bidirectional=False``,
+        ``proj_size=0`` (any ``batch_first``, with or without biases; dropout
+        acts only between layers and is irrelevant), or an ``nn.LSTMCell``.
         Parameters of any dtype or device are copied as float64.
 
     Returns
     -------
-    model : VanillaRNN
-        ``VanillaRNN(n_hidden=hidden_size, n_inputs=input_size, nonlinearity)``.
-    theta : (N*N + N*K + N,) float64 array
-        ``W = weight_hh``, ``V = weight_ih``, ``b = bias_ih + bias_hh`` (zero
-        without biases).
+    model : VanillaRNN or LSTM
+        ``VanillaRNN(n_hidden=hidden_size, n_inputs=input_size, nonlinearity)``
+        for an RNN; ``LSTM(n_hidden=hidden_size, n_inputs=input_size, bias)``
+        for an LSTM.
+    theta : float64 array
+        RNN: ``W = weight_hh``, ``V = weight_ih``, ``b = bias_ih + bias_hh``
+        (zero without biases).  LSTM: torch's parameters in its order,
+        ``weight_ih | weight_hh | bias_ih | bias_hh``; the states are the same,
+        ``z = (h, c)``.
 
     Raises
     ------
     TypeError
         If ``module`` is not a torch module, or is another recurrent layer
-        (LSTM, GRU) or any other module.
+        (GRU) or any other module.
     ValueError
         For ``num_layers != 1``, ``bidirectional=True``, ``proj_size > 0``, an
         unknown nonlinearity or non-finite parameters.
@@ -193,6 +210,8 @@ def from_torch(module: torch.nn.Module) -> tuple[VanillaRNN, np.ndarray]:
     nn = torch.nn
     if not isinstance(module, nn.Module):
         raise TypeError(f"from_torch expects a torch.nn.RNN or torch.nn.RNNCell module; got {type(module).__name__}")
+    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
+        return _lstm_from_torch(module)
     if isinstance(module, nn.RNN):
         if module.num_layers != 1:
             raise ValueError(
@@ -211,8 +230,8 @@ def from_torch(module: torch.nn.Module) -> tuple[VanillaRNN, np.ndarray]:
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     elif isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
         raise TypeError(
-            f"from_torch imports vanilla RNNs (torch.nn.RNN, torch.nn.RNNCell); got {type(module).__name__}, "
-            "whose gated update is not h_t = phi(W_ih x_t + W_hh h_{t-1} + b)"
+            f"from_torch imports vanilla RNNs (torch.nn.RNN, torch.nn.RNNCell) and LSTMs (torch.nn.LSTM, "
+            f"torch.nn.LSTMCell); got {type(module).__name__}, which has no model in plrnn_numba"
         )
     else:
         raise TypeError(f"from_torch expects a torch.nn.RNN or torch.nn.RNNCell module; got {type(module).__name__}")
@@ -233,6 +252,40 @@ def from_torch(module: torch.nn.Module) -> tuple[VanillaRNN, np.ndarray]:
     # pack validates shapes and finiteness with messages naming W, V or b
     theta = model.pack(W=W_hh, V=W_ih, b=b)
     return model, theta
+
+
+def _lstm_from_torch(module) -> tuple[LSTM, np.ndarray]:
+    """:func:`from_torch` for ``torch.nn.LSTM`` and ``torch.nn.LSTMCell``."""
+    torch = _import_torch()
+    if isinstance(module, torch.nn.LSTM):
+        if module.num_layers != 1:
+            raise ValueError(
+                f"from_torch imports single-layer LSTMs; got num_layers={module.num_layers} "
+                "(a stacked LSTM is not one LSTM map: import each layer as its own torch.nn.LSTM)"
+            )
+        if module.bidirectional:
+            raise ValueError(
+                "from_torch cannot import a bidirectional LSTM (bidirectional=True): its backward "
+                "direction runs over the sequence in reverse and is not one recurrent map"
+            )
+        if getattr(module, "proj_size", 0):
+            raise ValueError(
+                f"from_torch cannot import an LSTM with proj_size={module.proj_size} "
+                "(its hidden state is a projection of o * tanh(c); plrnn_numba.LSTM has proj_size=0)"
+            )
+        names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    else:
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    W_ih = _numpy64(getattr(module, names[0]))
+    W_hh = _numpy64(getattr(module, names[1]))
+    N, K = W_hh.shape[1], W_ih.shape[1]
+    has_bias = bool(module.bias)
+    model = LSTM(n_hidden=N, n_inputs=K, bias=has_bias)
+    params = {"weight_ih": W_ih, "weight_hh": W_hh}
+    if has_bias:
+        params.update(bias_ih=_numpy64(getattr(module, names[2])), bias_hh=_numpy64(getattr(module, names[3])))
+    # pack validates shapes and finiteness with messages naming the parameter
+    return model, model.pack(**params)
 
 
 def to_torch(

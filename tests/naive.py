@@ -26,6 +26,9 @@ those of the package documentation:
 * VanillaRNN: ``W (N*N) | V (N*K) | b (N)``
 * RateRNN: ``W (N*N) | V (N*K) | b (N)`` (full W), or
   ``m (N*R) | n (R*N) | V (N*K) | b (N)`` with ``W = m n`` (rank R)
+* LSTM: ``weight_ih (4N*K) | weight_hh (4N*N) | bias_ih (4N) | bias_hh (4N)``
+  (PyTorch's parameters, gate blocks in the order i, f, g, o; no biases with
+  ``bias=False``); the state is ``z = (h, c)``
 
 The rate RNN (Dinc et al., "A ghost mechanism: an analytical model of abrupt
 learning") is written from ``x' = (1 - a) x + a tanh(W x + V s + b)`` with the
@@ -38,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from plrnn_numba import GTF, PLRNN, FreeRunning, LinearReadout, ShallowPLRNN, SparseTF, VanillaRNN
-from plrnn_numba.models import RateRNN
+from plrnn_numba.models import LSTM, RateRNN
 from plrnn_numba.readouts import LatentReadout
 
 
@@ -102,6 +105,9 @@ def n_params(model):
     if isinstance(model, RateRNN):
         N, K, R = model.n_units, model.n_inputs, model.rank
         return (N * N if R is None else 2 * N * R) + N * K + N
+    if isinstance(model, LSTM):
+        N, K = model.n_hidden, model.n_inputs
+        return 4 * N * K + 4 * N * N + (8 * N if model.bias else 0)
     raise TypeError(f"no reference implementation for {type(model).__name__}")
 
 
@@ -177,6 +183,20 @@ def naive_params(model, theta):
         b = theta[o : o + N].copy()
         o += N
         out.update(W=W, V=V, b=b)
+    elif isinstance(model, LSTM):
+        # weight_ih (4N, K), weight_hh (4N, N), bias_ih, bias_hh (4N,) (zero without biases)
+        N, K = model.n_hidden, model.n_inputs
+        W_ih = theta[o : o + 4 * N * K].reshape(4 * N, K).copy()
+        o += 4 * N * K
+        W_hh = theta[o : o + 4 * N * N].reshape(4 * N, N).copy()
+        o += 4 * N * N
+        b_ih, b_hh = np.zeros(4 * N), np.zeros(4 * N)
+        if model.bias:
+            b_ih = theta[o : o + 4 * N].copy()
+            o += 4 * N
+            b_hh = theta[o : o + 4 * N].copy()
+            o += 4 * N
+        out = {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh}
     else:
         N, K = model.n_hidden, model.n_inputs
         W = theta[o : o + N * N].reshape(N, N).copy()
@@ -197,6 +217,37 @@ def _phi(model, x):
 
 def _dphi(model, x):
     return 1.0 - np.tanh(x) ** 2 if model.nonlinearity == "tanh" else step_fn(x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def _lstm_forward(model, p, z, s):
+    """Pre-activations, gates and the new cell state of one LSTM step (PyTorch's equations).
+
+    ``a = W_ih s + b_ih + W_hh h + b_hh`` split into ``(a_i, a_f, a_g, a_o)``;
+    ``i, f, o = sigmoid(a_i, a_f, a_o)``, ``g = tanh(a_g)``, ``c' = f c + i g``.
+    """
+    N = model.n_hidden
+    h, c = z[:N], z[N:]
+    a = p["W_ih"] @ s + p["b_ih"] + p["W_hh"] @ h + p["b_hh"]
+    i, f, g, o = _sigmoid(a[:N]), _sigmoid(a[N : 2 * N]), np.tanh(a[2 * N : 3 * N]), _sigmoid(a[3 * N :])
+    c_new = f * c + i * g
+    return a, i, f, g, o, c_new
+
+
+def _lstm_output_by_preactivation(model, p, z, s):
+    """``dz'/da`` (2N, 4N) of one LSTM step at fixed ``c``: the chain rule through the gates."""
+    N = model.n_hidden
+    _, i, f, g, o, c_new = _lstm_forward(model, p, z, s)
+    c = z[N:]
+    dc_da = np.hstack([np.diag(g * i * (1.0 - i)), np.diag(c * f * (1.0 - f)), np.diag(i * (1.0 - g**2)),
+                       np.zeros((N, N))])
+    tc = np.tanh(c_new)
+    dh_da = np.diag(o * (1.0 - tc**2)) @ dc_da
+    dh_da[:, 3 * N :] += np.diag(tc * o * (1.0 - o))
+    return np.vstack([dh_da, dc_da])
 
 
 # -- one step of the map and its Jacobians -------------------------------------------
@@ -232,6 +283,10 @@ def naive_step(model, theta, z, s=None):
     if isinstance(model, RateRNN):
         a = model.alpha
         return (1.0 - a) * z + a * np.tanh(p["W"] @ z + p["V"] @ s + p["b"])
+    if isinstance(model, LSTM):
+        # h' = o tanh(c'), c' = f c + i g
+        _, i, f, g, o, c_new = _lstm_forward(model, p, z, s)
+        return np.concatenate([o * np.tanh(c_new), c_new])
     return p["W"] @ _phi(model, z) + p["V"] @ s + p["b"]
 
 
@@ -271,6 +326,17 @@ def naive_state_jacobian(model, theta, z, s=None):
         s = np.zeros(model.n_inputs) if s is None else np.asarray(s, dtype=float)
         h = p["W"] @ z + p["V"] @ s + p["b"]
         return (1.0 - a) * np.eye(model.dim) + a * np.diag(1.0 - np.tanh(h) ** 2) @ p["W"]
+    if isinstance(model, LSTM):
+        # through the pre-activations (da/dh = W_hh) plus the direct paths of c:
+        # dc'/dc = diag(f), dh'/dc = diag(o (1 - tanh^2 c')) diag(f)
+        N = model.n_hidden
+        s = np.zeros(model.n_inputs) if s is None else np.asarray(s, dtype=float)
+        _, i, f, g, o, c_new = _lstm_forward(model, p, z, s)
+        J = np.zeros((2 * N, 2 * N))
+        J[:, :N] = _lstm_output_by_preactivation(model, p, z, s) @ p["W_hh"]
+        J[N:, N:] = np.diag(f)
+        J[:N, N:] = np.diag(o * (1.0 - np.tanh(c_new) ** 2) * f)
+        return J
     # W diag(phi'(z))
     return p["W"] @ np.diag(_dphi(model, z))
 
@@ -382,6 +448,24 @@ def naive_param_jacobian(model, theta, z, s=None):
         for i in range(M):  # dh_i/db_i = 1
             J[i, o + i] = d[i]
         o += M
+    elif isinstance(model, LSTM):
+        # dF/dtheta = dF/da da/dtheta, a = W_ih s + b_ih + W_hh h + b_hh
+        N = model.n_hidden
+        h = z[:N]
+        D = _lstm_output_by_preactivation(model, p, z, s)  # (2N, 4N)
+        for q in range(4 * N):  # da_q/dW_ih[q, k] = s_k
+            for k in range(K):
+                J[:, o + q * K + k] = D[:, q] * s[k]
+        o += 4 * N * K
+        for q in range(4 * N):  # da_q/dW_hh[q, j] = h_j
+            for j in range(N):
+                J[:, o + q * N + j] = D[:, q] * h[j]
+        o += 4 * N * N
+        if model.bias:
+            for _ in range(2):  # da_q/db_ih[q] = da_q/db_hh[q] = 1
+                for q in range(4 * N):
+                    J[:, o + q] = D[:, q]
+                o += 4 * N
     else:
         f = _phi(model, z)
         for i in range(M):  # dF_i/dW_ij = phi(z_j)
@@ -419,8 +503,8 @@ def naive_kink_arguments(model, theta, z):
     p = naive_params(model, theta)
     if isinstance(model, PLRNN):
         args = z
-    elif isinstance(model, RateRNN):
-        args = np.zeros(0)  # tanh units: no kinks
+    elif isinstance(model, (RateRNN, LSTM)):
+        args = np.zeros(0)  # tanh and sigmoid units: no kinks
     elif isinstance(model, ShallowPLRNN):
         args = p["W2"] @ z + p["h2"]
         if model.clipped:

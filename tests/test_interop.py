@@ -212,7 +212,9 @@ def test_to_torch_options_and_errors():
 @pytest.mark.parametrize(
     ("module", "error", "match"),
     [
-        (lambda: torch.nn.LSTM(2, 3), TypeError, "LSTM"),
+        (lambda: torch.nn.LSTM(2, 3, num_layers=2), ValueError, "num_layers=2"),
+        (lambda: torch.nn.LSTM(2, 3, bidirectional=True), ValueError, "bidirectional"),
+        (lambda: torch.nn.LSTM(2, 3, proj_size=2), ValueError, "proj_size=2"),
         (lambda: torch.nn.GRU(2, 3), TypeError, "GRU"),
         (lambda: torch.nn.GRUCell(2, 3), TypeError, "GRUCell"),
         (lambda: torch.nn.RNN(2, 3, num_layers=2), ValueError, "num_layers=2"),

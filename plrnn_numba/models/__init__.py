@@ -16,6 +16,8 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
+from .lstm import LSTM
+from .orthogonal import OrthogonalRNN
 from .piecewise import (
     NORMAL_FORM_KERNELS,
     PiecewiseLinear,
@@ -46,6 +48,8 @@ __all__ = [
     "ShallowPLRNN",
     "VanillaRNN",
     "RateRNN",
+    "LSTM",
+    "OrthogonalRNN",
     "step_kernel",
     "state_vjp_kernel",
     "param_vjp_kernel",

@@ -1,0 +1,608 @@
+r"""Long short-term memory network (one layer), with PyTorch's equations, gate order and parameters.
+
+For Ribeiro et al. (2020), "Beyond exploding and vanishing gradients:
+analysing RNN training using attractors and smoothness".  With N hidden units,
+K inputs ``u`` and the state ``z = (h, c)`` of size 2N (h first):
+
+.. math::
+
+    a &= W_{ih} u + b_{ih} + W_{hh} h + b_{hh} \in \mathbb{R}^{4N},
+    \qquad a = (a_i, a_f, a_g, a_o), \\
+    i &= \sigma(a_i), \quad f = \sigma(a_f), \quad g = \tanh(a_g), \quad o = \sigma(a_o), \\
+    c' &= f \odot c + i \odot g, \\
+    h' &= o \odot \tanh(c'),
+
+exactly ``torch.nn.LSTM`` (``num_layers=1``, ``proj_size=0``).  ``W_hh`` stacks
+the blocks ``W_hi, W_hf, W_hg, W_ho`` (each N x N) in PyTorch's gate order
+(i, f, g, o), and likewise ``W_ih`` and the biases.  The input of the step that
+produces ``z_t`` is ``u_t`` (the package's convention: ``simulate`` and
+``loss_and_grad`` feed ``s_1 .. s_T``, the input of step t producing ``z_t``,
+like torch's ``x_t`` producing ``h_t``).
+
+One-step Jacobian
+-----------------
+With ``sigma' = sigma (1 - sigma)``, ``tau = tanh(c')`` and the per-unit
+coefficients
+
+.. math::
+
+    \alpha_i = g\, \sigma'(a_i), \quad \alpha_f = c\, \sigma'(a_f), \quad
+    \alpha_g = i\, (1 - g^2), \quad \beta_o = \tau\, \sigma'(a_o), \quad
+    m = o\, (1 - \tau^2),
+
+the 2N x 2N Jacobian ``dz'/dz`` has the blocks
+
+.. math::
+
+    \frac{\partial c'}{\partial h} &= D_{\alpha_i} W_{hi} + D_{\alpha_f} W_{hf} + D_{\alpha_g} W_{hg}, \qquad
+    \frac{\partial c'}{\partial c} = D_f, \\
+    \frac{\partial h'}{\partial h} &= D_m \frac{\partial c'}{\partial h} + D_{\beta_o} W_{ho}, \qquad
+    \frac{\partial h'}{\partial c} = D_m D_f,
+
+(``D_x = diag(x)``), ordered ``[[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]]``.
+
+Backward pass (the state VJP): with ``(gh, gc)`` the adjoint of ``(h', c')``,
+``cbar = gc + gh m``, the adjoint of the pre-activations is
+``delta = (cbar alpha_i, cbar alpha_f, cbar alpha_g, gh beta_o)`` and
+``(gh_prev, gc_prev) = (W_hh^T delta, cbar f)``; the parameter gradient is
+``dW_hh += delta h^T``, ``dW_ih += delta u^T``, ``db_ih += delta``,
+``db_hh += delta``.
+
+Layout of ``theta`` (PyTorch's parameters in its order, row-major):
+``weight_ih (4N*K) | weight_hh (4N*N) | bias_ih (4N) | bias_hh (4N)``; without
+biases (``bias=False``) the last two blocks are absent.  The kernels receive
+``theta | b (4N, = bias_ih + bias_hh) | W_hh^T (N*4N) | W_ih^T (K*4N)``
+(:meth:`LSTM.expand`).  The engines store only states, so the state and
+parameter pullbacks recompute the gates from ``z``.
+
+Cost: a BPTT call makes six (rows x N) x (N x 4N) products per step and batch
+item (forward; recomputed pre-activations and ``W_hh^T delta`` in the state
+pullback; recomputed pre-activations and two gradient products in the
+parameter pullback, as BLAS over all steps), where an implementation that
+stores the gates makes three.  The per-step products are row loops up to 15
+batch rows and BLAS from 16; the gates are branch-free arithmetic
+(:func:`_sigmoid`, the rate model's ``_tanh``) in loops that vectorise.
+Measured (one thread, T = 400, LinearReadout, whole ``loss_and_grad`` against
+``torch.nn.LSTM`` forward + backward in float64, on a busy 2-core machine):
+18x faster at N = 2 and batch 10, 3x at N = 2 and batch 100, 2.7x at N = 50
+and batch 10 (15 ms against 42 ms), equal at N = 50 and batch 100, 0.7-0.9x
+at N = 200.  torch in float32, its default (oneDNN's fused LSTM), took 5 ms
+at N = 50 and batch 10: 3x faster than this float64 code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _validate as V_
+from .. import config
+from ..config import njit
+from ._linalg import acc_at_b
+from .base import (
+    Model,
+    build_kernels,
+    jacobian_kernel,
+    jacobian_vjp_kernel,
+    param_vjp_kernel,
+    state_vjp_kernel,
+    step_kernel,
+)
+from .rate import _INV_LN2, _LN2_HI, _LN2_LO, _int_bits_as_float, _tanh
+
+# meta = [N, K, bias (0/1), P]: units, inputs, whether theta holds the biases, length of theta
+
+
+@njit(inline="always")
+def _exp_nonpos(u):
+    # exp(u) for u <= 0 without a libm call (so loops over units vectorise): u = k ln 2 + r,
+    # exp(u) = 2^k (1 + expm1(r)), expm1 by its Taylor polynomial (as rate._tanh); u is clamped
+    # at -700 (exp(-700) ~ 1e-304, a normal number; what the sigmoid needs is far above).
+    u = -700.0 if u < -700.0 else u
+    kf = np.floor(u * _INV_LN2 + 0.5)
+    r = (u - kf * _LN2_HI) - kf * _LN2_LO
+    p = 1.0 / 87178291200.0
+    p = p * r + 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r * r + r
+    kf = kf if kf >= -1010.0 else -1010.0  # a NaN is not converted to an integer
+    two_k = _int_bits_as_float((np.int64(kf) + 1023) << 52)
+    return two_k + two_k * p
+
+
+@njit(inline="always")
+def _sigmoid(x):
+    """``(sigma(x), 1 - sigma(x))``, both to full relative accuracy (``1 - sigma(x) = sigma(-x)``)."""
+    e = _exp_nonpos(-abs(x))
+    r = 1.0 / (1.0 + e)
+    er = e * r
+    if x >= 0.0:
+        return r, er
+    return er, r
+
+
+@njit(inline="always")
+def _blas(N, rows):
+    # BLAS for the (rows, N) x (N, 4N) products over many rows (large batches; all time steps in
+    # param_vjp).  Measured (one thread, N = 16 .. 100): the row loops below were 10-40% faster
+    # up to 10 rows at every N, BLAS about twice as fast at 100 rows from N = 16 on.
+    return rows >= 4 * config.BLAS_MIN_BATCH and N >= 8
+
+
+@njit(inline="always")
+def _views(p, N, K, P):
+    """``W_hh (4N, N)``, combined bias ``b (4N)``, ``W_hh^T (N, 4N)``, ``W_ih^T (K, 4N)`` from the kernel vector."""
+    Whh = p[4 * N * K : 4 * N * K + 4 * N * N].reshape((4 * N, N))
+    b = p[P : P + 4 * N]
+    o = P + 4 * N
+    WhhT = p[o : o + 4 * N * N].reshape((N, 4 * N))
+    o += 4 * N * N
+    WihT = p[o : o + 4 * N * K].reshape((K, 4 * N))
+    return Whh, b, WhhT, WihT
+
+
+@njit
+def _preactivation(p, meta, Z, S):
+    """``A = H W_hh^T + S W_ih^T + b`` (rows, 4N) for states ``Z`` (rows, 2N) and inputs ``S`` (rows, K)."""
+    N, K, P = meta[0], meta[1], meta[3]
+    Whh, b, WhhT, WihT = _views(p, N, K, P)
+    rows = Z.shape[0]
+    N4 = 4 * N
+    if _blas(N, rows):
+        H = np.empty((rows, N))
+        for r in range(rows):
+            for j in range(N):
+                H[r, j] = Z[r, j]
+        A = np.dot(H, WhhT)
+        if K > 0:
+            A += np.dot(S, WihT)
+        for r in range(rows):
+            ar = A[r]
+            for q in range(N4):
+                ar[q] += b[q]
+        return A
+    A = np.empty((rows, N4))
+    # a += h_j (column j of W_hh) and u_k (column k of W_ih): contiguous rows of the transposes,
+    # two batch rows at a time (each load of W serves two rows: 30% faster at N = 50, 10 rows)
+    r = 0
+    while r < rows:
+        two = r + 1 < rows
+        r1 = r + 1 if two else r
+        for q in range(N4):
+            A[r, q] = b[q]
+            A[r1, q] = b[q]
+        for j in range(N):
+            h0 = Z[r, j]
+            h1 = Z[r1, j] if two else 0.0
+            for q in range(N4):
+                w = WhhT[j, q]
+                A[r, q] += h0 * w
+                A[r1, q] += h1 * w
+        for k in range(K):
+            u0 = S[r, k]
+            u1 = S[r1, k] if two else 0.0
+            for q in range(N4):
+                w = WihT[k, q]
+                A[r, q] += u0 * w
+                A[r1, q] += u1 * w
+        r += 2
+    return A
+
+
+@njit(inline="always")
+def _unit_terms(A, r, N, k, c):
+    """Gates of unit k of row r of the pre-activations ``A`` and ``tau = tanh(c')``.
+
+    Returns ``i, 1 - i, f, 1 - f, g, o, 1 - o, tau``.
+    """
+    i, i1 = _sigmoid(A[r, k])
+    f, f1 = _sigmoid(A[r, N + k])
+    g = _tanh(A[r, 2 * N + k])
+    o, o1 = _sigmoid(A[r, 3 * N + k])
+    tc = _tanh(f * c + i * g)
+    return i, i1, f, f1, g, o, o1, tc
+
+
+#: from this many units the gates are computed one gate at a time (vectorised loops); below, unit by unit
+_SPLIT_MIN_UNITS = 8
+
+
+@njit(inline="always")
+def _gates(A, r, Z, N, t):
+    """Gates of row r into the scratch ``t`` (8, N): rows ``i, 1 - i, f, 1 - f, g, o, 1 - o, tanh(c')``.
+
+    ``A`` (rows, 4N) are the pre-activations, ``Z`` (rows, 2N) the states.  From
+    ``_SPLIT_MIN_UNITS`` units on, one loop per gate, each over contiguous memory: LLVM
+    vectorises them (the transcendental functions are branch-free arithmetic); one loop over
+    units writing everything did not (measured 30 ns against 7 ns per unit in the parameter
+    pullback at N = 50).  Everything is indexed in 2-D: a row view per row and gate (reference
+    counting) cost 70 ns per unit at N = 2.
+    """
+    if N < _SPLIT_MIN_UNITS:
+        for k in range(N):
+            t[0, k], t[1, k], t[2, k], t[3, k], t[4, k], t[5, k], t[6, k], t[7, k] = _unit_terms(
+                A, r, N, k, Z[r, N + k])
+        return
+    for k in range(N):
+        x, y = _sigmoid(A[r, k])
+        t[0, k] = x
+        t[1, k] = y
+    for k in range(N):
+        x, y = _sigmoid(A[r, N + k])
+        t[2, k] = x
+        t[3, k] = y
+    for k in range(N):
+        t[4, k] = _tanh(A[r, 2 * N + k])
+    for k in range(N):
+        x, y = _sigmoid(A[r, 3 * N + k])
+        t[5, k] = x
+        t[6, k] = y
+    for k in range(N):
+        t[7, k] = _tanh(t[2, k] * Z[r, N + k] + t[0, k] * t[4, k])
+
+
+@step_kernel
+def lstm_step(p, meta, z, s, z_next):
+    # c' = f c + i g, h' = o tanh(c')
+    N = meta[0]
+    A = _preactivation(p, meta, z, s)
+    t = np.empty((8, N))
+    for r in range(z.shape[0]):
+        _gates(A, r, z, N, t)
+        for k in range(N):
+            z_next[r, N + k] = t[2, k] * z[r, N + k] + t[0, k] * t[4, k]
+        for k in range(N):
+            z_next[r, k] = t[5, k] * t[7, k]
+
+
+@njit(inline="always")
+def _adjoint_rows(N, A, Z, G, D, gc_prev):
+    """``D`` (rows, 4N): ``delta``, the adjoint of the pre-activations ``A``, for the output adjoints ``G``.
+
+    ``G`` (rows, 2N) holds the adjoints ``(gh, gc)`` of ``(h', c')``.  ``gc_prev[r, k] = cbar f``
+    (the adjoint of c) is written when ``gc_prev`` has rows (the state pullback needs it, the
+    parameter pullback does not).
+    """
+    want_c = gc_prev.shape[0] > 0
+    t = np.empty((9, N))  # i, 1 - i, f, 1 - f, g, o, 1 - o, tanh(c'), cbar
+    for r in range(A.shape[0]):
+        _gates(A, r, Z, N, t)
+        for k in range(N):
+            t[8, k] = G[r, N + k] + G[r, k] * t[5, k] * (1.0 - t[7, k] * t[7, k])
+        for k in range(N):
+            D[r, k] = t[8, k] * t[4, k] * t[0, k] * t[1, k]
+        for k in range(N):
+            D[r, N + k] = t[8, k] * Z[r, N + k] * t[2, k] * t[3, k]
+        for k in range(N):
+            D[r, 2 * N + k] = t[8, k] * t[0, k] * (1.0 - t[4, k] * t[4, k])
+        for k in range(N):
+            D[r, 3 * N + k] = G[r, k] * t[7, k] * t[5, k] * t[6, k]
+        if want_c:
+            for k in range(N):
+                gc_prev[r, k] = t[8, k] * t[2, k]
+
+
+@state_vjp_kernel
+def lstm_state_vjp(p, meta, z, s, g, g_z):
+    # (gh_prev, gc_prev) = (W_hh^T delta, cbar f)
+    N, K, P = meta[0], meta[1], meta[3]
+    Whh, b, WhhT, WihT = _views(p, N, K, P)
+    rows = z.shape[0]
+    A = _preactivation(p, meta, z, s)
+    D = np.empty_like(A)
+    gc = np.empty((rows, N))
+    _adjoint_rows(N, A, z, g, D, gc)
+    for r in range(rows):
+        for k in range(N):
+            g_z[r, N + k] = gc[r, k]
+    if _blas(N, rows):
+        GH = np.dot(D, Whh)
+        for r in range(rows):
+            for j in range(N):
+                g_z[r, j] = GH[r, j]
+        return
+    _hh_transpose_rows(WhhT, D, g_z)
+
+
+@njit
+def _hh_transpose_rows(WhhT, D, g_z):
+    """``g_z[r, :N] = W_hh^T D[r]`` by contiguous dot products with the rows of ``W_hh^T``.
+
+    A separate (not inlined) function: inlined into the state pullback, the same loops ran
+    several times slower (measured at N = 50, 10 rows: 60 us against 7 us).
+    """
+    N, N4 = WhhT.shape
+    for r in range(D.shape[0]):
+        d = D[r]
+        for j in range(N):
+            w = WhhT[j]
+            acc = 0.0
+            for q in range(N4):
+                acc += w[q] * d[q]
+            g_z[r, j] = acc
+
+
+@param_vjp_kernel
+def lstm_param_vjp(p, meta, Z, S, G, g_p):
+    # dW_ih += Delta^T S, dW_hh += Delta^T H, db_ih = db_hh += column sums of Delta
+    N, K, bias = meta[0], meta[1], meta[2]
+    rows = Z.shape[0]
+    N4 = 4 * N
+    A = _preactivation(p, meta, Z, S)
+    D = np.empty_like(A)
+    _adjoint_rows(N, A, Z, G, D, np.empty((0, N)))
+    H = np.empty((rows, N))
+    for r in range(rows):
+        for j in range(N):
+            H[r, j] = Z[r, j]
+    if K > 0:
+        acc_at_b(D, S, g_p[0 : N4 * K].reshape((N4, K)))
+    acc_at_b(D, H, g_p[N4 * K : N4 * K + N4 * N].reshape((N4, N)))
+    if bias:
+        o = N4 * K + N4 * N
+        sb = np.zeros(N4)
+        for r in range(rows):
+            d = D[r]
+            for q in range(N4):
+                sb[q] += d[q]
+        for q in range(N4):
+            g_p[o + q] += sb[q]
+            g_p[o + N4 + q] += sb[q]
+
+
+@jacobian_kernel
+def lstm_jacobian(p, meta, z, s, J):
+    # [[dh'/dh, dh'/dc], [dc'/dh, dc'/dc]] = [[D_m Jc + D_beta W_ho, D_m D_f], [Jc, D_f]],
+    # Jc = D_alpha_i W_hi + D_alpha_f W_hf + D_alpha_g W_hg
+    N, K, P = meta[0], meta[1], meta[3]
+    Whh, b, WhhT, WihT = _views(p, N, K, P)
+    A = _preactivation(p, meta, z.reshape((1, 2 * N)), s.reshape((1, K)))
+    for k in range(N):
+        i, i1, f, f1, g, o, o1, tc = _unit_terms(A, 0, N, k, z[N + k])
+        al_i = g * i * i1
+        al_f = z[N + k] * f * f1
+        al_g = i * (1.0 - g * g)
+        be_o = tc * o * o1
+        m = o * (1.0 - tc * tc)
+        wi, wf, wg, wo = Whh[k], Whh[N + k], Whh[2 * N + k], Whh[3 * N + k]
+        Jh, Jc = J[k], J[N + k]
+        for j in range(N):
+            jc = al_i * wi[j] + al_f * wf[j] + al_g * wg[j]
+            Jc[j] = jc
+            Jh[j] = m * jc + be_o * wo[j]
+        for j in range(N):
+            Jh[N + j] = 0.0
+            Jc[N + j] = 0.0
+        Jh[N + k] = m * f
+        Jc[N + k] = f
+
+
+@jacobian_vjp_kernel
+def lstm_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
+    # L = sum(Jbar * J) = sum_k l_k with, per unit (R_x = Jbar_ch[k] . W_hx[k], Q_x = Jbar_hh[k] . W_hx[k]),
+    #   l = alpha_i R_i + alpha_f R_f + alpha_g R_g + f Jbar_cc[k,k]
+    #       + m (alpha_i Q_i + alpha_f Q_f + alpha_g Q_g + f Jbar_hc[k,k]) + beta_o Q_o.
+    # Direct dependence on W_hh: dl/dW_hx[k, j] = alpha_x (Jbar_ch[k, j] + m Jbar_hh[k, j]) (x = i, f, g),
+    # beta_o Jbar_hh[k, j] (x = o).  Through the state: the scalar graph of l is pulled back to the
+    # pre-activations (abar) and to c; then g_h = W_hh^T abar, g_c = cbar, and abar also reaches
+    # W_hh (abar h^T), W_ih (abar u^T) and the biases.
+    N, K, P, bias = meta[0], meta[1], meta[3], meta[2]
+    Whh, b, WhhT, WihT = _views(p, N, K, P)
+    N4 = 4 * N
+    gWih = g_p[0 : N4 * K].reshape((N4, K))
+    gWhh = g_p[N4 * K : N4 * K + N4 * N].reshape((N4, N))
+    A = _preactivation(p, meta, z.reshape((1, 2 * N)), s.reshape((1, K)))
+    abar = np.empty(N4)
+    for k in range(N):
+        c = z[N + k]
+        i, i1, f, f1, g, o, o1, tc = _unit_terms(A, 0, N, k, c)
+        si, sf, so = i * i1, f * f1, o * o1  # sigma'
+        g1 = 1.0 - g * g
+        t1 = 1.0 - tc * tc
+        al_i, al_f, al_g = g * si, c * sf, i * g1
+        be_o = tc * so
+        m = o * t1
+        wi, wf, wg, wo = Whh[k], Whh[N + k], Whh[2 * N + k], Whh[3 * N + k]
+        Jh, Jc = Jbar[k], Jbar[N + k]
+        Ri = Rf = Rg = Qi = Qf = Qg = Qo = 0.0
+        for j in range(N):
+            Ri += Jc[j] * wi[j]
+            Rf += Jc[j] * wf[j]
+            Rg += Jc[j] * wg[j]
+            Qi += Jh[j] * wi[j]
+            Qf += Jh[j] * wf[j]
+            Qg += Jh[j] * wg[j]
+            Qo += Jh[j] * wo[j]
+        D_hc, D_cc = Jh[N + k], Jc[N + k]
+        # direct dependence on W_hh
+        gi, gf, gg, go = gWhh[k], gWhh[N + k], gWhh[2 * N + k], gWhh[3 * N + k]
+        for j in range(N):
+            e = Jc[j] + m * Jh[j]
+            gi[j] += al_i * e
+            gf[j] += al_f * e
+            gg[j] += al_g * e
+            go[j] += be_o * Jh[j]
+        # adjoints of the intermediate scalars
+        abar_i = Ri + m * Qi
+        abar_f = Rf + m * Qf
+        abar_g = Rg + m * Qg
+        mbar = al_i * Qi + al_f * Qf + al_g * Qg + f * D_hc
+        fbar = D_cc + m * D_hc
+        obar = mbar * t1
+        taubar = -2.0 * mbar * o * tc + Qo * so
+        ao = Qo * tc * so * (1.0 - 2.0 * o)
+        cnbar = taubar * t1  # adjoint of c'
+        fbar += cnbar * c
+        cbar = cnbar * f
+        ibar = cnbar * g
+        gbar = cnbar * i
+        # alpha_i = g sigma'(a_i), alpha_f = c sigma'(a_f), alpha_g = i (1 - g^2)
+        gbar += abar_i * si
+        ai = abar_i * g * si * (1.0 - 2.0 * i)
+        cbar += abar_f * sf
+        af = abar_f * c * sf * (1.0 - 2.0 * f)
+        ibar += abar_g * g1
+        ag = -2.0 * abar_g * i * g * g1
+        abar[k] = ai + ibar * si
+        abar[N + k] = af + fbar * sf
+        abar[2 * N + k] = ag + gbar * g1
+        abar[3 * N + k] = ao + obar * so
+        g_z[N + k] = cbar
+    for j in range(N):
+        w = WhhT[j]
+        acc = 0.0
+        for q in range(N4):
+            acc += w[q] * abar[q]
+        g_z[j] = acc
+    for q in range(N4):
+        aq = abar[q]
+        gq = gWhh[q]
+        for j in range(N):
+            gq[j] += aq * z[j]
+        for k in range(K):
+            gWih[q, k] += aq * s[k]
+    if bias:
+        ob = N4 * K + N4 * N
+        for q in range(N4):
+            g_p[ob + q] += abar[q]
+            g_p[ob + N4 + q] += abar[q]
+
+
+LSTM_KERNELS = build_kernels(lstm_step, lstm_state_vjp, lstm_param_vjp, lstm_jacobian, lstm_jacobian_vjp)
+
+
+@dataclass(frozen=True)
+class LSTM(Model):
+    r"""One-layer LSTM ``c' = f c + i g``, ``h' = o tanh(c')`` with PyTorch's gates (i, f, g, o).
+
+    The state is ``z = (h, c)`` of size 2N, h first; see the module docstring
+    for the equations, the Jacobian blocks and the layout of ``theta``
+    (``weight_ih | weight_hh | bias_ih | bias_hh``, as ``torch.nn.LSTM``
+    stores them).  :func:`plrnn_numba.interop.from_torch` imports a
+    ``torch.nn.LSTM``.
+
+    Parameters
+    ----------
+    n_hidden : int
+        Number of hidden units N (the state dimension is 2N).
+    n_inputs : int
+        Number of inputs K.
+    bias : bool
+        Whether the model has the biases ``bias_ih`` and ``bias_hh`` (as torch's ``bias``).
+
+    Examples
+    --------
+    >>> model = LSTM(2)
+    >>> model.dim, model.n_params
+    (4, 32)
+    >>> model.unpack(model.init(seed=0))["weight_hh"].shape
+    (8, 2)
+    """
+
+    n_hidden: int
+    n_inputs: int = 0
+    bias: bool = True
+
+    def __post_init__(self):
+        V_.positive_int(self.n_hidden, "n_hidden")
+        V_.positive_int(self.n_inputs, "n_inputs", minimum=0)
+        V_.flag(self.bias, "bias")
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return 2 * self.n_hidden
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        N, K = self.n_hidden, self.n_inputs
+        shapes = {"weight_ih": (4 * N, K), "weight_hh": (4 * N, N)}
+        if self.bias:
+            shapes.update(bias_ih=(4 * N,), bias_hh=(4 * N,))
+        return shapes
+
+    @property
+    def meta(self) -> np.ndarray:
+        return np.array([self.n_hidden, self.n_inputs, int(self.bias), self.n_params], dtype=np.int64)
+
+    @property
+    def kernels(self):
+        return LSTM_KERNELS
+
+    def expand(self, theta: np.ndarray) -> np.ndarray:
+        """Kernel layout ``theta | bias_ih + bias_hh | W_hh^T | W_ih^T`` (derived blocks for the kernels)."""
+        N, K = self.n_hidden, self.n_inputs
+        Wih = theta[: 4 * N * K].reshape(4 * N, K)
+        Whh = theta[4 * N * K : 4 * N * K + 4 * N * N].reshape(4 * N, N)
+        if self.bias:
+            o = 4 * N * K + 4 * N * N
+            b = theta[o : o + 4 * N] + theta[o + 4 * N : o + 8 * N]
+        else:
+            b = np.zeros(4 * N)
+        return np.concatenate([theta, b, Whh.T.ravel(), Wih.T.ravel()])
+
+    def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
+        return grad_p[: self.n_params].copy()
+
+    def gates(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The gates ``i, f, g, o`` (each (..., N)) of the step from ``z`` (2N,) or (B, 2N) with input ``s``."""
+        d = self.unpack(theta)
+        N = self.n_hidden
+        z = V_.as_state(z, self.dim, "z")
+        a = z[..., :N] @ d["weight_hh"].T
+        if self.n_inputs:
+            if s is None:
+                raise ValueError(f"s is required: the model has {self.n_inputs} inputs")
+            a = a + V_.as_float_array(s, "s") @ d["weight_ih"].T
+        if self.bias:
+            a = a + d["bias_ih"] + d["bias_hh"]
+        sig = 0.5 * (1.0 + np.tanh(0.5 * a))
+        return {"i": sig[..., :N], "f": sig[..., N : 2 * N], "g": np.tanh(a[..., 2 * N : 3 * N]),
+                "o": sig[..., 3 * N :]}
+
+    def pack(self, *, weight_hh, weight_ih=None, bias_ih=None, bias_hh=None) -> np.ndarray:
+        """Build ``theta`` from torch's parameter arrays.
+
+        Parameters
+        ----------
+        weight_hh : (4N, N) array
+            Recurrent weights, blocks ``W_hi, W_hf, W_hg, W_ho``.
+        weight_ih : (4N, K) array, optional
+            Input weights (required when the model has inputs).
+        bias_ih, bias_hh : (4N,) arrays
+            Biases (required with ``bias=True``; not accepted with ``bias=False``).
+        """
+        N, K = self.n_hidden, self.n_inputs
+        if weight_ih is None:
+            if K:
+                raise ValueError(f"weight_ih is required: the model has {K} inputs (shape ({4 * N}, {K}))")
+            weight_ih = np.zeros((4 * N, 0))
+        params = {"weight_ih": weight_ih, "weight_hh": weight_hh}
+        if self.bias:
+            for name, val in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+                if val is None:
+                    raise ValueError(f"{name} is required: shape ({4 * N},) (pass np.zeros({4 * N}) for none)")
+                params[name] = val
+        elif bias_ih is not None or bias_hh is not None:
+            raise ValueError("this LSTM has bias=False: pass no bias_ih or bias_hh")
+        return super().pack(**params)
+
+    def init(self, seed=0, *, scale: float = 1.0) -> np.ndarray:
+        """PyTorch's default initialisation: every weight and bias ~ U(-k, k), ``k = scale / sqrt(N)``.
+
+        Drawn in the order of ``theta`` (``weight_ih, weight_hh, bias_ih, bias_hh``);
+        ``scale=1`` is ``torch.nn.LSTM``'s default.
+        """
+        rng, _ = V_.generator(seed)
+        scale = V_.finite_float(scale, "scale", low=0.0)
+        k = scale / np.sqrt(self.n_hidden)
+        return rng.uniform(-k, k, self.n_params)
