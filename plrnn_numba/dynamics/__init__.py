@@ -14,9 +14,13 @@
 * :func:`bifurcation_path`, :func:`bifurcations_along_training`,
   :func:`bifurcation_grid` -- bifurcations along parameter paths, training
   histories and over 2-D grids; :func:`orbit_diagram` by simulation (any model);
-* :func:`lyapunov_spectrum`, :func:`finite_time_exponents`,
+* :func:`lyapunov_spectrum` (with standard errors), :func:`covariant_lyapunov_vectors`
+  (Ginelli et al. 2007), :func:`finite_time_exponents`,
   :func:`condition_number`, gradient flossing (:func:`floss`,
   :func:`flossing_loss_and_grad`);
+* :func:`state_lipschitz`, :func:`cost_smoothness` -- local Lipschitz constants
+  and volume growth along trajectories, and the Lipschitz constants of the
+  cost and its gradient against the sequence length (Ribeiro et al. 2020);
 * :func:`slow_points` -- fixed points, slow points and ghosts of any model by
   minimising ``q(x) = |F(x) - x|^2 / 2`` from many starts (Levenberg-Marquardt
   with the model's analytic Jacobian).
@@ -26,6 +30,7 @@ from ._cycles import STABILITY_CLASSES, STABILITY_GROUPS, classify_stability
 from .batched import SCYFI_BACKENDS, cuda_available, solve_candidates
 from .bifurcation import EVENT_KINDS, bifurcation_path, bifurcations_along_training
 from .brute_force import MAX_BITS, brute_force_cycles
+from .clv import covariant_lyapunov_vectors
 from .finite_time import condition_number, finite_time_exponents
 from .flossing import Flossing, FlossingEpisodes, FlossingResult, floss, flossing_loss_and_grad
 from .grid import bifurcation_grid, cycle_signature
@@ -41,6 +46,7 @@ from .scyfi import (
     solve_region_sequence,
 )
 from .slow_points import SLOW_POINT_KINDS, START_STATUSES, slow_points
+from .smoothness import cost_smoothness, state_lipschitz
 
 __all__ = [
     "scyfi",
@@ -67,6 +73,9 @@ __all__ = [
     "orbit_diagram_training",
     "n_distinct_values",
     "lyapunov_spectrum",
+    "covariant_lyapunov_vectors",
+    "state_lipschitz",
+    "cost_smoothness",
     "finite_time_exponents",
     "condition_number",
     "Flossing",

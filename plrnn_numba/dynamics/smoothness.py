@@ -115,7 +115,7 @@ def state_lipschitz(
         ``min_singular`` :math:`\sigma_{\min}(J_t)`, ``log_abs_det``
         :math:`\log|\det J_t|`, ``log_volume`` :math:`\Delta H_{t+1}`
         (running sum), ``entropy_lower`` and ``entropy_upper`` (the running
-        bounds); scalars ``lipschitz_max`` (:math:`\hat L_f`),
+        bounds), ``diverged`` (init); scalars ``lipschitz_max`` (:math:`\hat L_f`),
         ``lipschitz_mean``; the states ``z`` (init, step, state).
     """
     model = check_model(model)
@@ -140,14 +140,19 @@ def state_lipschitz(
     jac = model.kernels.jacobian
     J = np.empty((M, M))
     lip, smin, logdet = (np.full((B, n_steps), np.nan) for _ in range(3))
+    diverged = np.zeros(B, dtype=np.int8)
     s_empty = np.zeros(0)
     for b in range(B):
         for i in range(n_steps):
             t = n_transient + i
             z = Z[b, t]
             if not np.all(np.isfinite(z)):
+                diverged[b] = 1
                 break  # a diverged run: the rest stays NaN
             jac(p, model.meta, np.ascontiguousarray(z), S[b, t] if K else s_empty, J)
+            if not np.all(np.isfinite(J)):
+                diverged[b] = 1
+                break
             sv = np.linalg.svd(J, compute_uv=False)
             lip[b, i], smin[b, i] = sv[0], sv[-1]
             logdet[b, i] = np.linalg.slogdet(J)[1]
@@ -173,8 +178,11 @@ def state_lipschitz(
             "entropy_upper": (("init", "step"), upper, {"units": "nats", "long_name": "N_x x running sum of log "
                                                                                     "||J_s||_2: upper bound of "
                                                                                     "log_volume"}),
+            "diverged": ("init", diverged, {**_U1, "long_name": "1 if the trajectory became non-finite (its later "
+                                                                "steps are NaN)"}),
             "lipschitz_max": ((), lmax, {**_U1, "long_name": "largest observed ||J_t||_2 (the estimate of L_f)"}),
-            "lipschitz_mean": ((), float(np.nanmean(lip)), {**_U1, "long_name": "mean of ||J_t||_2"}),
+            "lipschitz_mean": ((), float(np.nanmean(lip)) if np.any(np.isfinite(lip)) else np.nan,
+                               {**_U1, "long_name": "mean of ||J_t||_2"}),
             "z": (("init", "step", "state"), Z[:, n_transient:total], {**_U1, "long_name": "state x_t"}),
         },
         coords={"init": ("init", np.arange(B), {**_U1, "long_name": "initial condition"}),
