@@ -3,23 +3,11 @@ docs/ghost_rnn.md)."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from plrnn_numba import io
 
-SCRIPTS = str(Path(__file__).resolve().parents[1] / "scripts")
-
-
-def _script(name):
-    sys.path.insert(0, SCRIPTS)
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(SCRIPTS)
+from .scripts_loader import load_script as _script
 
 
 def _run(name, tmp_path, *argv):

@@ -29,6 +29,8 @@ import scipy.special
 from plrnn_numba import io
 from plrnn_numba.ghost import toy
 
+from .scripts_loader import load_script as _script
+
 T = 100.0
 R_STAR = math.pi**2 / (4 * T**2)
 ANALYTIC_FD_RTOL = 1e-7
@@ -297,19 +299,6 @@ def test_bad_inputs_name_the_argument(call, exc, name):
 
 # --------------------------------------------------------------------------------------------
 # the reproduction scripts run (tiny sizes; their real output is in docs/ghost.md)
-
-
-def _script(name):
-    import importlib
-    import sys
-    from pathlib import Path
-
-    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
-    sys.path.insert(0, scripts)
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(scripts)
 
 
 def test_reproduction_scripts_run(tmp_path, monkeypatch):
