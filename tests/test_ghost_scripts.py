@@ -5,18 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from plrnn_numba import io
-
 from .scripts_loader import load_script as _script
-
-
-def _run(name, tmp_path, *argv):
-    out = tmp_path / f"{name}.nc"
-    assert _script(name).main([*argv, "--backend", "serial", "--no-progress", "--out", str(out)]) == 0
-    assert out.with_suffix(".png").exists()
-    ds = io.open(out)
-    assert np.all(ds["error"] == "") and f"{name}.py" in ds.attrs["script"]
-    return ds
+from .scripts_loader import run_script as _run
 
 
 def test_fig4_counts_a_learned_then_stuck_network_that_a_lowered_confidence_frees(tmp_path):

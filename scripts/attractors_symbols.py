@@ -1,0 +1,336 @@
+"""Sequence classification from two relevant symbols: validation accuracy of an LSTM, a stable LSTM and an
+orthogonal RNN against the sequence length (Ribeiro et al. 2020, "Beyond exploding and vanishing gradients:
+analysing RNN training using attractors and smoothness", Sect. 5.2, Table 1 and Fig. 6).
+
+The task (``plrnn_numba.tasks.symbol_classification``): sequences of length l
+over the symbols p, q, a, b, c, d (one-hot); two relevant symbols, each p or
+q, at steps t1 in 10..19 and t2 in 40..49; the class is their order (4
+classes, scored at the last step; always answering (p, p) scores 0.25).
+1000 training and 1000 validation sequences, drawn with different seeds.
+Three one-layer models with a linear readout of the whole state (for the
+LSTMs z = (h, c)): ``lstm`` (``pn.LSTM``), ``slstm`` (the same projected onto
+the stable-LSTM set after every step, ``stable_lstm_projection``) and
+``ornn`` (``pn.OrthogonalRNN``, W = expm(S - S^T), modReLU).
+
+The package has no softmax cross-entropy: the targets are the two symbols as
+bits (``encoding="bits"``, 0 = p, 1 = q) and the loss is the binary
+cross-entropy of two logistic outputs (``loss="bce"``), a factorised model of
+the same four classes; ``class_accuracy`` scores a sequence right when both
+logits have the right sign.  (The paper states only a linear output layer;
+a 4-class softmax would be the usual choice.)
+
+Training as the paper: Adam 1e-2 divided by 10 at epochs 500, 1000 and 2000,
+gradient-norm clipping 0.25, batches of 100 random training sequences,
+training-set size / 100 batches per epoch, until the validation accuracy is 1
+or the epochs run out (paper: 15000).  The validation accuracy is measured
+every ``--eval-every`` epochs (``pn.predict`` on the 1000 validation
+sequences) and once after training.  Writes ``<out>`` (netCDF over model x
+length x seed) and ``<out>.png`` (Fig. 6: validation accuracy per epoch, one
+panel per length), and prints Table 1 with the paper's accuracies beside ours.
+
+Presets.  ``--full``: the paper's, hidden size 200, 15000 epochs, Adam 1e-2
+divided by 10 at epochs 500, 1000 and 2000, 1000 + 1000 sequences, lengths
+50 100 200 300 500, validation every epoch, 1 seed.  ``--quick`` (default;
+found by experiment, a few minutes on 2 cores): hidden size 32, 150 epochs,
+1000 + 1000 sequences, lengths 50 100 200, validation every 5 epochs, 1
+seed, and Adam 1e-3 for every model without decay: the paper's rate after
+its first milestone.  In a budget of 100-300 epochs the paper's initial
+1e-2 gets neither the LSTM (N = 16 or 32) nor the oRNN (N = 16 to 64) to
+learn l = 100 (validation accuracy 0.21-0.28), whereas at 1e-3 LSTM(32) reaches
+0.98 at l = 100 in 150 epochs and oRNN(64) 0.98 at l = 100 and 0.41 at
+l = 200 in 200 epochs.
+
+    python scripts/attractors_symbols.py              # quick: 4.3 min on 2 cores
+    python scripts/attractors_symbols.py --full       # the paper's scale: ~50 core-days (estimate below)
+    python scripts/attractors_symbols.py --lengths 50 100 200 300 500 --models ornn --n-hidden 64
+    python scripts/attractors_symbols.py --full --resume   # continue after Ctrl-C or a crash
+
+Measured (quick, 2 workers, 260 s wall; seed 0; validation accuracy after
+training, LSTM / sLSTM / oRNN): l = 50: 1.000 (epoch 30) / 1.000 (epoch 125)
+/ 0.885; l = 100: 0.984 / 0.230 / 0.784; l = 200: 0.241 / 0.229 / 0.245.  The
+stable LSTM fails first (l = 100, the paper: l = 200); the LSTM learns l = 100
+in a late jump with bumps, the oRNN early and smoothly but slower to finish;
+at l = 200 150 epochs are too few for every model (the paper's l = 200 runs
+take thousands of epochs).  With more units and epochs the oRNN moves off
+chance at long lengths: ``--models ornn --lengths 200 300 --n-hidden 64
+--epochs 300`` gives 0.683 (l = 200) and 0.660 (l = 300), 280 s on 2 cores,
+while ``--models lstm slstm --lengths 200 --epochs 300`` (N = 32) leaves the
+LSTM at 0.235 and the sLSTM at 0.240 (310 s).
+
+Full-mode estimate, from the measured cost of one batch of 100 sequences of
+length 500 (one thread): LSTM(200) 5.9 s to train and 1.0 s to validate,
+oRNN(200) 1.5 s and 0.46 s; an epoch (10 batches and 1000 validation
+sequences) at length l thus costs about 69 s x l / 500 (LSTM, sLSTM) and
+20 s x l / 500 (oRNN).  The points that never reach accuracy 1 (in the
+paper: LSTM at l = 300, 500; sLSTM at 200, 300, 500; the oRNN at 200, 300,
+500, which end at 0.999, 0.995, 0.970) run all 15000 epochs: about 7 days
+each at l = 300 and 12 days at l = 500, some 50 core-days in all.  Run it
+on a cluster (``--scheduler``), or scale it down (``--n-hidden``,
+``--epochs``, ``--lengths``, ``--eval-every``).
+
+Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
+``--resume``, ``--seed``, ``--seeds``, ...): see ``plrnn_numba.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+import xarray as xr
+
+MODELS = ("lstm", "slstm", "ornn")
+LABELS = {"lstm": "LSTM", "slstm": "sLSTM", "ornn": "oRNN"}
+LENGTHS = (50, 100, 200, 300, 500)
+PRESETS = {
+    "quick": {"n_seeds": 1, "n_hidden": 32, "epochs": 150, "lr": 1e-3, "milestones": [], "n_train": 1000,
+              "n_val": 1000, "eval_every": 5, "lengths": [50, 100, 200]},
+    "full": {"n_seeds": 1, "n_hidden": 200, "epochs": 15000, "lr": 1e-2, "milestones": [500, 1000, 2000],
+             "n_train": 1000, "n_val": 1000, "eval_every": 1, "lengths": list(LENGTHS)},
+}
+#: the paper's Table 1: validation accuracy per length (LSTM, sLSTM, oRNN)
+PAPER_TABLE1 = {50: (1.00, 1.00, 1.000), 100: (1.00, 1.00, 1.000), 200: (1.00, 0.27, 0.999),
+                300: (0.25, 0.26, 0.995), 500: (0.27, 0.26, 0.970)}
+BASELINE = 0.25
+VAL_SEED_OFFSET = 10_000  # the validation set's seed: seed + this (the training set's: seed)
+U1 = {"units": "1"}
+
+
+class _Solved(Exception):
+    """Raised by the callback to stop training once the validation accuracy is 1."""
+
+
+def build(model: str, n_hidden: int, n_inputs: int, seed: int):
+    """``(model, theta0, hooks)`` for one of MODELS."""
+    import plrnn_numba as pn
+
+    if model == "ornn":
+        m = pn.OrthogonalRNN(n_hidden, n_inputs)
+        return m, m.init(seed), None
+    m = pn.LSTM(n_hidden, n_inputs)
+    hooks = None
+    if model == "slstm":
+        from plrnn_numba.training.constraints import stable_lstm_projection
+
+        hooks = stable_lstm_projection(m)
+    return m, m.init(seed), hooks
+
+
+def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: int, lr: float, ornn_lr: float,
+                milestones: list[int], n_train: int, n_val: int, batch: int, clip: float, eval_every: int,
+                stop_at_one: bool) -> dict:
+    """One network on one length: train, validation accuracy along training and at the end; the sweep's function."""
+    import plrnn_numba as pn
+    from plrnn_numba.tasks import class_accuracy, symbol_classification
+
+    train_set = symbol_classification(n_train, length, seed=seed, encoding="bits")
+    val_set = symbol_classification(n_val, length, seed=seed + VAL_SEED_OFFSET, encoding="bits")
+    net, theta0, hooks = build(model, n_hidden, train_set.inputs.shape[2], seed)
+    readout = pn.LinearReadout(2)
+
+    def data(rng, epoch):
+        idx = rng.choice(n_train, batch, replace=False)
+        return pn.Batch(targets=train_set.targets[idx], inputs=train_set.inputs[idx], mask=train_set.mask[idx])
+
+    def accuracy(theta, ro):
+        y, _ = pn.predict(net, theta, val_set, readout=readout, readout_params=ro)
+        return class_accuracy(y, val_set)
+
+    checkpoints = np.arange(0, epochs, eval_every)
+    curve = np.full(checkpoints.size, np.nan)
+    solved = [-1]
+
+    def callback(state):
+        acc = accuracy(state.theta, state.readout_params)
+        curve[state.epoch // eval_every] = acc
+        if stop_at_one and acc >= 1.0:
+            solved[0] = state.epoch
+            raise _Solved(f"validation accuracy 1 at epoch {state.epoch}")
+        return None
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the early stop comes back as a "failed" callback, with a warning
+        h = pn.train(net, theta0, data, n_epochs=epochs, batches_per_epoch=max(1, n_train // batch),
+                     optimizer=pn.Adam(lr=ornn_lr if model == "ornn" else lr),
+                     lr_schedule=pn.MultiStepLR(list(milestones)) if milestones else None, clip_norm=clip,
+                     readout=readout, loss="bce", hooks=hooks, callback=callback, callback_every=eval_every,
+                     snapshot_every=epochs, seed=seed)
+    train_s = time.perf_counter() - t0
+    status = str(h.attrs.get("status", ""))
+    message = str(h.attrs.get("message", h.attrs.get("status_message", "")))
+    if solved[0] >= 0:
+        status = "solved"
+    elif status != "completed":
+        raise RuntimeError(f"training stopped: {status} {message}")
+    final = accuracy(h["theta"].values, h["readout_params"].values)
+    loss = np.full(epochs, np.nan)
+    loss[: h.sizes["epoch"]] = h["loss"].values
+    cp = {"eval_epoch": ("eval_epoch", checkpoints, {**U1, "long_name": "epoch after which the accuracy was measured"})}
+    ep = {"epoch": ("epoch", np.arange(epochs), {**U1, "long_name": "training epoch (0-based)"})}
+    return {
+        "final_accuracy": final,
+        "best_accuracy": float(np.nanmax(np.append(curve, final))),
+        "solved_epoch": int(solved[0]),
+        "epochs_run": int(h.sizes["epoch"]),
+        "final_loss": float(h["loss"].values[-1]),
+        "train_seconds": train_s,
+        "status": status,
+        "val_accuracy": xr.DataArray(curve, dims="eval_epoch", coords=cp,
+                                     attrs={**U1, "long_name": "validation accuracy (NaN after an early stop)"}),
+        "loss": xr.DataArray(loss, dims="epoch", coords=ep,
+                             attrs={**U1, "long_name": "mean training BCE of the epoch (NaN after an early stop)"}),
+    }
+
+
+VAR_ATTRS = {
+    "final_accuracy": {**U1, "long_name": "validation accuracy after training"},
+    "best_accuracy": {**U1, "long_name": "highest validation accuracy measured"},
+    "solved_epoch": {**U1, "long_name": "epoch at which the validation accuracy reached 1 (-1: never)"},
+    "epochs_run": {**U1, "long_name": "epochs trained"},
+    "final_loss": {**U1, "long_name": "mean training BCE of the last epoch"},
+    "train_seconds": {"units": "s", "long_name": "training wall time, validation included"},
+    "status": {"long_name": "completed, or solved (stopped at validation accuracy 1)"},
+}
+COORD_ATTRS = {"model": {"long_name": "lstm: LSTM; slstm: stable LSTM; ornn: orthogonal RNN"},
+               "length": {"units": "steps", "long_name": "sequence length l"}}
+
+
+def table1(ds: xr.Dataset) -> list[dict]:
+    """Per length: our final validation accuracy per model (mean over seeds) and the paper's."""
+    rows = []
+    for length in ds["length"].values:
+        row = {"length": int(length)}
+        paper = PAPER_TABLE1.get(int(length), (np.nan,) * 3)
+        for m in ds["model"].values:
+            d = ds.sel(model=m, length=length)
+            ok = (d["error"] == "").values
+            acc = d["final_accuracy"].values[ok]
+            row[str(m)] = float(np.mean(acc)) if acc.size else np.nan
+            row[f"{m}_min"] = float(np.min(acc)) if acc.size else np.nan
+            row[f"{m}_solved"] = int(np.sum(d["solved_epoch"].values[ok] >= 0))
+            row[f"{m}_seconds"] = float(np.sum(d["train_seconds"].values[ok]))
+            row[f"paper_{m}"] = paper[MODELS.index(str(m))] if str(m) in MODELS else np.nan
+        rows.append(row)
+    return rows
+
+
+def plot(ds: xr.Dataset, path) -> None:
+    """Fig. 6: validation accuracy per epoch, one panel per length (every seed)."""
+    from plrnn_numba.plot import _plt
+
+    plt = _plt()
+    lengths = ds["length"].values
+    fig, axes = plt.subplots(1, len(lengths), figsize=(3.6 * len(lengths) + 1, 3.6), constrained_layout=True,
+                             squeeze=False)
+    for ax, length in zip(axes[0], lengths):
+        for j, m in enumerate(ds["model"].values):
+            for k, s in enumerate(ds["seed"].values):
+                row = ds.sel(model=m, length=length, seed=s)
+                if str(row["error"].values) or "val_accuracy" not in row:
+                    continue
+                ax.plot(row["eval_epoch"].values, row["val_accuracy"].values, color=f"C{j}", lw=0.9, alpha=0.8,
+                        label=LABELS.get(str(m), str(m)) if k == 0 else None)
+        ax.axhline(BASELINE, color="k", ls="--", lw=0.8, label="baseline (p, p)")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"l = {int(length)}", fontsize=9)
+    axes[0, 0].set_ylabel("validation accuracy")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Fig. 6: symbol classification, validation accuracy during training", fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    from plrnn_numba.cli import add_sweep_arguments
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_sweep_arguments(p, default_out="results/attractors_symbols.nc")
+    g = p.add_argument_group("models and training (default: the preset's)")
+    g.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models (default: all three)")
+    g.add_argument("--lengths", type=int, nargs="+", default=None,
+                   help="sequence lengths l >= 49 (quick 50 100 200, full 50 100 200 300 500)")
+    g.add_argument("--n-hidden", type=int, default=None, help="hidden size N (quick 32, full 200)")
+    g.add_argument("--epochs", type=int, default=None, help="most epochs (quick 150, full 15000)")
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate (quick 1e-3, full 1e-2, the paper's)")
+    g.add_argument("--ornn-lr", type=float, default=None, help="the oRNN's learning rate (default: --lr)")
+    g.add_argument("--milestones", type=int, nargs="*", default=None,
+                   help="epochs at which the rate is divided by 10 (quick none, full 500 1000 2000)")
+    g.add_argument("--n-train", type=int, default=None, help="training sequences (default: 1000)")
+    g.add_argument("--n-val", type=int, default=None, help="validation sequences (default: 1000)")
+    g.add_argument("--batch", type=int, default=100, help="sequences per batch (default: %(default)s)")
+    g.add_argument("--clip", type=float, default=0.25, help="gradient-norm clipping (default: %(default)s)")
+    g.add_argument("--eval-every", type=int, default=None, help="epochs between validations (quick 5, full 1)")
+    g.add_argument("--no-early-stop", action="store_true", help="train every epoch even after accuracy 1")
+    args = p.parse_args(argv)
+    for name in ("n_hidden", "epochs", "n_train", "n_val", "batch", "eval_every"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            p.error(f"--{name.replace('_', '-')} must be a positive integer")
+    if args.lengths is not None and min(args.lengths) < 49:
+        p.error("--lengths must be >= 49 (the second relevant symbol sits at steps 40..49)")
+    if args.n_train is not None and args.batch > args.n_train:
+        p.error("--batch must not exceed --n-train")
+    if (args.lr is not None and args.lr <= 0) or args.clip <= 0 or (args.ornn_lr is not None and args.ornn_lr <= 0):
+        p.error("--lr and --clip must be > 0")
+    return args, p
+
+
+def main(argv=None) -> int:
+    args, parser = parse_args(argv)
+    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+
+    cfg = preset(args, PRESETS)
+    for key in ("lengths", "n_hidden", "epochs", "lr", "milestones", "n_train", "n_val", "eval_every"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    if args.batch > cfg["n_train"]:
+        parser.error(f"--batch ({args.batch}) must not exceed the training sequences ({cfg['n_train']})")
+    ornn_lr = args.ornn_lr if args.ornn_lr is not None else cfg["lr"]
+    fixed = {"n_hidden": int(cfg["n_hidden"]), "epochs": int(cfg["epochs"]), "lr": float(cfg["lr"]),
+             "ornn_lr": float(ornn_lr),
+             "milestones": sorted(int(m) for m in cfg["milestones"]), "n_train": int(cfg["n_train"]),
+             "n_val": int(cfg["n_val"]), "batch": args.batch, "clip": args.clip,
+             "eval_every": int(cfg["eval_every"]), "stop_at_one": not args.no_early_stop}
+    lengths = sorted({int(v) for v in cfg["lengths"]})
+    t0 = time.perf_counter()
+    ds = run_sweep(
+        train_point, {"model": list(args.models), "length": lengths}, args=args, parser=parser, script=__file__,
+        argv=argv, seeds=seed_list(args, cfg["n_seeds"]), fixed=fixed,
+        name=f"Ribeiro et al. Table 1 / Fig. 6: symbol classification, LSTM / sLSTM / oRNN ({args.mode})",
+        coord_attrs=COORD_ATTRS, var_attrs=VAR_ATTRS,
+        attrs={"script": command_line("scripts/attractors_symbols.py", argv), **{k: str(v) for k, v in fixed.items()},
+               "paper_table1": "; ".join(f"l={k}: {v[0]:.2f}/{v[1]:.2f}/{v[2]:.3f}" for k, v in PAPER_TABLE1.items()),
+               "val_seed_offset": VAL_SEED_OFFSET},
+    )
+    wall = time.perf_counter() - t0
+    if "final_accuracy" not in ds:
+        print(f"every point failed; the first: {ds['error'].values.ravel()[0]}", file=sys.stderr)
+        return 1
+    png = args.out.with_suffix(".png")
+    plot(ds, png)
+    models = [str(m) for m in ds["model"].values]
+    print(f"Table 1: validation accuracy (mean over {ds.sizes['seed']} seed(s)), N = {fixed['n_hidden']}, "
+          f"<= {fixed['epochs']} epochs, {fixed['n_train']} + {fixed['n_val']} sequences; paper: N = 200, "
+          f"<= 15000 epochs, 1000 + 1000; baseline {BASELINE}")
+    head = "".join(f" {LABELS[m]:>7} {'paper':>6} {'solved':>6}" for m in models)
+    print(f"{'l':>4}{head}")
+    for r in table1(ds):
+        cells = "".join(f" {r[m]:7.3f} {r[f'paper_{m}']:6.3f} {r[f'{m}_solved']:6d}" for m in models)
+        print(f"{r['length']:4d}{cells}")
+    secs = {m: float(ds["train_seconds"].sel(model=m).where(ds["error"].sel(model=m) == "").sum()) for m in models}
+    print("training time per model (all lengths and seeds): "
+          + ", ".join(f"{LABELS[m]} {secs[m]:.0f} s" for m in models))
+    failed = int((ds["error"] != "").sum())
+    print(f"{ds['final_accuracy'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {wall:.1f} s "
+          f"with backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
+    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The training scripts of the attractors-and-smoothness reproduction run (tiny sizes; the real runs are described
+in the scripts' docstrings): sine-wave generation (Figs. 4-5) and symbol classification (Table 1, Fig. 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .scripts_loader import load_script as _script
+from .scripts_loader import run_script as _run
+
+
+def test_sine_records_mse_history_and_orbit_diagrams(tmp_path):
+    ds = _run("attractors_sine", tmp_path, "--seeds", "1", "--n-hidden", "3", "--epochs", "4", "--snapshot-every", "2",
+              "--n-seq", "20", "--n-steps", "30", "--burn-in", "12", "--keep", "5")
+    assert list(ds["model"].values) == ["lstm", "slstm", "ornn"]
+    assert ds["mse"].dims == ("model", "seed", "epoch") and ds.sizes["epoch"] == 4
+    # snapshots at epochs 0, 2 and the last (3); 4 initial states; the kept steps 12..16
+    assert ds["y"].dims == ("model", "seed", "snapshot_epoch", "init", "sample")
+    np.testing.assert_array_equal(ds["snapshot_epoch"].values, [0, 2, 3])
+    np.testing.assert_array_equal(ds["sample"].values, np.arange(12, 17))
+    assert ds["dy"].shape == ds["y"].shape and ds.sizes["init"] == 4
+    assert np.all(np.isfinite(ds["y"].sel(model="lstm").values))
+    # y_t - y_{t-1}: consecutive samples of y agree with dy
+    y, dy = ds["y"].values, ds["dy"].values
+    np.testing.assert_allclose(dy[..., 1:], np.diff(y, axis=-1), atol=1e-12)
+    assert np.all((ds["final_mse"] > 0.1) & (ds["final_mse"] < 2.0))  # 4 epochs: near the 0.5 baseline
+    rows = _script("attractors_sine").summary(ds)
+    assert [r["model"] for r in rows] == ["lstm", "slstm", "ornn"] and rows[1]["paper_mse"] == 0.49
+
+
+def test_symbols_records_validation_accuracy_and_table1(tmp_path):
+    ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "slstm", "ornn", "--lengths", "50", "60",
+              "--n-hidden", "3", "--epochs", "3", "--milestones", "2", "--n-train", "100", "--n-val", "50",
+              "--batch", "50", "--eval-every", "1")
+    assert ds["final_accuracy"].dims == ("model", "length", "seed")
+    np.testing.assert_array_equal(ds["length"].values, [50, 60])
+    assert ds["val_accuracy"].dims == ("model", "length", "seed", "eval_epoch")
+    np.testing.assert_array_equal(ds["eval_epoch"].values, [0, 1, 2])
+    acc = ds["final_accuracy"].values
+    assert np.all((acc >= 0) & (acc <= 1))
+    # accuracies are multiples of 1/50 (50 validation sequences)
+    np.testing.assert_allclose(acc * 50, np.round(acc * 50), atol=1e-9)
+    rows = _script("attractors_symbols").table1(ds)
+    assert [r["length"] for r in rows] == [50, 60]
+    assert rows[0]["paper_slstm"] == 1.0 and np.isnan(rows[1]["paper_ornn"])  # the paper has no l = 60
+
+
+def test_symbols_stops_early_at_validation_accuracy_one(tmp_path):
+    # at the paper's rate 1e-2 the LSTM solves l = 50 within a few epochs at N = 16 (seed 0: ~20 epochs)
+    ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "--lengths", "50", "--n-hidden", "16",
+              "--lr", "1e-2", "--epochs", "40", "--milestones", "--n-train", "500", "--n-val", "200",
+              "--eval-every", "1")
+    point = ds.isel(model=0, length=0, seed=0)
+    assert str(point["status"].values) == "solved" and float(point["final_accuracy"]) == 1.0
+    solved = int(point["solved_epoch"])
+    assert 0 <= solved < 40 and int(point["epochs_run"]) == solved + 1
+    assert np.all(np.isnan(point["val_accuracy"].values[solved + 1 :]))
+    assert np.all(np.isnan(point["loss"].values[solved + 1 :]))
