@@ -256,3 +256,24 @@ def test_custom_hook_changes_parameters_before_an_epoch():
     assert hook.starts == 2 and hook.draws == draws
     with pytest.raises(TypeError, match="hooks must be objects"):
         pn.train(model, model.init(0), sampler, n_epochs=1, hooks=[object()])
+
+
+def test_a_callback_stops_training_on_purpose_without_a_warning():
+    import warnings
+
+    from plrnn_numba.training import StopTraining
+
+    model = pn.VanillaRNN(3)
+    rng = np.random.default_rng(0)
+    batch = pn.Batch(targets=rng.normal(size=(2, 8, 3)))
+
+    def stop_at_3(state):
+        if state.epoch == 3:
+            raise StopTraining("enough at epoch 3")
+        return {"epoch_seen": float(state.epoch)}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = pn.train(model, model.init(0), batch, n_epochs=10, callback=stop_at_3)
+    assert h.attrs["status"] == "stopped" and "enough at epoch 3" in str(h.attrs.values())
+    assert h.attrs["epochs_completed"] == 4

@@ -9,7 +9,7 @@ from .history import History
 from .hooks import HookState, Projection
 from .sampling import SubsequenceSampler
 from .schedules import ConstantLR, MultiStepLR, StepLR
-from .trainer import TrainState, train
+from .trainer import StopTraining, TrainState, train
 
 __all__ = [
     "SGD",
@@ -24,6 +24,7 @@ __all__ = [
     "ConstantLR",
     "StepLR",
     "MultiStepLR",
+    "StopTraining",
     "TrainState",
     "train",
 ]

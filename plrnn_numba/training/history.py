@@ -24,6 +24,8 @@ STATUS_INTERRUPTED = "interrupted"
 STATUS_RUNNING = "running"
 #: a training callback raised or returned something that cannot be recorded
 STATUS_FAILED = "failed"
+#: a training callback raised StopTraining: the run ended early on purpose (e.g. the task is solved)
+STATUS_STOPPED = "stopped"
 
 #: the per-epoch record: name -> (dtype, long_name, units); ``{loss}`` is the loss kind
 EPOCH_VARIABLES = {

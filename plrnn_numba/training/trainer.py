@@ -43,6 +43,7 @@ from .history import (
     STATUS_FAILED,
     STATUS_INTERRUPTED,
     STATUS_RUNNING,
+    STATUS_STOPPED,
     History,
 )
 from .hooks import Hooks
@@ -150,9 +151,13 @@ def train(
         ``callback(TrainState) -> dict or None`` every ``callback_every``
         epochs; returned scalars/arrays are stored in the history as
         ``cb_<name>`` along a ``checkpoint`` dimension (for analyses during
-        training); each name keeps one shape.  A callback that raises or
-        returns anything else stops the run with status ``failed`` (and a
-        warning), returning the epochs finished so far.
+        training); each name keeps one shape.  A callback that raises
+        :class:`StopTraining` ends the run on purpose after that epoch
+        (status ``stopped``, the exception's text as the message, no
+        warning), e.g. once a validation accuracy reaches 1.  A callback that
+        raises anything else, or returns what cannot be recorded, stops the
+        run with status ``failed`` (and a warning), returning the epochs
+        finished so far.
     hooks : hook or sequence of hooks, optional
         Objects with optional ``start(state)``, ``before_epoch(state)``,
         ``after_step(state)`` and ``add_to_history(ds)`` methods
@@ -265,7 +270,11 @@ def train(
             if epoch % snapshot_every == 0:
                 history.snapshot(epoch, params.theta, params.readout)
             if callback is not None and epoch % callback_every == 0:
-                failure = _run_callback(callback, params.state(epoch, history.last_loss, model), history, epoch)
+                try:
+                    failure = _run_callback(callback, params.state(epoch, history.last_loss, model), history, epoch)
+                except StopTraining as stop:
+                    status, message = STATUS_STOPPED, str(stop) or f"stopped by the callback after epoch {epoch}"
+                    break
                 if failure:
                     status, message = STATUS_FAILED, failure
                     break
@@ -374,6 +383,20 @@ class _NonfinitePolicy:
         return None
 
 
+class StopTraining(Exception):
+    """Raise from a training callback to end the run after the current epoch, on purpose.
+
+    The history comes back with status ``"stopped"`` and the exception's
+    text as its message; every finished epoch is kept.
+
+    Examples
+    --------
+    >>> def until_solved(state):
+    ...     if state.loss < 1e-3:
+    ...         raise StopTraining(f"loss below 1e-3 at epoch {state.epoch}")
+    """
+
+
 def _run_callback(callback, state: TrainState, history: History, epoch: int) -> str:
     """Call the training callback and record what it returns; a failure message, or "" if it worked.
 
@@ -383,6 +406,8 @@ def _run_callback(callback, state: TrainState, history: History, epoch: int) -> 
     """
     try:
         history.record_callback(epoch, callback(state))
+    except StopTraining:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure of user code ends the run, keeping the history
         message = f"callback failed after epoch {epoch}: {type(exc).__name__}: {exc}; the run stopped there"
         warnings.warn(message, RuntimeWarning, stacklevel=3)
