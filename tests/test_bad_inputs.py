@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 import plrnn_numba as pn
 from plrnn_numba import data, dynamics, forcing, ghost, optim, plot, readouts, sweep, tasks, training
 from plrnn_numba.models import as_piecewise_linear, check_piecewise_linear
+from plrnn_numba.training.constraints import stable_lstm_projection
 
 matplotlib.use("Agg")
 
@@ -524,6 +525,18 @@ SPECS = [
          lambda: {"m": [0.1, 0.2, 0.3], "n": [0.3, 0.2, 0.1], "b": [0, 0, 0]},
          {"m": Array(shape=(3,)), "n": Array(shape=(3,)), "b": Array(shape=(3,))}),
     # -- LSTM ----------------------------------------------------------------------------------------
+    Spec("OrthogonalRNN", pn.OrthogonalRNN, lambda: {"n_units": 2, "n_inputs": 1},
+         {"n_units": Count(), "n_inputs": Count(minimum=0)}),
+    Spec("OrthogonalRNN.init", lambda **k: pn.OrthogonalRNN(3, 1).init(**k),
+         lambda: {"seed": 0, "skew_init": "henaff", "b_range": 0.01, "scale": 1.0},
+         {"seed": Seed(), "skew_init": Option(choices=("henaff",)), "b_range": Real(low=0.0),
+          "scale": Real(low=0.0)}),
+    Spec("OrthogonalRNN.pack", lambda **k: pn.OrthogonalRNN(2, 1).pack(**k),
+         lambda: {"S": np.zeros((2, 2)), "b": np.zeros(2), "V": np.zeros((2, 1))},
+         {"S": Array(shape=(2, 2)), "b": Array(shape=(2,)), "V": Array(shape=(2, 1))}),
+    Spec("stable_lstm_projection", stable_lstm_projection, lambda: {"model": pn.LSTM(2, 1)},
+         {"model": Obj(others=(pn.VanillaRNN(2),)), "forget_input_norm": Real(low=0.0),
+          "mode": Option(choices=("cap",)), "at_start": Flag()}),
     Spec("LSTM", pn.LSTM, lambda: {"n_hidden": 2, "n_inputs": 1, "bias": True},
          {"n_hidden": Count(), "n_inputs": Count(minimum=0), "bias": Flag()}),
     Spec("LSTM.init", lambda **k: LSTM2.init(**k), lambda: {"seed": 0, "scale": 1.0},
