@@ -29,19 +29,33 @@ those of the package documentation:
 * LSTM: ``weight_ih (4N*K) | weight_hh (4N*N) | bias_ih (4N) | bias_hh (4N)``
   (PyTorch's parameters, gate blocks in the order i, f, g, o; no biases with
   ``bias=False``); the state is ``z = (h, c)``
+* OrthogonalRNN: ``S (N*N) | V (N*K) | b (N)`` with ``W = expm(S - S^T)``
 
 The rate RNN (Dinc et al., "A ghost mechanism: an analytical model of abrupt
 learning") is written from ``x' = (1 - a) x + a tanh(W x + V s + b)`` with the
 dense ``W``; its tied readout ``y = c (n_1 . x - kappa*)`` reads ``n_1``, the
 first row of ``n``, directly from the layout above.
+
+The orthogonal RNN (expRNN with modReLU) is written from
+``h' = modReLU(W h + V s, b)``, ``W = expm(S - S^T)``,
+``modReLU(z, b)_i = sign(z_i) relu(|z_i| + b_i)``.  Its parameter Jacobian goes
+through the matrix exponential in *forward* mode:
+``dW/dS_kl = L_exp(A, E_kl - E_lk)`` (the Fréchet derivative at ``A = S - S^T``
+in the direction of the perturbation of ``A``), one direction at a time,
+whereas the package uses the adjoint ``L_exp(A^T, G)`` once: the two meet only
+through the identity ``<G, L(A, E)> = <L(A^T, G), E>``, so the comparison
+checks it.  modReLU's kinks depend on the input, so its kink arguments come
+from :func:`naive_orthogonal_kink_arguments` (which takes ``s``), not from
+:func:`naive_kink_arguments`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from plrnn_numba import GTF, PLRNN, FreeRunning, LinearReadout, ShallowPLRNN, SparseTF, VanillaRNN
-from plrnn_numba.models import LSTM, RateRNN
+from plrnn_numba.models import LSTM, OrthogonalRNN, RateRNN
 from plrnn_numba.readouts import LatentReadout
 
 
@@ -108,6 +122,9 @@ def n_params(model):
     if isinstance(model, LSTM):
         N, K = model.n_hidden, model.n_inputs
         return 4 * N * K + 4 * N * N + (8 * N if model.bias else 0)
+    if isinstance(model, OrthogonalRNN):
+        N, K = model.n_units, model.n_inputs
+        return N * N + N * K + N  # S, V, b
     raise TypeError(f"no reference implementation for {type(model).__name__}")
 
 
@@ -127,7 +144,9 @@ def naive_params(model, theta):
         PLRNN: ``A (M,), W (M, M), C (M, K), h (M,)`` (W with a zero diagonal
         unless ``full_W``); ShallowPLRNN: ``A, W1 (M, H), W2 (H, M), h1, h2,
         C``; VanillaRNN: ``W (N, N), V (N, K), b (N,)``; RateRNN: ``W (N, N)``
-        (for rank R also ``m (N, R), n (R, N)`` and ``W = m n``), ``V, b``.
+        (for rank R also ``m (N, R), n (R, N)`` and ``W = m n``), ``V, b``;
+        LSTM: ``W_ih, W_hh, b_ih, b_hh``; OrthogonalRNN: ``S (N, N), V (N, K),
+        b (N,)`` and the derived ``A = S - S^T``, ``W = expm(A)``.
     """
     theta = np.asarray(theta, dtype=float)
     assert theta.shape == (n_params(model),)
@@ -197,6 +216,17 @@ def naive_params(model, theta):
             b_hh = theta[o : o + 4 * N].copy()
             o += 4 * N
         out = {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh}
+    elif isinstance(model, OrthogonalRNN):
+        # S (N, N), V (N, K), b (N,), and the derived A = S - S^T, W = expm(A)
+        N, K = model.n_units, model.n_inputs
+        S = theta[o : o + N * N].reshape(N, N).copy()
+        o += N * N
+        V = theta[o : o + N * K].reshape(N, K).copy()
+        o += N * K
+        b = theta[o : o + N].copy()
+        o += N
+        A = S - S.T
+        out = {"S": S, "V": V, "b": b, "A": A, "W": scipy.linalg.expm(A)}
     else:
         N, K = model.n_hidden, model.n_inputs
         W = theta[o : o + N * N].reshape(N, N).copy()
@@ -250,6 +280,44 @@ def _lstm_output_by_preactivation(model, p, z, s):
     return np.vstack([dh_da, dc_da])
 
 
+def modrelu(z, b):
+    """modReLU of the orthogonal RNN, ``sign(z) relu(|z| + b)``.
+
+    Parameters
+    ----------
+    z, b : array_like
+        Pre-activations and biases.
+
+    Returns
+    -------
+    ndarray
+        ``sign(z_i) max(|z_i| + b_i, 0)``.
+    """
+    return np.sign(z) * relu(np.abs(z) + b)
+
+
+def dmodrelu(z, b):
+    """Derivative of :func:`modrelu` with respect to ``z``: ``[|z| + b > 0]`` (the package's convention at the kinks).
+
+    Parameters
+    ----------
+    z, b : array_like
+        Pre-activations and biases.
+
+    Returns
+    -------
+    ndarray
+        1.0 where ``|z| + b > 0``, else 0.0.
+    """
+    return step_fn(np.abs(z) + b)
+
+
+def _orthogonal_preactivation(model, p, z, s):
+    # h = W z + V s of the orthogonal RNN, and the input as an array
+    s = np.zeros(model.n_inputs) if s is None else np.asarray(s, dtype=float)
+    return p["W"] @ np.asarray(z, dtype=float) + p["V"] @ s, s
+
+
 # -- one step of the map and its Jacobians -------------------------------------------
 def naive_step(model, theta, z, s=None):
     """One step ``F(z, s)`` of the map for a single state.
@@ -287,6 +355,10 @@ def naive_step(model, theta, z, s=None):
         # h' = o tanh(c'), c' = f c + i g
         _, i, f, g, o, c_new = _lstm_forward(model, p, z, s)
         return np.concatenate([o * np.tanh(c_new), c_new])
+    if isinstance(model, OrthogonalRNN):
+        # modReLU(W z + V s, b)
+        h, _ = _orthogonal_preactivation(model, p, z, s)
+        return modrelu(h, p["b"])
     return p["W"] @ _phi(model, z) + p["V"] @ s + p["b"]
 
 
@@ -337,6 +409,10 @@ def naive_state_jacobian(model, theta, z, s=None):
         J[N:, N:] = np.diag(f)
         J[:N, N:] = np.diag(o * (1.0 - np.tanh(c_new) ** 2) * f)
         return J
+    if isinstance(model, OrthogonalRNN):
+        # diag([|h| + b > 0]) W,  h = W z + V s
+        h, _ = _orthogonal_preactivation(model, p, z, s)
+        return np.diag(dmodrelu(h, p["b"])) @ p["W"]
     # W diag(phi'(z))
     return p["W"] @ np.diag(_dphi(model, z))
 
@@ -466,6 +542,27 @@ def naive_param_jacobian(model, theta, z, s=None):
                 for q in range(4 * N):
                     J[:, o + q] = D[:, q]
                 o += 4 * N
+    elif isinstance(model, OrthogonalRNN):
+        # F_i = modReLU(h_i, b_i), h = W z + V s, W = expm(A), A = S - S^T; with d_i = [|h_i| + b_i > 0]:
+        # dF_i/dS_kl = d_i (L_exp(A, E_kl - E_lk) z)_i  (forward Frechet derivative, one direction at a time),
+        # dF_i/dV_ik = d_i s_k, dF_i/db_i = sign(h_i) d_i
+        h, _ = _orthogonal_preactivation(model, p, z, s)
+        d = dmodrelu(h, p["b"])
+        for k in range(M):
+            for l_ in range(M):
+                E = np.zeros((M, M))
+                E[k, l_] += 1.0
+                E[l_, k] -= 1.0
+                dW = scipy.linalg.expm_frechet(p["A"], E, compute_expm=False)
+                J[:, o + k * M + l_] = d * (dW @ z)
+        o += M * M
+        for i in range(M):  # dF_i/dV_ik = d_i s_k
+            for k in range(K):
+                J[i, o + i * K + k] = d[i] * s[k]
+        o += M * K
+        for i in range(M):  # dF_i/db_i = sign(h_i) d_i
+            J[i, o + i] = np.sign(h[i]) * d[i]
+        o += M
     else:
         f = _phi(model, z)
         for i in range(M):  # dF_i/dW_ij = phi(z_j)
@@ -500,6 +597,8 @@ def naive_kink_arguments(model, theta, z):
     ndarray
         Every ReLU argument (the kink is at 0; empty for a tanh RNN).
     """
+    if isinstance(model, OrthogonalRNN):
+        raise TypeError("the kinks of OrthogonalRNN depend on the input: use naive_orthogonal_kink_arguments")
     p = naive_params(model, theta)
     if isinstance(model, PLRNN):
         args = z
@@ -514,6 +613,35 @@ def naive_kink_arguments(model, theta, z):
     else:
         args = np.zeros(0)
     return np.asarray(args, dtype=float)
+
+
+def naive_orthogonal_kink_arguments(model, theta, z, s=None):
+    """The arguments whose sign changes an OrthogonalRNN step's derivative pattern.
+
+    modReLU has a corner at ``|h_i| + b_i = 0`` and, for ``b_i > 0``, a jump
+    at ``h_i = 0`` (``h = W z + V s``).  Unlike the kinks of the models of
+    :func:`naive_kink_arguments`, these depend on the input ``s``.
+
+    Parameters
+    ----------
+    model : OrthogonalRNN
+        Model description.
+    theta : (P,) array
+        Parameters.
+    z : (M,) array
+        State the step starts from.
+    s : (K,) array, optional
+        External input.
+
+    Returns
+    -------
+    (2M,) ndarray
+        ``h`` and ``|h| + b``.
+    """
+    assert isinstance(model, OrthogonalRNN)
+    p = naive_params(model, theta)
+    h, _ = _orthogonal_preactivation(model, p, z, s)
+    return np.concatenate([h, np.abs(h) + p["b"]])
 
 
 def naive_kink_distances(model, theta, z):

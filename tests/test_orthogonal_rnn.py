@@ -13,7 +13,7 @@ Checked here:
   Fréchet derivative) against central differences of ``sum(G * expm(S - S^T))``;
 * BPTT gradients (``pn.loss_and_grad``, LinearReadout, inputs, a mask) against
   central finite differences of ``pn.loss`` and against the forward-mode
-  reference of :mod:`tests.naive_orthogonal` (serial and parallel engines);
+  reference of :mod:`tests.naive` (serial and parallel engines);
 * the state Jacobian, state VJP, parameter VJP and Jacobian VJP kernels
   against finite differences / dense reference Jacobians;
 * exact Lyapunov spectra (all zero whenever ``b >= 0``), the flossing
@@ -38,7 +38,7 @@ from plrnn_numba import dynamics
 from plrnn_numba.models.base import model_params
 from plrnn_numba.models.orthogonal import OrthogonalRNN, skew_expm_grad
 
-from . import naive_orthogonal as ref
+from . import naive as ref
 from .naive import central_fd
 
 # Tolerances, one per kind of check (errors are ||a - b|| / ||b||, b the reference, unless stated).
@@ -54,7 +54,7 @@ FD_STEP = 1e-5
 #: sum(G * expm(S - S^T)) <= 1e-10).  A wrong term
 #: or factor shows up at 1e-3 or more.
 FD_RTOL = 1e-6
-#: smallest distance of a kink argument (h and |h| + b, :func:`tests.naive_orthogonal.naive_kink_arguments`)
+#: smallest distance of a kink argument (h and |h| + b, :func:`tests.naive.naive_orthogonal_kink_arguments`)
 #: to 0 along the forward pass of a finite-difference problem (measured >= 3e-4): a step of 1e-5 in one
 #: coordinate moves the arguments by 1e-5 times slopes of O(1) (orthogonal W, T = 7), so no difference
 #: straddles a kink (one that did would be off by ~b / h = 1e4, not by a little).
@@ -122,7 +122,7 @@ def min_kink_distance(model, theta, batch):
     for b in range(Bn):
         z = np.asarray(batch.z0[b], dtype=float)
         for t in range(Tn):
-            out = min(out, np.min(np.abs(ref.naive_kink_arguments(model, theta, z, S_in[b, t]))))
+            out = min(out, np.min(np.abs(ref.naive_orthogonal_kink_arguments(model, theta, z, S_in[b, t]))))
             z = ref.naive_step(model, theta, z, S_in[b, t])
     return out
 
