@@ -113,10 +113,28 @@ def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, 
                         acc += ro[n * M + j] * zn[b, j]
                     yb[n] = acc
             w = m * scale
-            for n in range(N):
-                lv, dv = _loss_term(yb[n], X[t, b, n], loss_kind)
-                loss += w * lv
-                dy[n] = w * dv
+            if loss_kind == 3:
+                # softmax cross-entropy over the step's outputs: logsumexp(y) - x . y, gradient softmax(y) sum(x) - x
+                ymax = yb[0]
+                for n in range(1, N):
+                    ymax = max(ymax, yb[n])
+                se = 0.0
+                for n in range(N):
+                    se += np.exp(yb[n] - ymax)
+                lse = ymax + np.log(se)
+                xsum = 0.0
+                xy = 0.0
+                for n in range(N):
+                    xsum += X[t, b, n]
+                    xy += X[t, b, n] * yb[n]
+                loss += w * (lse * xsum - xy)
+                for n in range(N):
+                    dy[n] = w * (np.exp(yb[n] - lse) * xsum - X[t, b, n])
+            else:
+                for n in range(N):
+                    lv, dv = _loss_term(yb[n], X[t, b, n], loss_kind)
+                    loss += w * lv
+                    dy[n] = w * dv
             if ro_kind == 0:
                 for n in range(N):
                     GL[t, b, n] = dy[n]
@@ -405,7 +423,17 @@ def _prepare(model: Model, batch: Batch, readout, readout_params, loss: str, for
                 "drop readout_params or pass readout=LinearReadout(n_out)"
             )
         ro = np.zeros(0)
-    count = float(mask.sum()) * N
+    if loss == "ce":
+        if N < 2:
+            raise ValueError("loss='ce' (softmax cross-entropy) needs at least two outputs per step; got 1 (use "
+                             "loss='bce' for one logit)")
+        counted = mask.T != 0.0  # (B, T)
+        rows = X[counted]
+        if rows.size and (rows.min() < 0 or not np.allclose(rows.sum(axis=1), 1.0, rtol=0, atol=1e-9)):
+            raise ValueError("batch.targets must be probability vectors (entries >= 0 summing to 1, e.g. one-hot) "
+                             "on every counted step for loss='ce'")
+    # the entries' mean; for the softmax cross-entropy, the steps' mean (its terms are per step)
+    count = float(mask.sum()) * (1 if loss == "ce" else N)
     if count <= 0:
         raise ValueError("batch.mask counts no time step: nothing to fit")
     return (readout, carray(z0), S, carray(np.transpose(X, (1, 0, 2))), mask, alpha, n_forced, carray(ro), 1.0 / count,
@@ -470,10 +498,12 @@ def loss_and_grad(
     readout_params : array, optional
         Parameters of a linear readout; ``[c]`` of a LatentReadout with
         ``train_c=True`` (default ``[readout.c]``).
-    loss : {"mse", "bce", "sigmoid_mse"}
+    loss : {"mse", "bce", "sigmoid_mse", "ce"}
         Mean squared error of the readout ``y``; binary cross-entropy on
-        logits ``y``; or squared error of the sigmoid output,
-        ``sum_{b,t,n} m_bt (sigmoid(y) - x)^2 / sum_{b,t,n} m_bt``.
+        logits ``y``; squared error of the sigmoid output,
+        ``sum_{b,t,n} m_bt (sigmoid(y) - x)^2 / sum_{b,t,n} m_bt``; or
+        softmax cross-entropy over the outputs of each step (targets:
+        probability vectors), averaged over the counted steps.
     forcing : None, float, FreeRunning, SparseTF or GTF
         Teacher forcing applied in the forward pass (and differentiated).
     epoch : int

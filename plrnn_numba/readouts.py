@@ -19,6 +19,11 @@ Losses (averaged over the counted entries, weighted by the mask):
   "A ghost mechanism: an analytical model of abrupt learning", with output
   ``o = sigmoid(y)``; for one sequence and one output it is
   ``sum_t (o_t - x_t)^2 / T``).
+* ``"ce"``: softmax cross-entropy over the outputs of a step, averaged over
+  the counted *steps* (not entries): ``L = sum_{b,t} m_{bt} [logsumexp(y_{bt})
+  - x_{bt} . y_{bt}] / sum_{b,t} m_{bt}``, with targets ``x_{bt}`` a
+  probability vector (e.g. one-hot) on every counted step, and at least two
+  outputs.
 
 A model declares its readout vector with a method ``readout_vector()``
 returning the ``slice`` of ``theta`` (of length ``model.dim``) that holds it,
@@ -33,7 +38,7 @@ import numpy as np
 
 from . import _validate as V
 
-LOSSES = {"mse": 0, "bce": 1, "sigmoid_mse": 2}
+LOSSES = {"mse": 0, "bce": 1, "sigmoid_mse": 2, "ce": 3}
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ Symbol classification (:func:`symbol_classification`)
     elsewhere).  Always answering :math:`(p,p)` scores 0.25.
 
     ``encoding="onehot"`` gives 4 targets (the class one-hot, for a softmax
-    readout); ``encoding="bits"`` gives 2 targets, which symbol came first
-    and which second (0 = p, 1 = q), for the package's ``loss="bce"`` on two
-    logits: a factorised model of the same four classes, which the package's
-    losses (per output channel) can train.  :func:`class_accuracy` scores
-    either.
+    readout trained with ``loss="ce"``, as the authors do); ``encoding="bits"``
+    gives 2 targets, which symbol came first and which second (0 = p, 1 = q),
+    for ``loss="bce"`` on two logits: a factorised model of the same four
+    classes.  :func:`class_accuracy` scores either.
 """
 
 from __future__ import annotations
