@@ -1,6 +1,6 @@
 """Sequence classification from two relevant symbols: validation accuracy of an LSTM, a stable LSTM and an
 orthogonal RNN against the sequence length (Ribeiro et al. 2020, "Beyond exploding and vanishing gradients:
-analysing RNN training using attractors and smoothness", Sect. 5.2, Table 1 and Fig. 6).
+analysing RNN training using attractors and smoothness", Sect. 5.2, Table 1 and Figs. 6 and 7).
 
 The task (``plrnn_numba.tasks.symbol_classification``): sequences of length l
 over the symbols p, q, a, b, c, d (one-hot); two relevant symbols, each p or
@@ -12,28 +12,53 @@ LSTMs z = (h, c)): ``lstm`` (``pn.LSTM``), ``slstm`` (the same projected onto
 the stable-LSTM set after every step, ``stable_lstm_projection``) and
 ``ornn`` (``pn.OrthogonalRNN``, W = expm(S - S^T), modReLU).
 
-The package has no softmax cross-entropy: the targets are the two symbols as
-bits (``encoding="bits"``, 0 = p, 1 = q) and the loss is the binary
-cross-entropy of two logistic outputs (``loss="bce"``), a factorised model of
-the same four classes; ``class_accuracy`` scores a sequence right when both
-logits have the right sign.  (The paper states only a linear output layer;
-a 4-class softmax would be the usual choice.)
+The targets are the two symbols as bits (``encoding="bits"``, 0 = p, 1 = q)
+and the loss is the binary cross-entropy of two logistic outputs
+(``loss="bce"``), a factorised model of the same four classes;
+``class_accuracy`` scores a sequence right when both logits have the right
+sign.  (The paper states only a linear output layer; the package's 4-class
+softmax, ``encoding="onehot"`` with ``loss="ce"``, is not wired into this
+script yet.)
 
 Training as the paper: Adam 1e-2 divided by 10 at epochs 500, 1000 and 2000,
 gradient-norm clipping 0.25, batches of 100 random training sequences,
 training-set size / 100 batches per epoch, until the validation accuracy is 1
 or the epochs run out (paper: 15000).  The validation accuracy is measured
 every ``--eval-every`` epochs (``pn.predict`` on the 1000 validation
-sequences) and once after training.  Writes ``<out>`` (netCDF over model x
-length x seed) and ``<out>.png`` (Fig. 6: validation accuracy per epoch, one
-panel per length), and prints Table 1 with the paper's accuracies beside ours.
+sequences) and once after training.
+
+Fig. 7, the orbit (bifurcation) diagram during training: the parameters are
+snapshot every ``--snapshot-every`` epochs (and at the last), and at every
+snapshot the network runs with a constant unitary input on one of the six
+input channels (the paper's "constant input": one-hot p, q, a, b, c or d;
+all six are recorded, the paper's supplementary figures show all of them,
+its Fig. 7 the input p) from ``--n-init`` random initial states z0 ~ N(0,
+``--z0-scale``^2) for a burn-in of 400 steps (the paper's) and 100 kept
+steps; the two readout outputs y_t = B z_t + c (the logits of the two bits)
+and their first differences y_t - y_{t-1} at the kept steps are stored as
+``y`` and ``dy`` (snapshot_epoch, symbol, init, sample, output).  The same
+computation as ``attractors_sine.py``'s orbit diagram (``readout_orbits``,
+here for any number of outputs).  The snapshots lie on the fixed grid 0, k,
+2k, ..., last epoch; after an early stop (accuracy 1) they are NaN, as the
+validation accuracy is.  Recorded at every length; the figure shows the
+length nearest ``--orbit-length`` (default 100, the paper's).  Cost in the
+quick preset: 1.9 s of orbit diagrams for 274 s of training (9 points; the
+quick wall time, 163 s against 183 s before, is within its run-to-run noise).
+At its last snapshot (l = 100, input p) the LSTM and the sLSTM sit on a
+fixed point, whereas the oRNN's outputs still swing over a range of ~40 after
+the burn-in (orthogonal W: not contractive).
+
+Writes ``<out>`` (netCDF over model x length x seed) and ``<out>.png`` (Fig.
+6: validation accuracy per epoch, one panel per length; Fig. 7: per model, y_t
+against epoch for the input ``--orbit-symbol``, both outputs, seed of
+--seed), and prints Table 1 with the paper's accuracies beside ours.
 
 Presets.  ``--full``: the paper's, hidden size 200, 15000 epochs, Adam 1e-2
 divided by 10 at epochs 500, 1000 and 2000, 1000 + 1000 sequences, lengths
-50 100 200 300 500, validation every epoch, 1 seed.  ``--quick`` (default;
+50 100 200 300 500, validation every epoch, snapshots every 50 epochs, 1 seed.  ``--quick`` (default;
 found by experiment, a few minutes on 2 cores): hidden size 32, 150 epochs,
 1000 + 1000 sequences, lengths 50 100 200, validation every 5 epochs, 1
-seed, and Adam 1e-3 for every model without decay: the paper's rate after
+seed, snapshots every 5 epochs, and Adam 1e-3 for every model without decay: the paper's rate after
 its first milestone.  In a budget of 100-300 epochs the paper's initial
 1e-2 gets neither the LSTM (N = 16 or 32) nor the oRNN (N = 16 to 64) to
 learn l = 100 (validation accuracy 0.21-0.28), whereas at 1e-3 LSTM(32) reaches
@@ -77,7 +102,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 
 import numpy as np
 import xarray as xr
@@ -87,20 +111,18 @@ LABELS = {"lstm": "LSTM", "slstm": "sLSTM", "ornn": "oRNN"}
 LENGTHS = (50, 100, 200, 300, 500)
 PRESETS = {
     "quick": {"n_seeds": 1, "n_hidden": 32, "epochs": 150, "lr": 1e-3, "milestones": [], "n_train": 1000,
-              "n_val": 1000, "eval_every": 5, "lengths": [50, 100, 200]},
+              "n_val": 1000, "eval_every": 5, "lengths": [50, 100, 200], "snapshot_every": 5},
     "full": {"n_seeds": 1, "n_hidden": 200, "epochs": 15000, "lr": 1e-2, "milestones": [500, 1000, 2000],
-             "n_train": 1000, "n_val": 1000, "eval_every": 1, "lengths": list(LENGTHS)},
+             "n_train": 1000, "n_val": 1000, "eval_every": 1, "lengths": list(LENGTHS), "snapshot_every": 50},
 }
 #: the paper's Table 1: validation accuracy per length (LSTM, sLSTM, oRNN)
 PAPER_TABLE1 = {50: (1.00, 1.00, 1.000), 100: (1.00, 1.00, 1.000), 200: (1.00, 0.27, 0.999),
                 300: (0.25, 0.26, 0.995), 500: (0.27, 0.26, 0.970)}
 BASELINE = 0.25
+ORBIT_LENGTH = 100  # Fig. 7's
+ORBIT_SYMBOL = "p"  # the input of Fig. 7 (the paper: "input p", its supplementary figures: all six)
 VAL_SEED_OFFSET = 10_000  # the validation set's seed: seed + this (the training set's: seed)
 U1 = {"units": "1"}
-
-
-class _Solved(Exception):
-    """Raised by the callback to stop training once the validation accuracy is 1."""
 
 
 def build(model: str, n_hidden: int, n_inputs: int, seed: int):
@@ -119,12 +141,42 @@ def build(model: str, n_hidden: int, n_inputs: int, seed: int):
     return m, m.init(seed), hooks
 
 
+def snapshot_grid(epochs: int, snapshot_every: int) -> np.ndarray:
+    """The epochs of the orbit-diagram snapshots: 0, k, 2k, ... and the last epoch (as ``pn.train`` takes them)."""
+    return np.unique(np.append(np.arange(0, epochs, snapshot_every), epochs - 1)).astype(np.int64)
+
+
+def readout_orbits(net, history: xr.Dataset, u: np.ndarray, *, n_init: int, z0_scale: float, burn_in: int,
+                   keep: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steady state of the linear readout y = B z + c at every parameter snapshot of ``history``, constant input u.
+
+    The same computation as the orbit diagram of ``attractors_sine.train_point``
+    (``orbit_diagram_training``, one step more than kept, for the first
+    difference), for any number of outputs: ``(y, dy)``, each of shape
+    (snapshot, init, sample, output), dy[..., t, :] = y_t - y_{t-1}.
+    """
+    from plrnn_numba.dynamics import orbit_diagram_training
+
+    orb = orbit_diagram_training(net, history, inputs=np.asarray(u, float), n_init=n_init, z0_scale=z0_scale,
+                                 n_steps=keep + 1, n_transient=burn_in - 1, seed=seed)
+    z = orb["z"].values  # (snapshot, init, sample, state)
+    R = history["readout_snapshots"].values  # (snapshot, readout_param): B (n_out x M, row-major) then c
+    M = net.dim
+    n_out = (R.shape[1]) // (M + 1)
+    B = R[:, : n_out * M].reshape(-1, n_out, M)
+    y = np.einsum("sitm,som->sito", z, B) + R[:, None, None, n_out * M :]
+    return y[:, :, 1:], np.diff(y, axis=2)
+
+
 def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: int, lr: float, ornn_lr: float,
                 milestones: list[int], n_train: int, n_val: int, batch: int, clip: float, eval_every: int,
-                stop_at_one: bool) -> dict:
-    """One network on one length: train, validation accuracy along training and at the end; the sweep's function."""
+                stop_at_one: bool, snapshot_every: int, n_init: int, z0_scale: float, burn_in: int,
+                keep: int) -> dict:
+    """One network on one length: train, validation accuracy along training and at the end, and the orbit
+    diagrams of the two outputs for each constant one-hot symbol at the parameter snapshots; the sweep's function."""
     import plrnn_numba as pn
     from plrnn_numba.tasks import class_accuracy, symbol_classification
+    from plrnn_numba.tasks.attractors import SYMBOLS
 
     train_set = symbol_classification(n_train, length, seed=seed, encoding="bits")
     val_set = symbol_classification(n_val, length, seed=seed + VAL_SEED_OFFSET, encoding="bits")
@@ -148,25 +200,48 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: in
         curve[state.epoch // eval_every] = acc
         if stop_at_one and acc >= 1.0:
             solved[0] = state.epoch
-            raise _Solved(f"validation accuracy 1 at epoch {state.epoch}")
+            raise pn.training.StopTraining(f"validation accuracy 1 at epoch {state.epoch}")
         return None
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the early stop comes back as a "failed" callback, with a warning
-        h = pn.train(net, theta0, data, n_epochs=epochs, batches_per_epoch=max(1, n_train // batch),
-                     optimizer=pn.Adam(lr=ornn_lr if model == "ornn" else lr),
-                     lr_schedule=pn.MultiStepLR(list(milestones)) if milestones else None, clip_norm=clip,
-                     readout=readout, loss="bce", hooks=hooks, callback=callback, callback_every=eval_every,
-                     snapshot_every=epochs, seed=seed)
+    h = pn.train(net, theta0, data, n_epochs=epochs, batches_per_epoch=max(1, n_train // batch),
+                 optimizer=pn.Adam(lr=ornn_lr if model == "ornn" else lr),
+                 lr_schedule=pn.MultiStepLR(list(milestones)) if milestones else None, clip_norm=clip,
+                 readout=readout, loss="bce", hooks=hooks, callback=callback, callback_every=eval_every,
+                 snapshot_every=snapshot_every, seed=seed)
     train_s = time.perf_counter() - t0
     status = str(h.attrs.get("status", ""))
     message = str(h.attrs.get("message", h.attrs.get("status_message", "")))
-    if solved[0] >= 0:
+    if status == "stopped" and solved[0] >= 0:
         status = "solved"
     elif status != "completed":
         raise RuntimeError(f"training stopped: {status} {message}")
     final = accuracy(h["theta"].values, h["readout_params"].values)
+    # Fig. 7: the snapshots on the fixed grid (a run stopped early: NaN after the stop, and its off-grid last
+    # snapshot is left out, so that every point has the same shape); one constant one-hot symbol at a time, the
+    # same random initial states for each
+    t0 = time.perf_counter()
+    grid = snapshot_grid(epochs, snapshot_every)
+    taken = h["snapshot_epoch"].values
+    on_grid = np.flatnonzero(np.isin(taken, grid))
+    slots = np.searchsorted(grid, taken[on_grid])
+    n_sym = train_set.inputs.shape[2]
+    y = np.full((grid.size, n_sym, n_init, keep, 2), np.nan)
+    dy = np.full_like(y, np.nan)
+    hs = h.isel(snapshot=on_grid)
+    for k in range(n_sym):
+        y[slots, k], dy[slots, k] = readout_orbits(net, hs, np.eye(n_sym)[k], n_init=n_init, z0_scale=z0_scale,
+                                                   burn_in=burn_in, keep=keep, seed=seed)
+    orbit_s = time.perf_counter() - t0
+    odims = ("snapshot_epoch", "symbol", "init", "sample", "output")
+    ocoords = {"snapshot_epoch": ("snapshot_epoch", grid,
+                                  {**U1, "long_name": "epoch after which the parameters were taken"}),
+               "symbol": ("symbol", np.asarray(SYMBOLS[:n_sym], dtype=str),
+                          {"long_name": "the constant one-hot input symbol"}),
+               "init": ("init", np.arange(n_init), {**U1, "long_name": "initial state index"}),
+               "sample": ("sample", np.arange(burn_in, burn_in + keep), {"units": "steps", "long_name": "time step"}),
+               "output": ("output", np.arange(2), {**U1, "long_name": "readout output (logit of the first / second "
+                                                                      "relevant symbol's bit, 1 = q)"})}
     loss = np.full(epochs, np.nan)
     loss[: h.sizes["epoch"]] = h["loss"].values
     cp = {"eval_epoch": ("eval_epoch", checkpoints, {**U1, "long_name": "epoch after which the accuracy was measured"})}
@@ -178,11 +253,17 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: in
         "epochs_run": int(h.sizes["epoch"]),
         "final_loss": float(h["loss"].values[-1]),
         "train_seconds": train_s,
+        "orbit_seconds": orbit_s,
         "status": status,
         "val_accuracy": xr.DataArray(curve, dims="eval_epoch", coords=cp,
                                      attrs={**U1, "long_name": "validation accuracy (NaN after an early stop)"}),
         "loss": xr.DataArray(loss, dims="epoch", coords=ep,
                              attrs={**U1, "long_name": "mean training BCE of the epoch (NaN after an early stop)"}),
+        "y": xr.DataArray(y, dims=odims, coords=ocoords,
+                          attrs={**U1, "long_name": "output y_t after the burn-in, constant one-hot input "
+                                                    "(NaN after an early stop)"}),
+        "dy": xr.DataArray(dy, dims=odims, coords=ocoords,
+                           attrs={**U1, "long_name": "first difference y_t - y_{t-1}"}),
     }
 
 
@@ -193,6 +274,7 @@ VAR_ATTRS = {
     "epochs_run": {**U1, "long_name": "epochs trained"},
     "final_loss": {**U1, "long_name": "mean training BCE of the last epoch"},
     "train_seconds": {"units": "s", "long_name": "training wall time, validation included"},
+    "orbit_seconds": {"units": "s", "long_name": "orbit-diagram (Fig. 7) wall time"},
     "status": {"long_name": "completed, or solved (stopped at validation accuracy 1)"},
 }
 COORD_ATTRS = {"model": {"long_name": "lstm: LSTM; slstm: stable LSTM; ornn: orthogonal RNN"},
@@ -218,14 +300,21 @@ def table1(ds: xr.Dataset) -> list[dict]:
     return rows
 
 
-def plot(ds: xr.Dataset, path) -> None:
-    """Fig. 6: validation accuracy per epoch, one panel per length (every seed)."""
+def plot(ds: xr.Dataset, path, *, seed: int = 0, orbit_length: int = ORBIT_LENGTH,
+         orbit_symbol: str = ORBIT_SYMBOL) -> None:
+    """Fig. 6: validation accuracy per epoch, one panel per length (every seed); below it Fig. 7: per model, the
+    orbit diagram y_t against epoch for the constant input ``orbit_symbol`` at the length nearest ``orbit_length``
+    (seed ``seed``, or the first), both outputs."""
     from plrnn_numba.plot import _plt
 
     plt = _plt()
     lengths = ds["length"].values
-    fig, axes = plt.subplots(1, len(lengths), figsize=(3.6 * len(lengths) + 1, 3.6), constrained_layout=True,
-                             squeeze=False)
+    models = [str(m) for m in ds["model"].values]
+    has_orbit = "y" in ds
+    width = 3.6 * max(len(lengths), len(models) if has_orbit else 1) + 1
+    fig = plt.figure(figsize=(width, 7.4 if has_orbit else 3.6), constrained_layout=True)
+    top, bottom = fig.subfigures(2, 1) if has_orbit else (fig, None)
+    axes = np.atleast_2d(top.subplots(1, len(lengths), squeeze=False))
     for ax, length in zip(axes[0], lengths):
         for j, m in enumerate(ds["model"].values):
             for k, s in enumerate(ds["seed"].values):
@@ -240,7 +329,31 @@ def plot(ds: xr.Dataset, path) -> None:
         ax.set_title(f"l = {int(length)}", fontsize=9)
     axes[0, 0].set_ylabel("validation accuracy")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Fig. 6: symbol classification, validation accuracy during training", fontsize=10)
+    top.suptitle("Fig. 6: symbol classification, validation accuracy during training", fontsize=10)
+    if has_orbit:
+        length = int(lengths[np.argmin(np.abs(lengths - orbit_length))])
+        s = seed if seed in ds["seed"].values else ds["seed"].values[0]
+        sym = orbit_symbol if orbit_symbol in ds["symbol"].values else str(ds["symbol"].values[0])
+        for ax, m in zip(np.atleast_1d(bottom.subplots(1, len(models), squeeze=False)[0]), models):
+            row = ds.sel(model=m, length=length, seed=s)
+            ax.set_title(f"{LABELS.get(m, m)}", fontsize=9)
+            ax.set_xlabel("epoch")
+            if str(row["error"].values):
+                ax.set_title(f"{LABELS.get(m, m)}: failed", fontsize=9)
+                continue
+            ep = row["snapshot_epoch"].values
+            for o in row["output"].values:
+                y = row["y"].sel(symbol=sym, output=o).values  # (snapshot, init, sample)
+                E = np.broadcast_to(ep[:, None, None], y.shape)
+                ax.plot(E.ravel(), y.ravel(), ".", ms=1, color=f"C{int(o)}", alpha=0.5)
+                ax.plot([], [], ".", color=f"C{int(o)}", label=f"output {int(o) + 1} (bit of relevant symbol "
+                                                                f"{int(o) + 1})")
+            ax.axhline(0, color="k", lw=0.5, ls=":")
+        bottom.axes[0].set_ylabel("$y_t$ (logit) after the burn-in")
+        bottom.axes[0].legend(fontsize=7)
+        burn = int(ds["sample"].values[0])
+        bottom.suptitle(f"Fig. 7: orbit diagram during training, l = {length}, seed {s}, constant input "
+                        f"{sym!r} (one-hot), burn-in {burn}", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -266,8 +379,20 @@ def parse_args(argv=None):
     g.add_argument("--clip", type=float, default=0.25, help="gradient-norm clipping (default: %(default)s)")
     g.add_argument("--eval-every", type=int, default=None, help="epochs between validations (quick 5, full 1)")
     g.add_argument("--no-early-stop", action="store_true", help="train every epoch even after accuracy 1")
+    g.add_argument("--snapshot-every", type=int, default=None,
+                   help="epochs between the parameter snapshots of the orbit diagrams (quick 5, full 50)")
+    o = p.add_argument_group("orbit diagram (Fig. 7): every constant one-hot symbol, both outputs")
+    o.add_argument("--n-init", type=int, default=4, help="random initial states (default: %(default)s)")
+    o.add_argument("--z0-scale", type=float, default=1.0, help="their standard deviation (default: %(default)s)")
+    o.add_argument("--burn-in", type=int, default=400, help="steps discarded (default: %(default)s, the paper's)")
+    o.add_argument("--keep", type=int, default=100, help="steps kept after the burn-in (default: %(default)s)")
+    o.add_argument("--orbit-length", type=int, default=ORBIT_LENGTH,
+                   help="length whose diagrams the figure shows (the nearest run; default: %(default)s, the paper's)")
+    o.add_argument("--orbit-symbol", default=ORBIT_SYMBOL, choices=("p", "q", "a", "b", "c", "d"),
+                   help="constant input the figure shows (default: %(default)s, the paper's)")
     args = p.parse_args(argv)
-    for name in ("n_hidden", "epochs", "n_train", "n_val", "batch", "eval_every"):
+    for name in ("n_hidden", "epochs", "n_train", "n_val", "batch", "eval_every", "snapshot_every", "n_init",
+                 "burn_in", "keep"):
         v = getattr(args, name)
         if v is not None and v < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer")
@@ -277,6 +402,8 @@ def parse_args(argv=None):
         p.error("--batch must not exceed --n-train")
     if (args.lr is not None and args.lr <= 0) or args.clip <= 0 or (args.ornn_lr is not None and args.ornn_lr <= 0):
         p.error("--lr and --clip must be > 0")
+    if args.z0_scale < 0:
+        p.error("--z0-scale must be >= 0")
     return args, p
 
 
@@ -285,7 +412,8 @@ def main(argv=None) -> int:
     from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
 
     cfg = preset(args, PRESETS)
-    for key in ("lengths", "n_hidden", "epochs", "lr", "milestones", "n_train", "n_val", "eval_every"):
+    for key in ("lengths", "n_hidden", "epochs", "lr", "milestones", "n_train", "n_val", "eval_every",
+                "snapshot_every"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.batch > cfg["n_train"]:
@@ -295,7 +423,9 @@ def main(argv=None) -> int:
              "ornn_lr": float(ornn_lr),
              "milestones": sorted(int(m) for m in cfg["milestones"]), "n_train": int(cfg["n_train"]),
              "n_val": int(cfg["n_val"]), "batch": args.batch, "clip": args.clip,
-             "eval_every": int(cfg["eval_every"]), "stop_at_one": not args.no_early_stop}
+             "eval_every": int(cfg["eval_every"]), "stop_at_one": not args.no_early_stop,
+             "snapshot_every": int(cfg["snapshot_every"]), "n_init": args.n_init, "z0_scale": args.z0_scale,
+             "burn_in": args.burn_in, "keep": args.keep}
     lengths = sorted({int(v) for v in cfg["lengths"]})
     t0 = time.perf_counter()
     ds = run_sweep(
@@ -312,7 +442,7 @@ def main(argv=None) -> int:
         print(f"every point failed; the first: {ds['error'].values.ravel()[0]}", file=sys.stderr)
         return 1
     png = args.out.with_suffix(".png")
-    plot(ds, png)
+    plot(ds, png, seed=args.seed, orbit_length=args.orbit_length, orbit_symbol=args.orbit_symbol)
     models = [str(m) for m in ds["model"].values]
     print(f"Table 1: validation accuracy (mean over {ds.sizes['seed']} seed(s)), N = {fixed['n_hidden']}, "
           f"<= {fixed['epochs']} epochs, {fixed['n_train']} + {fixed['n_val']} sequences; paper: N = 200, "

@@ -31,7 +31,8 @@ def test_sine_records_mse_history_and_orbit_diagrams(tmp_path):
 def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "slstm", "ornn", "--lengths", "50", "60",
               "--n-hidden", "3", "--epochs", "3", "--milestones", "2", "--n-train", "100", "--n-val", "50",
-              "--batch", "50", "--eval-every", "1")
+              "--batch", "50", "--eval-every", "1", "--snapshot-every", "2", "--n-init", "2", "--burn-in", "12",
+              "--keep", "5")
     assert ds["final_accuracy"].dims == ("model", "length", "seed")
     np.testing.assert_array_equal(ds["length"].values, [50, 60])
     assert ds["val_accuracy"].dims == ("model", "length", "seed", "eval_epoch")
@@ -40,6 +41,18 @@ def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     assert np.all((acc >= 0) & (acc <= 1))
     # accuracies are multiples of 1/50 (50 validation sequences)
     np.testing.assert_allclose(acc * 50, np.round(acc * 50), atol=1e-9)
+    # Fig. 7: orbit diagrams at the snapshots 0, 2 and the last (2), every one-hot symbol, 2 initial states, the
+    # kept steps 12..16, both outputs
+    dims = ("model", "length", "seed", "snapshot_epoch", "symbol", "init", "sample", "output")
+    assert ds["y"].dims == dims and ds["dy"].dims == dims
+    np.testing.assert_array_equal(ds["snapshot_epoch"].values, [0, 2])
+    assert list(ds["symbol"].values) == ["p", "q", "a", "b", "c", "d"]
+    np.testing.assert_array_equal(ds["sample"].values, np.arange(12, 17))
+    assert ds.sizes["init"] == 2 and ds.sizes["output"] == 2 and ds["dy"].shape == ds["y"].shape
+    y, dy = ds["y"].values, ds["dy"].values
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dy))
+    np.testing.assert_allclose(dy[..., 1:, :], np.diff(y, axis=-2), atol=1e-12)
+    assert np.all(ds["orbit_seconds"].values >= 0)
     rows = _script("attractors_symbols").table1(ds)
     assert [r["length"] for r in rows] == [50, 60]
     assert rows[0]["paper_slstm"] == 1.0 and np.isnan(rows[1]["paper_ornn"])  # the paper has no l = 60
@@ -49,10 +62,14 @@ def test_symbols_stops_early_at_validation_accuracy_one(tmp_path):
     # at the paper's rate 1e-2 the LSTM solves l = 50 within a few epochs at N = 16 (seed 0: ~20 epochs)
     ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "--lengths", "50", "--n-hidden", "16",
               "--lr", "1e-2", "--epochs", "40", "--milestones", "--n-train", "500", "--n-val", "200",
-              "--eval-every", "1")
+              "--eval-every", "1", "--snapshot-every", "5", "--burn-in", "20", "--keep", "5")
     point = ds.isel(model=0, length=0, seed=0)
     assert str(point["status"].values) == "solved" and float(point["final_accuracy"]) == 1.0
     solved = int(point["solved_epoch"])
     assert 0 <= solved < 40 and int(point["epochs_run"]) == solved + 1
     assert np.all(np.isnan(point["val_accuracy"].values[solved + 1 :]))
     assert np.all(np.isnan(point["loss"].values[solved + 1 :]))
+    # the orbit diagrams: on the grid 0, 5, ..., 35, 39; NaN after the stop
+    np.testing.assert_array_equal(ds["snapshot_epoch"].values, [*range(0, 40, 5), 39])
+    after = ds["snapshot_epoch"].values > solved
+    assert np.all(np.isfinite(point["y"].values[~after])) and np.all(np.isnan(point["y"].values[after]))
