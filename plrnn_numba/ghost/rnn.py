@@ -95,7 +95,8 @@ import xarray as xr
 from .. import _validate as V
 from .. import io
 from ..config import njit
-from ..models.rate import RateRNN, _tanh
+from ..models._fastmath import _tanh
+from ..models.rate import RateRNN
 from ..optim import SGD
 from ..readouts import LatentReadout, LinearReadout
 from ..tasks.activation import delayed_activation

@@ -79,6 +79,7 @@ import numpy as np
 from .. import _validate as V_
 from .. import config
 from ..config import njit
+from ._fastmath import _exp_nonpos, _tanh
 from ._linalg import acc_at_b
 from .base import (
     Model,
@@ -89,36 +90,8 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
-from .rate import _INV_LN2, _LN2_HI, _LN2_LO, _int_bits_as_float, _tanh
 
 # meta = [N, K, bias (0/1), P]: units, inputs, whether theta holds the biases, length of theta
-
-
-@njit(inline="always")
-def _exp_nonpos(u):
-    # exp(u) for u <= 0 without a libm call (so loops over units vectorise): u = k ln 2 + r,
-    # exp(u) = 2^k (1 + expm1(r)), expm1 by its Taylor polynomial (as rate._tanh); u is clamped
-    # at -700 (exp(-700) ~ 1e-304, a normal number; what the sigmoid needs is far above).
-    u = -700.0 if u < -700.0 else u
-    kf = np.floor(u * _INV_LN2 + 0.5)
-    r = (u - kf * _LN2_HI) - kf * _LN2_LO
-    p = 1.0 / 87178291200.0
-    p = p * r + 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r * r + r
-    kf = kf if kf >= -1010.0 else -1010.0  # a NaN is not converted to an integer
-    two_k = _int_bits_as_float((np.int64(kf) + 1023) << 52)
-    return two_k + two_k * p
 
 
 @njit(inline="always")
