@@ -99,12 +99,33 @@ def build(model: str, n_hidden: int, seed: int):
     return m, m.init(seed), hooks
 
 
+def readout_orbits(net, history: xr.Dataset, u: np.ndarray, *, n_init: int, z0_scale: float, burn_in: int,
+                   keep: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steady state of the linear readout y = B z + c at every parameter snapshot of ``history``, constant input u.
+
+    ``orbit_diagram_training`` with one step more than kept, for the first
+    difference; any number of outputs: ``(y, dy)``, each of shape
+    (snapshot, init, sample, output), dy[..., t, :] = y_t - y_{t-1}.  Used by
+    this script and by ``attractors_symbols.py``.
+    """
+    from plrnn_numba.dynamics import orbit_diagram_training
+
+    orb = orbit_diagram_training(net, history, inputs=np.asarray(u, float), n_init=n_init, z0_scale=z0_scale,
+                                 n_steps=keep + 1, n_transient=burn_in - 1, seed=seed)
+    z = orb["z"].values  # (snapshot, init, sample, state)
+    R = history["readout_snapshots"].values  # (snapshot, readout_param): B (n_out x M, row-major) then c
+    M = net.dim
+    n_out = (R.shape[1]) // (M + 1)
+    B = R[:, : n_out * M].reshape(-1, n_out, M)
+    y = np.einsum("sitm,som->sito", z, B) + R[:, None, None, n_out * M :]
+    return y[:, :, 1:], np.diff(y, axis=2)
+
+
 def train_point(model: str, seed: int, *, n_hidden: int, epochs: int, lr: float, milestones: list[int],
                 slstm_milestones: list[int], batch: int, n_seq: int, n_steps: int, clip: float, snapshot_every: int,
                 orbit_input: float, n_init: int, z0_scale: float, burn_in: int, keep: int) -> dict:
     """One network: train, final MSE, orbit diagram of the output at every snapshot; the sweep's point function."""
     import plrnn_numba as pn
-    from plrnn_numba.dynamics import orbit_diagram_training
     from plrnn_numba.tasks import sine_wave
 
     net, theta0, hooks = build(model, n_hidden, seed)
@@ -125,14 +146,8 @@ def train_point(model: str, seed: int, *, n_hidden: int, epochs: int, lr: float,
     final_mse = float(np.mean((y_all - full.targets) ** 2))
     # orbit diagram: keep one step more than asked, for the first difference
     t0 = time.perf_counter()
-    orb = orbit_diagram_training(net, h, inputs=np.array([orbit_input]), n_init=n_init, z0_scale=z0_scale,
-                                 n_steps=keep + 1, n_transient=burn_in - 1, seed=seed)
-    z = orb["z"].values  # (snapshot, init, sample, state)
-    R = h["readout_snapshots"].values  # (snapshot, readout_param): B (1 x M) then c
-    M = net.dim
-    y = np.einsum("sitm,sm->sit", z, R[:, :M]) + R[:, M][:, None, None]
-    dy = np.diff(y, axis=2)
-    y = y[:, :, 1:]
+    y, dy = (a[..., 0] for a in readout_orbits(net, h, np.array([orbit_input]), n_init=n_init, z0_scale=z0_scale,
+                                               burn_in=burn_in, keep=keep, seed=seed))
     orbit_s = time.perf_counter() - t0
     amp = np.nanmax(y[-1], axis=1) - np.nanmin(y[-1], axis=1)
     snap = {"snapshot_epoch": ("snapshot_epoch", h["snapshot_epoch"].values.astype(np.int64),
@@ -150,7 +165,7 @@ def train_point(model: str, seed: int, *, n_hidden: int, epochs: int, lr: float,
         "last_epoch_mse": float(h["loss"].values[-1]),
         "min_epoch_mse": float(np.nanmin(h["loss"].values)),
         "final_amplitude": float(np.nanmean(amp)),
-        "diverged_runs": int(orb["diverged"].values.sum()),
+        "diverged_runs": int(np.sum(~np.all(np.isfinite(y), axis=2))),  # a diverged run is NaN from there on
         "train_seconds": train_s,
         "orbit_seconds": orbit_s,
         "status": str(h.attrs.get("status", "")),

@@ -105,6 +105,7 @@ import time
 
 import numpy as np
 import xarray as xr
+from attractors_sine import readout_orbits  # the orbit diagram of the readout output, shared with Figs. 4-5
 
 MODELS = ("lstm", "slstm", "ornn")
 LABELS = {"lstm": "LSTM", "slstm": "sLSTM", "ornn": "oRNN"}
@@ -144,28 +145,6 @@ def build(model: str, n_hidden: int, n_inputs: int, seed: int):
 def snapshot_grid(epochs: int, snapshot_every: int) -> np.ndarray:
     """The epochs of the orbit-diagram snapshots: 0, k, 2k, ... and the last epoch (as ``pn.train`` takes them)."""
     return np.unique(np.append(np.arange(0, epochs, snapshot_every), epochs - 1)).astype(np.int64)
-
-
-def readout_orbits(net, history: xr.Dataset, u: np.ndarray, *, n_init: int, z0_scale: float, burn_in: int,
-                   keep: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Steady state of the linear readout y = B z + c at every parameter snapshot of ``history``, constant input u.
-
-    The same computation as the orbit diagram of ``attractors_sine.train_point``
-    (``orbit_diagram_training``, one step more than kept, for the first
-    difference), for any number of outputs: ``(y, dy)``, each of shape
-    (snapshot, init, sample, output), dy[..., t, :] = y_t - y_{t-1}.
-    """
-    from plrnn_numba.dynamics import orbit_diagram_training
-
-    orb = orbit_diagram_training(net, history, inputs=np.asarray(u, float), n_init=n_init, z0_scale=z0_scale,
-                                 n_steps=keep + 1, n_transient=burn_in - 1, seed=seed)
-    z = orb["z"].values  # (snapshot, init, sample, state)
-    R = history["readout_snapshots"].values  # (snapshot, readout_param): B (n_out x M, row-major) then c
-    M = net.dim
-    n_out = (R.shape[1]) // (M + 1)
-    B = R[:, : n_out * M].reshape(-1, n_out, M)
-    y = np.einsum("sitm,som->sito", z, B) + R[:, None, None, n_out * M :]
-    return y[:, :, 1:], np.diff(y, axis=2)
 
 
 def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: int, lr: float, ornn_lr: float,
