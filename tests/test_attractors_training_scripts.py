@@ -73,3 +73,12 @@ def test_symbols_stops_early_at_validation_accuracy_one(tmp_path):
     np.testing.assert_array_equal(ds["snapshot_epoch"].values, [*range(0, 40, 5), 39])
     after = ds["snapshot_epoch"].values > solved
     assert np.all(np.isfinite(point["y"].values[~after])) and np.all(np.isnan(point["y"].values[after]))
+
+
+def test_symbols_trains_the_four_class_softmax_with_onehot_targets(tmp_path):
+    ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "--lengths", "50", "--encoding", "onehot",
+              "--n-hidden", "3", "--epochs", "2", "--n-train", "100", "--n-val", "50", "--batch", "50",
+              "--eval-every", "1", "--snapshot-every", "1", "--n-init", "2", "--burn-in", "12", "--keep", "5")
+    assert ds.sizes["output"] == 4 and "softmax" in ds["output"].attrs["long_name"]
+    acc = ds["val_accuracy"].values
+    assert np.all((acc >= 0) & (acc <= 1)) and np.allclose(acc * 50, np.round(acc * 50))
