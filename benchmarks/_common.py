@@ -15,6 +15,9 @@ Helpers
 * :func:`machine_info`, :func:`versions`, :func:`command_line` — provenance.
 * :func:`markdown_table`, :func:`fmt` — markdown output.
 * :class:`Report` — collect lines, print them as they come and write them to a file.
+* :func:`single_thread_torch_numba` — one thread for torch, numba and the package.
+* :func:`timed_first_call`, :func:`startup_process`, :func:`startup_times` — first-call,
+  compile and cached start-up times (numba's cache in a fresh directory).
 """
 
 from __future__ import annotations
@@ -323,3 +326,74 @@ class Report:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(self.text())
+
+
+# ------------------------------------------------------------------------ threads and start-up
+def single_thread_torch_numba() -> None:
+    """One thread for torch (intra- and inter-op), numba and plrnn_numba's engines (imported here: call it after
+    :func:`limit_threads` and the imports of the script)."""
+    import numba
+    import torch
+
+    from plrnn_numba import config as pn_config
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or parallel work already started
+        pass
+    numba.set_num_threads(1)
+    pn_config.set_num_threads(1)
+
+
+def timed_first_call(fn: Callable[[], object]) -> tuple[float, object]:
+    """``(seconds, result)`` of one call of ``fn``."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def startup_process(code: str, args: Sequence[str], cache_dir: str, timeout: float = 900) -> dict:
+    """Run ``python -c code *args`` in a new process with numba's cache in ``cache_dir``.
+
+    ``code`` prints a JSON dict of timings as its last line; it is returned
+    with ``"process"``, the wall time of the whole process, added.
+    """
+    import json
+    import subprocess
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env.pop("PLRNN_NUMBA_CACHE", None)  # caching on (the package default)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"start-up subprocess failed:\n{proc.stderr}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process"] = wall
+    return out
+
+
+def startup_times(code: str, args: Sequence[str], n_cached: int) -> tuple[dict, list[dict], int]:
+    """Cold start-up (a fresh, empty numba cache: everything compiles), then ``n_cached`` cached ones.
+
+    Returns ``(cold, cached, n_files)``: the timings of :func:`startup_process`,
+    and the number of files the cold run left in the cache.
+    """
+    import shutil
+    import tempfile
+
+    cache_dir = tempfile.mkdtemp(prefix="plrnn_numba_cache_")
+    try:
+        cold = startup_process(code, args, cache_dir)
+        n_files = sum(len(f) for _, _, f in os.walk(cache_dir))
+        cached = [startup_process(code, args, cache_dir) for _ in range(n_cached)]
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    return cold, cached, n_files
+
+
+def median_of(runs: Sequence[dict]) -> dict:
+    """Key by key median of dicts of numbers with the same keys."""
+    return {k: float(statistics.median(r[k] for r in runs)) for k in runs[0]}

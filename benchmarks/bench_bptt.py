@@ -36,10 +36,6 @@ C.limit_threads(1)  # before numpy / numba / torch are imported
 ROOT = C.add_repo_to_path()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -48,7 +44,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import plrnn_numba as pn  # noqa: E402
-from plrnn_numba import config as pn_config  # noqa: E402
 
 N_OBS = 3  # identity readout on the first 3 states
 GTF_ALPHA = 0.1
@@ -58,16 +53,6 @@ NOISY_SPREAD = 0.5  # relative interquartile range above which a timing is flagg
 # Project goals: speed-up of numba over torch (one thread each).
 GOAL_SMALL = 30.0  # M <= 32
 GOAL_LARGE = 2.0  # M = 128, B = 16
-
-
-def set_single_thread() -> None:
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or parallel work already started
-        pass
-    numba.set_num_threads(1)
-    pn_config.set_num_threads(1)
 
 
 # ------------------------------------------------------------------------ cases
@@ -237,31 +222,6 @@ print(json.dumps({"import": t1 - t0, "plrnn": t2 - t1, "rnn": t3 - t2}))
 """
 
 
-def startup_run(cache_dir: str) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    env.pop("PLRNN_NUMBA_CACHE", None)  # caching on (the package default)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _STARTUP_CODE, str(ROOT)], env=env,
-                          capture_output=True, text=True, timeout=900)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"start-up subprocess failed:\n{proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["process"] = wall
-    return out
-
-
-def measure_startup(n_cached: int) -> tuple[dict, list[dict], int]:
-    cache_dir = tempfile.mkdtemp(prefix="plrnn_numba_cache_")
-    try:
-        cold = startup_run(cache_dir)
-        n_files = sum(len(f) for _, _, f in os.walk(cache_dir))
-        cached = [startup_run(cache_dir) for _ in range(n_cached)]
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-    return cold, cached, n_files
-
-
 # ------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -270,7 +230,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-startup", action="store_true", help="skip the compile / cached start-up measurement")
     args = ap.parse_args(argv)
 
-    set_single_thread()
+    C.single_thread_torch_numba()
     min_time, min_runs, rounds = (0.2, 3, 1) if args.quick else (1.0, 7, 3)
     rep = C.Report()
     rep.add("## Analytic BPTT (numba) vs PyTorch autograd")
@@ -383,7 +343,7 @@ def main(argv=None) -> int:
     # --- compile and start-up
     if not args.no_startup:
         n_cached = 1 if args.quick else 3
-        cold, cached, n_files = measure_startup(n_cached)
+        cold, cached, n_files = C.startup_times(_STARTUP_CODE, [str(ROOT)], n_cached)
         med = {k: float(np.median([c[k] for c in cached])) for k in cold}
         rep.add("Compilation and start-up, each in a new process (`sys.executable -c ...`) with "
                 "`NUMBA_CACHE_DIR` set to a fresh temporary directory: *first* run with the empty cache "

@@ -47,8 +47,6 @@ _INDUCTOR_CACHE = tempfile.TemporaryDirectory(prefix="bench_lstm_inductor_")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = _INDUCTOR_CACHE.name
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -59,7 +57,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import plrnn_numba as pn  # noqa: E402
-from plrnn_numba import config as pn_config  # noqa: E402
 
 T_STEPS, N_INPUTS = 400, 1
 SIZES, BATCHES = (2, 50, 200), (10, 100)
@@ -67,16 +64,6 @@ RTOL = 1e-8
 NOISY_SPREAD = 0.5
 #: a compile that takes longer than this (seconds, in a subprocess) counts as "not in reasonable time"
 COMPILE_LIMIT_S = 240
-
-
-def set_single_thread() -> None:
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set
-        pass
-    numba.set_num_threads(1)
-    pn_config.set_num_threads(1)
 
 
 @dataclass
@@ -195,7 +182,7 @@ import bench_lstm as BL
 import torch
 warnings.simplefilter("ignore")
 torch._dynamo.config.allow_rnn = sys.argv[3] == "1"
-BL.set_single_thread()
+BL.C.single_thread_torch_numba()
 case = BL.Case(int(sys.argv[2]), 10)
 model, theta, batch, readout, ro = BL.make_problem(case)
 run, _ = BL.torch_fns(case, model, theta, batch, ro, torch.float64, compiled=True)
@@ -251,41 +238,6 @@ print(json.dumps({"import": t1 - t0, "small": t2 - t1, "blas": t3 - t2}))
 """
 
 
-def startup_run(cache_dir: str) -> dict:
-    """One new process: import, the first LSTM loss_and_grad (N = 2, B = 10), then N = 50, B = 100.
-
-    numba's cache in cache_dir.
-    """
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    env.pop("PLRNN_NUMBA_CACHE", None)  # caching on (the package default)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _STARTUP_CODE, str(ROOT)], env=env, capture_output=True,
-                          text=True, timeout=900)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"start-up subprocess failed:\n{proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["process"] = wall
-    return out
-
-
-def measure_startup(n_cached: int) -> tuple[dict, dict]:
-    """Cold (empty numba cache: everything compiles) and cached start-up (median of n_cached processes)."""
-    cache_dir = tempfile.mkdtemp(prefix="plrnn_numba_cache_")
-    try:
-        cold = startup_run(cache_dir)
-        cached = [startup_run(cache_dir) for _ in range(n_cached)]
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-    return cold, {k: float(np.median([c[k] for c in cached])) for k in cold}
-
-
-def timed_first_call(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def repeats(cost: float, quick: bool) -> tuple[float, int, int, int]:
     """(min_time, min_runs, rounds, warmup) for a case whose slowest side takes ``cost`` seconds a call."""
     if quick:
@@ -321,7 +273,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
-    set_single_thread()
+    C.single_thread_torch_numba()
     rep = C.Report()
     if args.subsection:
         kind = "native" if "OPENBLAS_CORETYPE" not in os.environ else "from the environment"
@@ -360,13 +312,13 @@ def main(argv=None) -> int:
     for case in cases:
         model, theta, batch, readout, ro = make_problem(case)
         nb = numba_fn(model, theta, batch, readout, ro)
-        t_first_nb, r = timed_first_call(nb)
+        t_first_nb, r = C.timed_first_call(nb)
         t64_run, t64_result = torch_fns(case, model, theta, batch, ro, torch.float64, compiled=False)
-        t_first_64, _ = timed_first_call(t64_run)
-        cost, res64 = timed_first_call(t64_result)
+        t_first_64, _ = C.timed_first_call(t64_run)
+        cost, res64 = C.timed_first_call(t64_result)
         diff64 = check_agreement(f"{case.label} (float64)", case.N, r, res64)
         t32_run, t32_result = torch_fns(case, model, theta, batch, ro, torch.float32, compiled=False)
-        t_first_32, _ = timed_first_call(t32_run)
+        t_first_32, _ = C.timed_first_call(t32_run)
         diff32 = relative_difference(case.N, r, t32_result())
         fns, names = [t64_run, t32_run, nb], ["float64", "float32", "numba"]
         t_first_comp = float("nan")
@@ -374,12 +326,12 @@ def main(argv=None) -> int:
             tc_run, tc_result = torch_fns(case, model, theta, batch, ro, torch.float64, compiled=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t_first_comp, _ = timed_first_call(tc_run)
+                t_first_comp, _ = C.timed_first_call(tc_run)
             diff64 = max(diff64, check_agreement(f"{case.label} (compiled)", case.N, r, tc_result()))
             fns.insert(2, tc_run)
             names.insert(2, "compiled")
         if cost < 0.5:  # the slowest side sets the repeats (numba's first call may include compilation)
-            cost = max(cost, timed_first_call(nb)[0])
+            cost = max(cost, C.timed_first_call(nb)[0])
         min_time, min_runs, rounds, warmup = repeats(cost, args.quick)
         timings = dict(zip(names, C.time_interleaved(fns, rounds=rounds, min_time=min_time, min_runs=min_runs,
                                                      warmup=warmup)))
@@ -444,7 +396,8 @@ def main(argv=None) -> int:
     rep.add()
     if not args.no_startup:
         n_cached = 1 if args.quick else 3
-        cold, cached = measure_startup(n_cached)
+        cold, cached_runs, _ = C.startup_times(_STARTUP_CODE, [str(ROOT)], n_cached)
+        cached = C.median_of(cached_runs)
         rep.add("numba compilation and start-up, each in a new process with `NUMBA_CACHE_DIR` set to a fresh "
                 "directory: first with the empty cache (the LSTM kernels and the BPTT engine compile), then "
                 f"with the cache it filled (median of {n_cached}). Seconds for `import plrnn_numba`, the first "

@@ -50,9 +50,6 @@ _INDUCTOR_CACHE = tempfile.TemporaryDirectory(prefix="bench_rate_inductor_")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = _INDUCTOR_CACHE.name
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -62,7 +59,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import plrnn_numba as pn  # noqa: E402
-from plrnn_numba import config as pn_config  # noqa: E402
 from plrnn_numba.models import RateRNN  # noqa: E402
 from plrnn_numba.readouts import LatentReadout  # noqa: E402
 
@@ -70,16 +66,6 @@ N_UNITS, T_HALF, ALPHA = 100, 20, 0.5
 C_CONF, KAPPA_STAR, X0 = 10.0, 1.0, -0.3
 RTOL = 1e-8
 NOISY_SPREAD = 0.5
-
-
-def set_single_thread() -> None:
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set
-        pass
-    numba.set_num_threads(1)
-    pn_config.set_num_threads(1)
 
 
 @dataclass
@@ -231,38 +217,6 @@ print(json.dumps({"import": t1 - t0, "rank1": t2 - t1, "full": t3 - t2}))
 """
 
 
-def startup_run(cache_dir: str) -> dict:
-    """One new process: import, first rank-one and first full-W loss_and_grad, with numba's cache in cache_dir."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    env.pop("PLRNN_NUMBA_CACHE", None)  # caching on (the package default)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _STARTUP_CODE, str(ROOT)], env=env, capture_output=True,
-                          text=True, timeout=900)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"start-up subprocess failed:\n{proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["process"] = wall
-    return out
-
-
-def measure_startup(n_cached: int) -> tuple[dict, dict]:
-    """Cold (empty numba cache: everything compiles) and cached start-up (median of n_cached processes)."""
-    cache_dir = tempfile.mkdtemp(prefix="plrnn_numba_cache_")
-    try:
-        cold = startup_run(cache_dir)
-        cached = [startup_run(cache_dir) for _ in range(n_cached)]
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
-    return cold, {k: float(np.median([c[k] for c in cached])) for k in cold}
-
-
-def timed_first_call(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
@@ -271,7 +225,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", metavar="FILE", help="also write the markdown report to FILE")
     args = ap.parse_args(argv)
 
-    set_single_thread()
+    C.single_thread_torch_numba()
     min_time, min_runs, rounds = (0.3, 5, 1) if args.quick else (1.5, 15, 3)
     rep = C.Report()
     rep.add("## Rate RNN (ghost mechanism): analytic BPTT (numba) vs PyTorch autograd")
@@ -294,9 +248,9 @@ def main(argv=None) -> int:
     for case in cases:
         model, theta, batch, readout, ro = make_problem(case)
         nb = numba_fn(model, theta, batch, readout, ro)
-        t_first_nb, r = timed_first_call(nb)
+        t_first_nb, r = C.timed_first_call(nb)
         te_run, te_result = torch_fns(case, model, theta, batch, ro, compiled=False)
-        t_first_eager, _ = timed_first_call(te_run)
+        t_first_eager, _ = C.timed_first_call(te_run)
         diff = check_agreement(f"{case.label} (eager)", r, te_result())
         fns, names = [te_run, nb], ["eager", "numba"]
         t_first_comp = float("nan")
@@ -304,7 +258,7 @@ def main(argv=None) -> int:
             tc_run, tc_result = torch_fns(case, model, theta, batch, ro, compiled=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t_first_comp, _ = timed_first_call(tc_run)
+                t_first_comp, _ = C.timed_first_call(tc_run)
             diff = max(diff, check_agreement(f"{case.label} (compiled)", r, tc_result()))
             fns.insert(1, tc_run)
             names.insert(1, "compiled")
@@ -346,7 +300,8 @@ def main(argv=None) -> int:
     rep.add()
     if not args.no_startup:
         n_cached = 1 if args.quick else 3
-        cold, cached = measure_startup(n_cached)
+        cold, cached_runs, _ = C.startup_times(_STARTUP_CODE, [str(ROOT)], n_cached)
+        cached = C.median_of(cached_runs)
         rep.add("numba compilation and start-up, each in a new process with `NUMBA_CACHE_DIR` set to a fresh "
                 "directory: first with the empty cache (the rate kernels and the BPTT engine compile), then "
                 f"with the cache it filled (median of {n_cached}). Seconds for `import plrnn_numba`, the first "
