@@ -352,3 +352,13 @@ def run_sweep(
         else:  # stopped before or after the points ran (imports, start-up, writing the result)
             what = f"finished points are kept in {store}" if store is not None else "nothing was kept"
         _stop(parser, f"{why}: {what}; resume with `{resume}`", int(status))
+
+
+def print_sweep_summary(ds, args: argparse.Namespace, parser: argparse.ArgumentParser, seconds: float,
+                        *written) -> None:
+    """The two closing lines of a sweep script: points computed and failed, time and backend; the files written."""
+    failed = int((ds["error"] != "").sum())
+    print(f"{ds['error'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {seconds:.1f} s with "
+          f"backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
+    files = ", ".join(str(f) for f in (args.out, *written))
+    print(f"wrote {files} (store: {sweep_kwargs(args, parser)['store']})")

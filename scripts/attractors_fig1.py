@@ -164,7 +164,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep
 
     cfg = preset(args, PRESETS)
     s_values = np.linspace(*args.s_range, args.n_s or cfg["n_s"])
@@ -194,10 +194,7 @@ def main(argv=None) -> int:
     print(f"max lambda_1 = {np.nanmax(ds['lyapunov'].values):.3f} at s = {s[np.nanargmax(ds['lyapunov'].values)]:.3f};"
           f" cost at s = 1: {float(ds['cost'].sel(s=s[np.argmin(np.abs(s - 1))])):.2e}; "
           f"cost within 0.05 of s = 1: median {np.median(ds['cost'].values[near]):.3g}")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['cost'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {wall:.1f} s with "
-          f"backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, wall, png)
     return 0
 
 

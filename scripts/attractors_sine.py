@@ -303,7 +303,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
     for key in ("n_hidden", "epochs", "lr", "milestones", "slstm_milestones", "snapshot_every"):
@@ -340,10 +340,7 @@ def main(argv=None) -> int:
         print(f"{LABELS.get(r['model'], r['model']):>6} {r['seeds']:5d} {r['mse_mean']:16.4g} {r['mse_min']:9.4g} "
               f"{r['mse_max']:9.4g} {r['below_half_baseline']:6d} {r['amplitude']:9.3g} {r['paper_mse']:9.3g} "
               f"{r['train_s']:8.1f}")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['final_mse'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {wall:.1f} s with "
-          f"backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, wall, png)
     return 0
 
 

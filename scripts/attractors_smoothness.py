@@ -132,7 +132,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))  # attractors_fig1 for the workers
-    from plrnn_numba.cli import command_line, preset, run_sweep, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep
 
     cfg = preset(args, PRESETS)
     t0 = time.perf_counter()
@@ -159,10 +159,7 @@ def main(argv=None) -> int:
         lc, lg = d["lipschitz_cost"].median("direction").values, d["lipschitz_grad"].median("direction").values
         print(f"{s:5g} {float(d['state_lipschitz_max'].max()):11.3f} {float(d['log_volume_rate'].values[-1]):11.3f} "
               f"{lc[0]:12.3g} {lc[-1]:12.3g} {lg[0]:15.3g} {lg[-1]:15.3g} {gc[float(s)]:13.4f} {gg[float(s)]:16.4f}")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['error'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {wall:.1f} s "
-          f"with backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, wall, png)
     return 0
 
 

@@ -397,7 +397,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
     for key in ("lengths", "n_hidden", "epochs", "lr", "milestones", "n_train", "n_val", "eval_every",
@@ -443,10 +443,7 @@ def main(argv=None) -> int:
     secs = {m: float(ds["train_seconds"].sel(model=m).where(ds["error"].sel(model=m) == "").sum()) for m in models}
     print("training time per model (all lengths and seeds): "
           + ", ".join(f"{LABELS[m]} {secs[m]:.0f} s" for m in models))
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['final_accuracy'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {wall:.1f} s "
-          f"with backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, wall, png)
     return 0
 
 

@@ -162,7 +162,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
     lo, hi, n = args.lr_range or cfg["lr_range"]
@@ -192,10 +192,7 @@ def main(argv=None) -> int:
         print(f"{norm:>6} {row['alpha_star']:16.4g} {row['largest_none_stuck']:23.4g} "
               f"{row['smallest_half_stuck']:24.4g} {row['smallest_all_stuck']:23.4g} "
               f"{row['stuck_below_alpha_star']:19d}")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['stuck'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in "
-          f"{time.perf_counter() - t0:.1f} s with backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, time.perf_counter() - t0, png)
     return 0
 
 

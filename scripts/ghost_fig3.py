@@ -240,7 +240,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
     epochs = dict(zip(PANELS, args.epochs)) if args.epochs else cfg["epochs"]
@@ -280,10 +280,7 @@ def main(argv=None) -> int:
                   f"{int(d['stuck']):5d} {float(d['final_loss']):10.4f} {int(d['max_fixed_points']):13d} "
                   f"{int(d['bifurcation_epoch']):11d} {int(d['first_ghost_epoch']):11d} "
                   f"{float(d['min_ghost_distance'].values[-1]):16.4f}")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['stuck'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {wall:.1f} s with "
-          f"backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, wall, png)
     return 0
 
 

@@ -212,7 +212,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
     lo, hi, n = args.c_range
@@ -250,10 +250,7 @@ def main(argv=None) -> int:
     print(f"paper (c = 10, lr 0.02, 100 networks): {PAPER['learned_at_some_point']} learned at some point, "
           f"{PAPER['stuck']} of them stuck; scaled to {ds.sizes['seed']} networks: "
           f"{PAPER['learned_at_some_point'] * scale:.1f} and {PAPER['stuck'] * scale:.1f}")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['stuck'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {wall:.1f} s with "
-          f"backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, wall, png)
     return 0
 
 

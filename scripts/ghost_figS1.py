@@ -241,7 +241,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
     lo, hi, n = args.lr_range or cfg["lr_range"]
@@ -276,10 +276,7 @@ def main(argv=None) -> int:
     print("fractions of seeds; learned: accuracy > 0.5 in some epoch (the module's learned_at_some_point); medians "
           f"of epochs over the seeds that got there (nan: none); loss<thr: seeds with loss < {args.threshold:g}")
     print(f"lr x (first epoch with accuracy > 0.5), median over the networks that learned: {escape_constant(ds):.1f}")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['stuck'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in "
-          f"{time.perf_counter() - t0:.1f} s with backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, time.perf_counter() - t0, png)
     return 0
 
 

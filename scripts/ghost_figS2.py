@@ -243,7 +243,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args, parser = parse_args(argv)
-    from plrnn_numba.cli import command_line, preset, run_sweep, seed_list, sweep_kwargs
+    from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
     ranks = sorted(args.ranks or cfg["ranks"])
@@ -274,10 +274,7 @@ def main(argv=None) -> int:
               f"{r['median_final_loss']:14.4g} {r['median_radius']:9.3f}")
     print(f"epochs to learn: first epoch with loss (authors') < {args.threshold:g}; median over all seeds with "
           "never counted as later (inf: half or more never learned); min/max over the learned (nan: none)")
-    failed = int((ds["error"] != "").sum())
-    print(f"{ds['learned'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in "
-          f"{time.perf_counter() - t0:.1f} s with backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")
-    print(f"wrote {args.out}, {png} (store: {sweep_kwargs(args, parser)['store']})")
+    print_sweep_summary(ds, args, parser, time.perf_counter() - t0, png)
     return 0
 
 
