@@ -16,7 +16,10 @@ with ``z~_0 = z_0``.  Backward pass: ``g`` is the adjoint of ``z~_t``;
 and ``dL/dz_0 = g`` after the sweep.  The sequential sweep only propagates the
 state adjoint; all parameter gradients are reductions over the stored
 ``(z~_{t-1}, s_t, gz_t)`` done in one call, which lets a model use
-matrix-matrix products.  The batch is split into chunks processed in
+matrix-matrix products.  A model that declares a tape (``tape_width`` > 0,
+see :mod:`plrnn_numba.models.base`) has its forward step store intermediates
+(the LSTM: its gates) in a ``(T, B, tape_width)`` array that both pullbacks
+read instead of recomputing them.  The batch is split into chunks processed in
 parallel (``prange``) when there is enough work.
 
 A :class:`~plrnn_numba.readouts.LatentReadout` ``y = c (v . z - kappa*)``, whose
@@ -38,7 +41,17 @@ from . import _validate as V
 from . import config
 from ._validate import carray
 from .forcing import as_forcing
-from .models.base import Model, call_param_vjp, call_state_vjp, call_step, check_model, model_params
+from .models.base import (
+    Model,
+    call_param_vjp,
+    call_state_vjp,
+    call_step,
+    call_tape_param_vjp,
+    call_tape_state_vjp,
+    call_tape_step,
+    check_model,
+    model_params,
+)
 from .readouts import LOSSES, IdentityReadout, LatentReadout, LinearReadout, as_readout, readout_slice
 
 _f1 = types.float64[::1]
@@ -50,6 +63,10 @@ _BPTT_SIG = types.Tuple((types.float64, _f1, _f1, _f2))(
     _i8,
     _i8,
     _i8,  # kernel addresses: step, state_vjp, param_vjp
+    _i8,
+    _i8,
+    _i8,
+    _i8,  # tape kernel addresses (step, state_vjp, param_vjp) and tape width (0: none)
     _f1,
     types.int64[::1],  # p, meta
     _f2,
@@ -86,19 +103,26 @@ def _loss_term(y, x, kind):
 
 
 @config.njit
-def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, gp, gro):
+def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
+           loss_kind, scale, gp, gro):
     T, B, K = S.shape
     M = z0.shape[1]
     N = X.shape[2]
     Zt = np.empty((T + 1, B, M))  # forced states z~_0 .. z~_T (inputs of each step)
-    GL = np.zeros((T, B, M))  # dL/dz_t from the readout and loss
+    tape = np.empty((T, B, width))  # the model's stored intermediates, when it keeps a tape
+    # dL/dz_t from the readout and loss, turned in place into the total adjoint gz_t by the
+    # backward sweep (one (T, B, M) array instead of two: at T 400, B 100, M 400 each is 128 MB)
+    G = np.zeros((T, B, M))
     Zt[0] = z0
     yb = np.empty(N)
     dy = np.empty(N)
     loss = 0.0
     for t in range(T):
         zn = Zt[t + 1]
-        call_step(step, p, meta, Zt[t], S[t], zn)
+        if width > 0:
+            call_tape_step(tstep, p, meta, Zt[t], S[t], zn, tape[t])
+        else:
+            call_step(step, p, meta, Zt[t], S[t], zn)
         for b in range(B):
             m = mask[t, b]
             if m == 0.0:
@@ -137,20 +161,19 @@ def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, 
                     dy[n] = w * dv
             if ro_kind == 0:
                 for n in range(N):
-                    GL[t, b, n] = dy[n]
+                    G[t, b, n] = dy[n]
             else:
                 for n in range(N):
                     dn = dy[n]
                     gro[N * M + n] += dn
                     for j in range(M):
-                        GL[t, b, j] += ro[n * M + j] * dn
+                        G[t, b, j] += ro[n * M + j] * dn
                         gro[n * M + j] += dn * zn[b, j]
             a = alpha[t]
             if a != 0.0:
                 for i in range(n_forced):
                     zn[b, i] = (1.0 - a) * zn[b, i] + a * X[t, b, i]
     # backward sweep over the state adjoint
-    G = np.empty((T, B, M))
     g = np.zeros((B, M))
     gnew = np.empty((B, M))
     for t in range(T - 1, -1, -1):
@@ -158,22 +181,31 @@ def _chunk(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, 
         for b in range(B):
             keep = 1.0 - a if (a != 0.0 and mask[t, b] != 0.0) else 1.0
             for i in range(n_forced):
-                G[t, b, i] = GL[t, b, i] + keep * g[b, i]
+                G[t, b, i] += keep * g[b, i]
             for i in range(n_forced, M):
-                G[t, b, i] = GL[t, b, i] + g[b, i]
-        call_state_vjp(svjp, p, meta, Zt[t], S[t], G[t], gnew)
+                G[t, b, i] += g[b, i]
+        if width > 0:
+            call_tape_state_vjp(tsvjp, p, meta, Zt[t], S[t], tape[t], G[t], gnew)
+        else:
+            call_state_vjp(svjp, p, meta, Zt[t], S[t], G[t], gnew)
         g, gnew = gnew, g
     # parameter gradient: one reduction over all (t, b)
-    call_param_vjp(pvjp, p, meta, Zt[:T].reshape((T * B, M)), S.reshape((T * B, K)), G.reshape((T * B, M)), gp)
+    Zf, Sf, Gf = Zt[:T].reshape((T * B, M)), S.reshape((T * B, K)), G.reshape((T * B, M))
+    if width > 0:
+        call_tape_param_vjp(tpvjp, p, meta, Zf, Sf, tape.reshape((T * B, width)), Gf, gp)
+    else:
+        call_param_vjp(pvjp, p, meta, Zf, Sf, Gf, gp)
     return loss, g
 
 
 @config.jit(_BPTT_SIG)
-def _bptt_serial(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, n_chunks):
+def _bptt_serial(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
+                 loss_kind, scale, n_chunks):
     gp = np.zeros(p.shape[0])
     gro = np.zeros(ro.shape[0])
     loss, gz0 = _chunk(
-        step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, gp, gro
+        step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
+        loss_kind, scale, gp, gro
     )
     return loss, gp, gro, gz0
 
@@ -181,7 +213,8 @@ def _bptt_serial(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_
 # A separate parallel engine: entering a parallel region costs thread wake-ups
 # (and on a busy machine, much more), so small problems use the serial one.
 @config.jit(_BPTT_SIG, parallel=True)
-def _bptt_parallel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro, loss_kind, scale, n_chunks):
+def _bptt_parallel(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind,
+                   ro, loss_kind, scale, n_chunks):
     B = z0.shape[0]
     M = z0.shape[1]
     P = p.shape[0]
@@ -198,6 +231,10 @@ def _bptt_parallel(step, svjp, pvjp, p, meta, z0, S, X, mask, alpha, n_forced, r
                 step,
                 svjp,
                 pvjp,
+                tstep,
+                tsvjp,
+                tpvjp,
+                width,
                 p,
                 meta,
                 np.ascontiguousarray(z0[b0:b1]),
@@ -522,7 +559,13 @@ def loss_and_grad(
     readout, z0, S, X, mask, alpha, n_forced, ro, scale, tie = _prepare(
         model, batch, readout, readout_params, loss, forcing, epoch, theta
     )
+    narrow = isinstance(readout, LinearReadout) and readout.reads(model.dim) < model.dim
+    if narrow:
+        # the kernels read the whole state: B padded with zero columns, its gradient mapped back below
+        ro = carray(readout.dense(ro, model.dim))
     kern = model.kernels.addresses()
+    width = int(model.tape_width)
+    tape = model.tape_kernels.addresses() if width > 0 else (0, 0, 0)
     config.prepare_engines()
     T, B = mask.shape
     n_chunks = _auto_chunks(model, B, T, n_threads)
@@ -532,6 +575,8 @@ def loss_and_grad(
             kern.step,
             kern.state_vjp,
             kern.param_vjp,
+            *tape,
+            width,
             model_params(model, theta),
             model.meta,
             z0,
@@ -547,6 +592,8 @@ def loss_and_grad(
             n_chunks,
         )
     grad = np.asarray(model.reduce_grad(gp))
+    if narrow:
+        gro = readout.reduce_dense_grad(gro, model.dim)
     if tie is not None:
         # the tied readout's gradient: dL/dv into theta's slice, dL/dc (if trained) as grad_readout
         latent, sl, v, ro_own = tie

@@ -81,36 +81,69 @@ class IdentityReadout:
 
 @dataclass(frozen=True)
 class LinearReadout:
-    """``y_t = B z_t + c`` with ``B`` (n_out x M) and ``c`` (n_out), trainable.
+    """``y_t = B z_t[:k] + c`` with ``B`` (n_out x k) and ``c`` (n_out), trainable.
+
+    ``k = n_in`` reads the first ``n_in`` state components (the package's
+    convention puts the observed part of the state first: the LSTM's hidden
+    state ``h`` of ``z = (h, c)`` is ``LinearReadout(n_out, n_in=N)``, as
+    PyTorch's ``nn.Linear`` on the LSTM output); ``n_in=None`` (default)
+    reads the whole state, ``k = M``.
 
     Parameter layout: ``B`` row-major, then ``c``.
     """
 
     n_out: int
+    n_in: int | None = None
     kind = 1
 
     def __post_init__(self):
         V.positive_int(self.n_out, "n_out")
+        if self.n_in is not None:
+            V.positive_int(self.n_in, "n_in")
+
+    def reads(self, dim: int) -> int:
+        """``k``: the number of state components read from a model of dimension ``dim``."""
+        if self.n_in is None:
+            return dim
+        if self.n_in > dim:
+            raise ValueError(f"readout: LinearReadout.n_in = {self.n_in} exceeds the latent dimension {dim}; "
+                             f"use n_in <= {dim} (or None to read the whole state)")
+        return self.n_in
 
     def n_params(self, dim: int) -> int:
-        return self.n_out * dim + self.n_out
+        return self.n_out * self.reads(dim) + self.n_out
 
     def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
-        """Initial parameters ``B_ij ~ N(0, 1/M)``, ``c = 0``.
+        """Initial parameters ``B_ij ~ N(0, 1/k)``, ``c = 0``.
 
         ``seed``: an int >= 0, None or a ``numpy.random.Generator`` (the package's
         one rule, :func:`plrnn_numba._validate.seed_sequence`).
         """
         dim = V.positive_int(dim, "dim")
+        k = self.reads(dim)
         rng, _ = V.generator(seed)
-        return np.concatenate([rng.normal(0.0, 1.0 / np.sqrt(dim), self.n_out * dim), np.zeros(self.n_out)])
+        return np.concatenate([rng.normal(0.0, 1.0 / np.sqrt(k), self.n_out * k), np.zeros(self.n_out)])
 
     def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:
-        return {"B": params[: self.n_out * dim].reshape(self.n_out, dim), "c": params[self.n_out * dim :]}
+        k = self.reads(dim)
+        return {"B": params[: self.n_out * k].reshape(self.n_out, k), "c": params[self.n_out * k :]}
 
     def apply(self, params: np.ndarray, z: np.ndarray) -> np.ndarray:
         d = self.unpack(params, z.shape[-1])
-        return z @ d["B"].T + d["c"]
+        return z[..., : d["B"].shape[1]] @ d["B"].T + d["c"]
+
+    def dense(self, params: np.ndarray, dim: int) -> np.ndarray:
+        """The parameters on the whole state: ``B`` padded with zero columns to (n_out x dim), then ``c``."""
+        d = self.unpack(params, dim)
+        B = np.zeros((self.n_out, dim))
+        B[:, : d["B"].shape[1]] = d["B"]
+        return np.concatenate([B.ravel(), d["c"]])
+
+    def reduce_dense_grad(self, grad: np.ndarray, dim: int) -> np.ndarray:
+        """The gradient of :meth:`dense`'s parameters mapped back to this readout's (the read columns)."""
+        k = self.reads(dim)
+        return np.concatenate([grad[: self.n_out * dim].reshape(self.n_out, dim)[:, :k].ravel(),
+                               grad[self.n_out * dim :]])
 
 
 @dataclass(frozen=True)
@@ -239,4 +272,6 @@ def as_readout(readout, dim: int):
         raise TypeError("readout must be IdentityReadout(...), LinearReadout(...) or LatentReadout(...); "
                         f"got {type(readout).__name__}")
     _n_out(readout, dim)
+    if isinstance(readout, LinearReadout):
+        readout.reads(dim)  # n_in fits the model
     return readout

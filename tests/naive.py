@@ -712,17 +712,21 @@ def naive_readout(readout, ro_params, z, n_data=None, model=None, theta=None):
         dy_dro = np.array([[kappa - readout.kappa_star]]) if readout.train_c else np.zeros((1, 0))
         return y, (c * v)[None, :], dy_dro
     if isinstance(readout, LinearReadout):
+        # y = B z[:k] + c, B (N, k): k = n_in, or the whole state
         N = readout.n_out
-        assert ro.shape == (N * M + N,)
-        B = ro[: N * M].reshape(N, M)
-        c = ro[N * M :]
-        y = B @ z + c
-        dy_dro = np.zeros((N, N * M + N))
+        k = M if readout.n_in is None else readout.n_in
+        assert ro.shape == (N * k + N,)
+        B = ro[: N * k].reshape(N, k)
+        c = ro[N * k :]
+        y = B @ z[:k] + c
+        dy_dz = np.zeros((N, M))
+        dy_dz[:, :k] = B
+        dy_dro = np.zeros((N, N * k + N))
         for n in range(N):
-            for j in range(M):
-                dy_dro[n, n * M + j] = z[j]  # dy_n / dB_nj
-            dy_dro[n, N * M + n] = 1.0  # dy_n / dc_n
-        return y, B.copy(), dy_dro
+            for j in range(k):
+                dy_dro[n, n * k + j] = z[j]  # dy_n / dB_nj
+            dy_dro[n, N * k + n] = 1.0  # dy_n / dc_n
+        return y, dy_dz, dy_dro
     N = getattr(readout, "n_obs", None)
     if N is None:
         N = M if n_data is None else n_data

@@ -3,7 +3,8 @@
 The Hénon map ``(x, y) -> (1 - a x^2 + y + c s, b x)`` with parameters
 ``theta = (a, b, c)`` is written here as four kernels and a Model subclass,
 then trained with BPTT and teacher forcing and checked against finite
-differences.
+differences.  A variant keeps a tape (``x^2`` of every step, read by the
+parameter pullback instead of recomputing it): the optional tape protocol.
 """
 
 from dataclasses import dataclass
@@ -14,11 +15,15 @@ import pytest
 import plrnn_numba as pn
 from plrnn_numba.models import (
     Model,
+    TapeKernels,
     build_kernels,
     jacobian_kernel,
     param_vjp_kernel,
     state_vjp_kernel,
     step_kernel,
+    tape_param_vjp_kernel,
+    tape_state_vjp_kernel,
+    tape_step_kernel,
 )
 
 from .naive import central_fd
@@ -79,6 +84,45 @@ class Henon(Model):
         return np.array([1.4, 0.3, 0.0])
 
 
+@tape_step_kernel
+def henon_tape_step(p, meta, z, s, z_next, tape):
+    a, b, c = p[0], p[1], p[2]
+    for i in range(z.shape[0]):
+        x, y = z[i, 0], z[i, 1]
+        tape[i, 0] = x * x
+        drive = c * s[i, 0] if s.shape[1] > 0 else 0.0
+        z_next[i, 0] = 1.0 - a * tape[i, 0] + y + drive
+        z_next[i, 1] = b * x
+
+
+@tape_state_vjp_kernel
+def henon_tape_state_vjp(p, meta, z, s, tape, g, g_z):
+    a, b = p[0], p[1]
+    for i in range(z.shape[0]):
+        g_z[i, 0] = -2.0 * a * z[i, 0] * g[i, 0] + b * g[i, 1]
+        g_z[i, 1] = g[i, 0]
+
+
+@tape_param_vjp_kernel
+def henon_tape_param_vjp(p, meta, Z, S, TAPE, G, g_p):
+    for n in range(Z.shape[0]):
+        g_p[0] += -TAPE[n, 0] * G[n, 0]  # x^2 from the tape
+        g_p[1] += Z[n, 0] * G[n, 1]
+        if S.shape[1] > 0:
+            g_p[2] += S[n, 0] * G[n, 0]
+
+
+@dataclass(frozen=True)
+class HenonWithTape(Henon):
+    @property
+    def tape_width(self):
+        return 1
+
+    @property
+    def tape_kernels(self):
+        return TapeKernels(henon_tape_step, henon_tape_state_vjp, henon_tape_param_vjp)
+
+
 def test_custom_map_simulates_like_plain_python():
     model = Henon()
     theta = model.init()
@@ -109,6 +153,20 @@ def test_custom_map_gradient_matches_finite_differences(forcing, with_input):
         lambda th: pn.loss_and_grad(model, th, batch, readout=pn.IdentityReadout(1), forcing=forcing).loss, theta, 1e-6
     )
     assert np.linalg.norm(fd - res.grad) <= 1e-6 * np.linalg.norm(res.grad)
+
+
+@pytest.mark.parametrize("forcing", [None, pn.GTF(0.4)])
+def test_custom_map_with_a_tape_gives_the_same_gradient(forcing):
+    theta = np.array([1.2, 0.3, 0.2])
+    rng = np.random.default_rng(5)
+    batch = pn.Batch(targets=rng.normal(0, 0.5, (3, 8, 1)), inputs=rng.normal(0, 0.1, (3, 8, 1)),
+                     z0=rng.normal(0, 0.2, (3, 2)))
+    kw = {"readout": pn.IdentityReadout(1), "forcing": forcing}
+    plain = pn.loss_and_grad(Henon(n_inputs=1), theta, batch, **kw)
+    taped = pn.loss_and_grad(HenonWithTape(n_inputs=1), theta, batch, **kw)
+    assert taped.loss == plain.loss
+    np.testing.assert_allclose(taped.grad, plain.grad, rtol=1e-13)
+    np.testing.assert_allclose(taped.grad_z0, plain.grad_z0, rtol=1e-13)
 
 
 def test_custom_map_trains():

@@ -21,6 +21,10 @@ Checked here:
   known in closed form); flossing gradients; orbit diagrams;
 * PyTorch: ``from_torch(nn.LSTM)`` gives equal trajectories, and loss and
   gradient equal torch's autograd (optional: skipped without torch);
+* the tape kernels (BPTT's forward pass keeps the gates for the pullbacks)
+  against the kernels that recompute them, and ``loss_and_grad`` with and
+  without the tape; the parameter pullback over many rows (processed in
+  blocks) against row-by-row calls;
 * PyTorch's default initialisation; argument validation.
 """
 
@@ -224,6 +228,9 @@ def make_problem(model_id, readout_id, loss="mse"):
     if readout_id == "linear":
         readout, ro = pn.LinearReadout(1), rng.normal(0.0, 1.0, N + 1)
         X = rng.random((Bn, T, 1)) if loss == "bce" else rng.normal(0.0, 1.0, (Bn, T, 1))
+    elif readout_id == "hidden":  # a linear readout of h alone, two outputs
+        readout, ro = pn.LinearReadout(2, n_in=model.n_hidden), rng.normal(0.0, 1.0, 2 * model.n_hidden + 2)
+        X = rng.normal(0.0, 1.0, (Bn, T, 2))
     else:  # identity on the first channels: the hidden state h
         readout, ro = pn.IdentityReadout(), None
         X = rng.normal(0.0, 0.5, (Bn, T, model.n_hidden))
@@ -241,7 +248,9 @@ def package(model, theta, batch, readout, ro, loss, **kwargs):
 
 CASES = [
     pytest.param(m, r, "mse", id=f"{m}-{r}") for m in MODELS for r in ("linear", "identity")
-] + [pytest.param("inputs", "linear", "bce", id="inputs-linear-bce")]
+] + [pytest.param("inputs", "linear", "bce", id="inputs-linear-bce"),
+      pytest.param("split", "hidden", "mse", id="split-hidden"),
+      pytest.param("blas", "hidden", "mse", id="blas-hidden")]
 
 
 @pytest.mark.parametrize("model_id, readout_id, loss", CASES)
@@ -274,6 +283,76 @@ def test_gradient_vs_naive_reference(model_id, readout_id, loss):
     assert rel_err(res.grad_z0, ref_gz0) < REF_RTOL
     if ref_gro.size:
         assert rel_err(res.grad_readout, ref_gro) < REF_RTOL
+
+
+@pytest.mark.parametrize("model_id", MODELS)
+def test_tape_kernels_match_the_recomputing_kernels(model_id):
+    model = MODELS[model_id]
+    theta, _, _ = _point(model, 5)
+    rng = np.random.default_rng(6)
+    n = BATCH.get(model_id, 3)
+    Z = rng.normal(0.0, 0.8, (n, model.dim))
+    U = rng.normal(0.0, 1.0, (n, model.n_inputs))
+    G = rng.normal(0.0, 1.0, (n, model.dim))
+    p, meta, kern, tk = model_params(model, theta), model.meta, model.kernels, model.tape_kernels
+    N = model.n_hidden
+    zn, zn_tape = np.empty_like(Z), np.empty_like(Z)
+    tape = np.full((n, model.tape_width), np.nan)
+    kern.step(p, meta, Z, U, zn)
+    tk.step(p, meta, Z, U, zn_tape, tape)
+    np.testing.assert_array_equal(zn_tape, zn)
+    # the tape holds i, f, g, o and tanh(c') of every row
+    d = model.gates(theta, Z[0], U[0] if model.n_inputs else None)
+    want = np.concatenate([d["i"], d["f"], d["g"], d["o"], np.tanh(zn[0, N:])])
+    assert rel_err(tape[0], want) < REF_RTOL
+    g_z, g_z_tape = np.empty_like(Z), np.full_like(Z, np.nan)
+    kern.state_vjp(p, meta, Z, U, G, g_z)
+    tk.state_vjp(p, meta, Z, U, tape, G, g_z_tape)
+    assert rel_err(g_z_tape, g_z) < REF_RTOL
+    g_p, g_p_tape = np.zeros(p.size), np.zeros(p.size)
+    kern.param_vjp(p, meta, Z, U, G, g_p)
+    tk.param_vjp(p, meta, Z, U, tape, G, g_p_tape)
+    assert rel_err(g_p_tape, g_p) < REF_RTOL
+
+
+def test_parameter_pullback_over_many_rows_equals_row_by_row_calls():
+    # 600 rows: three blocks of the blocked reduction, the last one partial
+    model = pn.LSTM(9, n_inputs=2)
+    theta, _, _ = _point(model, 7)
+    rng = np.random.default_rng(8)
+    Z = rng.normal(0.0, 0.8, (600, model.dim))
+    U = rng.normal(0.0, 1.0, (600, 2))
+    G = rng.normal(0.0, 1.0, (600, model.dim))
+    p, meta, kern = model_params(model, theta), model.meta, model.kernels
+    g_all, g_rows = np.zeros(p.size), np.zeros(p.size)
+    kern.param_vjp(p, meta, Z, U, G, g_all)
+    for r in range(600):
+        kern.param_vjp(p, meta, Z[r : r + 1], U[r : r + 1], G[r : r + 1], g_rows)
+    assert rel_err(g_all, g_rows) < REF_RTOL
+    tape = np.empty((600, model.tape_width))
+    model.tape_kernels.step(p, meta, Z, U, np.empty_like(Z), tape)
+    g_tape = np.zeros(p.size)
+    model.tape_kernels.param_vjp(p, meta, Z, U, tape, G, g_tape)
+    assert rel_err(g_tape, g_rows) < REF_RTOL
+
+
+class _LSTMWithoutTape(pn.LSTM):
+    """The LSTM declaring no tape: BPTT then recomputes the gates in the pullbacks."""
+
+    @property
+    def tape_width(self):
+        return 0
+
+
+@pytest.mark.parametrize("model_id", ["split", "blas"])
+def test_bptt_with_and_without_the_tape(model_id):
+    model, theta, batch, readout, ro, loss = make_problem(model_id, "linear")
+    bare = _LSTMWithoutTape(**{f: getattr(model, f) for f in ("n_hidden", "n_inputs", "bias")})
+    r1 = package(model, theta, batch, readout, ro, loss)
+    r2 = package(bare, theta, batch, readout, ro, loss)
+    assert abs(r1.loss - r2.loss) <= REF_RTOL * abs(r2.loss)
+    for a, b in ((r1.grad, r2.grad), (r1.grad_readout, r2.grad_readout), (r1.grad_z0, r2.grad_z0)):
+        assert rel_err(a, b) < REF_RTOL
 
 
 def test_parallel_engine_matches_serial():
@@ -465,3 +544,30 @@ def test_teacher_forcing_gradient_vs_naive_reference(forcing):
     assert abs(res.loss - ref_loss) <= REF_RTOL * abs(ref_loss)
     assert rel_err(res.grad, ref_grad) < REF_RTOL
     assert rel_err(res.grad_z0, ref_gz0) < REF_RTOL
+
+
+def test_readout_of_h_alone_is_the_full_readout_with_zero_c_columns():
+    model, theta, batch, readout, ro, loss = make_problem("split", "hidden")
+    M = model.dim
+    full = pn.LinearReadout(2)
+    ro_full = readout.dense(ro, M)
+    assert np.all(ro_full[:2 * M].reshape(2, M)[:, model.n_hidden:] == 0.0)
+    r1 = package(model, theta, batch, readout, ro, loss)
+    r2 = package(model, theta, batch, full, ro_full, loss)
+    assert r1.loss == pytest.approx(r2.loss, rel=REF_RTOL)
+    assert rel_err(r1.grad, r2.grad) < REF_RTOL
+    want = r2.grad_readout[:2 * M].reshape(2, M)[:, : model.n_hidden].ravel()
+    assert rel_err(r1.grad_readout, np.concatenate([want, r2.grad_readout[2 * M:]])) < REF_RTOL
+    z = np.random.default_rng(0).normal(size=(4, M))
+    np.testing.assert_allclose(readout.apply(ro, z), full.apply(ro_full, z), rtol=1e-14)
+    with pytest.raises(ValueError, match="n_in = 19 exceeds the latent dimension 18"):
+        package(model, theta, batch, pn.LinearReadout(2, n_in=19), np.zeros(40), loss)
+    with pytest.raises(ValueError, match="n_in"):
+        pn.LinearReadout(2, n_in=0)
+
+
+def test_predict_with_a_readout_of_h_alone():
+    model, theta, batch, readout, ro, _ = make_problem("split", "hidden")
+    y, Z = pn.predict(model, theta, batch, readout=readout, readout_params=ro)
+    B = ro[: 2 * model.n_hidden].reshape(2, model.n_hidden)
+    np.testing.assert_allclose(y, Z[:, 1:, : model.n_hidden] @ B.T + ro[2 * model.n_hidden:], rtol=1e-13)

@@ -19,6 +19,20 @@ code is cached across processes):
 ``jacobian(p, meta, z, s, J)``
     The one-step state Jacobian ``J = dF/dz (z, s)`` of a single state.
 
+Optionally, a model whose pullbacks would otherwise recompute expensive
+intermediates of the step (the LSTM's gates: a matrix product and five
+transcendental functions per unit) declares a *tape*: ``tape_width`` floats per
+batch item and step that the forward pass of backpropagation through time
+stores, and three kernels that write and read it (:class:`TapeKernels`):
+
+``step(p, meta, z, s, z_next, tape)``
+    As ``step``, also writing ``tape[b]`` (shape ``(B, tape_width)``).
+``state_vjp(p, meta, z, s, tape, g, g_z)`` and ``param_vjp(p, meta, Z, S, TAPE, G, g_p)``
+    As above, given the tape rows of the same evaluations.
+
+Only :func:`~plrnn_numba.loss_and_grad` uses the tape (it holds ``T x B x
+tape_width`` floats); every other engine runs the four kernels.
+
 Shapes: ``z, z_next, g, g_z`` are ``(B, M)``, ``s`` is ``(B, K)``, ``Z, G`` are
 ``(N, M)`` and ``S`` is ``(N, K)``; all C-contiguous float64.  ``meta`` is an
 int64 vector of the model's integer settings (dimensions, flags).
@@ -66,12 +80,21 @@ JACOBIAN_VJP_SIG = types.void(_f1, _i1, _f1, _f1, _f2, _f1, _f1)
 
 _SIGS = (STEP_SIG, STATE_VJP_SIG, PARAM_VJP_SIG, JACOBIAN_SIG, JACOBIAN_VJP_SIG)
 
+# the optional tape kernels (see the module docstring)
+TAPE_STEP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2)
+TAPE_STATE_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2, _f2)
+TAPE_PARAM_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2, _f1)
+_TAPE_SIGS = (TAPE_STEP_SIG, TAPE_STATE_VJP_SIG, TAPE_PARAM_VJP_SIG)
+
 #: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``
 call_step = make_caller(STEP_SIG)
 call_state_vjp = make_caller(STATE_VJP_SIG)
 call_param_vjp = make_caller(PARAM_VJP_SIG)
 call_jacobian = make_caller(JACOBIAN_SIG)
 call_jacobian_vjp = make_caller(JACOBIAN_VJP_SIG)
+call_tape_step = make_caller(TAPE_STEP_SIG)
+call_tape_state_vjp = make_caller(TAPE_STATE_VJP_SIG)
+call_tape_param_vjp = make_caller(TAPE_PARAM_VJP_SIG)
 
 STEP_TYPE = types.FunctionType(STEP_SIG)
 STATE_VJP_TYPE = types.FunctionType(STATE_VJP_SIG)
@@ -97,6 +120,21 @@ def param_vjp_kernel(func):
 def jacobian_kernel(func):
     """Compile ``func(p, meta, z, s, J)`` as a one-step Jacobian kernel."""
     return config.jit(JACOBIAN_SIG)(func)
+
+
+def tape_step_kernel(func):
+    """Compile ``func(p, meta, z, s, z_next, tape)`` as a step kernel that also writes its tape."""
+    return config.jit(TAPE_STEP_SIG)(func)
+
+
+def tape_state_vjp_kernel(func):
+    """Compile ``func(p, meta, z, s, tape, g, g_z)`` as a state pullback kernel reading the tape."""
+    return config.jit(TAPE_STATE_VJP_SIG)(func)
+
+
+def tape_param_vjp_kernel(func):
+    """Compile ``func(p, meta, Z, S, TAPE, G, g_p)`` as a parameter pullback kernel reading the tape."""
+    return config.jit(TAPE_PARAM_VJP_SIG)(func)
 
 
 def jacobian_vjp_kernel(func):
@@ -132,6 +170,18 @@ class Kernels(NamedTuple):
         return Kernels(*(0 if k is None else kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
 
 
+class TapeKernels(NamedTuple):
+    """The optional tape kernels of a model (see the module docstring)."""
+
+    step: object
+    state_vjp: object
+    param_vjp: object
+
+    def addresses(self) -> TapeKernels:
+        """Native addresses (int) of the compiled kernels, as the engines take them."""
+        return TapeKernels(*(kernel_address(k, sig) for k, sig in zip(self, _TAPE_SIGS)))
+
+
 class Model:
     """Base class: an immutable model description with a flat parameter vector.
 
@@ -165,6 +215,16 @@ class Model:
         ``seed``: an int, None or a numpy Generator, as everywhere in the package.
         """
         raise NotImplementedError
+
+    @property
+    def tape_width(self) -> int:
+        """Floats per batch item and step stored for the pullbacks (0: no tape, the default)."""
+        return 0
+
+    @property
+    def tape_kernels(self) -> TapeKernels | None:
+        """The tape kernels when :attr:`tape_width` > 0 (None by default)."""
+        return None
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
         """Kernel parameter vector from ``theta`` (identity unless overridden)."""

@@ -52,22 +52,26 @@ Layout of ``theta`` (PyTorch's parameters in its order, row-major):
 ``weight_ih (4N*K) | weight_hh (4N*N) | bias_ih (4N) | bias_hh (4N)``; without
 biases (``bias=False``) the last two blocks are absent.  The kernels receive
 ``theta | b (4N, = bias_ih + bias_hh) | W_hh^T (N*4N) | W_ih^T (K*4N)``
-(:meth:`LSTM.expand`).  The engines store only states, so the state and
-parameter pullbacks recompute the gates from ``z``.
+(:meth:`LSTM.expand`).
 
-Cost: a BPTT call makes six (rows x N) x (N x 4N) products per step and batch
-item (forward; recomputed pre-activations and ``W_hh^T delta`` in the state
-pullback; recomputed pre-activations and two gradient products in the
-parameter pullback, as BLAS over all steps), where an implementation that
-stores the gates makes three.  The per-step products are row loops up to 15
-batch rows and BLAS from 16; the gates are branch-free arithmetic
-(:func:`_sigmoid`, the rate model's ``_tanh``) in loops that vectorise.
-Measured (one thread, T = 400, LinearReadout, whole ``loss_and_grad`` against
-``torch.nn.LSTM`` forward + backward in float64, on a busy 2-core machine):
-18x faster at N = 2 and batch 10, 3x at N = 2 and batch 100, 2.7x at N = 50
-and batch 10 (15 ms against 42 ms), equal at N = 50 and batch 100, 0.7-0.9x
-at N = 200.  torch in float32, its default (oneDNN's fused LSTM), took 5 ms
-at N = 50 and batch 10: 3x faster than this float64 code.
+Tape.  Backpropagation through time keeps the gates ``i, f, g, o`` and
+``tanh(c')`` of every step (``5N`` floats per batch item, the model's
+``tape_width``), so that the pullbacks need neither the pre-activations nor
+the transcendental functions again: a BPTT call makes three (rows x N) x
+(N x 4N) products per step and batch item (the forward step, ``W_hh^T
+delta`` in the state pullback, ``delta^T h`` in the parameter pullback, the
+last as BLAS over blocks of 256 rows of all steps), as an implementation
+that stores its activations does.  The kernels without a tape (``step``,
+``state_vjp``, ``param_vjp``, used by every other engine) recompute the
+gates from ``z``.  The per-step products are row loops up to 15 batch rows
+and BLAS from 16; the gates are branch-free arithmetic (:func:`_sigmoid`,
+the rate model's ``_tanh``) in loops that vectorise.  Measured (one
+thread, T = 400, LinearReadout, whole ``loss_and_grad`` against
+``torch.nn.LSTM`` forward + backward in float64; ``benchmarks/bench_lstm.py``):
+36x faster at N = 2 and batch 10, 6.7x at N = 2 and batch 100, 3.7x at
+N = 50 and batch 10 (11 ms against 42 ms), 1.5x at N = 50 and batch 100,
+1.2-1.5x at N = 200.  Torch in float32 (oneDNN's fused LSTM) is faster than
+this float64 code from N = 2 and batch 100 on.
 """
 
 from __future__ import annotations
@@ -83,12 +87,16 @@ from ._fastmath import _exp_nonpos, _tanh
 from ._linalg import acc_at_b
 from .base import (
     Model,
+    TapeKernels,
     build_kernels,
     jacobian_kernel,
     jacobian_vjp_kernel,
     param_vjp_kernel,
     state_vjp_kernel,
     step_kernel,
+    tape_param_vjp_kernel,
+    tape_state_vjp_kernel,
+    tape_step_kernel,
 )
 
 # meta = [N, K, bias (0/1), P]: units, inputs, whether theta holds the biases, length of theta
@@ -190,92 +198,105 @@ def _unit_terms(A, r, N, k, c):
 #: from this many units the gates are computed one gate at a time (vectorised loops); below, unit by unit
 _SPLIT_MIN_UNITS = 8
 
+#: floats per unit of a tape row: ``i, f, g, o, tanh(c')``
+TAPE_TERMS = 5
+
 
 @njit(inline="always")
-def _gates(A, r, Z, N, t):
-    """Gates of row r into the scratch ``t`` (8, N): rows ``i, 1 - i, f, 1 - f, g, o, 1 - o, tanh(c')``.
+def _gate_rows(A, Z, N, Y):
+    """The tape rows ``Y[r] = (i, f, g, o, tanh(c'))`` (each N long) of pre-activations ``A`` and states ``Z``.
 
-    ``A`` (rows, 4N) are the pre-activations, ``Z`` (rows, 2N) the states.  From
-    ``_SPLIT_MIN_UNITS`` units on, one loop per gate, each over contiguous memory: LLVM
+    From ``_SPLIT_MIN_UNITS`` units on, one loop per gate, each over contiguous memory: LLVM
     vectorises them (the transcendental functions are branch-free arithmetic); one loop over
     units writing everything did not (measured 30 ns against 7 ns per unit in the parameter
     pullback at N = 50).  Everything is indexed in 2-D: a row view per row and gate (reference
     counting) cost 70 ns per unit at N = 2.
     """
-    if N < _SPLIT_MIN_UNITS:
+    for r in range(A.shape[0]):
+        if N < _SPLIT_MIN_UNITS:
+            for k in range(N):
+                i, i1, f, f1, g, o, o1, tc = _unit_terms(A, r, N, k, Z[r, N + k])
+                Y[r, k] = i
+                Y[r, N + k] = f
+                Y[r, 2 * N + k] = g
+                Y[r, 3 * N + k] = o
+                Y[r, 4 * N + k] = tc
+            continue
         for k in range(N):
-            t[0, k], t[1, k], t[2, k], t[3, k], t[4, k], t[5, k], t[6, k], t[7, k] = _unit_terms(
-                A, r, N, k, Z[r, N + k])
-        return
-    for k in range(N):
-        x, y = _sigmoid(A[r, k])
-        t[0, k] = x
-        t[1, k] = y
-    for k in range(N):
-        x, y = _sigmoid(A[r, N + k])
-        t[2, k] = x
-        t[3, k] = y
-    for k in range(N):
-        t[4, k] = _tanh(A[r, 2 * N + k])
-    for k in range(N):
-        x, y = _sigmoid(A[r, 3 * N + k])
-        t[5, k] = x
-        t[6, k] = y
-    for k in range(N):
-        t[7, k] = _tanh(t[2, k] * Z[r, N + k] + t[0, k] * t[4, k])
+            Y[r, k] = _sigmoid(A[r, k])[0]
+        for k in range(N):
+            Y[r, N + k] = _sigmoid(A[r, N + k])[0]
+        for k in range(2 * N, 3 * N):
+            Y[r, k] = _tanh(A[r, k])
+        for k in range(3 * N, 4 * N):
+            Y[r, k] = _sigmoid(A[r, k])[0]
+        for k in range(N):
+            Y[r, 4 * N + k] = _tanh(Y[r, N + k] * Z[r, N + k] + Y[r, k] * Y[r, 2 * N + k])
+
+
+@njit(inline="always")
+def _step_rows(p, meta, z, s, z_next, Y):
+    # c' = f c + i g, h' = o tanh(c'), keeping the gates in Y
+    N = meta[0]
+    A = _preactivation(p, meta, z, s)
+    _gate_rows(A, z, N, Y)
+    for r in range(z.shape[0]):
+        for k in range(N):
+            z_next[r, N + k] = Y[r, N + k] * z[r, N + k] + Y[r, k] * Y[r, 2 * N + k]
+        for k in range(N):
+            z_next[r, k] = Y[r, 3 * N + k] * Y[r, 4 * N + k]
 
 
 @step_kernel
 def lstm_step(p, meta, z, s, z_next):
-    # c' = f c + i g, h' = o tanh(c')
-    N = meta[0]
-    A = _preactivation(p, meta, z, s)
-    t = np.empty((8, N))
-    for r in range(z.shape[0]):
-        _gates(A, r, z, N, t)
-        for k in range(N):
-            z_next[r, N + k] = t[2, k] * z[r, N + k] + t[0, k] * t[4, k]
-        for k in range(N):
-            z_next[r, k] = t[5, k] * t[7, k]
+    _step_rows(p, meta, z, s, z_next, np.empty((z.shape[0], TAPE_TERMS * meta[0])))
+
+
+@tape_step_kernel
+def lstm_tape_step(p, meta, z, s, z_next, tape):
+    _step_rows(p, meta, z, s, z_next, tape)
 
 
 @njit(inline="always")
-def _adjoint_rows(N, A, Z, G, D, gc_prev):
-    """``D`` (rows, 4N): ``delta``, the adjoint of the pre-activations ``A``, for the output adjoints ``G``.
+def _adjoint_rows(N, Y, Z, G, D, gc_prev):
+    """``D`` (rows, 4N): ``delta``, the adjoint of the pre-activations, from the tape rows ``Y``.
 
-    ``G`` (rows, 2N) holds the adjoints ``(gh, gc)`` of ``(h', c')``.  ``gc_prev[r, k] = cbar f``
-    (the adjoint of c) is written when ``gc_prev`` has rows (the state pullback needs it, the
-    parameter pullback does not).
+    ``G`` (rows, 2N) holds the adjoints ``(gh, gc)`` of ``(h', c')``; ``cbar = gc + gh o (1 - tau^2)``.
+    ``gc_prev[r, k] = cbar f`` (the adjoint of c) is written when ``gc_prev`` has rows (the state
+    pullback needs it, the parameter pullback does not).
     """
     want_c = gc_prev.shape[0] > 0
-    t = np.empty((9, N))  # i, 1 - i, f, 1 - f, g, o, 1 - o, tanh(c'), cbar
-    for r in range(A.shape[0]):
-        _gates(A, r, Z, N, t)
+    cb = np.empty(N)
+    for r in range(Y.shape[0]):
         for k in range(N):
-            t[8, k] = G[r, N + k] + G[r, k] * t[5, k] * (1.0 - t[7, k] * t[7, k])
+            tau = Y[r, 4 * N + k]
+            cb[k] = G[r, N + k] + G[r, k] * Y[r, 3 * N + k] * (1.0 - tau * tau)
         for k in range(N):
-            D[r, k] = t[8, k] * t[4, k] * t[0, k] * t[1, k]
+            i = Y[r, k]
+            D[r, k] = cb[k] * Y[r, 2 * N + k] * i * (1.0 - i)
         for k in range(N):
-            D[r, N + k] = t[8, k] * Z[r, N + k] * t[2, k] * t[3, k]
+            f = Y[r, N + k]
+            D[r, N + k] = cb[k] * Z[r, N + k] * f * (1.0 - f)
         for k in range(N):
-            D[r, 2 * N + k] = t[8, k] * t[0, k] * (1.0 - t[4, k] * t[4, k])
+            g = Y[r, 2 * N + k]
+            D[r, 2 * N + k] = cb[k] * Y[r, k] * (1.0 - g * g)
         for k in range(N):
-            D[r, 3 * N + k] = G[r, k] * t[7, k] * t[5, k] * t[6, k]
+            o = Y[r, 3 * N + k]
+            D[r, 3 * N + k] = G[r, k] * Y[r, 4 * N + k] * o * (1.0 - o)
         if want_c:
             for k in range(N):
-                gc_prev[r, k] = t[8, k] * t[2, k]
+                gc_prev[r, k] = cb[k] * Y[r, N + k]
 
 
-@state_vjp_kernel
-def lstm_state_vjp(p, meta, z, s, g, g_z):
+@njit(inline="always")
+def _state_pullback(p, meta, z, Y, g, g_z):
     # (gh_prev, gc_prev) = (W_hh^T delta, cbar f)
     N, K, P = meta[0], meta[1], meta[3]
     Whh, b, WhhT, WihT = _views(p, N, K, P)
     rows = z.shape[0]
-    A = _preactivation(p, meta, z, s)
-    D = np.empty_like(A)
+    D = np.empty((rows, 4 * N))
     gc = np.empty((rows, N))
-    _adjoint_rows(N, A, z, g, D, gc)
+    _adjoint_rows(N, Y, z, g, D, gc)
     for r in range(rows):
         for k in range(N):
             g_z[r, N + k] = gc[r, k]
@@ -286,6 +307,19 @@ def lstm_state_vjp(p, meta, z, s, g, g_z):
                 g_z[r, j] = GH[r, j]
         return
     _hh_transpose_rows(WhhT, D, g_z)
+
+
+@state_vjp_kernel
+def lstm_state_vjp(p, meta, z, s, g, g_z):
+    N = meta[0]
+    Y = np.empty((z.shape[0], TAPE_TERMS * N))
+    _gate_rows(_preactivation(p, meta, z, s), z, N, Y)
+    _state_pullback(p, meta, z, Y, g, g_z)
+
+
+@tape_state_vjp_kernel
+def lstm_tape_state_vjp(p, meta, z, s, tape, g, g_z):
+    _state_pullback(p, meta, z, tape, g, g_z)
 
 
 @njit
@@ -306,32 +340,66 @@ def _hh_transpose_rows(WhhT, D, g_z):
             g_z[r, j] = acc
 
 
-@param_vjp_kernel
-def lstm_param_vjp(p, meta, Z, S, G, g_p):
-    # dW_ih += Delta^T S, dW_hh += Delta^T H, db_ih = db_hh += column sums of Delta
+#: rows of the parameter pullback processed together: the block's pre-activations, gates and
+#: adjoints stay in cache.  Measured (one thread, N = 50, 40,000 rows = T 400 x batch 100): 194 ms
+#: for all rows at once (fresh 64 MB arrays: memory traffic and page faults, not arithmetic)
+#: against 46 ms in blocks of 256 (64 to 1024 rows: within noise).
+_PARAM_BLOCK_ROWS = 256
+
+
+@njit(inline="always")
+def _param_pullback(p, meta, Z, S, TAPE, G, g_p):
+    # dW_ih += Delta^T S, dW_hh += Delta^T H, db_ih = db_hh += column sums of Delta; the gates
+    # from TAPE when it has rows, else recomputed block by block
     N, K, bias = meta[0], meta[1], meta[2]
     rows = Z.shape[0]
     N4 = 4 * N
-    A = _preactivation(p, meta, Z, S)
-    D = np.empty_like(A)
-    _adjoint_rows(N, A, Z, G, D, np.empty((0, N)))
-    H = np.empty((rows, N))
-    for r in range(rows):
-        for j in range(N):
-            H[r, j] = Z[r, j]
-    if K > 0:
-        acc_at_b(D, S, g_p[0 : N4 * K].reshape((N4, K)))
-    acc_at_b(D, H, g_p[N4 * K : N4 * K + N4 * N].reshape((N4, N)))
+    gih = g_p[0 : N4 * K].reshape((N4, K))
+    ghh = g_p[N4 * K : N4 * K + N4 * N].reshape((N4, N))
+    sb = np.zeros(N4)
+    R = min(rows, _PARAM_BLOCK_ROWS)
+    H = np.empty((R, N))
+    D = np.empty((R, N4))
+    Ys = np.empty((R if TAPE.shape[0] == 0 else 0, TAPE_TERMS * N))
+    none = np.empty((0, N))
+    for r0 in range(0, rows, R):
+        r1 = min(rows, r0 + R)
+        n = r1 - r0
+        Zb = Z[r0:r1]
+        Sb = S[r0:r1]
+        if TAPE.shape[0] == 0:
+            Yb = Ys[:n]
+            _gate_rows(_preactivation(p, meta, Zb, Sb), Zb, N, Yb)
+        else:
+            Yb = TAPE[r0:r1]
+        Db = D[:n]
+        _adjoint_rows(N, Yb, Zb, G[r0:r1], Db, none)
+        Hb = H[:n]
+        for r in range(n):
+            for j in range(N):
+                Hb[r, j] = Zb[r, j]
+        if K > 0:
+            acc_at_b(Db, Sb, gih)
+        acc_at_b(Db, Hb, ghh)
+        if bias:
+            for r in range(n):
+                for q in range(N4):
+                    sb[q] += Db[r, q]
     if bias:
         o = N4 * K + N4 * N
-        sb = np.zeros(N4)
-        for r in range(rows):
-            d = D[r]
-            for q in range(N4):
-                sb[q] += d[q]
         for q in range(N4):
             g_p[o + q] += sb[q]
             g_p[o + N4 + q] += sb[q]
+
+
+@param_vjp_kernel
+def lstm_param_vjp(p, meta, Z, S, G, g_p):
+    _param_pullback(p, meta, Z, S, np.empty((0, TAPE_TERMS * meta[0])), G, g_p)
+
+
+@tape_param_vjp_kernel
+def lstm_tape_param_vjp(p, meta, Z, S, TAPE, G, g_p):
+    _param_pullback(p, meta, Z, S, TAPE, G, g_p)
 
 
 @jacobian_kernel
@@ -453,6 +521,7 @@ def lstm_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
 
 
 LSTM_KERNELS = build_kernels(lstm_step, lstm_state_vjp, lstm_param_vjp, lstm_jacobian, lstm_jacobian_vjp)
+LSTM_TAPE_KERNELS = TapeKernels(lstm_tape_step, lstm_tape_state_vjp, lstm_tape_param_vjp)
 
 
 @dataclass(frozen=True)
@@ -510,6 +579,15 @@ class LSTM(Model):
     @property
     def kernels(self):
         return LSTM_KERNELS
+
+    @property
+    def tape_width(self) -> int:
+        # BPTT keeps the gates i, f, g, o and tanh(c') of every step (5N floats per item)
+        return TAPE_TERMS * self.n_hidden
+
+    @property
+    def tape_kernels(self):
+        return LSTM_TAPE_KERNELS
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
         """Kernel layout ``theta | bias_ih + bias_hh | W_hh^T | W_ih^T`` (derived blocks for the kernels)."""
