@@ -5,7 +5,9 @@ attractors and smoothness", Sect. 5.1, Figs. 4 and 5).
 The task (``plrnn_numba.tasks.sine_wave``): 100 sequences of 400 steps, each
 with a constant input omega (100 values evenly spaced in [pi/16, pi/8]) and
 the target sin(omega t).  Three one-layer models, each followed by a linear
-readout y_t = B z_t + c of the whole state (for the LSTMs z = (h, c)):
+readout y_t = B h_t + c of the hidden state (for the LSTMs, whose state is
+z = (h, c), ``LinearReadout(1, n_in=N)``: h alone, as the paper's linear layer
+on the LSTM output):
 
 * ``lstm``:  ``pn.LSTM(N, 1)``, PyTorch's initialisation;
 * ``slstm``: the same LSTM, projected after every optimiser step onto the
@@ -33,27 +35,30 @@ prints a table of the final MSEs beside the paper's.
 Presets.  ``--full`` is the paper's: hidden size 200, 4000 epochs, Adam
 1e-3 for all models, the stable LSTM's rate divided by 10 at epochs 500,
 1000 and 2000, 1 seed, snapshots every 20 epochs.  ``--quick`` (default) was
-found by experiment to show the paper's direction in under 3 minutes on 2
+found by experiment to show the paper's direction in under a minute on 2
 cores: hidden size 16, 800 epochs, Adam 1e-2 divided by 10 at epochs 400 and
 600 for every model, 2 seeds, snapshots every 20 epochs.  (At 1e-3 without
 decay 16 units barely leave the baseline in a few hundred epochs; at 1e-2
 without decay the LSTM's MSE jumps between 0.2 and 0.6; with 400 epochs and
 the decay at 200 and 300 the LSTM is as good but one oRNN of two stays at 0.43.)
 
-    python scripts/attractors_sine.py              # quick: 2.4 min on 2 cores (6 points)
+    python scripts/attractors_sine.py              # quick: 50 s on 2 cores (6 points)
     python scripts/attractors_sine.py --full       # the paper's scale: ~6.5 h on 3 cores (estimate)
     python scripts/attractors_sine.py --models lstm slstm --seeds 3
     python scripts/attractors_sine.py --full --resume   # continue after Ctrl-C or a crash
 
-Measured (quick, 2 workers, 144 s wall): final MSE over all 100 sequences,
-seeds 0 and 1: LSTM 0.0058 / 0.0021 (amplitude of the final attractor 2.0: a
-limit cycle, born in a Neimark-Sacker bifurcation visible in the orbit
-diagram), sLSTM 0.4896 / 0.4895 (a fixed point, amplitude 0), oRNN 0.092 /
-0.18 (amplitude 1.6); the paper's 4.8e-3, 0.49 and 4.1e-3.  Full-mode
-estimate from the measured cost of one batch (10 x 400 steps, one thread):
-LSTM(200) 0.37 s, oRNN(200) 0.58 s (the matrix exponential), so 4000 epochs
-of 10 batches take about 4.1 h (LSTM, sLSTM) and 6.5 h (oRNN) per seed; the
-orbit diagrams (201 snapshots x 4 x 1600 steps) add minutes.
+Measured (quick, 2 workers, 50 s wall): final MSE over all 100 sequences,
+seeds 0 and 1: LSTM 0.0072 / 0.0061 (amplitude of the final attractor 1.6 /
+1.9: a limit cycle, born in a Neimark-Sacker bifurcation visible in the
+orbit diagram), sLSTM 0.481 / 0.482 (fixed points; for seed 1 two of them,
+reached from different initial states, and slow transients that still move
+after the burn-in, so its amplitude reads 1.3 there and 0.05 for seed 0),
+oRNN 0.092 / 0.18 (amplitude 1.4 / 1.8); the paper's 4.8e-3, 0.49 and
+4.1e-3.  Full-mode estimate from the measured cost of one batch (10 x 400
+steps, one thread): LSTM(200) 0.12 s (with the LSTM's gate tape; 0.37 s
+before it), oRNN(200) 0.58 s (the matrix exponential), so 4000 epochs of 10
+batches take about 1.4 h (LSTM, sLSTM) and 6.5 h (oRNN) per seed; the orbit
+diagrams (201 snapshots x 4 x 1600 steps) add minutes.
 
 Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
 ``--resume``, ``--seed``, ``--seeds``, ...): see ``plrnn_numba.cli``.
@@ -99,9 +104,16 @@ def build(model: str, n_hidden: int, seed: int):
     return m, m.init(seed), hooks
 
 
-def readout_orbits(net, history: xr.Dataset, u: np.ndarray, *, n_init: int, z0_scale: float, burn_in: int,
+def make_readout(net, n_out: int):
+    """The paper's linear layer on the hidden state: h of an LSTM's z = (h, c), the whole state otherwise."""
+    import plrnn_numba as pn
+
+    return pn.LinearReadout(n_out, n_in=net.n_hidden) if isinstance(net, pn.LSTM) else pn.LinearReadout(n_out)
+
+
+def readout_orbits(net, readout, history: xr.Dataset, u: np.ndarray, *, n_init: int, z0_scale: float, burn_in: int,
                    keep: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Steady state of the linear readout y = B z + c at every parameter snapshot of ``history``, constant input u.
+    """Steady state of the linear ``readout`` at every parameter snapshot of ``history``, constant input u.
 
     ``orbit_diagram_training`` with one step more than kept, for the first
     difference; any number of outputs: ``(y, dy)``, each of shape
@@ -113,11 +125,8 @@ def readout_orbits(net, history: xr.Dataset, u: np.ndarray, *, n_init: int, z0_s
     orb = orbit_diagram_training(net, history, inputs=np.asarray(u, float), n_init=n_init, z0_scale=z0_scale,
                                  n_steps=keep + 1, n_transient=burn_in - 1, seed=seed)
     z = orb["z"].values  # (snapshot, init, sample, state)
-    R = history["readout_snapshots"].values  # (snapshot, readout_param): B (n_out x M, row-major) then c
-    M = net.dim
-    n_out = (R.shape[1]) // (M + 1)
-    B = R[:, : n_out * M].reshape(-1, n_out, M)
-    y = np.einsum("sitm,som->sito", z, B) + R[:, None, None, n_out * M :]
+    R = history["readout_snapshots"].values  # (snapshot, readout_param)
+    y = np.stack([readout.apply(R[k], z[k]) for k in range(R.shape[0])])
     return y[:, :, 1:], np.diff(y, axis=2)
 
 
@@ -136,7 +145,7 @@ def train_point(model: str, seed: int, *, n_hidden: int, epochs: int, lr: float,
         return pn.Batch(targets=full.targets[idx], inputs=full.inputs[idx], mask=full.mask[idx])
 
     ms = slstm_milestones if model == "slstm" else milestones
-    readout = pn.LinearReadout(1)
+    readout = make_readout(net, 1)
     t0 = time.perf_counter()
     h = pn.train(net, theta0, data, n_epochs=epochs, batches_per_epoch=max(1, n_seq // batch),
                  optimizer=pn.Adam(lr=lr), lr_schedule=pn.MultiStepLR(list(ms)) if ms else None, clip_norm=clip,
@@ -146,8 +155,8 @@ def train_point(model: str, seed: int, *, n_hidden: int, epochs: int, lr: float,
     final_mse = float(np.mean((y_all - full.targets) ** 2))
     # orbit diagram: keep one step more than asked, for the first difference
     t0 = time.perf_counter()
-    y, dy = (a[..., 0] for a in readout_orbits(net, h, np.array([orbit_input]), n_init=n_init, z0_scale=z0_scale,
-                                               burn_in=burn_in, keep=keep, seed=seed))
+    y, dy = (a[..., 0] for a in readout_orbits(net, readout, h, np.array([orbit_input]), n_init=n_init,
+                                               z0_scale=z0_scale, burn_in=burn_in, keep=keep, seed=seed))
     orbit_s = time.perf_counter() - t0
     amp = np.nanmax(y[-1], axis=1) - np.nanmin(y[-1], axis=1)
     snap = {"snapshot_epoch": ("snapshot_epoch", h["snapshot_epoch"].values.astype(np.int64),

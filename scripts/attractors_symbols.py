@@ -7,8 +7,8 @@ over the symbols p, q, a, b, c, d (one-hot); two relevant symbols, each p or
 q, at steps t1 in 10..19 and t2 in 40..49; the class is their order (4
 classes, scored at the last step; always answering (p, p) scores 0.25).
 1000 training and 1000 validation sequences, drawn with different seeds.
-Three one-layer models with a linear readout of the whole state (for the
-LSTMs z = (h, c)): ``lstm`` (``pn.LSTM``), ``slstm`` (the same projected onto
+Three one-layer models with a linear readout of the hidden state (for the
+LSTMs h of z = (h, c), ``LinearReadout(n_out, n_in=N)``): ``lstm`` (``pn.LSTM``), ``slstm`` (the same projected onto
 the stable-LSTM set after every step, ``stable_lstm_projection``) and
 ``ornn`` (``pn.OrthogonalRNN``, W = expm(S - S^T), modReLU).
 
@@ -36,7 +36,7 @@ input channels (the paper's "constant input": one-hot p, q, a, b, c or d;
 all six are recorded, the paper's supplementary figures show all of them,
 its Fig. 7 the input p) from ``--n-init`` random initial states z0 ~ N(0,
 ``--z0-scale``^2) for a burn-in of 400 steps (the paper's) and 100 kept
-steps; the two readout outputs y_t = B z_t + c (the logits of the two bits)
+steps; the two readout outputs y_t = B h_t + c (the logits of the two bits)
 and their first differences y_t - y_{t-1} at the kept steps are stored as
 ``y`` and ``dy`` (snapshot_epoch, symbol, init, sample, output).  The same
 computation as ``attractors_sine.py``'s orbit diagram (``readout_orbits``,
@@ -58,42 +58,45 @@ against epoch for the input ``--orbit-symbol``, both outputs, seed of
 Presets.  ``--full``: the paper's, hidden size 200, 15000 epochs, Adam 1e-2
 divided by 10 at epochs 500, 1000 and 2000, 1000 + 1000 sequences, lengths
 50 100 200 300 500, validation every epoch, snapshots every 50 epochs, 1 seed.  ``--quick`` (default;
-found by experiment, a few minutes on 2 cores): hidden size 32, 150 epochs,
-1000 + 1000 sequences, lengths 50 100 200, validation every 5 epochs, 1
-seed, snapshots every 5 epochs, and Adam 1e-3 for every model without decay: the paper's rate after
-its first milestone.  In a budget of 100-300 epochs the paper's initial
-1e-2 gets neither the LSTM (N = 16 or 32) nor the oRNN (N = 16 to 64) to
-learn l = 100 (validation accuracy 0.21-0.28), whereas at 1e-3 LSTM(32) reaches
-0.98 at l = 100 in 150 epochs and oRNN(64) 0.98 at l = 100 and 0.41 at
-l = 200 in 200 epochs.
+found by experiment, 7 minutes on 2 cores): hidden size 32 for the LSTMs and
+64 for the oRNN (about the same number of parameters: 5,120 and 4,544), at
+most 400 epochs, 1000 + 1000 sequences, lengths 50 100 200, validation every
+5 epochs, 1 seed, snapshots every 10 epochs, and Adam 1e-3 for every model
+without decay: the paper's rate after its first milestone.  In a budget of
+100-300 epochs the paper's initial 1e-2 gets neither the LSTM (N = 16 or 32)
+nor the oRNN (N = 16 to 64) to learn l = 100 (validation accuracy
+0.21-0.28).
 
-    python scripts/attractors_symbols.py              # quick: 4.3 min on 2 cores
-    python scripts/attractors_symbols.py --full       # the paper's scale: ~50 core-days (estimate below)
-    python scripts/attractors_symbols.py --lengths 50 100 200 300 500 --models ornn --n-hidden 64
+    python scripts/attractors_symbols.py              # quick: 6.8 min on 2 cores
+    python scripts/attractors_symbols.py --full       # the paper's scale: weeks of CPU (estimate below)
+    python scripts/attractors_symbols.py --lengths 200 300 --models ornn --epochs 500
     python scripts/attractors_symbols.py --full --resume   # continue after Ctrl-C or a crash
 
-Measured (quick, 2 workers, 260 s wall; seed 0; validation accuracy after
-training, LSTM / sLSTM / oRNN): l = 50: 1.000 (epoch 30) / 1.000 (epoch 125)
-/ 0.885; l = 100: 0.984 / 0.230 / 0.784; l = 200: 0.241 / 0.229 / 0.245.  The
-stable LSTM fails first (l = 100, the paper: l = 200); the LSTM learns l = 100
-in a late jump with bumps, the oRNN early and smoothly but slower to finish;
-at l = 200 150 epochs are too few for every model (the paper's l = 200 runs
-take thousands of epochs).  With more units and epochs the oRNN moves off
-chance at long lengths: ``--models ornn --lengths 200 300 --n-hidden 64
---epochs 300`` gives 0.683 (l = 200) and 0.660 (l = 300), 280 s on 2 cores,
-while ``--models lstm slstm --lengths 200 --epochs 300`` (N = 32) leaves the
-LSTM at 0.235 and the sLSTM at 0.240 (310 s).
+Measured (quick, 2 workers, 408 s wall; seed 0; validation accuracy after
+training, LSTM / sLSTM / oRNN): l = 50: 1.000 (epoch 55) / 1.000 (epoch 130)
+/ 1.000 (epoch 190); l = 100: 1.000 (epoch 345) / 0.258 / 0.968; l = 200:
+0.260 / 0.246 / 0.779.  Table 1 in direction: the oRNN holds longest (the
+only model to learn l = 200, in a jump near epoch 250), the sLSTM fails
+first (l = 100; the paper: l = 200), the LSTM in between (fails at l = 200;
+the paper: l = 300).  The LSTM learns l = 100 in a late jump with drops
+back, the oRNN early and smoothly.  ``--models ornn --lengths 200 300
+--epochs 500`` gives 0.872 (l = 200) and 0.271 (l = 300, where the training
+loss falls to 0.57 < ln 4 without generalising), 488 s on one core, and
+``--models lstm slstm --lengths 200 --epochs 500`` leaves the LSTM at 0.240
+and the sLSTM at 0.255 (208 s on 2 cores; a readout of (h, c) then, not h).
 
 Full-mode estimate, from the measured cost of one batch of 100 sequences of
-length 500 (one thread): LSTM(200) 5.9 s to train and 1.0 s to validate,
-oRNN(200) 1.5 s and 0.46 s; an epoch (10 batches and 1000 validation
-sequences) at length l thus costs about 69 s x l / 500 (LSTM, sLSTM) and
+length 500 (one thread, four-class softmax): LSTM(200) 1.34 s to train (with
+the LSTM's gate tape; 5.9 s before it) and 12 s to validate 1000 sequences,
+oRNN(200) 1.5 s and 4.6 s; an epoch (10 batches and 1000 validation
+sequences) at length l thus costs about 25 s x l / 500 (LSTM, sLSTM) and
 20 s x l / 500 (oRNN).  The points that never reach accuracy 1 (in the
 paper: LSTM at l = 300, 500; sLSTM at 200, 300, 500; the oRNN at 200, 300,
-500, which end at 0.999, 0.995, 0.970) run all 15000 epochs: about 7 days
-each at l = 300 and 12 days at l = 500, some 50 core-days in all.  Run it
-on a cluster (``--scheduler``), or scale it down (``--n-hidden``,
-``--epochs``, ``--lengths``, ``--eval-every``).
+500, which end at 0.999, 0.995, 0.970) run all 15000 epochs: 1.4-4.4 days
+each, some 25 core-days in all.  Run it on a cluster (``--scheduler``), or
+scale it down (``--n-hidden``, ``--epochs``, ``--lengths``,
+``--eval-every``: validating every 10 epochs instead of every one nearly
+halves the LSTM's cost).
 
 Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
 ``--resume``, ``--seed``, ``--seeds``, ...): see ``plrnn_numba.cli``.
@@ -107,16 +110,21 @@ import time
 
 import numpy as np
 import xarray as xr
-from attractors_sine import readout_orbits  # the orbit diagram of the readout output, shared with Figs. 4-5
+from attractors_sine import (  # the orbit diagram of the readout output, shared with Figs. 4-5
+    make_readout,
+    readout_orbits,
+)
 
 MODELS = ("lstm", "slstm", "ornn")
 LABELS = {"lstm": "LSTM", "slstm": "sLSTM", "ornn": "oRNN"}
 LENGTHS = (50, 100, 200, 300, 500)
 PRESETS = {
-    "quick": {"n_seeds": 1, "n_hidden": 32, "epochs": 150, "lr": 1e-3, "milestones": [], "n_train": 1000,
-              "n_val": 1000, "eval_every": 5, "lengths": [50, 100, 200], "snapshot_every": 5},
-    "full": {"n_seeds": 1, "n_hidden": 200, "epochs": 15000, "lr": 1e-2, "milestones": [500, 1000, 2000],
-             "n_train": 1000, "n_val": 1000, "eval_every": 1, "lengths": list(LENGTHS), "snapshot_every": 50},
+    "quick": {"n_seeds": 1, "n_hidden": 32, "ornn_hidden": 64, "epochs": 400, "lr": 1e-3, "milestones": [],
+              "n_train": 1000, "n_val": 1000, "eval_every": 5, "lengths": [50, 100, 200], "snapshot_every": 10,
+              "encoding": "onehot"},
+    "full": {"n_seeds": 1, "n_hidden": 200, "ornn_hidden": 200, "epochs": 15000, "lr": 1e-2,
+             "milestones": [500, 1000, 2000], "n_train": 1000, "n_val": 1000, "eval_every": 1,
+             "lengths": list(LENGTHS), "snapshot_every": 50, "encoding": "onehot"},
 }
 #: the paper's Table 1: validation accuracy per length (LSTM, sLSTM, oRNN)
 PAPER_TABLE1 = {50: (1.00, 1.00, 1.000), 100: (1.00, 1.00, 1.000), 200: (1.00, 0.27, 0.999),
@@ -154,7 +162,8 @@ def snapshot_grid(epochs: int, snapshot_every: int) -> np.ndarray:
     return np.unique(np.append(np.arange(0, epochs, snapshot_every), epochs - 1)).astype(np.int64)
 
 
-def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: int, lr: float, ornn_lr: float,
+def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidden: int, epochs: int, lr: float,
+                ornn_lr: float,
                 milestones: list[int], n_train: int, n_val: int, batch: int, clip: float, encoding: str,
                 eval_every: int, stop_at_one: bool, snapshot_every: int, n_init: int, z0_scale: float,
                 burn_in: int, keep: int) -> dict:
@@ -167,8 +176,8 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: in
     train_set = symbol_classification(n_train, length, seed=seed, encoding=encoding)
     val_set = symbol_classification(n_val, length, seed=seed + VAL_SEED_OFFSET, encoding=encoding)
     n_out = ENCODING_OUTPUTS[encoding]
-    net, theta0, hooks = build(model, n_hidden, train_set.inputs.shape[2], seed)
-    readout = pn.LinearReadout(n_out)
+    net, theta0, hooks = build(model, ornn_hidden if model == "ornn" else n_hidden, train_set.inputs.shape[2], seed)
+    readout = make_readout(net, n_out)
 
     def data(rng, epoch):
         idx = rng.choice(n_train, batch, replace=False)
@@ -217,7 +226,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, epochs: in
     dy = np.full_like(y, np.nan)
     hs = h.isel(snapshot=on_grid)
     for k in range(n_sym):
-        y[slots, k], dy[slots, k] = readout_orbits(net, hs, np.eye(n_sym)[k], n_init=n_init, z0_scale=z0_scale,
+        y[slots, k], dy[slots, k] = readout_orbits(net, readout, hs, np.eye(n_sym)[k], n_init=n_init, z0_scale=z0_scale,
                                                    burn_in=burn_in, keep=keep, seed=seed)
     orbit_s = time.perf_counter() - t0
     odims = ("snapshot_epoch", "symbol", "init", "sample", "output")
@@ -352,8 +361,10 @@ def parse_args(argv=None):
     g.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models (default: all three)")
     g.add_argument("--lengths", type=int, nargs="+", default=None,
                    help="sequence lengths l >= 49 (quick 50 100 200, full 50 100 200 300 500)")
-    g.add_argument("--n-hidden", type=int, default=None, help="hidden size N (quick 32, full 200)")
-    g.add_argument("--epochs", type=int, default=None, help="most epochs (quick 150, full 15000)")
+    g.add_argument("--n-hidden", type=int, default=None, help="the LSTMs' hidden size N (quick 32, full 200)")
+    g.add_argument("--ornn-hidden", type=int, default=None,
+                   help="the oRNN's hidden size (quick 64: about the parameters of LSTM(32); full 200)")
+    g.add_argument("--epochs", type=int, default=None, help="most epochs (quick 400, full 15000)")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (quick 1e-3, full 1e-2, the paper's)")
     g.add_argument("--ornn-lr", type=float, default=None, help="the oRNN's learning rate (default: --lr)")
     g.add_argument("--milestones", type=int, nargs="*", default=None,
@@ -362,13 +373,13 @@ def parse_args(argv=None):
     g.add_argument("--n-val", type=int, default=None, help="validation sequences (default: 1000)")
     g.add_argument("--batch", type=int, default=100, help="sequences per batch (default: %(default)s)")
     g.add_argument("--clip", type=float, default=0.25, help="gradient-norm clipping (default: %(default)s)")
-    g.add_argument("--encoding", choices=sorted(ENCODING_LOSS), default="bits",
-                   help="targets and loss: bits (two logistic outputs, bce) or onehot (4-class softmax, ce); "
-                        "default: %(default)s")
+    g.add_argument("--encoding", choices=sorted(ENCODING_LOSS), default=None,
+                   help="targets and loss: onehot (the paper's 4-class softmax, ce; both presets) or bits (two "
+                        "logistic outputs, bce)")
     g.add_argument("--eval-every", type=int, default=None, help="epochs between validations (quick 5, full 1)")
     g.add_argument("--no-early-stop", action="store_true", help="train every epoch even after accuracy 1")
     g.add_argument("--snapshot-every", type=int, default=None,
-                   help="epochs between the parameter snapshots of the orbit diagrams (quick 5, full 50)")
+                   help="epochs between the parameter snapshots of the orbit diagrams (quick 10, full 50)")
     o = p.add_argument_group("orbit diagram (Fig. 7): every constant one-hot symbol, both outputs")
     o.add_argument("--n-init", type=int, default=4, help="random initial states (default: %(default)s)")
     o.add_argument("--z0-scale", type=float, default=1.0, help="their standard deviation (default: %(default)s)")
@@ -379,8 +390,8 @@ def parse_args(argv=None):
     o.add_argument("--orbit-symbol", default=ORBIT_SYMBOL, choices=("p", "q", "a", "b", "c", "d"),
                    help="constant input the figure shows (default: %(default)s, the paper's)")
     args = p.parse_args(argv)
-    for name in ("n_hidden", "epochs", "n_train", "n_val", "batch", "eval_every", "snapshot_every", "n_init",
-                 "burn_in", "keep"):
+    for name in ("n_hidden", "ornn_hidden", "epochs", "n_train", "n_val", "batch", "eval_every", "snapshot_every",
+                 "n_init", "burn_in", "keep"):
         v = getattr(args, name)
         if v is not None and v < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer")
@@ -400,17 +411,18 @@ def main(argv=None) -> int:
     from plrnn_numba.cli import command_line, preset, print_sweep_summary, run_sweep, seed_list
 
     cfg = preset(args, PRESETS)
-    for key in ("lengths", "n_hidden", "epochs", "lr", "milestones", "n_train", "n_val", "eval_every",
-                "snapshot_every"):
+    for key in ("lengths", "n_hidden", "ornn_hidden", "epochs", "lr", "milestones", "n_train", "n_val",
+                "eval_every", "snapshot_every", "encoding"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.batch > cfg["n_train"]:
         parser.error(f"--batch ({args.batch}) must not exceed the training sequences ({cfg['n_train']})")
     ornn_lr = args.ornn_lr if args.ornn_lr is not None else cfg["lr"]
-    fixed = {"n_hidden": int(cfg["n_hidden"]), "epochs": int(cfg["epochs"]), "lr": float(cfg["lr"]),
+    fixed = {"n_hidden": int(cfg["n_hidden"]), "ornn_hidden": int(cfg["ornn_hidden"]), "epochs": int(cfg["epochs"]),
+             "lr": float(cfg["lr"]),
              "ornn_lr": float(ornn_lr),
              "milestones": sorted(int(m) for m in cfg["milestones"]), "n_train": int(cfg["n_train"]),
-             "n_val": int(cfg["n_val"]), "batch": args.batch, "clip": args.clip, "encoding": args.encoding,
+             "n_val": int(cfg["n_val"]), "batch": args.batch, "clip": args.clip, "encoding": str(cfg["encoding"]),
              "eval_every": int(cfg["eval_every"]), "stop_at_one": not args.no_early_stop,
              "snapshot_every": int(cfg["snapshot_every"]), "n_init": args.n_init, "z0_scale": args.z0_scale,
              "burn_in": args.burn_in, "keep": args.keep}
@@ -432,7 +444,8 @@ def main(argv=None) -> int:
     png = args.out.with_suffix(".png")
     plot(ds, png, seed=args.seed, orbit_length=args.orbit_length, orbit_symbol=args.orbit_symbol)
     models = [str(m) for m in ds["model"].values]
-    print(f"Table 1: validation accuracy (mean over {ds.sizes['seed']} seed(s)), N = {fixed['n_hidden']}, "
+    print(f"Table 1: validation accuracy (mean over {ds.sizes['seed']} seed(s)), N = {fixed['n_hidden']} "
+          f"(oRNN {fixed['ornn_hidden']}), {fixed['encoding']} targets, "
           f"<= {fixed['epochs']} epochs, {fixed['n_train']} + {fixed['n_val']} sequences; paper: N = 200, "
           f"<= 15000 epochs, 1000 + 1000; baseline {BASELINE}")
     head = "".join(f" {LABELS[m]:>7} {'paper':>6} {'solved':>6}" for m in models)

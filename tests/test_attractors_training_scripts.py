@@ -30,9 +30,10 @@ def test_sine_records_mse_history_and_orbit_diagrams(tmp_path):
 
 def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "slstm", "ornn", "--lengths", "50", "60",
-              "--n-hidden", "3", "--epochs", "3", "--milestones", "2", "--n-train", "100", "--n-val", "50",
-              "--batch", "50", "--eval-every", "1", "--snapshot-every", "2", "--n-init", "2", "--burn-in", "12",
-              "--keep", "5")
+              "--n-hidden", "3", "--ornn-hidden", "4", "--epochs", "3", "--milestones", "2", "--n-train", "100",
+              "--n-val", "50", "--batch", "50", "--eval-every", "1", "--snapshot-every", "2", "--n-init", "2",
+              "--burn-in", "12", "--keep", "5")
+    assert ds.attrs["ornn_hidden"] == "4" and ds.attrs["encoding"] == "onehot"
     assert ds["final_accuracy"].dims == ("model", "length", "seed")
     np.testing.assert_array_equal(ds["length"].values, [50, 60])
     assert ds["val_accuracy"].dims == ("model", "length", "seed", "eval_epoch")
@@ -42,13 +43,13 @@ def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     # accuracies are multiples of 1/50 (50 validation sequences)
     np.testing.assert_allclose(acc * 50, np.round(acc * 50), atol=1e-9)
     # Fig. 7: orbit diagrams at the snapshots 0, 2 and the last (2), every one-hot symbol, 2 initial states, the
-    # kept steps 12..16, both outputs
+    # kept steps 12..16, the four class logits
     dims = ("model", "length", "seed", "snapshot_epoch", "symbol", "init", "sample", "output")
     assert ds["y"].dims == dims and ds["dy"].dims == dims
     np.testing.assert_array_equal(ds["snapshot_epoch"].values, [0, 2])
     assert list(ds["symbol"].values) == ["p", "q", "a", "b", "c", "d"]
     np.testing.assert_array_equal(ds["sample"].values, np.arange(12, 17))
-    assert ds.sizes["init"] == 2 and ds.sizes["output"] == 2 and ds["dy"].shape == ds["y"].shape
+    assert ds.sizes["init"] == 2 and ds.sizes["output"] == 4 and ds["dy"].shape == ds["y"].shape
     y, dy = ds["y"].values, ds["dy"].values
     assert np.all(np.isfinite(y)) and np.all(np.isfinite(dy))
     np.testing.assert_allclose(dy[..., 1:, :], np.diff(y, axis=-2), atol=1e-12)
@@ -63,6 +64,7 @@ def test_symbols_stops_early_at_validation_accuracy_one(tmp_path):
     ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "--lengths", "50", "--n-hidden", "16",
               "--lr", "1e-2", "--epochs", "40", "--milestones", "--n-train", "500", "--n-val", "200",
               "--eval-every", "1", "--snapshot-every", "5", "--burn-in", "20", "--keep", "5")
+    assert ds.sizes["output"] == 4 and "softmax" in ds["output"].attrs["long_name"]
     point = ds.isel(model=0, length=0, seed=0)
     assert str(point["status"].values) == "solved" and float(point["final_accuracy"]) == 1.0
     solved = int(point["solved_epoch"])
@@ -75,10 +77,11 @@ def test_symbols_stops_early_at_validation_accuracy_one(tmp_path):
     assert np.all(np.isfinite(point["y"].values[~after])) and np.all(np.isnan(point["y"].values[after]))
 
 
-def test_symbols_trains_the_four_class_softmax_with_onehot_targets(tmp_path):
-    ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "--lengths", "50", "--encoding", "onehot",
+def test_symbols_trains_two_logistic_bits_with_bits_targets(tmp_path):
+    # the default is the paper's 4-class softmax (tested above); --encoding bits: two logistic outputs
+    ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "--lengths", "50", "--encoding", "bits",
               "--n-hidden", "3", "--epochs", "2", "--n-train", "100", "--n-val", "50", "--batch", "50",
               "--eval-every", "1", "--snapshot-every", "1", "--n-init", "2", "--burn-in", "12", "--keep", "5")
-    assert ds.sizes["output"] == 4 and "softmax" in ds["output"].attrs["long_name"]
+    assert ds.sizes["output"] == 2 and "bit" in ds["output"].attrs["long_name"]
     acc = ds["val_accuracy"].values
     assert np.all((acc >= 0) & (acc <= 1)) and np.allclose(acc * 50, np.round(acc * 50))
