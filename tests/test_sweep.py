@@ -474,6 +474,7 @@ def test_gtf_alpha_script_runs(tmp_path):
     assert sweep_gtf_alpha.main(argv) == 0
     ds = io.open(out)
     assert ds["dstsp"].dims == ("alpha", "seed") and ds["loss"].dims == ("alpha", "seed", "epoch")
+    assert ds["dh"].dims == ("alpha", "seed") and np.all((ds["dh"].values >= 0) & (ds["dh"].values <= 1))
     assert np.all(ds["error"] == "") and np.all(np.isfinite(ds["final_loss"]))
     assert ds["alpha"].attrs["units"] == "1" and "sweep_gtf_alpha.py" in ds.attrs["script"]
     assert (tmp_path / "gtf.png").exists() and (tmp_path / "gtf.store" / "manifest.json").exists()
