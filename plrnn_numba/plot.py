@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import xarray as xr
 
@@ -288,3 +290,99 @@ def orbit_diagram(
     if created:
         ax.figure.tight_layout()
     return ax
+
+
+# ---------------------------------------------------------------------------- loss jumps and bifurcations
+def _event_colors() -> dict[str, str]:
+    """One fixed colour per bifurcation kind, the same in every figure."""
+    from .dynamics.events import EVENT_KINDS
+
+    return {kind: f"C{i + 2}" for i, kind in enumerate(EVENT_KINDS)}  # C0, C1: the loss and gradient curves
+
+
+def loss_jumps_figure(history: xr.Dataset, jumps: xr.Dataset | None, events: xr.Dataset | None, path=None, *,
+                      title: str | None = None):
+    """Loss and gradient norm of a training run, with its loss jumps and bifurcation events.
+
+    Top: the loss against epoch (log scale), jumps marked by triangles (up:
+    the loss jumps up; down: it drops) between the smoothed losses before and
+    after; bottom: the gradient norm (log scale).  Both panels draw the events
+    as vertical lines coloured by kind, with one legend entry per kind present.
+
+    Parameters
+    ----------
+    history : xarray.Dataset
+        From :func:`plrnn_numba.train` (``epoch``, ``loss``, ``grad_norm``).
+    jumps : xarray.Dataset or None
+        From :func:`plrnn_numba.training.detect_loss_jumps` (or the matched
+        Dataset of :func:`~plrnn_numba.training.match_jumps_to_events`, which
+        carries no ``loss_before``/``loss_after``: the triangles then sit on the
+        loss curve); None draws none.
+    events : xarray.Dataset or None
+        From :func:`plrnn_numba.dynamics.bifurcations_along_training`; None draws none.
+    path : str or path-like, optional
+        Where to save the figure.
+    title : str, optional
+        Figure title (default: the history's status and the counts).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _dataset(history, "history", ("epoch", "loss", "grad_norm"), "plrnn_numba.train")
+    if jumps is not None:
+        _dataset(jumps, "jumps", ("epoch", "direction"), "plrnn_numba.training.detect_loss_jumps")
+    if events is not None:
+        _dataset(events, "events", ("s", "kind"), "plrnn_numba.dynamics.bifurcations_along_training")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be None, a str or path-like; got {type(path).__name__}")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be None or a str; got {type(title).__name__}")
+    plt = _plt()
+    from matplotlib.lines import Line2D
+
+    fig, (ax, ax_g) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True, gridspec_kw={"height_ratios": (2, 1)})
+    ep = history["epoch"].values
+    loss = np.asarray(history["loss"].values, dtype=float)
+    ax.plot(ep, loss, lw=1, color="C0")
+    ax_g.plot(ep, history["grad_norm"].values, lw=0.8, color="C1")
+    for a in (ax, ax_g):
+        a.set_yscale("log")
+    ax.set_ylabel(history["loss"].attrs.get("long_name", "loss"))
+    ax_g.set_ylabel("gradient norm")
+    ax_g.set_xlabel("epoch")
+    handles = []
+
+    colors = _event_colors()
+    if events is not None and events.sizes.get("event", 0):
+        kinds = np.asarray(events["kind"].values).astype(str)
+        for kind in dict.fromkeys(kinds):  # the kinds present, in order of first appearance
+            color = colors.get(kind, "k")
+            for sv in np.asarray(events["s"].values, dtype=float)[kinds == kind]:
+                for a in (ax, ax_g):
+                    a.axvline(sv, color=color, lw=0.9, ls="--", alpha=0.8)
+            handles.append(Line2D([], [], color=color, lw=0.9, ls="--", label=kind))
+
+    n_jumps = 0 if jumps is None else jumps.sizes.get("jump", 0)
+    if n_jumps:
+        je = np.asarray(jumps["epoch"].values, dtype=float)
+        up = np.asarray(jumps["direction"].values) > 0
+        if "loss_before" in jumps and "loss_after" in jumps:
+            # the geometric mean sits halfway between the two levels on the log axis
+            y = np.sqrt(np.asarray(jumps["loss_before"].values) * np.asarray(jumps["loss_after"].values))
+        else:
+            y = np.interp(je, ep, np.where(np.isfinite(loss), loss, np.nan))
+        for mask, marker, label in ((up, "^", "loss jump up"), (~up, "v", "loss jump down")):
+            if mask.any():
+                ax.scatter(je[mask], y[mask], marker=marker, s=60, color="k", zorder=4)
+                handles.append(Line2D([], [], marker=marker, color="k", ls="none", label=label))
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="best")
+    if title is None:
+        n_events = 0 if events is None else events.sizes.get("event", 0)
+        title = f"training ({history.attrs.get('status', '')}): {n_jumps} loss jumps, {n_events} bifurcations"
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

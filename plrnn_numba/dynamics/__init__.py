@@ -29,6 +29,7 @@
 from ._cycles import STABILITY_CLASSES, STABILITY_GROUPS, classify_stability
 from .batched import SCYFI_BACKENDS, cuda_available, solve_candidates
 from .bifurcation import EVENT_KINDS, bifurcation_path, bifurcations_along_training
+from .bifurcation_gradients import fitted_slope, gradient_near_bifurcation
 from .brute_force import MAX_BITS, brute_force_cycles
 from .clv import covariant_lyapunov_vectors
 from .finite_time import condition_number, finite_time_exponents
@@ -65,6 +66,8 @@ __all__ = [
     "MAX_BITS",
     "bifurcation_path",
     "bifurcations_along_training",
+    "gradient_near_bifurcation",
+    "fitted_slope",
     "bifurcation_grid",
     "cycle_signature",
     "parameter_direction",

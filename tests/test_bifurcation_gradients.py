@@ -1,0 +1,83 @@
+"""The loss gradient near a located bifurcation (:mod:`plrnn_numba.dynamics.bifurcation_gradients`).
+
+* Every entry of :func:`gradient_near_bifurcation` equals a direct
+  ``loss_and_grad`` call at ``theta + (s* + side eps) d`` (the same numbers).
+* Theorem 1's rate, derived in the module docstring: near the degenerate
+  transcritical bifurcation of a fixed point (2-D PLRNN, an eigenvalue of
+  A + W reaching +1 at s* = 0.4, located by ``bifurcation_path``) the log-log
+  slope of the gradient norm against eps is -3 (-2 for h) for converged runs;
+  runs of T steps saturate for eps << 1/T.
+* ``fitted_slope`` on exact power laws; argument validation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import plrnn_numba as pn
+from plrnn_numba.dynamics import bifurcation_path, fitted_slope, gradient_near_bifurcation
+
+#: the fitted slope against the derived one, over eps in [100/T, 1e-2] with T = 1e5 (measured: -3.00, -2.00)
+SLOPE_ATOL = 0.05
+
+
+def _system():
+    m = pn.PLRNN(2)
+    th = m.pack(A=np.array([0.5, 0.4]), W=np.array([[0.0, 0.2], [0.3, 0.0]]), h=np.array([0.3, 0.2]))
+    return m, th
+
+
+def test_entries_equal_direct_loss_and_grad():
+    m, th = _system()
+    z0 = np.array([0.1, 0.1])
+    ds = gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.1, 0.01], [50, 200], z0=z0, side=-1)
+    x = m.simulate(th, z0, n_steps=200)[1:]
+    r = pn.loss_and_grad(m, th + (0.4 - 0.01) * np.eye(m.n_params)[0], pn.Batch(targets=x[None, :50], z0=z0[None]),
+                         readout=pn.IdentityReadout())
+    g = ds.sel(distance=0.01, n_steps=50)
+    assert float(g["grad_norm"]) == np.linalg.norm(r.grad) and float(g["loss"]) == r.loss
+    assert float(g["grad_norm_h"]) == np.linalg.norm(r.grad[m.param_slices()["h"]])
+    assert int(g["finite"]) == 1 and float(g["s"]) == pytest.approx(0.39)
+    assert ds["grad_norm"].dims == ("distance", "n_steps") and ds.attrs["s_star"] == 0.4
+    # targets: the free run at s = 0; at s = 0 itself (eps = s*) the loss is exactly 0
+    at_start = gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.4], 100, z0=z0)
+    assert float(at_start["loss"].squeeze()) == 0.0 and float(at_start["grad_norm"].squeeze()) == 0.0
+
+
+def test_theorem_1_rate_at_a_degenerate_transcritical_bifurcation():
+    m, th = _system()
+    _, events = bifurcation_path(m, th, "A[0]", np.linspace(0.0, 0.6, 13), max_order=1)
+    kinds = list(events["kind"].values)
+    assert "degenerate transcritical" in kinds
+    s_star = float(events["s"].values[kinds.index("degenerate transcritical")])
+    assert s_star == pytest.approx(0.4, abs=1e-7)
+    eps = np.logspace(-2, -6, 9)
+    ds = gradient_near_bifurcation(m, th, "A[0]", s_star, eps, [100, 100000], z0=[0.1, 0.1])
+    T = 100000
+    fit = (eps >= 100.0 / T) & (eps <= 1e-2)
+    assert fitted_slope(eps, ds["grad_norm"].sel(n_steps=T), fit) == pytest.approx(-3.0, abs=SLOPE_ATOL)
+    assert fitted_slope(eps, ds["grad_norm_h"].sel(n_steps=T), fit) == pytest.approx(-2.0, abs=SLOPE_ATOL)
+    # a short run saturates: over eps << 1/T the norm changes by less than 1%
+    short = ds["grad_norm"].sel(n_steps=100).values
+    assert abs(short[-1] / short[-3] - 1.0) < 0.01
+    assert short[-1] < 1e-3 * ds["grad_norm"].sel(n_steps=T).values[-1]
+
+
+def test_fitted_slope_and_validation():
+    e = np.logspace(-1, -4, 7)
+    assert fitted_slope(e, 3.0 * e**-2.5) == pytest.approx(-2.5, rel=1e-12)
+    assert np.isnan(fitted_slope(e, e, np.zeros(7, bool)))
+    m, th = _system()
+    with pytest.raises(ValueError, match="distances"):
+        gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.1, -1.0], 10, z0=[0.1, 0.1])
+    with pytest.raises(ValueError, match="n_steps"):
+        gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.1], [0], z0=[0.1, 0.1])
+    with pytest.raises(ValueError, match="side"):
+        gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.1], 10, z0=[0.1, 0.1], side=0)
+    with pytest.raises(ValueError, match="z0"):
+        gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.1], 10, z0=[0.1])
+    with pytest.raises(ValueError, match="targets"):
+        gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.1], 10, z0=[0.1, 0.1], targets=np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="parameter"):
+        gradient_near_bifurcation(m, th, "B[0]", 0.4, [0.1], 10, z0=[0.1, 0.1])

@@ -1,0 +1,38 @@
+"""The loss-jump scripts (Eisenmann et al. 2023) run and record what their docs report (small sizes)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from plrnn_numba import io
+
+from .scripts_loader import load_script
+
+
+def test_theorems_script_fits_the_derived_slope(tmp_path):
+    out = tmp_path / "thm.nc"
+    assert load_script("loss_jumps_theorems").main(["--out", str(out)]) == 0
+    ds = io.open(out)
+    assert out.with_suffix(".png").exists()
+    assert ds["grad_norm"].dims == ("case", "side", "distance", "n_steps")
+    assert list(ds["case"].values) == ["fp_dtb", "cycle_dtb", "fp_border", "cycle_border"]
+    # Theorem 1: slope -3 (h: -2) at both degenerate transcritical bifurcations (measured: -3.00 and -3.01)
+    np.testing.assert_allclose(ds["fitted_slope"].sel(case=["fp_dtb", "cycle_dtb"]), -3.0, atol=0.05)
+    np.testing.assert_allclose(ds["fitted_slope_h"].sel(case=["fp_dtb", "cycle_dtb"]), -2.0, atol=0.05)
+    np.testing.assert_allclose(ds["s_star"].sel(case="fp_dtb"), 0.4, atol=1e-7)
+    # the border collision of the fixed point: finite limits from both sides, no divergence
+    near = ds["grad_norm"].sel(case="fp_border").isel(distance=-1)
+    assert np.all(np.isfinite(near)) and float(near.max()) < 10.0
+
+
+def test_toy_script_matches_jumps_and_bifurcations(tmp_path):
+    out = tmp_path / "toy.nc"
+    argv = ["--seeds", "1", "--epochs", "600", "--max-order", "2", "--grid", "6", "--out", str(out)]
+    assert load_script("loss_jumps_toy").main(argv) == 0
+    ds = io.open(out)
+    assert out.with_suffix(".png").exists() and (tmp_path / "toy_path.png").exists()
+    assert ds["loss"].dims == ("seed", "epoch") and ds.sizes["epoch"] == 600
+    match = io.open(tmp_path / "toy_matches" / "seed_0.nc")
+    assert match.attrs["n_jumps"] == int(ds["n_jumps"].sel(seed=0))
+    assert int(match["matched"].sum()) == int(ds["n_jumps_matched"].sel(seed=0))
+    assert 0 <= int(ds["n_jumps_matched"].sel(seed=0)) <= int(ds["n_jumps"].sel(seed=0))
