@@ -36,3 +36,18 @@ def test_toy_script_matches_jumps_and_bifurcations(tmp_path):
     assert match.attrs["n_jumps"] == int(ds["n_jumps"].sel(seed=0))
     assert int(match["matched"].sum()) == int(ds["n_jumps_matched"].sel(seed=0))
     assert 0 <= int(ds["n_jumps_matched"].sel(seed=0)) <= int(ds["n_jumps"].sel(seed=0))
+
+
+def test_theorem3_script_counts_bifurcations_of_the_forced_map(tmp_path):
+    from .scripts_loader import run_script
+
+    ds = run_script("loss_jumps_theorem3", tmp_path, "--alphas", "0", "0.6", "--seeds", "1", "--epochs", "40")
+    assert list(ds["forcing"].values) == ["alpha=0", "alpha=0.6", "theorem3"]
+    assert ds["dtb_forced"].dims == ("forcing", "seed") and ds["r"].dims == ("forcing", "seed", "snapshot")
+    # without forcing the forced map is the model; alpha is 0 at every snapshot
+    free = ds.sel(forcing="alpha=0")
+    np.testing.assert_array_equal(free["dtb_forced"], free["dtb_model"])
+    assert float(free["alpha_at_snapshot"].max()) == 0.0 and int(free["above_bound"].squeeze()) == 0
+    # Theorem3Alpha keeps alpha above 1 - 1/r at every snapshot (the margin is 0.05): no DTB of the forced map
+    t3 = ds.sel(forcing="theorem3")
+    assert int(t3["above_bound"].squeeze()) == 1 and int(t3["dtb_forced"].squeeze()) == 0
