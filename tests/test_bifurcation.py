@@ -282,6 +282,12 @@ def test_real_training_history(tmp_path):
     assert np.all(np.diff(ev.s.values) >= 0) and np.all((ev.s.values > 0) & (ev.s.values < 59))
     assert np.all(ev.s_hi.values - ev.s_lo.values <= 1e-8)
     assert_counts_consistent(obj, ev)
+    # SCYFI batched over the snapshots on numba's threads: the same objects and events
+    obj_p, ev_p = bifurcations_along_training(model, hist, max_order=2, backend="parallel", n_threads=2)
+    np.testing.assert_array_equal(ev_p.kind.values, ev.kind.values)
+    np.testing.assert_allclose(ev_p.s.values, ev.s.values, atol=1e-12)
+    np.testing.assert_array_equal(obj_p.exists.values, obj.exists.values)
+    assert ev_p.attrs["producer"] == ev.attrs["producer"] and '"backend": "parallel"' in ev_p.attrs["arguments"]
     # every event is confirmed by SCYFI on the straight segment between the two snapshots around it
     for i in range(ev.sizes["event"]):
         e = ev.isel(event=i)
@@ -411,6 +417,8 @@ def test_grid_counts_boundaries_and_plot(tmp_path):
         ({"seed": "one"}, TypeError, "seed must be"),
         ({"inputs": [1.0]}, ValueError, "no inputs"),
         ({"theta": np.ones(7)}, ValueError, "theta must be a 1-D vector of length 3"),
+        ({"backend": "gpu"}, ValueError, "backend"),
+        ({"backend": "parallel", "n_threads": 0}, ValueError, "n_threads"),
     ],
 )
 def test_bad_input(kwargs, exc, match):

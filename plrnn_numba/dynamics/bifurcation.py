@@ -70,6 +70,7 @@ from .. import _validate as V
 from .. import io
 from ..models.base import check_model
 from ..models.piecewise import as_piecewise_linear
+from .batched import SCYFI_BACKENDS
 from .bifurcation_output import events_dataset, objects_dataset
 from .continuation import TrackedPath, object_branches, track_objects
 from .events import EVENT_KINDS, dedupe_crossings, event_records, pair_terminals
@@ -92,6 +93,8 @@ def bifurcation_path(
     locate_tol: float = 1e-8,
     n_probe: int = 4,
     meet_rtol: float = 1e-6,
+    backend: str = "cpu",
+    n_threads: int | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     r"""Fixed points, k-cycles and their bifurcations along the path :math:`\theta(s) = \theta + s\,d`.
 
@@ -136,6 +139,13 @@ def bifurcation_path(
         Objects "meet" (fold, persistence) when their points agree, up to a cyclic
         shift, within ``meet_rtol * max(1, |z|)`` plus the distance the points move
         over the bisection brackets.
+    backend : {"cpu", "parallel", "cuda", "auto"}
+        How SCYFI runs at the grid values: ``"cpu"`` one :func:`~plrnn_numba.dynamics.scyfi`
+        call per value; the others every value and order in one batch
+        (:func:`~plrnn_numba.dynamics.search_many`, the same cycles) on numba's threads
+        or the GPU.  The tracking between grid values is serial either way.
+    n_threads : int, optional
+        Threads for ``"parallel"``.
 
     Returns
     -------
@@ -205,7 +215,7 @@ def bifurcation_path(
     s_attrs = {"units": "1", "long_name": f"path parameter s (theta = theta0 + s d, d: {label})"}
     return _analyse(model, path, s, d, inputs, arguments, s_attrs, "theta0 + s * d", label, max_order=max_order,
                     settings=settings, seed=seed, locate_tol=locate_tol, n_probe=n_probe, meet_rtol=meet_rtol,
-                    producer="plrnn_numba.dynamics.bifurcation_path")
+                    backend=backend, n_threads=n_threads, producer="plrnn_numba.dynamics.bifurcation_path")
 
 
 def bifurcations_along_training(
@@ -219,6 +229,8 @@ def bifurcations_along_training(
     locate_tol: float = 1e-8,
     n_probe: int = 4,
     meet_rtol: float = 1e-6,
+    backend: str = "cpu",
+    n_threads: int | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Bifurcations during training: :func:`bifurcation_path` along ``history``'s parameter snapshots.
 
@@ -238,11 +250,11 @@ def bifurcations_along_training(
     return _analyse(model, path, s, None, inputs, arguments, s_attrs,
                     "training snapshots, linear between snapshot epochs", "training epoch", max_order=max_order,
                     settings=settings, seed=seed, locate_tol=locate_tol, n_probe=n_probe, meet_rtol=meet_rtol,
-                    producer="plrnn_numba.dynamics.bifurcations_along_training")
+                    backend=backend, n_threads=n_threads, producer="plrnn_numba.dynamics.bifurcations_along_training")
 
 
 def _analyse(model, path, s, d, inputs, arguments, s_attrs, path_kind, label, *, max_order, settings, seed,
-             locate_tol, n_probe, meet_rtol, producer) -> tuple[xr.Dataset, xr.Dataset]:
+             locate_tol, n_probe, meet_rtol, backend, n_threads, producer) -> tuple[xr.Dataset, xr.Dataset]:
     """Track, locate, classify and assemble (shared by the two public functions)."""
     max_order = V.positive_int(max_order, "max_order")
     settings = as_settings(settings)
@@ -252,13 +264,16 @@ def _analyse(model, path, s, d, inputs, arguments, s_attrs, path_kind, label, *,
         raise ValueError("locate_tol must be > 0")
     n_probe = V.positive_int(n_probe, "n_probe")
     meet_rtol = V.finite_float(meet_rtol, "meet_rtol", low=0.0)
+    V.choice(backend, "backend", SCYFI_BACKENDS)
+    if n_threads is not None:
+        n_threads = V.positive_int(n_threads, "n_threads")
 
     t_start = time.perf_counter()
     fam = MapAlongPath(model, path, V.constant_input(inputs, model.n_inputs))
     thetas = np.stack([path.theta(float(x)) for x in s])
     # 1. SCYFI at every grid value, completed by continuation to the neighbours, and
     # 2. every object followed over each interval (finding objects that live between grid values)
-    tr, sets = track_objects(fam, s, thetas, max_order, settings, seed, n_probe, locate_tol)
+    tr, sets = track_objects(fam, s, thetas, max_order, settings, seed, n_probe, locate_tol, backend, n_threads)
     coincide = 4.0 * locate_tol
     stab = dedupe_crossings(tr.stab, tr.uf, coincide)
     terms = dedupe_crossings(tr.terms, tr.uf, coincide)
@@ -278,6 +293,7 @@ def _analyse(model, path, s, d, inputs, arguments, s_attrs, path_kind, label, *,
         "locate_tol": locate_tol,
         "n_probe": n_probe,
         "meet_rtol": meet_rtol,
+        "backend": backend,
     }
     attrs = io.provenance(producer, arguments, seeds=int(seed))
     attrs.update({"path": path_kind, "direction_label": label, "max_order": max_order, "locate_tol": locate_tol,

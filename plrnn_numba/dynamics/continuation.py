@@ -30,7 +30,7 @@ import numpy as np
 from ..models.piecewise import PiecewiseLinear
 from ._cycles import canonical_shift, classify_stability, sorted_eigenvalues
 from .paths import MapAlongPath
-from .scyfi import scyfi
+from .scyfi import scyfi, search_many
 
 __all__ = [
     "SequenceSolution", "solve_sequence", "TrackedObject", "Crossing", "sequence_key", "stability_of",
@@ -463,15 +463,37 @@ def continued_object(e: SequenceSolution, order: int, pats: np.ndarray, tol_hyp:
     return TrackedObject(order, pats, e.points.copy(), e.eig.copy(), classify_stability(e.eig, tol_hyp), e.n_out, 2)
 
 
-def objects_on_grid(fam: MapAlongPath, s: np.ndarray, thetas: np.ndarray, max_order, settings, seed) -> list:
+def _batched_objects(fam: MapAlongPath, thetas: np.ndarray, max_order, settings, seed, backend, n_threads) -> list:
+    """SCYFI's cycles at every grid value in one batch (:func:`search_many`: the same cycles as per-value calls)."""
+    found, _ = search_many(fam.model, thetas, max_order, inputs=fam.inputs, settings=settings, seed=seed,
+                           backend=backend, n_threads=n_threads)
+    sets = []
+    for cycles in found:
+        out = {}
+        for c in cycles:
+            pats = np.ascontiguousarray(c.patterns, dtype=np.int8)
+            lam = np.asarray(c.eigenvalues, dtype=complex)
+            out[sequence_key(c.order, pats)] = TrackedObject(c.order, pats, np.array(c.points), lam, c.stability,
+                                                            int(np.sum(np.abs(lam) > 1.0)), 1)
+        sets.append(out)
+    return sets
+
+
+def objects_on_grid(fam: MapAlongPath, s: np.ndarray, thetas: np.ndarray, max_order, settings, seed,
+                    backend: str = "cpu", n_threads: int | None = None) -> list:
     """SCYFI's objects at every grid value, completed by the objects that exist at a neighbour.
 
     An object found at ``s_i`` is solved (same region sequence) at ``s_{i +- 1}`` and
     added there if it exists, repeatedly, so SCYFI's misses are not read as bifurcations.
+    ``backend="cpu"`` runs one :func:`scyfi` call per grid value; the others run every
+    grid value and order in one :func:`search_many` batch (threads or GPU).
     """
     n = s.size
     tol_hyp = settings.tol_hyperbolic
-    sets = [scyfi_objects(fam.model, thetas[i], max_order, fam.inputs, settings, seed) for i in range(n)]
+    if backend == "cpu":
+        sets = [scyfi_objects(fam.model, thetas[i], max_order, fam.inputs, settings, seed) for i in range(n)]
+    else:
+        sets = _batched_objects(fam, thetas, max_order, settings, seed, backend, n_threads)
     for _ in range(4):
         changed = False
         for order_ in (range(n - 1), range(n - 1, 0, -1)):
@@ -508,7 +530,8 @@ class TrackedPath:
 
 
 def track_objects(fam: MapAlongPath, s: np.ndarray, thetas: np.ndarray, max_order: int, settings, seed,
-                  n_probe: int, locate_tol: float) -> tuple[Tracker, list]:
+                  n_probe: int, locate_tol: float, backend: str = "cpu",
+                  n_threads: int | None = None) -> tuple[Tracker, list]:
     """SCYFI at every grid value, completion from the neighbours, then every object followed over every interval.
 
     Returns the finished :class:`Tracker` (crossings, union-find of object
@@ -516,7 +539,7 @@ def track_objects(fam: MapAlongPath, s: np.ndarray, thetas: np.ndarray, max_orde
     at grid values already processed (found through a border event); it is then
     run again, at most four times.
     """
-    sets = objects_on_grid(fam, s, thetas, max_order, settings, seed)
+    sets = objects_on_grid(fam, s, thetas, max_order, settings, seed, backend, n_threads)
     for _ in range(4):
         tr = Tracker(fam, s, sets, n_probe, locate_tol, settings.tol_hyperbolic)
         tr.run()
