@@ -51,3 +51,16 @@ def test_theorem3_script_counts_bifurcations_of_the_forced_map(tmp_path):
     # Theorem3Alpha keeps alpha above 1 - 1/r at every snapshot (the margin is 0.05): no DTB of the forced map
     t3 = ds.sel(forcing="theorem3")
     assert int(t3["above_bound"].squeeze()) == 1 and int(t3["dtb_forced"].squeeze()) == 0
+
+
+def test_membrane_script_records_jumps_events_and_both_backends(tmp_path):
+    out = tmp_path / "mem.nc"
+    argv = ["--epochs", "60", "--snapshot-every", "20", "--max-order", "2", "--skip", "0", "--lag", "3",
+            "--compare-backends", "--out", str(out)]
+    assert load_script("loss_jumps_membrane").main(argv) == 0
+    ds = io.open(out)
+    assert out.with_suffix(".png").exists()
+    assert ds["loss"].dims == ("epoch",) and ds.sizes["epoch"] == 60 and ds.attrs["n_snapshots"] == 4
+    assert {"jump", "event"} <= set(ds.dims) and ds["distance"].dims == ("jump", "event")
+    assert ds.attrs["seconds_per_snapshot_cpu"] > 0 and ds.attrs["seconds_per_snapshot_parallel"] > 0
+    assert ds.attrs["alpha"] == 0.07 and "loss_jumps_membrane.py" in ds.attrs["script"]
