@@ -11,14 +11,18 @@ steps (large enough that the epoch loss is smooth: with 16 the minibatch noise
 at losses near 1e-3 alone exceeds a factor 1.5), one batch per epoch, no
 gradient clipping, parameter snapshots every ``--snapshot-every`` epochs.  Then
 
-* the loss jumps: ``plrnn_numba.training.detect_loss_jumps`` with a running
-  median over 5 epochs compared ``--lag`` = 25 epochs before and after
-  (threshold: a factor 2), runs of the same direction less than 100 epochs
-  apart merged, after the first ``--skip`` = 50 epochs (the initial fit of
-  the data's mean level, a fall by a factor ~20 in every run, is not a
-  bifurcation of a trained model).  A bifurcation that lets the model
+* the loss jumps: ``plrnn_numba.training.detect_loss_jumps`` on the linear
+  scale (``scale="range"``): a running median over 5 epochs compared
+  ``--lag`` = 25 epochs before and after, a jump where it changes by more
+  than 20% of the loss's range, runs of the same direction less than 100
+  epochs apart merged, after the first ``--skip`` = 50 epochs (the initial
+  fit of the data's mean level, a fall by a factor ~20 in every run, is not
+  a bifurcation of a trained model).  A bifurcation that lets the model
   oscillate starts a descent over tens to hundreds of epochs, not a one-epoch
-  step, hence the long lag;
+  step, hence the long lag; and the linear scale, because after it the loss
+  keeps halving every few tens of epochs at levels near 1e-3, which a
+  relative threshold reads as a string of jumps (``--scale relative``, a
+  factor 2, shows it);
 * the bifurcations along training: ``plrnn_numba.dynamics.bifurcations_along_training``
   (SCYFI at every snapshot for cycles up to ``--max-order``, events located
   by bisection between snapshots);
@@ -67,12 +71,13 @@ def ground_truth_data(n_steps: int = 2000, transient: int = 1000):
 
 
 #: detection settings (see the docstring)
-JUMPS = {"window": 5, "threshold": 1.0, "min_separation": 100}
+JUMPS = {"relative": {"window": 5, "threshold": 1.0, "min_separation": 100},
+         "range": {"window": 5, "threshold": 0.2, "min_separation": 100, "scale": "range"}}
 BATCH = 128
 
 
 def run_seed(seed: int, *, epochs: int, lr: float, seq_len: int, snapshot_every: int, max_order: int, lag: int,
-             skip: int):
+             skip: int, scale: str = "range"):
     """Train one model; return its history, jumps, events and their match."""
     import plrnn_numba as pn
     from plrnn_numba.dynamics import bifurcations_along_training
@@ -83,7 +88,7 @@ def run_seed(seed: int, *, epochs: int, lr: float, seq_len: int, snapshot_every:
     hist = pn.train(model, model.init(seed), pn.SubsequenceSampler(x, seq_len=seq_len, batch_size=BATCH),
                     n_epochs=epochs, optimizer=pn.Adam(lr), clip_norm=None, snapshot_every=snapshot_every, seed=seed)
     train_s = time.perf_counter() - t0
-    jumps = detect_loss_jumps(hist["loss"].isel(epoch=slice(skip, None)), lag=lag, **JUMPS)
+    jumps = detect_loss_jumps(hist["loss"].isel(epoch=slice(skip, None)), lag=lag, **JUMPS[scale])
     t0 = time.perf_counter()
     _, events = bifurcations_along_training(model, hist, max_order=max_order, seed=seed)
     bif_s = time.perf_counter() - t0
@@ -139,6 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-order", type=int, default=None, help="largest cycle order (quick 4, full 16)")
     p.add_argument("--lag", type=int, default=25, help="epochs before and after compared (default: %(default)s)")
     p.add_argument("--skip", type=int, default=50, help="first epochs not searched for jumps (default: %(default)s)")
+    p.add_argument("--scale", choices=sorted(JUMPS), default="range",
+                   help="jumps as a fraction of the loss's range (default) or as factors")
     p.add_argument("--grid", type=int, default=None, help="grid points per axis of the figure's plane (0: none)")
     args = p.parse_args(argv)
     for name in ("epochs", "seq_len", "snapshot_every", "lag"):
@@ -165,7 +172,7 @@ def main(argv=None) -> int:
                                                                seq_len=args.seq_len,
                                                                snapshot_every=args.snapshot_every,
                                                                max_order=max_order, lag=args.lag,
-                                                               skip=args.skip)
+                                                               skip=args.skip, scale=args.scale)
         io.save(match, match_dir / f"seed_{seed}.nc")
         kinds = [str(k) for k in events["kind"].values]
         rows.append({"n_jumps": match.attrs["n_jumps"], "n_events": match.attrs["n_events"],
@@ -188,8 +195,7 @@ def main(argv=None) -> int:
     seed_c = ("seed", np.asarray(seeds), {"long_name": "training seed (PLRNN.init and batches)", **U1})
     epoch_c = ("epoch", np.arange(args.epochs), {"long_name": "training epoch (0-based)", **U1})
     var_attrs = {
-        "n_jumps": "loss jumps after the skipped epochs (running median of 5 epochs, changing by more than a "
-                   "factor 2 over +-lag epochs)",
+        "n_jumps": "loss jumps after the skipped epochs (detect_loss_jumps with the settings of jump_settings)",
         "n_events": "bifurcation events located along training",
         "n_jumps_matched": "jumps with a located bifurcation within one snapshot interval",
         "n_events_without_jump": "located bifurcations with no jump within one snapshot interval",
@@ -208,7 +214,7 @@ def main(argv=None) -> int:
     ds.attrs.update(io.provenance("scripts/loss_jumps_toy.py", {"preset": "full" if args.full else "quick"}, seeds),
                     script=command_line("scripts/loss_jumps_toy.py", argv), epochs=args.epochs, lr=args.lr,
                     seq_len=args.seq_len, snapshot_every=args.snapshot_every, max_order=max_order, lag=args.lag,
-                    skip=args.skip, batch_size=BATCH, jump_settings=io.to_json(JUMPS),
+                    skip=args.skip, batch_size=BATCH, jump_settings=io.to_json(JUMPS[args.scale]),
                     ground_truth=io.to_json(GROUND_TRUTH),
                     share_jumps_matched=n_m / n_j if n_j else float("nan"),
                     share_events_without_jump=n_q / n_e if n_e else float("nan"),

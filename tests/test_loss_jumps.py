@@ -398,3 +398,19 @@ def test_match_with_span_measures_to_the_jumps_run():
     np.testing.assert_allclose(plain["distance"].values[0], events["s"].values - float(jumps["epoch"][0]))
     with pytest.raises(ValueError, match="start_epoch"):
         match_jumps_to_events(jumps.drop_vars("start_epoch"), events, max_distance=5.0, span=True)
+
+
+def test_range_scale_ignores_the_relative_decay_of_a_converging_run():
+    # a plateau at 0.07, a drop to 0.03 over 10 epochs at epoch 100, then 5% per epoch towards 0, with 2% noise
+    rng = np.random.default_rng(0)
+    loss = np.r_[np.full(100, 0.07), np.linspace(0.07, 0.03, 11)[1:], 0.03 * 0.95 ** np.arange(1, 301)]
+    loss = loss * (1 + 0.02 * rng.standard_normal(loss.size))
+    rel = detect_loss_jumps(loss, lag=25, threshold=1.0, min_separation=100)
+    rng_scale = detect_loss_jumps(loss, lag=25, threshold=0.2, min_separation=100, scale="range")
+    assert rel.sizes["jump"] >= 1 and int(rel["end_epoch"].max()) > 200  # the decay reads as jumps
+    assert rng_scale.sizes["jump"] == 1 and rng_scale.attrs["scale"] == "range"
+    assert int(rng_scale["direction"][0]) == -1 and 95 <= int(rng_scale["epoch"][0]) <= 115
+    # on the linear scale a flat curve has no jumps (no division by a zero range)
+    assert detect_loss_jumps(np.ones(50), scale="range").sizes["jump"] == 0
+    with pytest.raises(ValueError, match="scale"):
+        detect_loss_jumps(loss, scale="log")

@@ -38,8 +38,19 @@ def detect_loss_jumps(
     lag: int | None = None,
     threshold: float = 0.5,
     min_separation: int | None = None,
+    scale: str = "relative",
 ) -> xr.Dataset:
     r"""Jumps of a training loss curve: epochs where the loss changes abruptly by a large factor.
+
+    ``scale="relative"`` (the default) measures changes as factors, on a log
+    scale (steps 1-5 below).  ``scale="range"`` measures them on the loss
+    itself as fractions of the range :math:`R = \max_e \tilde L_e - \min_e
+    \tilde L_e` of the smoothed curve: :math:`r_e = (\tilde L_{e+\ell} -
+    \tilde L_{e-\ell}) / R`, a jump where :math:`|r_e| >` ``threshold``, placed
+    at the largest one-step change of the smoothed curve, :math:`\sigma
+    (\tilde L_{e+1} - \tilde L_e)`.  That is the
+    jump a linear plot of the loss shows: the steady relative decay of a
+    converging run (a factor 2 every few epochs at a loss of 1e-3) is not one.
 
     With :math:`L_e` the loss of epoch ``e`` (the ``e``-th entry), :math:`h =`
     ``window // 2`` and :math:`\ell` = ``lag``:
@@ -105,10 +116,14 @@ def detect_loss_jumps(
         Distance :math:`\ell` of the compared medians from the epoch (>= 1;
         default ``window // 2 + 1``).
     threshold : float
-        Relative change that makes a jump (> 0; default 0.5, a factor 1.5 up or down).
+        Relative change that makes a jump (> 0; default 0.5, a factor 1.5 up or
+        down); with ``scale="range"`` the change as a fraction of the loss's range.
     min_separation : int, optional
         Runs of the same sign closer than this many epochs are one jump (>= 1;
         default ``window``; 1 never merges).
+    scale : {"relative", "range"}
+        Changes as factors (log scale) or as fractions of the range of the
+        smoothed loss (linear scale; see above).
 
     Returns
     -------
@@ -177,6 +192,7 @@ def detect_loss_jumps(
     lag = h + 1 if lag is None else V.positive_int(lag, "lag")
     threshold = V.finite_float(threshold, "threshold", low=0.0, open_low=True)
     min_separation = window if min_separation is None else V.positive_int(min_separation, "min_separation")
+    V.choice(scale, "scale", ("relative", "range"))
 
     n_total = values.size
     bad = np.flatnonzero(~np.isfinite(values))
@@ -190,9 +206,16 @@ def detect_loss_jumps(
         )
 
     smooth = _running_median(values, h)
-    log_raw = np.log(np.maximum(values, _TINY))
-    log_smooth = np.log(np.maximum(smooth, _TINY))
-    log_thr = float(np.log1p(threshold))
+    if scale == "relative":
+        log_raw = np.log(np.maximum(values, _TINY))
+        log_smooth = np.log(np.maximum(smooth, _TINY))
+        log_thr = float(np.log1p(threshold))
+    else:
+        # the same steps on the loss in units of its range (a flat curve: no jumps); the jump is placed on
+        # the smoothed curve too: on a linear scale the noise of a high plateau rivals a gradual drop's steps
+        span = float(smooth.max() - smooth.min()) if n else 0.0
+        span = span if span > 0.0 else 1.0
+        log_raw, log_smooth, log_thr = smooth / span, smooth / span, threshold
     runs, r = _runs(log_smooth, lag, log_thr, min_separation)
 
     rows = []
@@ -207,7 +230,7 @@ def detect_loss_jumps(
         rows.append((ep[e], sign, rel, before, after, ep[start], ep[end], peak))
 
     arguments = {"loss": source, "epochs": "given" if epochs is not None else "default", "window": window,
-                 "lag": lag, "threshold": threshold, "min_separation": min_separation}  # fmt: skip
+                 "lag": lag, "threshold": threshold, "min_separation": min_separation, "scale": scale}  # fmt: skip
     attrs = io.provenance("plrnn_numba.training.detect_loss_jumps", arguments)
     attrs.update(
         {
@@ -216,7 +239,12 @@ def detect_loss_jumps(
                 "r_e = log Lm[e+lag] - log Lm[e-lag], Lm the running median of the loss over window epochs; "
                 "a jump is a run of epochs with |r_e| > log(1 + threshold) of one sign, placed at the largest "
                 "one-step change log L[e+1] - log L[e] in its direction"
+            ) if scale == "relative" else (
+                "r_e = (Lm[e+lag] - Lm[e-lag]) / (max Lm - min Lm), Lm the running median of the loss over window "
+                "epochs; a jump is a run of epochs with |r_e| > threshold of one sign, placed at the largest "
+                "one-step change Lm[e+1] - Lm[e] in its direction"
             ),
+            "scale": scale,
             "window": window,
             "lag": lag,
             "threshold": threshold,
