@@ -112,6 +112,15 @@ def _point(model, seed=0, scale=2.0):
     return theta, z, u
 
 
+def _rows(model_id, seed):
+    """``(n, Z, U, G)``: a batch of states, inputs and output adjoints for the kernels of ``model_id``."""
+    model = MODELS[model_id]
+    rng = np.random.default_rng(seed)
+    n = BATCH.get(model_id, 3)
+    return (n, rng.normal(0.0, 0.8, (n, model.dim)), rng.normal(0.0, 1.0, (n, model.n_inputs)),
+            rng.normal(0.0, 1.0, (n, model.dim)))
+
+
 # -- the one-step kernels ---------------------------------------------------------------------
 @pytest.mark.parametrize("model_id", MODELS)
 def test_step_matches_the_equations(model_id):
@@ -167,11 +176,7 @@ def test_jacobian_vs_finite_differences_and_naive(model_id):
 def test_vjp_kernels_vs_finite_differences(model_id):
     model = MODELS[model_id]
     theta, _, _ = _point(model, 3)
-    rng = np.random.default_rng(4)
-    n = BATCH.get(model_id, 3)
-    Z = rng.normal(0.0, 0.8, (n, model.dim))
-    U = rng.normal(0.0, 1.0, (n, model.n_inputs))
-    G = rng.normal(0.0, 1.0, (n, model.dim))
+    n, Z, U, G = _rows(model_id, 4)
     p, meta, kern = model_params(model, theta), model.meta, model.kernels
 
     def step_b(th, x, b):
@@ -289,11 +294,7 @@ def test_gradient_vs_naive_reference(model_id, readout_id, loss):
 def test_tape_kernels_match_the_recomputing_kernels(model_id):
     model = MODELS[model_id]
     theta, _, _ = _point(model, 5)
-    rng = np.random.default_rng(6)
-    n = BATCH.get(model_id, 3)
-    Z = rng.normal(0.0, 0.8, (n, model.dim))
-    U = rng.normal(0.0, 1.0, (n, model.n_inputs))
-    G = rng.normal(0.0, 1.0, (n, model.dim))
+    n, Z, U, G = _rows(model_id, 6)
     p, meta, kern, tk = model_params(model, theta), model.meta, model.kernels, model.tape_kernels
     N = model.n_hidden
     zn, zn_tape = np.empty_like(Z), np.empty_like(Z)
