@@ -267,6 +267,10 @@ def free_run_measures(model, theta, x_obs, *, z0=None, method: str = "auto", n_b
         ``generated`` ((T, N) array; non-finite when the run diverged, and then
         ``dstsp`` is inf and ``dh`` 1).
     """
+    if getattr(model, "n_inputs", 0):
+        raise ValueError(f"free_run_measures runs the model freely, without inputs; the model has {model.n_inputs} "
+                         "inputs: simulate it with its inputs and call state_space_divergence and "
+                         "power_spectrum_distance on the result")
     x = V.as_float_array(x_obs, "x_obs")
     if x.ndim != 2 or 0 in x.shape:
         raise ValueError(f"x_obs must be a non-empty (time, channels) array; got shape {x.shape}")

@@ -81,3 +81,6 @@ def test_fitted_slope_and_validation():
         gradient_near_bifurcation(m, th, "A[0]", 0.4, [0.1], 10, z0=[0.1, 0.1], targets=np.zeros((5, 2)))
     with pytest.raises(ValueError, match="parameter"):
         gradient_near_bifurcation(m, th, "B[0]", 0.4, [0.1], 10, z0=[0.1, 0.1])
+    driven = pn.PLRNN(2, n_inputs=1)
+    with pytest.raises(ValueError, match="autonomous map; the model has 1 inputs"):
+        gradient_near_bifurcation(driven, driven.init(0), "A[0]", 0.4, [0.1], 10, z0=[0.1, 0.1])

@@ -156,3 +156,6 @@ def test_evaluation_window_and_free_run_measures():
     assert res["dstsp"] == np.inf and res["dh"] == 1.0
     with pytest.raises(ValueError, match="more than the model's 2 latent states"):
         metrics.free_run_measures(model, theta, np.zeros((5, 3)))
+    driven = pn.PLRNN(2, n_inputs=1)
+    with pytest.raises(ValueError, match="without inputs; the model has 1 inputs"):
+        metrics.free_run_measures(driven, driven.init(0), x)

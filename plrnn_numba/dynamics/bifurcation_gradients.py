@@ -110,6 +110,9 @@ def gradient_near_bifurcation(model, theta, direction, s_star: float, distances,
         ``direction`` and provenance.
     """
     model = check_model(model)
+    if model.n_inputs:
+        raise ValueError(f"gradient_near_bifurcation runs the autonomous map; the model has {model.n_inputs} "
+                         "inputs: use a model without inputs (n_inputs=0)")
     theta = model.check_theta(theta)
     d, label = parameter_direction(model, direction)
     s_star = V.finite_float(s_star, "s_star")
