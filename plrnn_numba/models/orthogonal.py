@@ -87,7 +87,6 @@ import numpy as np
 import scipy.linalg
 
 from .. import _validate as V_
-from .. import config
 from ..config import njit
 from ._linalg import acc_at_b
 from .base import (
@@ -99,6 +98,7 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
+from .vanilla import _blas, _views  # the same layout W | V | b and the same BLAS switch
 
 _SKEW_INITS = ("henaff", "cayley", "normal")
 
@@ -123,20 +123,6 @@ def _modrelu(x, b):
 def _dmodrelu(x, b):
     # d modReLU / dx: 1 where |x| + b > 0 (also at x = 0 when b > 0), else 0
     return 1.0 if abs(x) + b > 0.0 else 0.0
-
-
-@njit(inline="always")
-def _views(p, N, K):
-    W = p[0 : N * N].reshape((N, N))
-    V = p[N * N : N * N + N * K].reshape((N, K))
-    b = p[N * N + N * K : N * N + N * K + N]
-    return W, V, b
-
-
-@njit(inline="always")
-def _blas(N, rows):
-    # same switch as the vanilla RNN: BLAS for wide layers or many rows
-    return N >= config.BLAS_MIN_DIM or (rows >= config.BLAS_MIN_BATCH and N >= 16)
 
 
 @njit

@@ -35,10 +35,17 @@ _NONLINEARITIES = {"tanh": 0, "relu": 1}
 
 @njit(inline="always")
 def _views(p, N, K):
+    """``W (N, N)``, ``V (N, K)``, ``b (N)`` from the layout ``W | V | b`` (shared with the orthogonal RNN)."""
     W = p[0 : N * N].reshape((N, N))
     V = p[N * N : N * N + N * K].reshape((N, K))
     b = p[N * N + N * K : N * N + N * K + N]
     return W, V, b
+
+
+@njit(inline="always")
+def _blas(N, rows):
+    # BLAS for wide layers or many rows; row loops below (shared with the orthogonal RNN)
+    return N >= config.BLAS_MIN_DIM or (rows >= config.BLAS_MIN_BATCH and N >= 16)
 
 
 @njit(inline="always")
@@ -70,7 +77,7 @@ def vanilla_step(p, meta, z, s, z_next):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     B = z.shape[0]
-    if N >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and N >= 16):
+    if _blas(N, B):
         r = np.empty((B, N))
         for bb in range(B):
             for j in range(N):
@@ -102,7 +109,7 @@ def vanilla_state_vjp(p, meta, z, s, g, g_z):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     B = z.shape[0]
-    if N >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and N >= 16):
+    if _blas(N, B):
         wg = np.dot(g, W)
         for bb in range(B):
             for j in range(N):
