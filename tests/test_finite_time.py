@@ -132,7 +132,9 @@ def test_chaotic_rnn_methods_agree_and_approach_lyapunov_spectrum(chaotic):
     c = H[3] * (d[3, 0] - q[3, 0])
     long = H >= 500
     np.testing.assert_allclose(q[long, 0] + c / H[long], d[long, 0], rtol=GAP_RTOL)
-    assert np.all(np.abs(d[long, 0] - q[long, 0]) <= 1.0 / H[long])
+    # (the constant depends on the orbit; what holds for every orbit: the gap is positive and shrinks)
+    gap = d[long, 0] - q[long, 0]
+    assert np.all(gap > 0.0) and np.all(np.diff(gap) < 0.0)
     # the long-horizon exponents approach the Benettin spectrum of the same orbit
     ls = lyapunov_spectrum(model, theta, n_steps=10_000, seed=0)
     lam = ls["exponents"].values[0]
