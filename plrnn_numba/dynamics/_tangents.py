@@ -1,10 +1,12 @@
-"""Initial orthonormal tangent systems shared by the Lyapunov-exponent engines."""
+"""Tangent systems shared by the Lyapunov-exponent engines: initial systems, products and pullbacks."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _validate as V
+from .. import config
+from ..models.base import call_jacobian, call_jacobian_vjp, call_tangent, call_tangent_vjp
 
 
 def initial_tangents(q0, B: int, M: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -36,3 +38,32 @@ def initial_tangents(q0, B: int, M: int, k: int, rng: np.random.Generator) -> tu
     if not np.allclose(gram, np.eye(k)[None], atol=1e-10):
         raise ValueError("q0 must have orthonormal columns (Q^T Q = I); orthonormalise it with np.linalg.qr")
     return np.ascontiguousarray(Q), "array"
+
+
+@config.njit(inline="always")
+def tangent_product(jac, tan, p, meta, z, s, J, Y):
+    """``J(z, s) Y`` for a tangent system ``Y`` (M, k): by the model's tangent kernel when it has one
+    (``tan != 0``), else through the dense Jacobian (written to ``J``)."""
+    if tan != 0:
+        JY = np.empty(Y.shape)
+        call_tangent(tan, p, meta, z, s, Y, JY)
+        return JY
+    call_jacobian(jac, p, meta, z, s, J)
+    return J @ Y
+
+
+@config.njit(inline="always")
+def tangent_pullback(jac, jvjp, tvjp, p, meta, z, s, J, Y, A, g_z, g_p):
+    """Pullback of ``JY = J(z, s) Y`` given its adjoint ``A``: returns ``J^T A``, writes
+    ``g_z = d<A, J(z) Y>/dz`` and adds ``d<A, J Y>/dp`` to ``g_p``.
+
+    Without tangent kernels (``tvjp == 0``) through the dense Jacobian and its pullback with
+    ``Jbar = A Y^T``.
+    """
+    if tvjp != 0:
+        Ybar = np.empty(Y.shape)
+        call_tangent_vjp(tvjp, p, meta, z, s, Y, A, Ybar, g_z, g_p)
+        return Ybar
+    call_jacobian(jac, p, meta, z, s, J)
+    call_jacobian_vjp(jvjp, p, meta, z, s, np.ascontiguousarray(A @ Y.T), g_z, g_p)
+    return J.T @ A

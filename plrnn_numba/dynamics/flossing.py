@@ -50,17 +50,16 @@ from .. import _validate as V
 from .. import config, io
 from ..models.base import (
     Model,
-    call_jacobian,
-    call_jacobian_vjp,
     call_param_vjp,
     call_state_vjp,
     call_step,
     check_model,
     model_params,
+    tangent_addresses,
 )
 from ..optim import Adam, as_optimizer
 from ..simulate import simulate
-from ._tangents import initial_tangents
+from ._tangents import initial_tangents, tangent_product, tangent_pullback
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -72,7 +71,9 @@ _FLOSS_SIG = types.float64(
     _i8,
     _i8,
     _i8,
-    _i8,  # kernel addresses: step, state_vjp, param_vjp, jacobian, jacobian_vjp
+    _i8,
+    _i8,
+    _i8,  # kernel addresses: step, state_vjp, param_vjp, jacobian, jacobian_vjp, tangent, tangent_vjp
     _f1,
     types.int64[::1],  # p, meta
     _f2,
@@ -86,36 +87,57 @@ _FLOSS_SIG = types.float64(
 )
 
 
+#: rows per diagonal block of the triangular solve in :func:`_qr_pullback` (the rest are BLAS products)
+_SOLVE_BLOCK = 16
+
+
 @config.njit
-def _qr_pullback(Q, R, Qbar, Rbar):
-    # Abar = (Qbar + Q copyltu(R Rbar^T - Qbar^T Q)) R^{-T}
-    M, k = Q.shape
-    Mx = R @ Rbar.T - Qbar.T @ Q
-    for i in range(k):
-        for j in range(i + 1, k):
-            Mx[i, j] = Mx[j, i]
-    BmT = np.ascontiguousarray((Qbar + Q @ Mx).T)  # (k, M)
-    # X = Bm R^{-T}  <=>  R X^T = Bm^T: back substitution on the rows of Y = X^T,
-    # each an axpy over the M contiguous entries
-    Y = np.empty((k, M))
-    for i in range(k - 1, -1, -1):
-        yi = Y[i]
-        for m in range(M):
-            yi[m] = BmT[i, m]
-        for j in range(i + 1, k):
-            rij = R[i, j]
-            if rij != 0.0:
+def _upper_solve_rows(R, Bt):
+    """``Y`` with ``R Y = Bt`` for upper triangular ``R`` (k, k) and ``Bt`` (k, M), blocked.
+
+    Back substitution on block rows from the bottom: each diagonal block by row axpys over the M
+    contiguous entries, then one product ``Y[:lo] -= R[:lo, lo:hi] Y[lo:hi]`` for the rows above
+    (3x faster than row axpys alone at k = 75, M = 80).
+    """
+    k, M = Bt.shape
+    Y = Bt.copy()
+    hi = k
+    while hi > 0:
+        lo = max(0, hi - _SOLVE_BLOCK)
+        for i in range(hi - 1, lo - 1, -1):
+            yi = Y[i]
+            for j in range(i + 1, hi):
+                rij = R[i, j]
                 yj = Y[j]
                 for m in range(M):
                     yi[m] -= rij * yj[m]
-        inv = 1.0 / R[i, i]
-        for m in range(M):
-            yi[m] *= inv
-    return np.ascontiguousarray(Y.T)
+            inv = 1.0 / R[i, i]
+            for m in range(M):
+                yi[m] *= inv
+        if lo > 0:
+            Y[:lo] -= np.ascontiguousarray(R[:lo, lo:hi]) @ Y[lo:hi]
+        hi = lo
+    return Y
+
+
+@config.njit
+def _qr_pullback(Q, R, Qbar, rbar):
+    # Abar = (Qbar + Q copyltu(R Rbar^T - Qbar^T Q)) R^{-T} for a diagonal Rbar = diag(rbar)
+    # (the loss depends on R only through its diagonal): R Rbar^T = R diag(rbar)
+    M, k = Q.shape
+    Mx = -(Qbar.T @ Q)
+    for i in range(k):
+        for j in range(i, k):
+            Mx[i, j] += R[i, j] * rbar[j]
+    for i in range(k):
+        for j in range(i + 1, k):
+            Mx[i, j] = Mx[j, i]
+    # X = Bm R^{-T}  <=>  R X^T = Bm^T
+    return np.ascontiguousarray(_upper_solve_rows(R, np.ascontiguousarray((Qbar + Q @ Mx).T)).T)
 
 
 @config.jit(_FLOSS_SIG)
-def _flossing_kernel(step, svjp, pvjp, jac, jvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp, gz0):
+def _flossing_kernel(step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp, gz0):
     B, M = Z0.shape
     T = S.shape[0]
     K = S.shape[2]
@@ -133,8 +155,7 @@ def _flossing_kernel(step, svjp, pvjp, jac, jvjp, p, meta, Z0, S, Q0, t_ons, tar
         logs = np.zeros(k)
         for t in range(T):
             s2 = Sb[t].reshape((1, K))
-            call_jacobian(jac, p, meta, zs[t], Sb[t], J)
-            Y = J @ Ys[t]
+            Y = tangent_product(jac, tan, p, meta, zs[t], Sb[t], J, Ys[t])
             call_step(step, p, meta, zs[t].reshape((1, M)), s2, zs[t + 1].reshape((1, M)))
             if (t + 1) % t_ons == 0 or t == T - 1:
                 Q, R = np.linalg.qr(Y)
@@ -163,19 +184,16 @@ def _flossing_kernel(step, svjp, pvjp, jac, jvjp, p, meta, Z0, S, Q0, t_ons, tar
         gzF = np.empty((1, M))
         gzJ = np.empty(M)
         G = np.empty((T, M))
-        Rbar = np.zeros((k, k))
+        rbar = np.empty(k)
         for t in range(T - 1, -1, -1):
             if is_qr[t]:
                 R = Rs[t]
                 for i in range(k):
-                    Rbar[i, i] = lbar[i] / (T * R[i, i])
-                Abar = _qr_pullback(Ys[t + 1], R, Ybar, Rbar)
+                    rbar[i] = lbar[i] / (T * R[i, i])
+                Abar = _qr_pullback(Ys[t + 1], R, Ybar, rbar)
             else:
                 Abar = Ybar
-            call_jacobian(jac, p, meta, zs[t], Sb[t], J)
-            Ybar = J.T @ Abar
-            Jbar = np.ascontiguousarray(Abar @ Ys[t].T)
-            call_jacobian_vjp(jvjp, p, meta, zs[t], Sb[t], Jbar, gzJ, gp)
+            Ybar = tangent_pullback(jac, jvjp, tvjp, p, meta, zs[t], Sb[t], J, Ys[t], Abar, gzJ, gp)
             G[t] = zbar[0]
             call_state_vjp(svjp, p, meta, zs[t].reshape((1, M)), Sb[t].reshape((1, K)), zbar, gzF)
             for m in range(M):
@@ -580,6 +598,7 @@ def flossing_loss_and_grad(
     S = V.carray(np.transpose(s[:, n_transient:], (1, 0, 2)))
     p = model_params(model, theta)
     addr = kern.addresses()
+    tan = tangent_addresses(model)
     lam = np.empty((B, k))
     gp = np.zeros(p.size)
     gz0 = np.empty((B, M))
@@ -592,6 +611,8 @@ def flossing_loss_and_grad(
                 addr.param_vjp,
                 addr.jacobian,
                 addr.jacobian_vjp,
+                tan.tangent,
+                tan.tangent_vjp,
                 p,
                 model.meta,
                 V.carray(Z0),

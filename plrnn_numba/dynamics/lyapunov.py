@@ -28,8 +28,8 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import config, io
-from ..models.base import Model, call_jacobian, call_step, check_model, model_params
-from ._tangents import initial_tangents
+from ..models.base import Model, call_step, check_model, model_params, tangent_addresses
+from ._tangents import initial_tangents, tangent_product
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -39,8 +39,9 @@ _i8 = types.int64
 _LYAP_SIG = types.void(
     _i8,
     _i8,
+    _i8,
     _f1,
-    types.int64[::1],  # step, jacobian addresses; p, meta
+    types.int64[::1],  # step, jacobian, tangent (0: none) addresses; p, meta
     _f2,
     _f3,
     _f3,  # z0 (B, M), S (n_total, B, K), Q0 (B, M, k)
@@ -58,7 +59,8 @@ _LYAP_SIG = types.void(
 
 @config.jit(_LYAP_SIG)
 def _lyapunov_kernel(
-    step, jac, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks, out, trace, diverged, blocks
+    step, jac, tan, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks, out, trace, diverged,
+    blocks
 ):
     B, M = z0.shape
     k = Q0.shape[2]
@@ -94,8 +96,7 @@ def _lyapunov_kernel(
             if bad:
                 break
             s[0, :] = S[t, b]
-            call_jacobian(jac, p, meta, z[0], s[0], J)
-            Q = J @ Q
+            Q = tangent_product(jac, tan, p, meta, z[0], s[0], J, Q)
             call_step(step, p, meta, z, s, zn)
             z[0, :] = zn[0]
             t += 1
@@ -260,6 +261,7 @@ def lyapunov_spectrum(
         _lyapunov_kernel(
             kern.step,
             kern.jacobian,
+            tangent_addresses(model).tangent,
             model_params(model, theta),
             model.meta,
             V.carray(Z0),

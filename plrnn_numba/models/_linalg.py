@@ -29,3 +29,18 @@ def a_b(A, B):
     if A.shape[0] == 0 or A.shape[1] == 0:
         return np.zeros((A.shape[0], B.shape[1]))
     return np.dot(A, B)
+
+
+#: from this many output rows of ``W`` (and a smaller batch) :func:`rows_times_transpose` runs
+#: ``W (M, N) @ R^T (N, B)``: OpenBLAS's kernels run a square matrix times a narrow contiguous
+#: block at 1.4-2.7x the speed of the narrow block times a square matrix (measured at B = 16,
+#: N = 128 and 256, with the Haswell and the SkylakeX kernels)
+COLUMN_MIN_DIM = 64
+
+
+@njit(inline="always")
+def rows_times_transpose(R, W, WT):
+    """``R @ W^T`` (B, M) for ``R`` (B, N) and ``W`` (M, N), given also ``WT = W^T`` contiguous."""
+    if W.shape[0] >= COLUMN_MIN_DIM and R.shape[0] < W.shape[0]:
+        return np.ascontiguousarray(np.dot(W, np.ascontiguousarray(R.T)).T)
+    return np.dot(R, WT)

@@ -33,6 +33,18 @@ stores, and three kernels that write and read it (:class:`TapeKernels`):
 Only :func:`~plrnn_numba.loss_and_grad` uses the tape (it holds ``T x B x
 tape_width`` floats); every other engine runs the four kernels.
 
+Optionally too, a model whose Jacobian has structure (``J = W diag(phi'(z))``
+for the vanilla RNN) declares *tangent kernels* (:class:`TangentKernels`),
+which the Lyapunov-exponent engines and gradient flossing use instead of
+forming the dense ``M x M`` Jacobian and its adjoint at every step:
+
+``tangent(p, meta, z, s, Y, JY)``
+    ``JY = J(z, s) Y`` for a tangent system ``Y`` (M, k).
+``tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p)``
+    The pullback of ``JY`` given its adjoint ``A`` (M, k): ``Ybar = J^T A``,
+    ``g_z = d<A, J(z) Y>/dz`` (overwritten) and ``g_p += d<A, J Y>/dp``.  It
+    equals :func:`jacobian_vjp_kernel` with ``Jbar = A Y^T``.
+
 Shapes: ``z, z_next, g, g_z`` are ``(B, M)``, ``s`` is ``(B, K)``, ``Z, G`` are
 ``(N, M)`` and ``S`` is ``(N, K)``; all C-contiguous float64.  ``meta`` is an
 int64 vector of the model's integer settings (dimensions, flags).
@@ -86,6 +98,11 @@ TAPE_STATE_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2, _f2)
 TAPE_PARAM_VJP_SIG = types.void(_f1, _i1, _f2, _f2, _f2, _f2, _f1)
 _TAPE_SIGS = (TAPE_STEP_SIG, TAPE_STATE_VJP_SIG, TAPE_PARAM_VJP_SIG)
 
+# the optional tangent kernels (see the module docstring)
+TANGENT_SIG = types.void(_f1, _i1, _f1, _f1, _f2, _f2)
+TANGENT_VJP_SIG = types.void(_f1, _i1, _f1, _f1, _f2, _f2, _f2, _f1, _f1)
+_TANGENT_SIGS = (TANGENT_SIG, TANGENT_VJP_SIG)
+
 #: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``
 call_step = make_caller(STEP_SIG)
 call_state_vjp = make_caller(STATE_VJP_SIG)
@@ -95,6 +112,8 @@ call_jacobian_vjp = make_caller(JACOBIAN_VJP_SIG)
 call_tape_step = make_caller(TAPE_STEP_SIG)
 call_tape_state_vjp = make_caller(TAPE_STATE_VJP_SIG)
 call_tape_param_vjp = make_caller(TAPE_PARAM_VJP_SIG)
+call_tangent = make_caller(TANGENT_SIG)
+call_tangent_vjp = make_caller(TANGENT_VJP_SIG)
 
 STEP_TYPE = types.FunctionType(STEP_SIG)
 STATE_VJP_TYPE = types.FunctionType(STATE_VJP_SIG)
@@ -135,6 +154,16 @@ def tape_state_vjp_kernel(func):
 def tape_param_vjp_kernel(func):
     """Compile ``func(p, meta, Z, S, TAPE, G, g_p)`` as a parameter pullback kernel reading the tape."""
     return config.jit(TAPE_PARAM_VJP_SIG)(func)
+
+
+def tangent_kernel(func):
+    """Compile ``func(p, meta, z, s, Y, JY)`` as a tangent kernel (``JY = J(z, s) Y``)."""
+    return config.jit(TANGENT_SIG)(func)
+
+
+def tangent_vjp_kernel(func):
+    """Compile ``func(p, meta, z, s, Y, A, Ybar, g_z, g_p)`` as the pullback of a tangent kernel."""
+    return config.jit(TANGENT_VJP_SIG)(func)
 
 
 def jacobian_vjp_kernel(func):
@@ -182,6 +211,23 @@ class TapeKernels(NamedTuple):
         return TapeKernels(*(kernel_address(k, sig) for k, sig in zip(self, _TAPE_SIGS)))
 
 
+class TangentKernels(NamedTuple):
+    """The optional tangent kernels of a model (see the module docstring)."""
+
+    tangent: object
+    tangent_vjp: object
+
+    def addresses(self) -> TangentKernels:
+        """Native addresses (int) of the compiled kernels, as the engines take them."""
+        return TangentKernels(*(kernel_address(k, sig) for k, sig in zip(self, _TANGENT_SIGS)))
+
+
+def tangent_addresses(model) -> TangentKernels:
+    """The addresses of ``model``'s tangent kernels, or ``(0, 0)``: the engines then use the dense Jacobian."""
+    tk = model.tangent_kernels
+    return TangentKernels(0, 0) if tk is None else tk.addresses()
+
+
 class Model:
     """Base class: an immutable model description with a flat parameter vector.
 
@@ -224,6 +270,11 @@ class Model:
     @property
     def tape_kernels(self) -> TapeKernels | None:
         """The tape kernels when :attr:`tape_width` > 0 (None by default)."""
+        return None
+
+    @property
+    def tangent_kernels(self) -> TangentKernels | None:
+        """The tangent kernels, when the model has them (None by default: the dense Jacobian is used)."""
         return None
 
     def expand(self, theta: np.ndarray) -> np.ndarray:

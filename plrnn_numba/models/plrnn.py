@@ -29,7 +29,7 @@ import numpy as np
 from .. import _validate as V
 from .. import config
 from ..config import njit
-from ._linalg import acc_at_b
+from ._linalg import acc_at_b, rows_times_transpose
 from .base import (
     Model,
     build_kernels,
@@ -69,7 +69,7 @@ def plrnn_step(p, meta, z, s, z_next):
         for b in range(B):
             for j in range(M):
                 r[b, j] = z[b, j] if z[b, j] > 0.0 else 0.0
-        wr = np.dot(r, _wt_view(p, M, K))
+        wr = rows_times_transpose(r, W, _wt_view(p, M, K))
         for b in range(B):
             for i in range(M):
                 acc = a[i] * z[b, i] + wr[b, i] + h[i]
@@ -99,7 +99,7 @@ def plrnn_state_vjp(p, meta, z, s, g, g_z):
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
     if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
-        wg = np.dot(g, W)
+        wg = rows_times_transpose(g, _wt_view(p, M, K), W)
         for b in range(B):
             for j in range(M):
                 d = wg[b, j] if z[b, j] > 0.0 else 0.0

@@ -21,9 +21,10 @@ from .. import _validate as V_
 from .. import config
 from ..config import njit
 from ._fastmath import _tanh
-from ._linalg import acc_at_b
+from ._linalg import acc_at_b, rows_times_transpose
 from .base import (
     Model,
+    TangentKernels,
     TapeKernels,
     build_kernels,
     jacobian_kernel,
@@ -31,6 +32,8 @@ from .base import (
     param_vjp_kernel,
     state_vjp_kernel,
     step_kernel,
+    tangent_kernel,
+    tangent_vjp_kernel,
     tape_param_vjp_kernel,
     tape_state_vjp_kernel,
     tape_step_kernel,
@@ -51,13 +54,16 @@ def _views(p, N, K):
 
 
 @njit(inline="always")
+def _wt(p, N, K):
+    # W^T, appended to the kernel vector by expand
+    o = N * N + N * K + N
+    return p[o : o + N * N].reshape((N, N))
+
+
+@njit(inline="always")
 def _blas(N, rows):
     # BLAS for wide layers or many rows; row loops below (shared with the orthogonal RNN)
     return N >= config.BLAS_MIN_DIM or (rows >= config.BLAS_MIN_BATCH and N >= 16)
-
-
-#: from this many units (and fewer batch items) the per-step products run as W (N, N) times (N, B) blocks
-_COLUMN_MIN_DIM = 64
 
 
 @njit(inline="always")
@@ -90,18 +96,7 @@ def _step_rows(p, meta, z, s, z_next, R):
     B = z.shape[0]
     _activations(z, kind, R)
     if _blas(N, B):
-        if N >= _COLUMN_MIN_DIM:
-            # (W R^T)^T: OpenBLAS runs W (N, N) times a contiguous (N, B) block at 1.4-2.7x the
-            # speed of R (B, N) times W^T for B << N (both kernel choices measured)
-            wr = np.dot(W, np.ascontiguousarray(R.T))
-            for i in range(N):
-                for bb in range(B):
-                    acc = wr[i, bb] + b[i]
-                    for k in range(K):
-                        acc += V[i, k] * s[bb, k]
-                    z_next[bb, i] = acc
-            return
-        wr = np.dot(R, p[N * N + N * K + N : N * N + N * K + N + N * N].reshape((N, N)))
+        wr = rows_times_transpose(R, W, _wt(p, N, K))
         for bb in range(B):
             for i in range(N):
                 acc = wr[bb, i] + b[i]
@@ -127,20 +122,7 @@ def _state_rows(p, meta, R, g, g_z):
     W, V, b = _views(p, N, K)
     B = R.shape[0]
     if _blas(N, B):
-        if N >= _COLUMN_MIN_DIM:
-            # (W^T g^T)^T, for the reason given in _step_rows
-            WT = p[N * N + N * K + N : N * N + N * K + N + N * N].reshape((N, N))
-            wgT = np.dot(WT, np.ascontiguousarray(g.T))
-            for j in range(N):
-                if kind == 0:
-                    for bb in range(B):
-                        r = R[bb, j]
-                        g_z[bb, j] = (1.0 - r * r) * wgT[j, bb]
-                else:
-                    for bb in range(B):
-                        g_z[bb, j] = wgT[j, bb] if R[bb, j] > 0.0 else 0.0
-            return
-        wg = np.dot(g, W)
+        wg = rows_times_transpose(g, _wt(p, N, K), W)
         for bb in range(B):
             if kind == 0:
                 for j in range(N):
@@ -151,7 +133,7 @@ def _state_rows(p, meta, R, g, g_z):
                     g_z[bb, j] = wg[bb, j] if R[bb, j] > 0.0 else 0.0
         return
     # (W^T g)_j as a dot product with row j of W^T (appended by expand)
-    WT = p[N * N + N * K + N : N * N + N * K + N + N * N].reshape((N, N))
+    WT = _wt(p, N, K)
     for bb in range(B):
         gb = g[bb]
         for j in range(N):
@@ -246,10 +228,52 @@ def vanilla_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
         g_z[j] = acc * d2
 
 
+@tangent_kernel
+def vanilla_tangent(p, meta, z, s, Y, JY):
+    # J Y = W (phi'(z) Y): one (N, N) x (N, k) product, no N x N Jacobian
+    N, K, kind = meta[0], meta[1], meta[2]
+    W, V, b = _views(p, N, K)
+    k = Y.shape[1]
+    DY = np.empty((N, k))
+    for j in range(N):
+        d = _dphi(z[j], kind)
+        for c in range(k):
+            DY[j, c] = d * Y[j, c]
+    np.dot(W, DY, JY)
+
+
+@tangent_vjp_kernel
+def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
+    # <A, W D Y> with D = diag(phi'(z)): Ybar = D (W^T A), g_z_j = phi''(z_j) sum_c Y_jc (W^T A)_jc,
+    # dW += A (D Y)^T
+    N, K, kind = meta[0], meta[1], meta[2]
+    gW, gV, gb = _views(g_p, N, K)
+    k = Y.shape[1]
+    WTA = np.dot(_wt(p, N, K), A)
+    DY = np.empty((N, k))
+    for j in range(N):
+        if kind == 0:
+            t = _tanh(z[j])
+            d1 = 1.0 - t * t
+            d2 = -2.0 * t * d1
+        else:
+            d1 = 1.0 if z[j] > 0.0 else 0.0
+            d2 = 0.0
+        acc = 0.0
+        for c in range(k):
+            w = WTA[j, c]
+            Ybar[j, c] = d1 * w
+            acc += Y[j, c] * w
+            DY[j, c] = d1 * Y[j, c]
+        g_z[j] = d2 * acc
+    gW += np.dot(A, DY.T)
+
+
 VANILLA_KERNELS = build_kernels(
     vanilla_step, vanilla_state_vjp, vanilla_param_vjp, vanilla_jacobian, vanilla_jacobian_vjp
 )
 VANILLA_TAPE_KERNELS = TapeKernels(vanilla_tape_step, vanilla_tape_state_vjp, vanilla_tape_param_vjp)
+VANILLA_TANGENT_KERNELS = TangentKernels(vanilla_tangent, vanilla_tangent_vjp)
 
 
 @dataclass(frozen=True)
@@ -299,6 +323,10 @@ class VanillaRNN(Model):
     @property
     def tape_kernels(self):
         return VANILLA_TAPE_KERNELS
+
+    @property
+    def tangent_kernels(self):
+        return VANILLA_TANGENT_KERNELS
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
         """Kernel layout ``W | V | b | W^T`` (W^T derived, for the backward pass)."""

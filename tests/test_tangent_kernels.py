@@ -1,0 +1,68 @@
+"""Tangent kernels (``J Y`` and its pullback without the dense Jacobian) against the dense kernels."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import plrnn_numba as pn
+from plrnn_numba.dynamics.flossing import flossing_loss_and_grad
+from plrnn_numba.dynamics.lyapunov import lyapunov_spectrum
+
+EXACT_RTOL = 1e-12  # the same products in another order
+
+
+@dataclass(frozen=True)
+class DenseVanilla(pn.VanillaRNN):
+    """The vanilla RNN without tangent kernels: the engines take the dense-Jacobian path."""
+
+    @property
+    def tangent_kernels(self):
+        return None
+
+
+MODELS = [
+    pn.VanillaRNN(6, n_inputs=2, nonlinearity="tanh"),
+    pn.VanillaRNN(5, n_inputs=1, nonlinearity="relu"),
+    pn.VanillaRNN(70, n_inputs=0, nonlinearity="tanh"),  # the BLAS sizes
+]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: f"{m.nonlinearity}{m.n_hidden}")
+@pytest.mark.parametrize("k", [1, 3])
+def test_tangent_kernels_equal_dense_jacobian_products(model, k):
+    rng = np.random.default_rng(1)
+    theta = model.init(0, g=1.5)
+    p = model.expand(theta)
+    M, K = model.dim, model.n_inputs
+    z, s = rng.standard_normal(M), rng.standard_normal(K)
+    Y, A = rng.standard_normal((M, k)), rng.standard_normal((M, k))
+    kern, tk = model.kernels, model.tangent_kernels
+    J = np.empty((M, M))
+    kern.jacobian(p, model.meta, z, s, J)
+    JY = np.empty((M, k))
+    tk.tangent(p, model.meta, z, s, Y, JY)
+    np.testing.assert_allclose(JY, J @ Y, rtol=EXACT_RTOL, atol=EXACT_RTOL * np.abs(J @ Y).max())
+    # pullback: J^T A, and the second-derivative terms equal jacobian_vjp with Jbar = A Y^T
+    gz_dense, gp_dense = np.empty(M), np.full(p.size, 0.5)
+    kern.jacobian_vjp(p, model.meta, z, s, np.ascontiguousarray(A @ Y.T), gz_dense, gp_dense)
+    Ybar, gz, gp = np.empty((M, k)), np.empty(M), np.full(p.size, 0.5)
+    tk.tangent_vjp(p, model.meta, z, s, Y, A, Ybar, gz, gp)
+    for got, want in ((Ybar, J.T @ A), (gz, gz_dense), (gp, gp_dense)):
+        np.testing.assert_allclose(got, want, rtol=EXACT_RTOL, atol=EXACT_RTOL * (np.abs(want).max() + 1.0))
+
+
+def test_engines_give_the_same_results_with_and_without_tangent_kernels():
+    fast = pn.VanillaRNN(12, n_inputs=1)
+    dense = DenseVanilla(12, n_inputs=1)
+    theta = fast.init(3, g=2.0)
+    rng = np.random.default_rng(0)
+    z0, inputs = rng.standard_normal((2, 12)), rng.standard_normal((2, 40, 1))
+    a, b = (flossing_loss_and_grad(m, theta, 4, 0.1, z0=z0, n_steps=40, t_ons=2, inputs=inputs)
+            for m in (fast, dense))
+    np.testing.assert_allclose(a.loss, b.loss, rtol=EXACT_RTOL)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-12 * np.abs(b.grad).max())
+    np.testing.assert_allclose(a.grad_z0, b.grad_z0, rtol=1e-10, atol=1e-12 * np.abs(b.grad_z0).max())
+    sa, sb = (lyapunov_spectrum(m, theta, n_steps=200, k=5, n_transient=50, n_transient_ons=20,
+                                inputs=np.array([0.3]), seed=0, n_init=2) for m in (fast, dense))
+    np.testing.assert_allclose(sa["exponents"].values, sb["exponents"].values, rtol=1e-10)
