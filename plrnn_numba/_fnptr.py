@@ -18,14 +18,26 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-_ADDRESSES: dict[int, int] = {}
+_ADDRESSES: dict[tuple[int, int], int] = {}
+_KEEP: list = []  # the kernels and signatures whose ids key _ADDRESSES stay alive
 
 
-def make_caller(sig):
-    """An intrinsic ``call(addr, *args)`` calling a compiled function of signature ``sig``."""
+def make_caller(*sigs):
+    """An intrinsic ``call(addr, *args)`` calling a compiled function of one of the signatures ``sigs``.
+
+    With several signatures (a kernel's float64 and float32 variants) the one whose array dtypes
+    match the arguments is called, so an engine written once calls the kernels of its precision.
+    """
+
+    def matches(sig, args):
+        return len(args) == len(sig.args) and all(
+            not isinstance(d, types.Array) or (isinstance(a, types.Array) and a.dtype == d.dtype)
+            for a, d in zip(args, sig.args)
+        )
 
     @intrinsic
     def call(typingctx, addr, *args):
+        sig = next((sg for sg in sigs if matches(sg, args)), sigs[0])
         outsig = sig.return_type(types.int64, types.StarArgTuple(tuple(sig.args)))
 
         def codegen(context, builder, signature, llargs):
@@ -44,11 +56,18 @@ def make_caller(sig):
 
 
 def kernel_address(kernel, sig) -> int:
-    """Native address of ``kernel`` compiled for ``sig`` (compiles or loads it on first use)."""
-    disp = getattr(kernel, "dispatcher", kernel)
-    key = id(disp)
+    """Native address of ``kernel`` compiled for ``sig`` (compiles or loads it on first use).
+
+    A kernel made by the package's decorators (a :class:`~plrnn_numba.config.LazyKernel`) compiles
+    itself for a signature other than its own on request: the float32 variants of the kernels.
+    """
+    # by identity: kernels and their signatures are long-lived module objects (and hashing a numba
+    # signature costs microseconds of Python per call)
+    key = (id(kernel), id(sig))
     addr = _ADDRESSES.get(key)
     if addr is None:
+        for_signature = getattr(kernel, "for_signature", None)
+        disp = for_signature(sig) if for_signature is not None else getattr(kernel, "dispatcher", kernel)
         # kernels carry explicit signatures, so they are compiled (or loaded from
         # the cache) when the dispatcher is created
         try:
@@ -60,4 +79,5 @@ def kernel_address(kernel, sig) -> int:
             ) from exc
         addr = int(cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name))
         _ADDRESSES[key] = addr
+        _KEEP.append((kernel, sig))
     return addr

@@ -51,6 +51,7 @@ from .models.base import (
     call_tape_step,
     check_model,
     model_params,
+    signature_for,
 )
 from .readouts import LOSSES, IdentityReadout, LatentReadout, LinearReadout, as_readout, readout_slice
 
@@ -83,6 +84,11 @@ _BPTT_SIG = types.Tuple((types.float64, _f1, _f1, _f2))(
 )
 
 
+#: the engines' float32 variant (single-precision mode: arrays in float32, the loss summed in float64)
+_BPTT_SIG32 = signature_for(_BPTT_SIG, "float32")
+_SIGS = {"float64": _BPTT_SIG, "float32": _BPTT_SIG32}
+
+
 @config.njit(inline="always")
 def _loss_term(y, x, kind):
     # returns (loss, dloss/dy)
@@ -108,11 +114,11 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
     T, B, K = S.shape
     M = z0.shape[1]
     N = X.shape[2]
-    Zt = np.empty((T + 1, B, M))  # forced states z~_0 .. z~_T (inputs of each step)
-    tape = np.empty((T, B, width))  # the model's stored intermediates, when it keeps a tape
+    Zt = np.empty((T + 1, B, M), z0.dtype)  # forced states z~_0 .. z~_T (inputs of each step)
+    tape = np.empty((T, B, width), z0.dtype)  # the model's stored intermediates, when it keeps a tape
     # dL/dz_t from the readout and loss, turned in place into the total adjoint gz_t by the
     # backward sweep (one (T, B, M) array instead of two: at T 400, B 100, M 400 each is 128 MB)
-    G = np.zeros((T, B, M))
+    G = np.zeros((T, B, M), z0.dtype)
     Zt[0] = z0
     yb = np.empty(N)
     dy = np.empty(N)
@@ -174,8 +180,8 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
                 for i in range(n_forced):
                     zn[b, i] = (1.0 - a) * zn[b, i] + a * X[t, b, i]
     # backward sweep over the state adjoint
-    g = np.zeros((B, M))
-    gnew = np.empty((B, M))
+    g = np.zeros((B, M), z0.dtype)
+    gnew = np.empty((B, M), z0.dtype)
     for t in range(T - 1, -1, -1):
         a = alpha[t]
         for b in range(B):
@@ -201,8 +207,8 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
 @config.jit(_BPTT_SIG)
 def _bptt_serial(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
                  loss_kind, scale, n_chunks):
-    gp = np.zeros(p.shape[0])
-    gro = np.zeros(ro.shape[0])
+    gp = np.zeros(p.shape[0], p.dtype)
+    gro = np.zeros(ro.shape[0], ro.dtype)
     loss, gz0 = _chunk(
         step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
         loss_kind, scale, gp, gro
@@ -220,9 +226,9 @@ def _bptt_parallel(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S,
     P = p.shape[0]
     R = ro.shape[0]
     losses = np.zeros(n_chunks)
-    gps = np.zeros((n_chunks, P))
-    gros = np.zeros((n_chunks, R))
-    gz0 = np.empty((B, M))
+    gps = np.zeros((n_chunks, P), p.dtype)
+    gros = np.zeros((n_chunks, R), ro.dtype)
+    gz0 = np.empty((B, M), z0.dtype)
     for c in prange(n_chunks):
         b0 = (c * B) // n_chunks
         b1 = ((c + 1) * B) // n_chunks
@@ -253,8 +259,8 @@ def _bptt_parallel(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S,
             losses[c] = lc
             gz0[b0:b1] = gc
     loss = 0.0
-    gp = np.zeros(P)
-    gro = np.zeros(R)
+    gp = np.zeros(P, p.dtype)
+    gro = np.zeros(R, ro.dtype)
     for c in range(n_chunks):
         loss += losses[c]
         gp += gps[c]
@@ -505,6 +511,23 @@ def _auto_chunks(model: Model, B: int, T: int, n_threads: int | None) -> int:
     return int(min(nt, B))
 
 
+def _precision(model: Model, dtype) -> str:
+    """``dtype`` as "float64" / "float32", checked against what the model's kernels support."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32' (or the numpy types); got {dtype!r}")
+    supported = getattr(model, "dtypes", ("float64",))
+    if name not in supported:
+        raise TypeError(
+            f"{type(model).__name__} has no {name} kernels (it supports {', '.join(supported)}); "
+            "use dtype='float64'"
+        )
+    return name
+
+
 def loss_and_grad(
     model: Model,
     theta,
@@ -516,6 +539,7 @@ def loss_and_grad(
     forcing=None,
     epoch: int = 0,
     n_threads: int | None = None,
+    dtype="float64",
 ) -> LossGrad:
     """Loss and its exact gradient by backpropagation through time.
 
@@ -549,6 +573,15 @@ def loss_and_grad(
         Split the batch into this many chunks processed by parallel threads.
         Default: numba's thread count for large problems
         (``config.BPTT_PARALLEL_MIN_WORK``), one thread otherwise.
+    dtype : {"float64", "float32"}
+        Precision of the forward and backward pass.  ``"float32"`` (models
+        whose ``dtypes`` include it: PLRNN, VanillaRNN, LSTM) runs the same
+        kernels compiled for float32 arrays, with single-precision BLAS
+        products; the loss is summed in float64, and ``grad``, ``grad_readout``
+        and ``grad_z0`` are float32 arrays.  Parameters stay float64 outside
+        the call (cast on entry), so a training run keeps float64 master
+        weights.  Expect relative differences of about 1e-6 per step from
+        float64, growing with T on chaotic trajectories.
 
     Returns
     -------
@@ -556,6 +589,7 @@ def loss_and_grad(
     """
     theta = model.check_theta(theta) if isinstance(model, Model) else theta
     epoch = V.positive_int(epoch, "epoch", minimum=0)
+    dtype = _precision(model, dtype)
     readout, z0, S, X, mask, alpha, n_forced, ro, scale, tie = _prepare(
         model, batch, readout, readout_params, loss, forcing, epoch, theta
     )
@@ -563,21 +597,24 @@ def loss_and_grad(
     if narrow:
         # the kernels read the whole state: B padded with zero columns, its gradient mapped back below
         ro = carray(readout.dense(ro, model.dim))
-    kern = model.kernels.addresses()
+    kern = model.kernels.addresses(dtype)
     width = int(model.tape_width)
-    tape = model.tape_kernels.addresses() if width > 0 else (0, 0, 0)
+    tape = model.tape_kernels.addresses(dtype) if width > 0 else (0, 0, 0)
     config.prepare_engines()
     T, B = mask.shape
     n_chunks = _auto_chunks(model, B, T, n_threads)
+    p = model_params(model, theta)
+    if dtype != "float64":
+        p, z0, S, X, mask, alpha, ro = (np.ascontiguousarray(a, dtype) for a in (p, z0, S, X, mask, alpha, ro))
     with np.errstate(all="ignore"):
-        engine = _bptt_serial if n_chunks == 1 else _bptt_parallel
+        engine = (_bptt_serial if n_chunks == 1 else _bptt_parallel).for_signature(_SIGS[dtype])
         value, gp, gro, gz0 = engine(
             kern.step,
             kern.state_vjp,
             kern.param_vjp,
             *tape,
             width,
-            model_params(model, theta),
+            p,
             model.meta,
             z0,
             S,

@@ -73,6 +73,17 @@ class LazyKernel:
                 self._dispatcher = numba.njit(self.signature, **self._options)(self.py_func)
         return self._dispatcher
 
+    def for_signature(self, signature):
+        """A dispatcher compiled for ``signature`` (the primary one, or another, e.g. the float32
+        variant of a kernel; each compiled on first request and cached like the primary one)."""
+        if signature is None or signature == self.signature:
+            return self.dispatcher
+        others = self.__dict__.setdefault("_others", {})
+        disp = others.get(signature)
+        if disp is None:
+            disp = others[signature] = numba.njit(signature, **self._options)(self.py_func)
+        return disp
+
     def __call__(self, *args):
         return self.dispatcher(*args)
 

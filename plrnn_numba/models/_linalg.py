@@ -27,7 +27,7 @@ def acc_at_b(A, B, out):
 def a_b(A, B):
     """``A @ B`` for ``A`` (N, P) and ``B`` (P, Q), as a new array."""
     if A.shape[0] == 0 or A.shape[1] == 0:
-        return np.zeros((A.shape[0], B.shape[1]))
+        return np.zeros((A.shape[0], B.shape[1]), A.dtype)
     return np.dot(A, B)
 
 

@@ -103,15 +103,49 @@ TANGENT_SIG = types.void(_f1, _i1, _f1, _f1, _f2, _f2)
 TANGENT_VJP_SIG = types.void(_f1, _i1, _f1, _f1, _f2, _f2, _f2, _f1, _f1)
 _TANGENT_SIGS = (TANGENT_SIG, TANGENT_VJP_SIG)
 
-#: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``
-call_step = make_caller(STEP_SIG)
-call_state_vjp = make_caller(STATE_VJP_SIG)
-call_param_vjp = make_caller(PARAM_VJP_SIG)
+#: the floating-point types the kernels can be compiled for (float32: the single-precision mode of BPTT)
+FLOAT_TYPES = {"float64": types.float64, "float32": types.float32}
+
+
+_SIG_VARIANTS: dict[tuple[int, str], tuple] = {}
+
+
+def signature_for(sig, dtype: str = "float64"):
+    """``sig`` with its float64 arrays in ``dtype``: the kernel signatures of that precision.
+
+    Memoised by identity, so that the same object comes back (kernel addresses are cached by it:
+    hashing a numba signature costs microseconds of Python per call).
+    """
+    if dtype == "float64":
+        return sig
+    hit = _SIG_VARIANTS.get((id(sig), dtype))
+    if hit is not None:
+        return hit[1]
+    ft = FLOAT_TYPES[dtype]
+
+    def conv(t):
+        # arrays only: scalars (a loss, a scale) keep float64
+        if isinstance(t, types.Array) and t.dtype == types.float64:
+            return t.copy(dtype=ft)
+        if isinstance(t, types.BaseTuple):
+            return types.Tuple(tuple(conv(x) for x in t.types))
+        return t
+
+    out = conv(sig.return_type)(*(conv(a) for a in sig.args))
+    _SIG_VARIANTS[(id(sig), dtype)] = (sig, out)  # keeps sig alive, so its id stays its own
+    return out
+
+
+#: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``; the
+#: BPTT kernels' callers also take float32 arrays (and then call the float32 variant)
+call_step = make_caller(STEP_SIG, signature_for(STEP_SIG, "float32"))
+call_state_vjp = make_caller(STATE_VJP_SIG, signature_for(STATE_VJP_SIG, "float32"))
+call_param_vjp = make_caller(PARAM_VJP_SIG, signature_for(PARAM_VJP_SIG, "float32"))
 call_jacobian = make_caller(JACOBIAN_SIG)
 call_jacobian_vjp = make_caller(JACOBIAN_VJP_SIG)
-call_tape_step = make_caller(TAPE_STEP_SIG)
-call_tape_state_vjp = make_caller(TAPE_STATE_VJP_SIG)
-call_tape_param_vjp = make_caller(TAPE_PARAM_VJP_SIG)
+call_tape_step = make_caller(TAPE_STEP_SIG, signature_for(TAPE_STEP_SIG, "float32"))
+call_tape_state_vjp = make_caller(TAPE_STATE_VJP_SIG, signature_for(TAPE_STATE_VJP_SIG, "float32"))
+call_tape_param_vjp = make_caller(TAPE_PARAM_VJP_SIG, signature_for(TAPE_PARAM_VJP_SIG, "float32"))
 call_tangent = make_caller(TANGENT_SIG)
 call_tangent_vjp = make_caller(TANGENT_VJP_SIG)
 
@@ -194,8 +228,14 @@ class Kernels(NamedTuple):
         """The compiled dispatchers."""
         return Kernels(*(getattr(k, "dispatcher", k) for k in self))
 
-    def addresses(self) -> Kernels:
-        """Native addresses (int) of the compiled kernels, as the engines take them."""
+    def addresses(self, dtype: str = "float64") -> Kernels:
+        """Native addresses (int) of the kernels compiled for ``dtype``, as the engines take them.
+
+        The float32 variants are compiled for the three kernels of backpropagation through time
+        only (``jacobian`` and ``jacobian_vjp`` are 0 then).
+        """
+        if dtype != "float64":
+            return Kernels(*(kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self[:3], _SIGS)), 0, 0)
         return Kernels(*(0 if k is None else kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
 
 
@@ -206,9 +246,9 @@ class TapeKernels(NamedTuple):
     state_vjp: object
     param_vjp: object
 
-    def addresses(self) -> TapeKernels:
-        """Native addresses (int) of the compiled kernels, as the engines take them."""
-        return TapeKernels(*(kernel_address(k, sig) for k, sig in zip(self, _TAPE_SIGS)))
+    def addresses(self, dtype: str = "float64") -> TapeKernels:
+        """Native addresses (int) of the kernels compiled for ``dtype``, as the engines take them."""
+        return TapeKernels(*(kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self, _TAPE_SIGS)))
 
 
 class TangentKernels(NamedTuple):
@@ -271,6 +311,12 @@ class Model:
     def tape_kernels(self) -> TapeKernels | None:
         """The tape kernels when :attr:`tape_width` > 0 (None by default)."""
         return None
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """Precisions the BPTT kernels support: ``("float64",)`` by default; a model whose kernels
+        allocate in the dtype of their arguments adds ``"float32"`` (``loss_and_grad(dtype=...)``)."""
+        return ("float64",)
 
     @property
     def tangent_kernels(self) -> TangentKernels | None:

@@ -141,7 +141,7 @@ def _preactivation(p, meta, Z, S):
     rows = Z.shape[0]
     N4 = 4 * N
     if _blas(N, rows):
-        H = np.empty((rows, N))
+        H = np.empty((rows, N), Z.dtype)
         for r in range(rows):
             for j in range(N):
                 H[r, j] = Z[r, j]
@@ -153,7 +153,7 @@ def _preactivation(p, meta, Z, S):
             for q in range(N4):
                 ar[q] += b[q]
         return A
-    A = np.empty((rows, N4))
+    A = np.empty((rows, N4), Z.dtype)
     # a += h_j (column j of W_hh) and u_k (column k of W_ih): contiguous rows of the transposes,
     # two batch rows at a time (each load of W serves two rows: 30% faster at N = 50, 10 rows)
     r = 0
@@ -249,7 +249,7 @@ def _step_rows(p, meta, z, s, z_next, Y):
 
 @step_kernel
 def lstm_step(p, meta, z, s, z_next):
-    _step_rows(p, meta, z, s, z_next, np.empty((z.shape[0], TAPE_TERMS * meta[0])))
+    _step_rows(p, meta, z, s, z_next, np.empty((z.shape[0], TAPE_TERMS * meta[0]), z.dtype))
 
 
 @tape_step_kernel
@@ -266,7 +266,7 @@ def _adjoint_rows(N, Y, Z, G, D, gc_prev):
     pullback needs it, the parameter pullback does not).
     """
     want_c = gc_prev.shape[0] > 0
-    cb = np.empty(N)
+    cb = np.empty(N, D.dtype)
     for r in range(Y.shape[0]):
         for k in range(N):
             tau = Y[r, 4 * N + k]
@@ -294,8 +294,8 @@ def _state_pullback(p, meta, z, Y, g, g_z):
     N, K, P = meta[0], meta[1], meta[3]
     Whh, b, WhhT, WihT = _views(p, N, K, P)
     rows = z.shape[0]
-    D = np.empty((rows, 4 * N))
-    gc = np.empty((rows, N))
+    D = np.empty((rows, 4 * N), z.dtype)
+    gc = np.empty((rows, N), z.dtype)
     _adjoint_rows(N, Y, z, g, D, gc)
     for r in range(rows):
         for k in range(N):
@@ -312,7 +312,7 @@ def _state_pullback(p, meta, z, Y, g, g_z):
 @state_vjp_kernel
 def lstm_state_vjp(p, meta, z, s, g, g_z):
     N = meta[0]
-    Y = np.empty((z.shape[0], TAPE_TERMS * N))
+    Y = np.empty((z.shape[0], TAPE_TERMS * N), z.dtype)
     _gate_rows(_preactivation(p, meta, z, s), z, N, Y)
     _state_pullback(p, meta, z, Y, g, g_z)
 
@@ -358,10 +358,10 @@ def _param_pullback(p, meta, Z, S, TAPE, G, g_p):
     ghh = g_p[N4 * K : N4 * K + N4 * N].reshape((N4, N))
     sb = np.zeros(N4)
     R = min(rows, _PARAM_BLOCK_ROWS)
-    H = np.empty((R, N))
-    D = np.empty((R, N4))
-    Ys = np.empty((R if TAPE.shape[0] == 0 else 0, TAPE_TERMS * N))
-    none = np.empty((0, N))
+    H = np.empty((R, N), Z.dtype)
+    D = np.empty((R, N4), Z.dtype)
+    Ys = np.empty((R if TAPE.shape[0] == 0 else 0, TAPE_TERMS * N), Z.dtype)
+    none = np.empty((0, N), Z.dtype)
     for r0 in range(0, rows, R):
         r1 = min(rows, r0 + R)
         n = r1 - r0
@@ -394,7 +394,7 @@ def _param_pullback(p, meta, Z, S, TAPE, G, g_p):
 
 @param_vjp_kernel
 def lstm_param_vjp(p, meta, Z, S, G, g_p):
-    _param_pullback(p, meta, Z, S, np.empty((0, TAPE_TERMS * meta[0])), G, g_p)
+    _param_pullback(p, meta, Z, S, np.empty((0, TAPE_TERMS * meta[0]), Z.dtype), G, g_p)
 
 
 @tape_param_vjp_kernel
@@ -575,6 +575,10 @@ class LSTM(Model):
     @property
     def meta(self) -> np.ndarray:
         return np.array([self.n_hidden, self.n_inputs, int(self.bias), self.n_params], dtype=np.int64)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return ("float64", "float32")
 
     @property
     def kernels(self):

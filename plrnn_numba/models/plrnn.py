@@ -65,7 +65,7 @@ def plrnn_step(p, meta, z, s, z_next):
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
     if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
-        r = np.empty((B, M))
+        r = np.empty((B, M), z.dtype)
         for b in range(B):
             for j in range(M):
                 r[b, j] = z[b, j] if z[b, j] > 0.0 else 0.0
@@ -77,7 +77,7 @@ def plrnn_step(p, meta, z, s, z_next):
                     acc += C[i, k] * s[b, k]
                 z_next[b, i] = acc
         return
-    r = np.empty(M)
+    r = np.empty(M, z.dtype)
     for b in range(B):
         for j in range(M):
             r[j] = z[b, j] if z[b, j] > 0.0 else 0.0
@@ -126,7 +126,7 @@ def plrnn_param_vjp(p, meta, Z, S, G, g_p):
     M, K = meta[0], meta[1]
     N = Z.shape[0]
     ga, gW, gC, gh = _views(g_p, M, K)
-    R = np.empty((N, M))
+    R = np.empty((N, M), Z.dtype)
     sa = np.zeros(M)
     sh = np.zeros(M)
     for n in range(N):
@@ -254,6 +254,10 @@ class PLRNN(Model):
         M, K = self.dim, self.n_inputs
         n_w = M * M if self.full_W else M * (M - 1)
         return {"A": (M,), "W": (n_w,) if not self.full_W else (M, M), "C": (M, K), "h": (M,)}
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return ("float64", "float32")
 
     @property
     def kernels(self):

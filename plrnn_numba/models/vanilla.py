@@ -165,7 +165,7 @@ def _param_rows(meta, R, S, G, g_p):
 
 @step_kernel
 def vanilla_step(p, meta, z, s, z_next):
-    _step_rows(p, meta, z, s, z_next, np.empty(z.shape))
+    _step_rows(p, meta, z, s, z_next, np.empty(z.shape, z.dtype))
 
 
 @tape_step_kernel
@@ -175,7 +175,7 @@ def vanilla_tape_step(p, meta, z, s, z_next, tape):
 
 @state_vjp_kernel
 def vanilla_state_vjp(p, meta, z, s, g, g_z):
-    R = np.empty(z.shape)
+    R = np.empty(z.shape, z.dtype)
     _activations(z, meta[2], R)
     _state_rows(p, meta, R, g, g_z)
 
@@ -187,7 +187,7 @@ def vanilla_tape_state_vjp(p, meta, z, s, tape, g, g_z):
 
 @param_vjp_kernel
 def vanilla_param_vjp(p, meta, Z, S, G, g_p):
-    R = np.empty(Z.shape)
+    R = np.empty(Z.shape, Z.dtype)
     _activations(Z, meta[2], R)
     _param_rows(meta, R, S, G, g_p)
 
@@ -310,6 +310,10 @@ class VanillaRNN(Model):
     @property
     def meta(self) -> np.ndarray:
         return np.array([self.n_hidden, self.n_inputs, _NONLINEARITIES[self.nonlinearity]], dtype=np.int64)
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return ("float64", "float32")
 
     @property
     def kernels(self):

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import io
-from ..bptt import Batch, LossGrad, loss_and_grad
+from ..bptt import Batch, LossGrad, _precision, loss_and_grad
 from ..forcing import GTF, as_forcing
 from ..models.base import Model, check_model
 from ..optim import Adam, as_optimizer, clip_by_global_norm
@@ -104,6 +104,7 @@ def train(
     seed: int | np.random.Generator | None = 0,
     progress: bool = False,
     n_threads: int | None = None,
+    dtype="float64",
 ) -> xr.Dataset:
     """Train ``model`` by gradient descent with analytic BPTT.
 
@@ -185,6 +186,9 @@ def train(
         Show a tqdm progress bar.
     n_threads : int, optional
         Passed to :func:`~plrnn_numba.loss_and_grad`.
+    dtype : {"float64", "float32"}
+        Precision of every BPTT call (passed to :func:`~plrnn_numba.loss_and_grad`);
+        the parameters and the optimiser's state stay float64.
 
     Returns
     -------
@@ -202,6 +206,7 @@ def train(
     policy = _NonfinitePolicy(V.choice(on_nonfinite, "on_nonfinite", {"stop", "skip"}),
                               V.positive_int(max_skips, "max_skips"))
     clip_norm = _check_clip_norm(clip_norm)
+    dtype = _precision(model, dtype)
     learn_z0 = V.flag(learn_z0, "learn_z0")
     progress = V.flag(progress, "progress")
     if callback is not None and not callable(callback):
@@ -220,7 +225,7 @@ def train(
     arguments = {
         "model": model.describe(), "optimizer": optimizer.describe(), "lr_schedule": schedule.describe(),
         "forcing": forcing.describe(), "readout": {"type": type(readout).__name__, **readout.__dict__},
-        "loss": loss, "clip_norm": clip_norm, "data": data_desc, "n_epochs": n_epochs,
+        "loss": loss, "clip_norm": clip_norm, "data": data_desc, "n_epochs": n_epochs, "dtype": dtype,
         "batches_per_epoch": batches_per_epoch, **({"hooks": run_hooks.describe()} if run_hooks.hooks else {}),
     }  # fmt: skip
     history = History(model, theta, loss=loss, arguments=arguments, seed=recorded_seed)
@@ -246,7 +251,7 @@ def train(
                 res = loss_and_grad(
                     model, params.theta, params.batch(source(rng, epoch)), readout=readout,
                     readout_params=params.readout if params.readout.size else None, loss=loss,
-                    forcing=epoch_forcing, epoch=epoch, n_threads=n_threads,
+                    forcing=epoch_forcing, epoch=epoch, n_threads=n_threads, dtype=dtype,
                 )  # fmt: skip
                 g, norm = clip_by_global_norm(params.gradient(res), clip_norm)
                 loss_sum, norm_sum = loss_sum + res.loss, norm_sum + norm

@@ -1,0 +1,82 @@
+"""The float32 mode of backpropagation through time against float64 (same kernels, single precision)."""
+
+import numpy as np
+import pytest
+
+import plrnn_numba as pn
+
+# float32 rounding (unit roundoff 6e-8) accumulated over T = 30 steps of contracting models
+F32_RTOL = 1e-4  # loss, relative; gradients, relative to their largest entry
+
+
+def _problem(model, seed=0, B=6, T=30, n_obs=2):
+    rng = np.random.default_rng(seed)
+    theta = model.init(seed)
+    inputs = None if model.n_inputs == 0 else rng.standard_normal((B, T, model.n_inputs))
+    batch = pn.Batch(targets=rng.standard_normal((B, T, n_obs)), inputs=inputs,
+                     z0=0.3 * rng.standard_normal((B, model.dim)))
+    return theta, batch
+
+
+CASES = [
+    ("plrnn", pn.PLRNN(dim=5), {}),
+    ("plrnn_blas_gtf", pn.PLRNN(dim=70, n_inputs=1), {"forcing": pn.GTF(0.2)}),
+    ("tanh", pn.VanillaRNN(n_hidden=6, n_inputs=1), {}),
+    ("tanh_blas", pn.VanillaRNN(n_hidden=80, n_inputs=2), {"loss": "bce"}),
+    ("relu", pn.VanillaRNN(n_hidden=20, n_inputs=1, nonlinearity="relu"), {}),
+    ("lstm", pn.LSTM(n_hidden=4, n_inputs=1), {}),
+    ("lstm_wide", pn.LSTM(n_hidden=12, n_inputs=1), {"readout": pn.LinearReadout(2, n_in=12)}),
+]
+
+
+@pytest.mark.parametrize("name, model, opts", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_float32_matches_float64(name, model, opts, n_threads):
+    theta, batch = _problem(model)
+    if opts.get("loss") == "bce":
+        batch = pn.Batch(targets=(batch.targets > 0).astype(float), inputs=batch.inputs, z0=batch.z0)
+    readout = opts.get("readout", pn.IdentityReadout(2))
+    ro = readout.init(model.dim, 0) if isinstance(readout, pn.LinearReadout) else None
+    kw = dict(readout=readout, readout_params=ro, loss=opts.get("loss", "mse"), forcing=opts.get("forcing"),
+              n_threads=n_threads)
+    r64 = pn.loss_and_grad(model, theta, batch, **kw)
+    r32 = pn.loss_and_grad(model, theta, batch, dtype="float32", **kw)
+    assert r32.finite
+    assert r32.grad.dtype == np.float32 and r32.grad_z0.dtype == np.float32
+    np.testing.assert_allclose(r32.loss, r64.loss, rtol=F32_RTOL)
+    for a, b in ((r32.grad, r64.grad), (r32.grad_z0, r64.grad_z0), (r32.grad_readout, r64.grad_readout)):
+        if b.size:
+            assert np.max(np.abs(a - b)) <= F32_RTOL * np.max(np.abs(b))
+
+
+def test_float32_is_not_float64():
+    # the mode really runs in single precision: the results differ from float64 by float32 rounding
+    model = pn.PLRNN(dim=8)
+    theta, batch = _problem(model)
+    r64 = pn.loss_and_grad(model, theta, batch, readout=pn.IdentityReadout(2))
+    r32 = pn.loss_and_grad(model, theta, batch, readout=pn.IdentityReadout(2), dtype=np.float32)
+    assert 1e-9 < np.max(np.abs(r32.grad - r64.grad)) / np.max(np.abs(r64.grad)) < F32_RTOL
+
+
+def test_bad_dtype_and_unsupported_model():
+    model = pn.PLRNN(dim=3)
+    theta, batch = _problem(model, n_obs=2)
+    with pytest.raises(ValueError, match="dtype must be 'float64' or 'float32'"):
+        pn.loss_and_grad(model, theta, batch, dtype="float16")
+    with pytest.raises(ValueError, match="dtype"):
+        pn.loss_and_grad(model, theta, batch, dtype="double precision please")
+    shallow = pn.ShallowPLRNN(3, 5)
+    with pytest.raises(TypeError, match="no float32 kernels"):
+        pn.loss_and_grad(shallow, shallow.init(0), batch, dtype="float32")
+
+
+def test_training_in_float32_keeps_float64_parameters():
+    model = pn.PLRNN(dim=4)
+    theta, batch = _problem(model, B=4, T=20)
+    kw = dict(readout=pn.IdentityReadout(2), n_epochs=15, seed=0, optimizer=pn.Adam(lr=1e-2))
+    h32 = pn.train(model, theta, batch, dtype="float32", **kw)
+    h64 = pn.train(model, theta, batch, **kw)
+    assert h32["theta"].dtype == np.float64
+    loss32, loss64 = h32["loss"].values, h64["loss"].values
+    assert loss32[-1] < loss32[0]
+    np.testing.assert_allclose(loss32, loss64, rtol=1e-3)
