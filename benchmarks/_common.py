@@ -8,7 +8,10 @@ reason.
 
 Helpers
 -------
-* :func:`limit_threads` — one thread for BLAS / OpenMP / numba (environment).
+* :func:`limit_threads` — one thread for BLAS / OpenMP / numba / XLA (environment).
+* :func:`xla_single_thread` — XLA's CPU flags for one thread (``XLA_FLAGS``, before jax is imported).
+* :func:`cpu_from_argv`, :func:`pin_to_cpu`, :func:`add_cpu_argument`, :func:`pinned_cpu_text` — pin the
+  process (every thread) to one CPU (``--cpu N``).
 * :func:`repo_root`, :func:`add_repo_to_path` — run the scripts from a checkout.
 * :func:`time_call` — warm-up, then the median of repeated ``perf_counter`` runs.
 * :func:`matmul_gflops` — single-call GFLOP/s of NumPy's ``a @ b`` (reference).
@@ -22,6 +25,7 @@ Helpers
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shlex
@@ -58,6 +62,85 @@ def limit_threads(n: int = 1, *, numba_env: bool = False) -> None:
         os.environ[var] = str(n)
     if numba_env:
         os.environ["NUMBA_NUM_THREADS"] = str(n)
+    if n == 1:
+        xla_single_thread()
+
+
+#: XLA's CPU flags for one thread (Eigen's thread pool off; one intra-op thread)
+XLA_SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+
+
+def xla_single_thread() -> None:
+    """Add :data:`XLA_SINGLE_THREAD_FLAGS` to ``XLA_FLAGS`` (replacing other values of the same flags).
+
+    XLA reads ``XLA_FLAGS`` when jax creates its CPU client: call this before
+    jax is imported (:func:`limit_threads` does).  Harmless without jax.
+    """
+    if "jax" in sys.modules:
+        print("warning: xla_single_thread() called after importing jax; XLA may already use more threads",
+              file=sys.stderr)
+    keys = {f.lstrip("-").split("=", 1)[0] for f in XLA_SINGLE_THREAD_FLAGS}
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if f.lstrip("-").split("=", 1)[0] not in keys]
+    os.environ["XLA_FLAGS"] = " ".join(flags + list(XLA_SINGLE_THREAD_FLAGS))
+
+
+# ------------------------------------------------------------------------- CPU pinning
+PINNED_CPU: int | None = None
+
+
+def add_cpu_argument(ap: argparse.ArgumentParser) -> None:
+    """The ``--cpu N`` option (read early by :func:`cpu_from_argv`; declared here for ``--help``)."""
+    ap.add_argument("--cpu", type=int, metavar="N", default=None,
+                    help="pin the process to CPU N (default: the first CPU of the current affinity set; "
+                         "-1: no pinning)")
+
+
+def cpu_from_argv(argv: Sequence[str] | None = None) -> int | None:
+    """The CPU to pin to, from ``--cpu N`` in ``argv`` (default ``sys.argv[1:]``), before argparse runs.
+
+    Default: the first CPU of the process's current affinity set; ``--cpu -1``: ``None`` (no pinning).
+    """
+    p = argparse.ArgumentParser(add_help=False)
+    add_cpu_argument(p)
+    ns, _ = p.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if ns.cpu is not None:
+        return None if ns.cpu < 0 else ns.cpu
+    try:
+        return min(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+
+
+def pin_to_cpu(cpu: int | None) -> int | None:
+    """Pin every thread of this process (and the threads and processes it starts later) to ``cpu``.
+
+    ``os.sched_setaffinity`` on Linux acts on one thread: each task in
+    ``/proc/self/task`` is pinned, so threads that imported libraries already
+    started are pinned too.  Call it early (before numpy, torch, jax start
+    thread pools).  Returns the CPU (``None``: not pinned).
+    """
+    global PINNED_CPU
+    if cpu is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:  # the thread ended meanwhile
+            pass
+    os.sched_setaffinity(0, {cpu})  # the calling thread at least (raises for a CPU not available)
+    PINNED_CPU = cpu
+    return cpu
+
+
+def pinned_cpu_text() -> str:
+    """For the report header: the CPU this process is pinned to."""
+    if PINNED_CPU is None:
+        return "not pinned (`--cpu -1` or no `os.sched_setaffinity`)"
+    return f"CPU {PINNED_CPU} (every thread, `os.sched_setaffinity`; `--cpu N` chooses)"
 
 
 def repo_root() -> Path:
