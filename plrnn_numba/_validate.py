@@ -118,13 +118,13 @@ def choice(x, name: str, options) -> str:
     return x
 
 
-def carray(x) -> np.ndarray:
-    """C-contiguous, writeable float64 array (copies only when needed).
+def carray(x, dtype=np.float64) -> np.ndarray:
+    """C-contiguous, writeable array of ``dtype`` (float64 by default; copies only when needed).
 
     Kernels take C-contiguous writeable arrays; broadcast views and read-only
     arrays would not match their signatures.
     """
-    return np.require(x, dtype=np.float64, requirements=["C", "W"])
+    return np.require(x, dtype=dtype, requirements=["C", "W"])
 
 
 def seed_sequence(seed, name: str = "seed") -> np.random.SeedSequence:

@@ -50,6 +50,7 @@ from .models.base import (
     call_tape_state_vjp,
     call_tape_step,
     check_model,
+    check_precision,
     model_params,
     signature_for,
 )
@@ -511,23 +512,6 @@ def _auto_chunks(model: Model, B: int, T: int, n_threads: int | None) -> int:
     return int(min(nt, B))
 
 
-def _precision(model: Model, dtype) -> str:
-    """``dtype`` as "float64" / "float32", checked against what the model's kernels support."""
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32' (or the numpy types); got {dtype!r}")
-    supported = getattr(model, "dtypes", ("float64",))
-    if name not in supported:
-        raise TypeError(
-            f"{type(model).__name__} has no {name} kernels (it supports {', '.join(supported)}); "
-            "use dtype='float64'"
-        )
-    return name
-
-
 def loss_and_grad(
     model: Model,
     theta,
@@ -589,7 +573,7 @@ def loss_and_grad(
     """
     theta = model.check_theta(theta) if isinstance(model, Model) else theta
     epoch = V.positive_int(epoch, "epoch", minimum=0)
-    dtype = _precision(model, dtype)
+    dtype = check_precision(model, dtype)
     readout, z0, S, X, mask, alpha, n_forced, ro, scale, tie = _prepare(
         model, batch, readout, readout_params, loss, forcing, epoch, theta
     )
@@ -605,7 +589,7 @@ def loss_and_grad(
     n_chunks = _auto_chunks(model, B, T, n_threads)
     p = model_params(model, theta)
     if dtype != "float64":
-        p, z0, S, X, mask, alpha, ro = (np.ascontiguousarray(a, dtype) for a in (p, z0, S, X, mask, alpha, ro))
+        p, z0, S, X, mask, alpha, ro = (carray(a, dtype) for a in (p, z0, S, X, mask, alpha, ro))
     with np.errstate(all="ignore"):
         engine = (_bptt_serial if n_chunks == 1 else _bptt_parallel).for_signature(_SIGS[dtype])
         value, gp, gro, gz0 = engine(

@@ -9,11 +9,14 @@ from numpy.typing import ArrayLike
 from . import _validate as V
 from . import config
 from ._validate import carray
-from .models.base import Model, call_step, check_model, model_params
+from .models.base import Model, call_step, check_model, check_precision, model_params, signature_for
 
 _SIM_SIG = types.void(
     types.int64, types.float64[::1], types.int64[::1], types.float64[:, :, ::1], types.float64[:, :, ::1]
 )
+
+
+_SIM_SIGS = {"float64": _SIM_SIG, "float32": signature_for(_SIM_SIG, "float32")}
 
 
 @config.jit(_SIM_SIG)
@@ -24,7 +27,13 @@ def _simulate_kernel(step, p, meta, Z, S):
 
 
 def simulate(
-    model: Model, theta: ArrayLike, z0: ArrayLike, n_steps: int | None = None, inputs: ArrayLike | None = None
+    model: Model,
+    theta: ArrayLike,
+    z0: ArrayLike,
+    n_steps: int | None = None,
+    inputs: ArrayLike | None = None,
+    *,
+    dtype="float64",
 ) -> np.ndarray:
     """Iterate ``z_t = F(z_{t-1}, s_t)`` from ``z0``, for a batch of initial states at once.
 
@@ -44,6 +53,9 @@ def simulate(
         External inputs ``s_1 .. s_T``: a constant vector, a stream shared by
         every initial state, or one stream per initial state (the package's one
         rule for inputs).  Required when the model has inputs.
+    dtype : {"float64", "float32"}
+        Precision of the run (float32: models whose ``dtypes`` include it, as
+        for :func:`~plrnn_numba.loss_and_grad`); the states come back in it.
 
     Returns
     -------
@@ -52,20 +64,24 @@ def simulate(
         states become inf/NaN from the step where they overflow.
     """
     theta = check_model(model).check_theta(theta)
+    dtype = check_precision(model, dtype)
     z0 = V.as_state(z0, model.dim, "z0")
     single = z0.ndim == 1
     Z0 = z0[None, :] if single else z0
     B = Z0.shape[0]
     T = _run_length(n_steps, inputs, model.n_inputs)
     s = V.input_stream(inputs, B, T, model.n_inputs, "n_steps steps")
-    S = carray(np.transpose(s, (1, 0, 2)))
-    Z = np.empty((T + 1, B, model.dim))
+    S = carray(np.transpose(s, (1, 0, 2)), dtype)
+    Z = np.empty((T + 1, B, model.dim), dtype)
     Z[0] = Z0
     config.prepare_engines()
     with np.errstate(all="ignore"):
-        _simulate_kernel(model.kernels.addresses().step, model_params(model, theta), model.meta, Z, S)
+        _simulate_kernel.for_signature(_SIM_SIGS[dtype])(
+            model.kernels.addresses(dtype).step, carray(model_params(model, theta), dtype),
+            model.meta, Z, S,
+        )
     out = np.transpose(Z, (1, 0, 2))
-    return carray(out[0] if single else out)
+    return carray(out[0] if single else out, dtype)
 
 
 def _run_length(n_steps, inputs, n_inputs: int) -> int:

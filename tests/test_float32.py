@@ -80,3 +80,17 @@ def test_training_in_float32_keeps_float64_parameters():
     loss32, loss64 = h32["loss"].values, h64["loss"].values
     assert loss32[-1] < loss32[0]
     np.testing.assert_allclose(loss32, loss64, rtol=1e-3)
+
+
+@pytest.mark.parametrize("model", [pn.PLRNN(dim=6, n_inputs=1), pn.VanillaRNN(n_hidden=70, n_inputs=1),
+                                   pn.LSTM(n_hidden=3, n_inputs=1)], ids=lambda m: type(m).__name__)
+def test_simulate_in_float32(model):
+    rng = np.random.default_rng(2)
+    theta = model.init(0)
+    z0, inputs = 0.3 * rng.standard_normal((3, model.dim)), rng.standard_normal((3, 25, 1))
+    Z64 = pn.simulate(model, theta, z0, inputs=inputs)
+    Z32 = pn.simulate(model, theta, z0, inputs=inputs, dtype="float32")
+    assert Z32.dtype == np.float32 and Z32.shape == Z64.shape
+    assert np.max(np.abs(Z32 - Z64)) <= F32_RTOL * np.max(np.abs(Z64))
+    with pytest.raises(TypeError, match="no float32 kernels"):
+        pn.simulate(pn.ShallowPLRNN(2, 4), pn.ShallowPLRNN(2, 4).init(0), np.zeros(2), n_steps=3, dtype="float32")

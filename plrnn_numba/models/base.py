@@ -136,6 +136,23 @@ def signature_for(sig, dtype: str = "float64"):
     return out
 
 
+def check_precision(model, dtype) -> str:
+    """``dtype`` as "float64" / "float32", checked against what the model's kernels support."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32' (or the numpy types); got {dtype!r}")
+    supported = getattr(model, "dtypes", ("float64",))
+    if name not in supported:
+        raise TypeError(
+            f"{type(model).__name__} has no {name} kernels (it supports {', '.join(supported)}); "
+            "use dtype='float64'"
+        )
+    return name
+
+
 #: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``; the
 #: BPTT kernels' callers also take float32 arrays (and then call the float32 variant)
 call_step = make_caller(STEP_SIG, signature_for(STEP_SIG, "float32"))

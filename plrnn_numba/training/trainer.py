@@ -32,9 +32,9 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import io
-from ..bptt import Batch, LossGrad, _precision, loss_and_grad
+from ..bptt import Batch, LossGrad, loss_and_grad
 from ..forcing import GTF, as_forcing
-from ..models.base import Model, check_model
+from ..models.base import Model, check_model, check_precision
 from ..optim import Adam, as_optimizer, clip_by_global_norm
 from ..readouts import as_readout
 from .history import (
@@ -206,7 +206,7 @@ def train(
     policy = _NonfinitePolicy(V.choice(on_nonfinite, "on_nonfinite", {"stop", "skip"}),
                               V.positive_int(max_skips, "max_skips"))
     clip_norm = _check_clip_norm(clip_norm)
-    dtype = _precision(model, dtype)
+    dtype = check_precision(model, dtype)
     learn_z0 = V.flag(learn_z0, "learn_z0")
     progress = V.flag(progress, "progress")
     if callback is not None and not callable(callback):
