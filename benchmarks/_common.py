@@ -480,3 +480,11 @@ def startup_times(code: str, args: Sequence[str], n_cached: int) -> tuple[dict, 
 def median_of(runs: Sequence[dict]) -> dict:
     """Key by key median of dicts of numbers with the same keys."""
     return {k: float(statistics.median(r[k] for r in runs)) for k in runs[0]}
+
+
+def finish_report(rep, t0: float, out: str | None) -> int:
+    """Close a report: the benchmark's wall time since ``t0`` (``perf_counter``), then write it to ``out``."""
+    rep.add(f"Benchmark wall time: {fmt(time.perf_counter() - t0)} s.")
+    if out:
+        rep.write(out)
+    return 0

@@ -56,6 +56,9 @@ S = importlib.import_module("plrnn_numba.dynamics.scyfi")  # the module (the pac
 E = importlib.import_module("plrnn_numba.dynamics._search")  # the search engine (constants)
 
 GOAL_SPEEDUP = 20.0
+# the parts below measure SCYFI's heuristic: with exhaustive="auto" (the default) the small
+# orders would be enumerated instead (see benchmarks/bench_scyfi_completeness.py)
+HEURISTIC = ScyfiSettings(exhaustive=False)
 RCOND_MIN, DUP_RTOL, ACCEPT_RTOL = 1e-12, 1e-8, 1e-6
 # the 2-D test family of the SCYFI authors (Eisenmann et al. 2023)
 A2, W2, H1, H2 = 0.96461297, 0.52505308, 0.37298253, -0.97931491
@@ -326,7 +329,7 @@ def part_family(rep, quick, seed=0):
     fp_solves, fp_found = 0, 0
     for k, a1, w1 in fam:
         params = ref_system(a1, w1)
-        ds = scyfi(*params, k, min_order=k, seed=seed)
+        ds = scyfi(*params, k, min_order=k, seed=seed, settings=HEURISTIC)
         n = ds.sizes["cycle"]
         to_find = int(ds.n_solves_to_find.values.sum())
         stab = ", ".join(f"{(ds.stability.values == s).sum()} {s}" for s in sorted(set(ds.stability.values)))
@@ -334,7 +337,7 @@ def part_family(rep, quick, seed=0):
                      C.fmt(float(ds.seconds.values[0]))])
         ks.append(k)
         per.append(to_find / max(n, 1))
-        d1 = scyfi(*params, 1, seed=seed)
+        d1 = scyfi(*params, 1, seed=seed, settings=HEURISTIC)
         fp_solves += int(d1.n_solves_to_find.values.sum())
         fp_found += d1.sizes["cycle"]
     rep.add(C.markdown_table(["k", "a1", "w1", "cycles", "classes", "solves to find", "per cycle", "total solves",
@@ -359,7 +362,7 @@ def part_16(rep, quick, seed=0):
         times, dss = [], []
         for _ in range(1 if quick else 3):
             t0 = time.perf_counter()
-            ds = scyfi(*params, 16, seed=seed, **kw)
+            ds = scyfi(*params, 16, seed=seed, settings=HEURISTIC, **kw)
             times.append(time.perf_counter() - t0)
             dss.append(ds)
         ds = dss[0]
@@ -404,7 +407,8 @@ def part_dimension(rep, quick, seed=0):
             first, found, secs, per, solves, hits = [], [], [], [], [], 0
             for s in range(n_sys):
                 params = scaled_plrnn(M, target, 1000 * M + s)
-                ds = scyfi(*params, 1, seed=seed, settings=ScyfiSettings(n_outer=10, n_inner=n_in, max_solves=cap))
+                ds = scyfi(*params, 1, seed=seed,
+                           settings=ScyfiSettings(n_outer=10, n_inner=n_in, max_solves=cap, exhaustive=False))
                 n = ds.sizes["cycle"]
                 found.append(n)
                 first.append(int(np.min(ds.found_at_solve.values)) if n else cap)
@@ -428,8 +432,9 @@ def part_recall(rep, quick):
     rep.add("### Recall of the default loop counts (against brute force)")
     rep.add()
     rep.add("Random 'rich' PLRNNs (`A ~ U(-1.5, 1.5)`, `W ~ N(0, 9)`, `h ~ N(0, 1)`: often chaotic, with many "
-            "unstable cycles) that have at least two cycles of order > 2; SCYFI with the default counters and "
-            "two seeds each, against `brute_force_cycles`.")
+            "unstable cycles) that have at least two cycles of order > 2; SCYFI's heuristic (`exhaustive=False`) "
+            "with the default counters and two seeds each, against `brute_force_cycles` (with the default "
+            "`exhaustive=\"auto\"` these orders are enumerated: see \"Completeness\" below).")
     rep.add()
     rows = []
     for M, K in ((2, 7), (3, 5)):
@@ -447,7 +452,7 @@ def part_recall(rep, quick):
         for params, bf in systems:
             ref = {(int(bf.order[i]), bf.patterns.values[i].tobytes()) for i in range(bf.sizes["cycle"])}
             for s in range(2):
-                ds = scyfi(*params, K, seed=s)
+                ds = scyfi(*params, K, seed=s, settings=HEURISTIC)
                 secs += float(ds.seconds.values.sum())
                 got = {(int(ds.order[i]), ds.patterns.values[i].tobytes()) for i in range(ds.sizes["cycle"])}
                 for k, _ in ref:
@@ -589,10 +594,7 @@ def main(argv=None) -> int:
     if "startup" not in args.skip:
         part_startup(rep, args.quick)
     part_notes(rep)
-    rep.add(f"Benchmark wall time: {C.fmt(time.perf_counter() - t0)} s.")
-    if args.out:
-        rep.write(args.out)
-    return 0
+    return C.finish_report(rep, t0, args.out)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class Cycle:
     residual: float = np.nan
     n_solves_to_find: int = -1
     found_at_solve: int = -1
+    n_hits: int = -1  # random starts of the heuristic that landed on it (-1: enumerated)
     eigenvalues: np.ndarray = field(default_factory=lambda: np.zeros(0, complex))
     stability: str = ""
 
@@ -203,6 +204,7 @@ def finish_cycles(system: PiecewiseLinear, cycles: list[Cycle], tol_hyperbolic: 
                 residual=cyc.residual,
                 n_solves_to_find=cyc.n_solves_to_find,
                 found_at_solve=cyc.found_at_solve,
+                n_hits=cyc.n_hits,
                 eigenvalues=lam,
                 stability=classify_stability(lam, tol_hyperbolic),
             )
@@ -249,6 +251,7 @@ def build_dataset(
     residual = np.array([c.residual for c in cycles], dtype=np.float64)
     to_find = np.array([c.n_solves_to_find for c in cycles], dtype=np.int64)
     found_at = np.array([c.found_at_solve for c in cycles], dtype=np.int64)
+    n_hits = np.array([c.n_hits for c in cycles], dtype=np.int64)
 
     data_vars = {
         "order": (("cycle",), order, {"units": "1", "long_name": "cycle order k (minimal period)"}),
@@ -281,6 +284,10 @@ def build_dataset(
         "found_at_solve": (("cycle",), found_at,
                            {"units": "1",
                             "long_name": "number of solves at this order when the cycle was found (-1: not recorded)"}),
+        "n_hits": (("cycle",), n_hits,
+                   {"units": "1",
+                    "long_name": "random starts of the heuristic search that landed on this cycle, its discovery "
+                                 "included (-1: found by enumeration)"}),
     }
     meta = {**_ORDER_STATS, **(stat_meta or {})}
     for name, values in stats.items():

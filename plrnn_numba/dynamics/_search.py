@@ -277,6 +277,7 @@ SEARCH = np.dtype(
         ("order", _I8),  # the order k
         ("system", _I8),  # row of the parameter array Systems.p
         ("stream", _I8),  # stream of fresh candidates
+        ("fresh_solved", _I8),  # solves of fresh random candidates (the random starts; see BatchSearch.stats)
     ],
     align=True,
 )
@@ -302,6 +303,7 @@ LANE = np.dtype(
         ("consistent", _I8),  # 1 if the roll-out visits exactly the candidate's regions
         ("closure", _F8),  # |F(z_k) - z_1|_inf, the closure residual of the roll-out
         ("scale", _F8),  # max(|z_j|_inf, |c_j|_inf): the size of the terms that make the rounding
+        ("pend_hits", _I8),  # while this lane holds a new cycle: other lanes' hits on it this round
     ],
     align=True,
 )
@@ -359,6 +361,7 @@ ENTRY = np.dtype(
     [
         ("found_at", _I8),  # the search's solve count at the discovery
         ("prev", _I8),  # the search's previous cycle (-1: none)
+        ("hits", _I8),  # consistent candidates that landed on this cycle (its discovery included)
     ],
     align=True,
 )
@@ -565,6 +568,10 @@ def _advance(search, lane):
     else:
         search.solves += 1
         search.since_found += 1
+        # a lane's first candidate since its fresh start is the only one hashed so far:
+        # these counts are the random starts the completeness estimate needs
+        if lane.n_hashed == 1:
+            search.fresh_solved += 1
         lane.inner += 1
         lane.stage = READY
 
@@ -710,10 +717,15 @@ def _absorb_chunks(c0, c1, options, searches, lanes, solved, pool, schedule):
                 _restart(lane)
                 continue
             tr = solved.traj[l, : k + 1]
+            # a duplicate is a hit on the known cycle: count it there (the hit counts feed
+            # the unseen-cycle estimate); a search's cycles and lanes are all in this chunk
             dup = False
             f = search.head
-            while f >= 0 and not dup:
-                dup = _same_cycle(tr, a, pool.z[f], pool.d[f], options.dup_rtol)
+            while f >= 0:
+                if _same_cycle(tr, a, pool.z[f], pool.d[f], options.dup_rtol):
+                    dup = True
+                    pool.entry[f].hits += 1
+                    break
                 f = pool.entry[f].prev
             for j in range(n_pend):
                 if dup:
@@ -721,6 +733,8 @@ def _absorb_chunks(c0, c1, options, searches, lanes, solved, pool, schedule):
                 o = schedule.lists[lo + j].pend
                 if lanes.state[o].search == lane.search:
                     dup = _same_cycle(tr, a, solved.traj[o, : k + 1], solved.act[o, :k], options.dup_rtol)
+                    if dup:
+                        lanes.state[o].pend_hits += 1
             if dup:
                 search.duplicates += 1
                 _restart(lane)
@@ -758,6 +772,8 @@ def _store_pending(options, searches, lanes, solved, pool, schedule):
                     pool.d[n, r, q] = solved.act[l, r, q]
             pool.entry[n].found_at = search.solves
             pool.entry[n].prev = search.head
+            pool.entry[n].hits = 1 + lane.pend_hits
+            lane.pend_hits = 0
             search.head = n
             ctl.stored = n + 1
             search.found += 1
@@ -1084,9 +1100,10 @@ class BatchSearch:
         """One batched solve of the candidates held by ``lanes`` on the CPU (the kernel-level interface)."""
         lanes = np.ascontiguousarray(lanes, dtype=np.int64)
         n_chunks = max(1, min(int(n_chunks), lanes.size))
+        solve = _solve_lanes if n_chunks > 1 else _solve_lanes_serial
         with np.errstate(all="ignore"):
-            _solve_lanes(self.systems, self.options, self.searches, self.lanes, self.solved,
-                         self._workspace(n_chunks), lanes, lanes.size)
+            solve(self.systems, self.options, self.searches, self.lanes, self.solved, self._workspace(n_chunks), lanes,
+                  lanes.size)
 
     def run_rounds(self, solve, n_threads: int = 1) -> None:
         """Run every search with an external batched solver (one call per round).
@@ -1137,10 +1154,26 @@ class BatchSearch:
             prev = at
         return out
 
+    def hits(self, search: int) -> np.ndarray:
+        """Hits on each cycle of one search, in the order of :meth:`cycles`.
+
+        A hit is a consistent candidate that lands on the cycle (its discovery and
+        every later duplicate); each comes from its own random start, since a lane
+        restarts after every consistent candidate.
+        """
+        entry = self.pool.entry
+        out = []
+        f = int(self.searches["head"][search])
+        while f >= 0:
+            out.append(int(entry["hits"][f]))
+            f = int(entry["prev"][f])
+        return np.array(out[::-1], dtype=np.int64)
+
     def stats(self, search: int) -> dict[str, int]:
         """Search counters of one search (names as in the scyfi Dataset)."""
         r = self.searches[search]
         return {
+            "n_fresh": int(r["fresh_solved"]),
             "n_solves": int(r["solves"]),
             "n_singular": int(r["singular"]),
             "hit_limit": int(r["status"] == LIMIT),
@@ -1161,3 +1194,10 @@ def _solve_lanes(systems, options, searches, lanes, solved, ws, work, nw):
     for ch in prange(n):
         c = np.int64(ch)
         _solve_called(systems, options, searches, lanes, solved, ws, c, work, c * nw // n, (c + 1) * nw // n)
+
+
+@config.jit(_SOLVE_LANES_SIG)
+def _solve_lanes_serial(systems, options, searches, lanes, solved, ws, work, nw):
+    # The same on one thread: entering a parallel region measured ~7 ms per call on the
+    # shared 2-core machine, more than a thousand 2-D solves.
+    _solve_chunk(systems, options, searches, lanes, solved, ws, 0, work, 0, nw)

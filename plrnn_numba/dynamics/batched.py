@@ -115,6 +115,24 @@ def default_lanes(backend: str, budget: int, n_threads: int) -> int:
     return int(max(1, min(want, budget // 8)))
 
 
+def solve_lanes(batch: BatchSearch, lanes: np.ndarray, backend: str, n_threads: int, solver=None) -> None:
+    """One batched solve of the candidates held by ``lanes`` of ``batch`` on a resolved backend.
+
+    ``"cpu"``: one thread; ``"parallel"``: ``4 * n_threads`` chunks on numba's
+    threads; ``"cuda"``: ``solver`` (a :class:`~.gpu_scyfi.CudaSolver` of the batch,
+    made here if None).  Results are in the lanes' records and ``batch.solved``.
+    """
+    batch.lanes.state["stage"][lanes] = READY
+    if backend == "cuda":
+        if solver is None:
+            from .gpu_scyfi import CudaSolver
+
+            solver = CudaSolver(batch)
+        solver(lanes)
+    else:
+        batch.solve_cpu(lanes, n_chunks=4 * n_threads if backend == "parallel" else 1)
+
+
 def solve_candidates(
     model,
     thetas,
@@ -194,14 +212,7 @@ def solve_candidates(
         [None], np.array([rcond_min, 0.0, 0.0]),
     )
     batch.lanes.cand[:] = cand.astype(np.int8)
-    batch.lanes.state["stage"] = READY
-    lanes = np.arange(n, dtype=np.int64)
-    if be == "cuda":
-        from .gpu_scyfi import CudaSolver
-
-        CudaSolver(batch)(lanes)
-    else:
-        batch.solve_cpu(lanes, n_chunks=4 * n_threads if be == "parallel" else 1)
+    solve_lanes(batch, np.arange(n, dtype=np.int64), be, n_threads)
     state = batch.lanes.state
     ok = state["status"] == 0
     pts = batch.solved.traj.copy()

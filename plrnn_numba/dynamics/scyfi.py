@@ -29,6 +29,12 @@ the :math:`2^{Pk}` sequences heuristically, per order k:
    solves; **both counters reset to zero whenever a new cycle is found**, so a
    search ends after about ``n_outer * n_inner`` solves without a discovery.
 
+Where an order has no more rotation classes of region sequences than that
+budget (2-D systems up to k = 9 with the default counts), the heuristic is
+replaced by enumerating all of them, which is complete by construction
+(``ScyfiSettings.exhaustive``); at the other orders the search's own hit
+counts give an estimate of the cycles it missed (:mod:`._completeness`).
+
 The hot loop (region maps, k-fold products, LU solves, roll-outs, duplicate
 checks) is one numba kernel per order; random numbers are drawn with NumPy and
 passed in.  The linear algebra of one candidate is the separate kernel
@@ -52,6 +58,7 @@ import xarray as xr
 from .. import _validate as V
 from .. import config, io
 from ..models.piecewise import PiecewiseLinear, as_piecewise_linear
+from ._completeness import COVERAGE_MIN, chao1, direct_coverage, exhaustive_search, lyndon_count
 from ._cycles import Cycle, build_dataset, finish_cycles, verify_and_refine
 from ._search import BLAS_MIN_SIZE, BatchSearch, solve_region_sequence
 from .batched import default_lanes, resolve_backend
@@ -122,6 +129,22 @@ class ScyfiSettings:
     pool_samples : int
         Sampled states for the pool of realised patterns (maps whose bits are
         not independent, see :func:`realised_pattern_pool`).
+    exhaustive : {"auto", True, False}
+        Whether an order is searched by enumerating every rotation class of
+        aperiodic region sequences (``L(k, 2^P) ~ 2^(P k) / k`` of them,
+        :func:`~plrnn_numba.dynamics._completeness.lyndon_count`) instead of the
+        heuristic.  The enumeration is complete by construction: every cycle of
+        that order that passes the condition and exactness checks is found, once.
+        ``"auto"`` (default): at the orders where ``L(k, 2^P) <= n_outer * n_inner``
+        (and ``<= max_solves`` if set).  The heuristic spends
+        at least ``n_outer * n_inner`` solves at an order (its budget after the last
+        discovery), each costing as much as one solve of the enumeration, so there
+        enumerating costs no more and finds everything; with the default counts
+        that is k <= 9 for 2-D maps (4^7 / 7 = 2340 classes at k = 7 against
+        10 x 300 solves), k <= 3 for 3-D, k = 1 up to M = 10.  ``True``: every order
+        (refused beyond :data:`EXHAUSTIVE_MAX` classes at an order); ``False``:
+        the heuristic everywhere (the behaviour of the original algorithm).
+        ``max_solves`` also caps an enumeration (the order is then incomplete).
     """
 
     n_outer: int | Callable[[int], int] | None = None
@@ -132,6 +155,7 @@ class ScyfiSettings:
     dup_rtol: float = 1e-8
     tol_hyperbolic: float = 1e-8
     pool_samples: int = 4096
+    exhaustive: bool | str = "auto"
 
     def __post_init__(self):
         for name in ("n_outer", "n_inner"):
@@ -145,11 +169,31 @@ class ScyfiSettings:
         V.finite_float(self.dup_rtol, "dup_rtol", low=0.0)
         V.finite_float(self.tol_hyperbolic, "tol_hyperbolic", low=0.0)
         V.positive_int(self.pool_samples, "pool_samples")
+        if isinstance(self.exhaustive, np.bool_):
+            object.__setattr__(self, "exhaustive", bool(self.exhaustive))
+        if not (self.exhaustive is True or self.exhaustive is False or self.exhaustive == "auto"):
+            raise ValueError(f'exhaustive must be "auto", True or False; got {self.exhaustive!r}')
 
     def counters(self, k: int, n_pattern: int) -> tuple[int, int]:
         """``(n_outer, n_inner)`` at order ``k`` for ``n_pattern`` bits per region."""
         return (_counter_value(self.n_outer, k, n_pattern, 0, "n_outer"),
                 _counter_value(self.n_inner, k, n_pattern, 1, "n_inner"))
+
+    def exhaustive_at(self, k: int, n_pattern: int) -> bool:
+        """Whether order ``k`` is enumerated (see ``exhaustive``); raises if ``exhaustive=True`` cannot be afforded."""
+        if self.exhaustive is False:
+            return False
+        count = lyndon_count(int(k), n_pattern)
+        if self.exhaustive is True:
+            if count > EXHAUSTIVE_MAX:
+                raise ValueError(
+                    f"exhaustive=True: order {k} with {n_pattern} pattern bits has {count:.3g} rotation classes of "
+                    f"region sequences to solve (more than EXHAUSTIVE_MAX = 2^{EXHAUSTIVE_MAX.bit_length() - 1}); "
+                    'use exhaustive="auto" or False, or a lower max_order'
+                )
+            return True
+        n_out, n_in = self.counters(int(k), n_pattern)
+        return count <= n_out * n_in and (self.max_solves is None or count <= self.max_solves)
 
     def budget(self, orders, n_pattern: int) -> int:
         """Solves without a discovery summed over ``orders`` (the size of a search)."""
@@ -167,6 +211,10 @@ class ScyfiSettings:
     def arguments(self) -> dict:
         """JSON-able record (callables by their repr)."""
         return {k: (repr(v) if callable(v) else v) for k, v in asdict(self).items()}
+
+
+#: most rotation classes ``exhaustive=True`` enumerates at one order (2^40 ~ 1e12: days of solves).
+EXHAUSTIVE_MAX = 1 << 40
 
 
 def as_settings(settings) -> ScyfiSettings:
@@ -273,15 +321,15 @@ class _Streams:
         return _FreshDraws(rng, k, P, pool, hint)
 
 
-def _verified(pl: PiecewiseLinear, k: int, raw, tol: float) -> tuple[list[Cycle], int]:
-    """Keep the raw cycles of order k that pass the true-map check (refined if needed)."""
+def _verified(pl: PiecewiseLinear, k: int, raw, tol: float, hits=None) -> tuple[list[Cycle], int]:
+    """Keep the raw cycles of order k that pass the true-map check (refined if needed); ``hits`` per raw cycle."""
     out = []
     rejected = 0
-    for pts, pats, at, since in raw:
+    for i, (pts, pats, at, since) in enumerate(raw):
         pts, res, ok = verify_and_refine(pl, pts, pats, tol)
         if ok:
             out.append(Cycle(order=k, points=pts, patterns=pats, residual=res, n_solves_to_find=since,
-                             found_at_solve=at))
+                             found_at_solve=at, n_hits=-1 if hits is None else int(hits[i])))
         else:
             rejected += 1
     return out, rejected
@@ -328,14 +376,41 @@ def _orders(max_order, min_order) -> np.ndarray:
 
 
 _STAT_META = {
-    "n_outer": ("1", "outer-loop count N_out used at this order (random restarts without a discovery)"),
-    "n_inner": ("1", "inner-loop count N_in used at this order (solves per restart)"),
+    "n_outer": ("1", "outer-loop count N_out used at this order (random restarts without a discovery; "
+                     "0: enumerated)"),
+    "n_inner": ("1", "inner-loop count N_in used at this order (solves per restart; 0: enumerated)"),
     "n_rejected": ("1", "consistent candidates rejected as inexact (closure or verification failed)"),
     "n_lower_order": ("1", "consistent candidates that were cycles of a lower order"),
     "n_duplicates": ("1", "consistent candidates that were cycles already found"),
     "n_loops": ("1", "jump sequences that returned to an earlier candidate (restarted)"),
-    "n_lanes": ("1", "concurrent search lanes at this order"),
+    "n_lanes": ("1", "concurrent search lanes at this order (enumerated: region sequences per batch)"),
+    "exhaustive": ("1", "True if every rotation class of region sequences of this order was to be solved "
+                        "(complete unless hit_limit) rather than searched heuristically"),
+    "n_fresh": ("1", "fresh random candidates solved (random starts; 0: enumerated)"),
+    "n_singletons": ("1", "f1: cycles of this order hit by exactly one random start (-1: enumerated)"),
+    "n_doubletons": ("1", "f2: cycles of this order hit by exactly two random starts (-1: enumerated)"),
+    "n_estimated": ("1", "estimated number of cycles of this order: Chao1, n_found + f1^2 / (2 f2), or "
+                         "n_found + f1 (f1 - 1) / 2 if f2 = 0 (enumerated: n_found)"),
+    "direct_coverage": ("1", "lower bound on the probability that any given cycle of this order was found: "
+                             "1 - (1 - k / N_d)^n_fresh for N_d candidate sequences (enumerated: the fraction "
+                             "of rotation classes solved)"),
+    "estimated_complete": ("1", "True if the order is estimated complete: enumerated to the end, or no cycle "
+                                f"hit only once (f1 = 0) and direct_coverage >= {COVERAGE_MIN}"),
 }
+
+
+def _completeness_stats(k: int, n_pattern: int, found: list[Cycle], exhaustive: bool, st: dict,
+                        pool: np.ndarray | None) -> dict:
+    """Per-order completeness record (see :mod:`._completeness`) from the verified cycles and the counters."""
+    if exhaustive:
+        return {"exhaustive": True, "n_fresh": 0, "n_singletons": -1, "n_doubletons": -1,
+                "n_estimated": float(len(found)),
+                "direct_coverage": st["n_solves"] / lyndon_count(k, n_pattern),
+                "estimated_complete": not st["hit_limit"]}
+    n_est, f1, f2 = chao1([c.n_hits for c in found])
+    cov = direct_coverage(k, st["n_fresh"], n_pattern, None if pool is None else len(pool))
+    return {"exhaustive": False, "n_fresh": st["n_fresh"], "n_singletons": f1, "n_doubletons": f2,
+            "n_estimated": n_est, "direct_coverage": cov, "estimated_complete": f1 == 0 and cov >= COVERAGE_MIN}
 
 
 def scyfi(
@@ -388,7 +463,8 @@ def scyfi(
     inputs : (K,) array, optional
         A constant input ``s`` (folded into the offset).  None: no input (s = 0).
     settings : ScyfiSettings, optional
-        Loop counts, tolerances and the pattern pool (defaults: :class:`ScyfiSettings`).
+        Loop counts, tolerances, the pattern pool and which orders are enumerated
+        instead (``exhaustive``; defaults: :class:`ScyfiSettings`).
     seed : int, None or numpy.random.Generator
         Seed of the random candidates (order k uses ``SeedSequence(seed,
         spawn_key=(k,))``, the pattern pool ``spawn_key=(0,)``); results do not
@@ -423,10 +499,16 @@ def scyfi(
         (``"stable node"``, ``"stable spiral"``, ``"saddle"``, ``"unstable node"``,
         ``"unstable spiral"``, ``"non-hyperbolic"``), ``max_residual``,
         ``n_solves_to_find`` (solves since the previous discovery at that order),
-        ``found_at_solve`` (the solve count at that order when it was found).
+        ``found_at_solve`` (the solve count at that order when it was found),
+        ``n_hits`` (random starts that landed on it; -1 where enumerated).
         Per order: ``n_solves``, ``n_singular``, ``n_found``, ``hit_limit``,
         ``seconds``, ``n_outer``, ``n_inner``, ``n_rejected``, ``n_lower_order``,
-        ``n_duplicates``, ``n_loops``, ``n_lanes``.  Cycles are sorted by order,
+        ``n_duplicates``, ``n_loops``, ``n_lanes``, and how complete the order
+        is: ``exhaustive`` (bool: enumerated), ``n_fresh`` (random starts),
+        ``n_singletons`` / ``n_doubletons`` (f1 / f2: cycles hit once / twice),
+        ``n_estimated`` (Chao1 estimate of the cycles of that order),
+        ``direct_coverage`` (lower bound on the probability that a given cycle
+        was found) and ``estimated_complete`` (bool; see Notes).  Cycles are sorted by order,
         then by their pattern sequence, and start at their lexicographically
         smallest rotation.  Provenance attributes (call, arguments as JSON, seeds, versions).
 
@@ -438,9 +520,21 @@ def scyfi(
 
     Notes
     -----
-    The search is heuristic: it finds every cycle whose regions the jump
-    dynamics reach from the random starts, which in tests is all of them for
-    small systems; a missed cycle is possible.  Use
+    The heuristic finds every cycle whose regions the jump dynamics reach from
+    the random starts; unstable cycles of chaotic maps can be missed (with the
+    default counts 2-D systems lost 10-30 % of their 7-cycles).  Therefore, with
+    ``settings.exhaustive="auto"``, orders with at most ``n_outer * n_inner``
+    rotation classes of region sequences are enumerated instead, which is
+    complete and no more expensive (2-D: k <= 9).  At the heuristic orders
+    ``n_estimated`` is the Chao1 estimate from the hit counts,
+    :math:`\hat N = N_{obs} + f_1^2 / (2 f_2)` (:math:`N_{obs} + f_1 (f_1 - 1) / 2` if
+    :math:`f_2 = 0`): a lower bound that cannot see cycles much harder to reach
+    than those found.  ``estimated_complete`` is True for an enumerated order,
+    and for a heuristic one only if :math:`f_1 = 0` and ``direct_coverage``
+    :math:`= 1 - (1 - k / 2^{Pk})^{n_{fresh}} \ge 0.999` (every cycle would have been
+    drawn directly with probability 0.999), which the default counts rarely
+    give: a False flag says "not shown complete", not "incomplete".  See
+    :mod:`plrnn_numba.dynamics._completeness`; use
     :func:`plrnn_numba.dynamics.brute_force_cycles` to check small systems.
     """
     orders = _orders(max_order, min_order)
@@ -456,28 +550,39 @@ def scyfi(
     pool = streams.pool(pl)
 
     stat_names = ["n_solves", "n_singular", "n_found", "hit_limit", "seconds", *_STAT_META]
-    stats = {name: np.zeros(len(orders), dtype=np.float64 if name == "seconds" else np.int64) for name in stat_names}
-    stats["n_lanes"] = np.ones(len(orders), dtype=np.int64)
+    dtypes = {"seconds": np.float64, "n_estimated": np.float64, "direct_coverage": np.float64,
+              "exhaustive": bool, "estimated_complete": bool}
+    stats = {name: np.zeros(len(orders), dtype=dtypes.get(name, np.int64)) for name in stat_names}
     cycles: list[Cycle] = []
+    enumerate_order = [cfg.exhaustive_at(int(k), P) for k in orders]  # raises before any work is done
     for i, k in enumerate(orders):
         k = int(k)
         t0 = time.perf_counter()
-        n_out, n_in = cfg.counters(k, P)
-        n_lanes = 1 if be == "cpu" else (lanes or default_lanes(be, n_out * n_in, n_threads))
-        # at most one fresh candidate per solve until the budget runs out
-        stream = streams.stream(k, P, pool, hint=n_out * n_in)
-        batch = search_order(pl, k, n_out, n_in, cfg.max_solves, stream, cfg.engine_options,
-                             backend=be, lanes=n_lanes, n_threads=n_threads)
-        found, rejected = _verified(pl, k, batch.cycles(0), cfg.tol)
+        exhaustive = enumerate_order[i]
+        if exhaustive:
+            ((raw, st),) = exhaustive_search([pl], k, cfg.engine_options, be, n_threads, cfg.max_solves)
+            found, rejected = _verified(pl, k, raw, cfg.tol)
+            n_out = n_in = 0
+            n_lanes = st["n_lanes"]
+        else:
+            n_out, n_in = cfg.counters(k, P)
+            n_lanes = 1 if be == "cpu" else (lanes or default_lanes(be, n_out * n_in, n_threads))
+            # at most one fresh candidate per solve until the budget runs out
+            stream = streams.stream(k, P, pool, hint=n_out * n_in)
+            batch = search_order(pl, k, n_out, n_in, cfg.max_solves, stream, cfg.engine_options,
+                                 backend=be, lanes=n_lanes, n_threads=n_threads)
+            found, rejected = _verified(pl, k, batch.cycles(0), cfg.tol, batch.hits(0))
+            st = batch.stats(0)
         cycles.extend(found)
-        st = batch.stats(0)
         for name in ("n_solves", "n_singular", "hit_limit", "n_lower_order", "n_duplicates", "n_loops"):
-            stats[name][i] = st[name]
+            stats[name][i] = st.get(name, 0)
         stats["n_found"][i] = len(found)
         stats["n_outer"][i] = n_out
         stats["n_inner"][i] = n_in
         stats["n_rejected"][i] = st["n_inexact"] + rejected
         stats["n_lanes"][i] = n_lanes
+        for name, value in _completeness_stats(k, P, found, exhaustive, st, pool).items():
+            stats[name][i] = value
         stats["seconds"][i] = time.perf_counter() - t0
 
     cycles = finish_cycles(pl, cycles, cfg.tol_hyperbolic)
@@ -494,7 +599,9 @@ def scyfi(
     attrs.update(
         {
             "title": "Fixed points and k-cycles (SCYFI)",
-            "method": "SCYFI (heuristic search over linear-region sequences)",
+            "method": "SCYFI (heuristic search over linear-region sequences)" + (
+                "; orders " + ", ".join(str(int(k)) for k, e in zip(orders, enumerate_order) if e)
+                + " enumerated exhaustively (one sequence per rotation class)" if any(enumerate_order) else ""),
             "model": model.name,
             "tol": cfg.tol,
             "tol_hyperbolic": cfg.tol_hyperbolic,
@@ -523,7 +630,9 @@ def search_many(
     the batch is solved on numba's threads (``"parallel"``), on the GPU
     (``"cuda"``) or serially (``"cpu"``).  Maps whose pattern bits are
     independent share one candidate stream per order (the same as :func:`scyfi`
-    draws); the others each get their own map's pattern pool.
+    draws); the others each get their own map's pattern pool.  Orders that
+    ``settings.exhaustive`` enumerates are solved for all parameter vectors at
+    once, with the same sequences.
 
     Parameters
     ----------
@@ -543,7 +652,8 @@ def search_many(
     cycles : list of lists of Cycle
         Per parameter vector: its verified cycles with eigenvalues and stability, sorted.
     stats : dict of (n, n_orders) int arrays
-        ``n_solves``, ``n_singular``, ``n_found``, ``hit_limit``.
+        ``n_solves``, ``n_singular``, ``n_found``, ``hit_limit``, ``exhaustive``
+        and ``estimated_complete`` (0/1; as in the Dataset of :func:`scyfi`).
     """
     thetas = V.as_float_array(thetas, "thetas")
     if thetas.ndim != 2 or thetas.shape[0] == 0:
@@ -555,42 +665,59 @@ def search_many(
     p0 = pls[0]
     P, M = p0.n_bits, p0.dim
     n_sys, n_ord = len(pls), orders.size
-    counters = [cfg.counters(int(k), P) for k in orders]
-    work = n_sys * sum(a * b for a, b in counters) * M**3
+    exhaustive = [cfg.exhaustive_at(int(k), P) for k in orders]
+    heur = [j for j in range(n_ord) if not exhaustive[j]]  # the orders searched heuristically
+    n_h = len(heur)
+    counters = [cfg.counters(int(orders[j]), P) for j in heur]
+    work = n_sys * (sum(a * b for a, b in counters) + sum(lyndon_count(int(k), P) for k, e in zip(orders, exhaustive)
+                                                          if e)) * M**3
     be = resolve_backend(backend, dim=M, n_pattern=P, work=work, batched_cpu=True)
     n_threads = config.get_num_threads() if n_threads is None else V.positive_int(n_threads, "n_threads")
     pools = [streams.pool(pl) for pl in pls]
-    if all(pool is None for pool in pools):
-        shared = [streams.stream(int(k), P, None) for k in orders]
-        stream_list, stream_of = shared, np.tile(np.arange(n_ord), n_sys)
-    else:
-        stream_list = [streams.stream(int(k), P, pool) for pool in pools for k in orders]
-        stream_of = np.arange(n_sys * n_ord)
-    batch = BatchSearch(
-        p0.kernels, np.stack([pl.p for pl in pls]), p0.meta, M, P,
-        {
-            "system": np.repeat(np.arange(n_sys), n_ord),
-            "order": np.tile(orders, n_sys),
-            "stream": stream_of,
-            "n_outer": np.tile([c[0] for c in counters], n_sys),
-            "n_inner": np.tile([c[1] for c in counters], n_sys),
-            "max_solves": np.full(n_sys * n_ord, -1 if cfg.max_solves is None else cfg.max_solves),
-            "lanes": np.ones(n_sys * n_ord, dtype=np.int64),
-        },
-        stream_list, cfg.engine_options,
-    )
-    _run(batch, be, n_threads)
+    batch = None
+    if n_h:
+        if all(pool is None for pool in pools):
+            shared = [streams.stream(int(orders[j]), P, None) for j in heur]
+            stream_list, stream_of = shared, np.tile(np.arange(n_h), n_sys)
+        else:
+            stream_list = [streams.stream(int(orders[j]), P, pool) for pool in pools for j in heur]
+            stream_of = np.arange(n_sys * n_h)
+        batch = BatchSearch(
+            p0.kernels, np.stack([pl.p for pl in pls]), p0.meta, M, P,
+            {
+                "system": np.repeat(np.arange(n_sys), n_h),
+                "order": np.tile(orders[heur], n_sys),
+                "stream": stream_of,
+                "n_outer": np.tile([c[0] for c in counters], n_sys),
+                "n_inner": np.tile([c[1] for c in counters], n_sys),
+                "max_solves": np.full(n_sys * n_h, -1 if cfg.max_solves is None else cfg.max_solves),
+                "lanes": np.ones(n_sys * n_h, dtype=np.int64),
+            },
+            stream_list, cfg.engine_options,
+        )
+        _run(batch, be, n_threads)
+    # the enumerated orders: all systems at once, one order at a time
+    enumerated = {j: exhaustive_search(pls, int(orders[j]), cfg.engine_options, be, n_threads, cfg.max_solves)
+                  for j in range(n_ord) if exhaustive[j]}
     out = []
-    stats = {name: np.zeros((n_sys, n_ord), np.int64) for name in ("n_solves", "n_singular", "n_found", "hit_limit")}
+    stats = {name: np.zeros((n_sys, n_ord), np.int64)
+             for name in ("n_solves", "n_singular", "n_found", "hit_limit", "exhaustive", "estimated_complete")}
     for g, pl in enumerate(pls):
         cyc: list[Cycle] = []
         for j, k in enumerate(orders):
-            srch = g * n_ord + j
-            found, _ = _verified(pl, int(k), batch.cycles(srch), cfg.tol)
+            if exhaustive[j]:
+                raw, st = enumerated[j][g]
+                found, _ = _verified(pl, int(k), raw, cfg.tol)
+            else:
+                srch = g * n_h + heur.index(j)
+                found, _ = _verified(pl, int(k), batch.cycles(srch), cfg.tol, batch.hits(srch))
+                st = batch.stats(srch)
             cyc.extend(found)
-            st = batch.stats(srch)
             for name in ("n_solves", "n_singular", "hit_limit"):
                 stats[name][g, j] = st[name]
             stats["n_found"][g, j] = len(found)
+            comp = _completeness_stats(int(k), P, found, exhaustive[j], st, pools[g])
+            stats["exhaustive"][g, j] = comp["exhaustive"]
+            stats["estimated_complete"][g, j] = comp["estimated_complete"]
         out.append(finish_cycles(pl, cyc, cfg.tol_hyperbolic))
     return out, stats

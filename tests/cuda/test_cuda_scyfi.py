@@ -19,7 +19,8 @@ from tests.test_scyfi import assert_same_cycles, random_plrnn
 
 pytestmark = pytest.mark.cudasim
 
-SMALL = {"settings": ScyfiSettings(n_outer=3, n_inner=40)}
+# the heuristic (exhaustive="auto" would enumerate these small orders; see the test of that path below)
+SMALL = {"settings": ScyfiSettings(n_outer=3, n_inner=40, exhaustive=False)}
 
 
 def test_running_in_the_simulator():
@@ -68,6 +69,16 @@ def test_one_lane_gives_exactly_the_cpu_search(seed):
     np.testing.assert_array_equal(a.n_solves.values, b.n_solves.values)
     np.testing.assert_array_equal(a.n_singular.values, b.n_singular.values)
     assert b.attrs["backend"] == "cuda"
+
+
+def test_enumerated_orders_give_exactly_the_cpu_result():
+    params = random_plrnn(3, 2)
+    cfg = {"settings": ScyfiSettings(exhaustive=True)}
+    a = scyfi(*params, 3, **cfg)
+    b = scyfi(*params, 3, backend="cuda", **cfg)
+    assert_same_cycles(b, a)
+    np.testing.assert_array_equal(a.n_solves.values, b.n_solves.values)
+    assert b.exhaustive.values.all() and b.estimated_complete.values.all()
 
 
 def test_shallow_one_lane_gives_exactly_the_cpu_search():
