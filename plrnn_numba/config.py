@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 
 import numba
+import numpy as np
 
 #: fast-math flags used by every kernel (NaN/inf semantics preserved).
 FASTMATH: frozenset[str] = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
@@ -286,6 +287,40 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Number of numba worker threads parallel engines may use."""
     return numba.get_num_threads()
+
+
+def parallel_threads(n_threads, n_items: int, work: float) -> int:
+    """Threads for an engine that runs ``n_items`` independent items (1: its serial variant).
+
+    ``n_threads=None``: numba's thread count when there are two items or more and ``work`` (the
+    engine's flop estimate) reaches :data:`BPTT_PARALLEL_MIN_WORK` -- entering a parallel region
+    costs thread wake-ups, which small problems do not repay; an explicit ``n_threads`` is used as
+    given (at most one thread per item and numba's pool size).
+    """
+    if n_threads is None:
+        nt = get_num_threads()
+        return 1 if nt <= 1 or n_items < 2 or work < BPTT_PARALLEL_MIN_WORK else int(min(nt, n_items))
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int or None; got {n_threads!r}")
+    return int(min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
+
+
+class threads_for:
+    """Context manager: numba's thread count set to ``n`` inside, restored after."""
+
+    def __init__(self, n: int):
+        self.n = int(n)
+
+    def __enter__(self):
+        self._old = numba.get_num_threads()
+        if self.n != self._old:
+            numba.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if numba.get_num_threads() != self._old:
+            numba.set_num_threads(self._old)
+        return False
 
 
 # -- tunables ----------------------------------------------------------------------------

@@ -242,3 +242,20 @@ def test_flossing_hook_records_the_episodes_it_ran(tmp_path):
     with pytest.raises(ValueError, match="flossing.k must be <="):
         pn.train(driven, driven.init(0), batch, n_epochs=1, readout=pn.LinearReadout(1),
                  hooks=[FlossingEpisodes(Flossing(k=7), {0: 1})])
+
+
+def test_parallel_batch_equals_serial():
+    # trajectories on threads, each with its own gradient accumulator, summed in order: the same result
+    # up to the order of the additions, and the same from run to run
+    model = pn.VanillaRNN(10, n_inputs=1)
+    theta = model.init(1, g=1.8)
+    rng = np.random.default_rng(3)
+    z0, inputs = rng.standard_normal((3, 10)), rng.standard_normal((3, 30, 1))
+    a, b, c = (flossing_loss_and_grad(model, theta, 3, 0.0, z0=z0, n_steps=30, inputs=inputs, n_threads=n)
+               for n in (1, 2, 2))
+    np.testing.assert_allclose(b.loss, a.loss, rtol=1e-14)
+    np.testing.assert_allclose(b.grad, a.grad, rtol=1e-12, atol=1e-14 * np.abs(a.grad).max())
+    np.testing.assert_array_equal(b.grad_z0, a.grad_z0)
+    np.testing.assert_array_equal(b.grad, c.grad)
+    with pytest.raises(ValueError, match="n_threads"):
+        flossing_loss_and_grad(model, theta, 3, z0=z0, n_steps=30, inputs=inputs, n_threads=0)

@@ -125,3 +125,13 @@ def test_constant_and_shared_inputs_equal_the_explicit_batch_form():
                                   ref["exponents"].values)
     with pytest.raises(ValueError, match=r"inputs must have shape \(2,\) \(constant\)"):
         lyapunov_spectrum(model, theta, inputs=np.zeros(3), **kw)
+
+
+def test_parallel_initial_conditions_equal_serial():
+    model = pn.VanillaRNN(12)
+    theta = model.init(0, g=2.0)
+    a, b = (pn.dynamics.lyapunov_spectrum(model, theta, k=4, n_steps=300, n_transient=50, n_transient_ons=20,
+                                          n_init=3, seed=1, n_threads=n) for n in (1, 2))
+    np.testing.assert_array_equal(a["exponents"].values, b["exponents"].values)
+    with pytest.raises(ValueError, match="n_threads"):
+        pn.dynamics.lyapunov_spectrum(model, theta, k=2, n_steps=10, n_threads=-1)

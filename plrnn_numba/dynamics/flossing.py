@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-from numba import types
+from numba import prange, types
 from numpy.typing import ArrayLike
 
 from .. import _validate as V
@@ -136,70 +136,96 @@ def _qr_pullback(Q, R, Qbar, rbar):
     return np.ascontiguousarray(_upper_solve_rows(R, np.ascontiguousarray((Qbar + Q @ Mx).T)).T)
 
 
-@config.jit(_FLOSS_SIG)
-def _flossing_kernel(step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp, gz0):
+@config.njit
+def _floss_one(b, step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp, gz0):
+    # one trajectory b: writes lam[b], gz0[b], adds its parameter gradient to gp, returns its loss term
     B, M = Z0.shape
     T = S.shape[0]
     K = S.shape[2]
     k = Q0.shape[2]
-    loss = 0.0
     J = np.empty((M, M))
+    Sb = np.ascontiguousarray(S[:, b, :])
+    zs = np.empty((T + 1, M))
+    zs[0] = Z0[b]
+    Ys = np.empty((T + 1, M, k))
+    Ys[0] = Q0[b]
+    Rs = np.zeros((T, k, k))
+    is_qr = np.zeros(T, dtype=np.bool_)
+    logs = np.zeros(k)
+    for t in range(T):
+        s2 = Sb[t].reshape((1, K))
+        Y = tangent_product(jac, tan, p, meta, zs[t], Sb[t], J, Ys[t])
+        call_step(step, p, meta, zs[t].reshape((1, M)), s2, zs[t + 1].reshape((1, M)))
+        if (t + 1) % t_ons == 0 or t == T - 1:
+            Q, R = np.linalg.qr(Y)
+            for i in range(k):
+                if R[i, i] < 0.0:
+                    for j in range(k):
+                        R[i, j] = -R[i, j]
+                    for m in range(M):
+                        Q[m, i] = -Q[m, i]
+                logs[i] += np.log(R[i, i])
+            Ys[t + 1] = Q
+            Rs[t] = R
+            is_qr[t] = True
+        else:
+            Ys[t + 1] = Y
+    loss = 0.0
+    for i in range(k):
+        lam[b, i] = logs[i] / T
+        d = lam[b, i] - target
+        loss += d * d / B
+    # backward
+    lbar = np.empty(k)
+    for i in range(k):
+        lbar[i] = 2.0 * (lam[b, i] - target) / B
+    Ybar = np.zeros((M, k))
+    zbar = np.zeros((1, M))
+    gzF = np.empty((1, M))
+    gzJ = np.empty(M)
+    G = np.empty((T, M))
+    rbar = np.empty(k)
+    for t in range(T - 1, -1, -1):
+        if is_qr[t]:
+            R = Rs[t]
+            for i in range(k):
+                rbar[i] = lbar[i] / (T * R[i, i])
+            Abar = _qr_pullback(Ys[t + 1], R, Ybar, rbar)
+        else:
+            Abar = Ybar
+        Ybar = tangent_pullback(jac, jvjp, tvjp, p, meta, zs[t], Sb[t], J, Ys[t], Abar, gzJ, gp)
+        G[t] = zbar[0]
+        call_state_vjp(svjp, p, meta, zs[t].reshape((1, M)), Sb[t].reshape((1, K)), zbar, gzF)
+        for m in range(M):
+            zbar[0, m] = gzF[0, m] + gzJ[m]
+    call_param_vjp(pvjp, p, meta, np.ascontiguousarray(zs[:T]), Sb, G, gp)
+    gz0[b] = zbar[0]
+    return loss
+
+
+@config.jit(_FLOSS_SIG)
+def _flossing_kernel(step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp, gz0):
+    loss = 0.0
+    for b in range(Z0.shape[0]):
+        loss += _floss_one(b, step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp, gz0)
+    return loss
+
+
+# the trajectories in parallel: one gradient accumulator per trajectory, summed in order (so the
+# result does not depend on the thread schedule)
+@config.jit(_FLOSS_SIG, parallel=True)
+def _flossing_kernel_parallel(step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp,
+                              gz0):
+    B = Z0.shape[0]
+    gps = np.zeros((B, gp.shape[0]))
+    losses = np.zeros(B)
+    for b in prange(B):
+        losses[b] = _floss_one(b, step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam,
+                               gps[b], gz0)
+    loss = 0.0
     for b in range(B):
-        Sb = np.ascontiguousarray(S[:, b, :])
-        zs = np.empty((T + 1, M))
-        zs[0] = Z0[b]
-        Ys = np.empty((T + 1, M, k))
-        Ys[0] = Q0[b]
-        Rs = np.zeros((T, k, k))
-        is_qr = np.zeros(T, dtype=np.bool_)
-        logs = np.zeros(k)
-        for t in range(T):
-            s2 = Sb[t].reshape((1, K))
-            Y = tangent_product(jac, tan, p, meta, zs[t], Sb[t], J, Ys[t])
-            call_step(step, p, meta, zs[t].reshape((1, M)), s2, zs[t + 1].reshape((1, M)))
-            if (t + 1) % t_ons == 0 or t == T - 1:
-                Q, R = np.linalg.qr(Y)
-                for i in range(k):
-                    if R[i, i] < 0.0:
-                        for j in range(k):
-                            R[i, j] = -R[i, j]
-                        for m in range(M):
-                            Q[m, i] = -Q[m, i]
-                    logs[i] += np.log(R[i, i])
-                Ys[t + 1] = Q
-                Rs[t] = R
-                is_qr[t] = True
-            else:
-                Ys[t + 1] = Y
-        for i in range(k):
-            lam[b, i] = logs[i] / T
-            d = lam[b, i] - target
-            loss += d * d / B
-        # backward
-        lbar = np.empty(k)
-        for i in range(k):
-            lbar[i] = 2.0 * (lam[b, i] - target) / B
-        Ybar = np.zeros((M, k))
-        zbar = np.zeros((1, M))
-        gzF = np.empty((1, M))
-        gzJ = np.empty(M)
-        G = np.empty((T, M))
-        rbar = np.empty(k)
-        for t in range(T - 1, -1, -1):
-            if is_qr[t]:
-                R = Rs[t]
-                for i in range(k):
-                    rbar[i] = lbar[i] / (T * R[i, i])
-                Abar = _qr_pullback(Ys[t + 1], R, Ybar, rbar)
-            else:
-                Abar = Ybar
-            Ybar = tangent_pullback(jac, jvjp, tvjp, p, meta, zs[t], Sb[t], J, Ys[t], Abar, gzJ, gp)
-            G[t] = zbar[0]
-            call_state_vjp(svjp, p, meta, zs[t].reshape((1, M)), Sb[t].reshape((1, K)), zbar, gzF)
-            for m in range(M):
-                zbar[0, m] = gzF[0, m] + gzJ[m]
-        call_param_vjp(pvjp, p, meta, np.ascontiguousarray(zs[:T]), Sb, G, gp)
-        gz0[b] = zbar[0]
+        loss += losses[b]
+        gp += gps[b]
     return loss
 
 
@@ -524,6 +550,7 @@ def flossing_loss_and_grad(
     inputs=None,
     q0=None,
     seed: int | np.random.Generator | None = 0,
+    n_threads: int | None = None,
 ) -> FlossingResult:
     """Flossing loss ``sum_i (lambda_i - target)^2`` of the first ``k`` exponents and its exact gradient.
 
@@ -562,6 +589,11 @@ def flossing_loss_and_grad(
     seed : int, None or numpy.random.Generator
         Seeds the default ``z0`` and ``q0``; the int that repeats the
         evaluation is returned as ``FlossingResult.seed``.
+    n_threads : int, optional
+        The trajectories of the batch run in parallel on this many numba
+        threads (default: all of them for a batch with enough work, see
+        :func:`plrnn_numba.config.parallel_threads`; 1: serially).  Each
+        thread sums its own gradient, and the sums are added in a fixed order.
 
     Returns
     -------
@@ -603,9 +635,12 @@ def flossing_loss_and_grad(
     gp = np.zeros(p.size)
     gz0 = np.empty((B, M))
     config.prepare_engines()
-    with np.errstate(all="ignore"):
+    # per step and trajectory: the tangent product and its pullback (about 3 x 2 M^2 k), two QR-sized terms
+    n_thr = config.parallel_threads(n_threads, B, B * n_steps * (6.0 * M * M * k + 8.0 * M * k * k))
+    engine = _flossing_kernel if n_thr == 1 else _flossing_kernel_parallel
+    with np.errstate(all="ignore"), config.threads_for(n_thr if n_thr > 1 else config.get_num_threads()):
         try:
-            loss = _flossing_kernel(
+            loss = engine(
                 addr.step,
                 addr.state_vjp,
                 addr.param_vjp,

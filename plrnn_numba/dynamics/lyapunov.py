@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 import xarray as xr
-from numba import types
+from numba import prange, types
 from numpy.typing import ArrayLike
 
 from .. import _validate as V
@@ -57,12 +57,24 @@ _LYAP_SIG = types.void(
 )
 
 
-@config.jit(_LYAP_SIG)
-def _lyapunov_kernel(
-    step, jac, tan, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks, out, trace, diverged,
-    blocks
+@config.njit(inline="always")
+def _accumulated_qr_steps(n_transient_ons, n_steps, t_ons):
+    # number of QR steps whose log R_ii are accumulated (those ending at tt >= n_transient_ons)
+    n_total = n_transient_ons + n_steps
+    n_acc = 0
+    for tt in range(n_transient_ons, n_total):
+        if (tt + 1) % t_ons == 0 or tt == n_total - 1:
+            n_acc += 1
+    return n_acc
+
+
+@config.njit
+def _lyapunov_one(
+    b, step, jac, tan, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks, n_acc, out, trace,
+    diverged, blocks
 ):
-    B, M = z0.shape
+    # one initial condition b (independent of the others: the engines below run them serially or in parallel)
+    M = z0.shape[1]
     k = Q0.shape[2]
     K = S.shape[2]
     z = np.empty((1, M))
@@ -71,67 +83,85 @@ def _lyapunov_kernel(
     J = np.empty((M, M))
     n_qr_trace = trace.shape[1]
     n_total = n_transient_ons + n_steps
-    # number of QR steps whose log R_ii are accumulated (those ending at tt >= n_transient_ons)
-    n_acc = 0
-    for tt in range(n_transient_ons, n_total):
-        if (tt + 1) % t_ons == 0 or tt == n_total - 1:
-            n_acc += 1
-    for b in range(B):
-        i_acc = 0
-        z[0, :] = z0[b]
-        Q = Q0[b].copy()
-        sums = np.zeros(k)
-        t = 0
-        bad = False
-        # state transient: only the trajectory
-        for _ in range(n_transient):
-            s[0, :] = S[t, b]
-            call_step(step, p, meta, z, s, zn)
-            z[0, :] = zn[0]
-            t += 1
-        if not np.all(np.isfinite(z)):
-            bad = True
-        i_qr = 0
-        for tt in range(n_total):
-            if bad:
-                break
-            s[0, :] = S[t, b]
-            Q = tangent_product(jac, tan, p, meta, z[0], s[0], J, Q)
-            call_step(step, p, meta, z, s, zn)
-            z[0, :] = zn[0]
-            t += 1
-            if (tt + 1) % t_ons == 0 or tt == n_total - 1:
-                if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(z))):
-                    bad = True
-                    break
-                Qn, R = np.linalg.qr(Q)
-                j_block = i_acc * n_blocks // n_acc if tt >= n_transient_ons else 0
-                for i in range(k):
-                    r = R[i, i]
-                    if r < 0.0:
-                        # positive diagonal: flip the sign of column i of Q (and row i of R)
-                        for m in range(M):
-                            Qn[m, i] = -Qn[m, i]
-                        r = -r
-                    if tt >= n_transient_ons:
-                        lr = np.log(r) if r > 0.0 else -np.inf
-                        sums[i] += lr
-                        blocks[b, j_block, i] += lr
-                if tt >= n_transient_ons:
-                    i_acc += 1
-                Q = np.ascontiguousarray(Qn)
-                if tt >= n_transient_ons and i_qr < n_qr_trace:
-                    done = tt + 1 - n_transient_ons
-                    for i in range(k):
-                        trace[b, i_qr, i] = sums[i] / done
-                    i_qr += 1
+    i_acc = 0
+    z[0, :] = z0[b]
+    Q = Q0[b].copy()
+    sums = np.zeros(k)
+    t = 0
+    bad = False
+    # state transient: only the trajectory
+    for _ in range(n_transient):
+        s[0, :] = S[t, b]
+        call_step(step, p, meta, z, s, zn)
+        z[0, :] = zn[0]
+        t += 1
+    if not np.all(np.isfinite(z)):
+        bad = True
+    i_qr = 0
+    for tt in range(n_total):
         if bad:
-            diverged[b] = 1
+            break
+        s[0, :] = S[t, b]
+        Q = tangent_product(jac, tan, p, meta, z[0], s[0], J, Q)
+        call_step(step, p, meta, z, s, zn)
+        z[0, :] = zn[0]
+        t += 1
+        if (tt + 1) % t_ons == 0 or tt == n_total - 1:
+            if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(z))):
+                bad = True
+                break
+            Qn, R = np.linalg.qr(Q)
+            j_block = i_acc * n_blocks // n_acc if tt >= n_transient_ons else 0
             for i in range(k):
-                out[b, i] = np.nan
-        else:
-            for i in range(k):
-                out[b, i] = sums[i] / n_steps
+                r = R[i, i]
+                if r < 0.0:
+                    # positive diagonal: flip the sign of column i of Q (and row i of R)
+                    for m in range(M):
+                        Qn[m, i] = -Qn[m, i]
+                    r = -r
+                if tt >= n_transient_ons:
+                    lr = np.log(r) if r > 0.0 else -np.inf
+                    sums[i] += lr
+                    blocks[b, j_block, i] += lr
+            if tt >= n_transient_ons:
+                i_acc += 1
+            Q = np.ascontiguousarray(Qn)
+            if tt >= n_transient_ons and i_qr < n_qr_trace:
+                done = tt + 1 - n_transient_ons
+                for i in range(k):
+                    trace[b, i_qr, i] = sums[i] / done
+                i_qr += 1
+    if bad:
+        diverged[b] = 1
+        for i in range(k):
+            out[b, i] = np.nan
+    else:
+        for i in range(k):
+            out[b, i] = sums[i] / n_steps
+
+
+@config.jit(_LYAP_SIG)
+def _lyapunov_kernel(
+    step, jac, tan, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks, out, trace, diverged,
+    blocks
+):
+    n_acc = _accumulated_qr_steps(n_transient_ons, n_steps, t_ons)
+    for b in range(z0.shape[0]):
+        _lyapunov_one(b, step, jac, tan, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks,
+                      n_acc, out, trace, diverged, blocks)
+
+
+# the same over initial conditions in parallel (a separate engine: entering a parallel region costs
+# thread wake-ups, so one initial condition or one thread uses the serial one)
+@config.jit(_LYAP_SIG, parallel=True)
+def _lyapunov_kernel_parallel(
+    step, jac, tan, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks, out, trace, diverged,
+    blocks
+):
+    n_acc = _accumulated_qr_steps(n_transient_ons, n_steps, t_ons)
+    for b in prange(z0.shape[0]):
+        _lyapunov_one(b, step, jac, tan, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, t_ons, n_blocks,
+                      n_acc, out, trace, diverged, blocks)
 
 
 def lyapunov_spectrum(
@@ -149,6 +179,7 @@ def lyapunov_spectrum(
     trace: bool = False,
     n_blocks: int = 20,
     seed: int | np.random.Generator | None = 0,
+    n_threads: int | None = None,
 ) -> xr.Dataset:
     """Lyapunov exponents of ``model`` by QR reorthonormalisation, with standard errors.
 
@@ -187,6 +218,12 @@ def lyapunov_spectrum(
     seed : int, None or numpy.random.Generator
         Seeds the default initial states and the initial orthonormal system;
         the int that repeats the run is recorded in the ``seeds`` attribute.
+    n_threads : int, optional
+        Initial conditions run in parallel on this many numba threads
+        (default: all of numba's threads when there are several initial
+        conditions and enough work, see
+        :func:`plrnn_numba.config.parallel_threads`; 1: serially).  The
+        results do not depend on it.
 
     Returns
     -------
@@ -256,9 +293,13 @@ def lyapunov_spectrum(
     blocks = np.zeros((B, n_eff, k))
     kern = model.kernels.addresses()
     config.prepare_engines()
+    # per step: the tangent product (2 M^2 k) and the QR factorisation (about 4 M k^2)
+    work = B * (n_transient_ons + n_steps) * (2.0 * M * M * k + 4.0 * M * k * k)
+    n_thr = config.parallel_threads(n_threads, B, work)
+    engine = _lyapunov_kernel if n_thr == 1 else _lyapunov_kernel_parallel
     t0 = time.perf_counter()
-    with np.errstate(all="ignore"):
-        _lyapunov_kernel(
+    with np.errstate(all="ignore"), config.threads_for(n_thr if n_thr > 1 else config.get_num_threads()):
+        engine(
             kern.step,
             kern.jacobian,
             tangent_addresses(model).tangent,
