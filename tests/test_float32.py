@@ -1,4 +1,6 @@
-"""The float32 mode of backpropagation through time against float64 (same kernels, single precision)."""
+"""The float32 mode (BPTT, training, simulation, Lyapunov spectra) against float64: same kernels, single precision."""
+
+import json
 
 import numpy as np
 import pytest
@@ -94,3 +96,23 @@ def test_simulate_in_float32(model):
     assert np.max(np.abs(Z32 - Z64)) <= F32_RTOL * np.max(np.abs(Z64))
     with pytest.raises(TypeError, match="no float32 kernels"):
         pn.simulate(pn.ShallowPLRNN(2, 4), pn.ShallowPLRNN(2, 4).init(0), np.zeros(2), n_steps=3, dtype="float32")
+
+
+def test_lyapunov_spectrum_in_float32():
+    # a contracting LSTM: the same stable orbit, the same exponents to float32 rounding
+    lstm = pn.LSTM(n_hidden=4)
+    theta = lstm.init(0)
+    kw = dict(k=3, n_steps=2000, n_transient=200, n_init=2, seed=0)
+    a = pn.dynamics.lyapunov_spectrum(lstm, theta, **kw)
+    b = pn.dynamics.lyapunov_spectrum(lstm, theta, dtype="float32", **kw)
+    assert json.loads(b.attrs["arguments"])["dtype"] == "float32"
+    np.testing.assert_allclose(b["exponents"].values, a["exponents"].values, rtol=1e-5)
+    # a chaotic tanh RNN (tangent kernels): another orbit, the same exponents within their spread
+    rnn = pn.VanillaRNN(30)
+    theta = rnn.init(0, g=3.0)
+    kw = dict(k=2, n_steps=8000, n_init=3, seed=0)
+    a = pn.dynamics.lyapunov_spectrum(rnn, theta, **kw)
+    b = pn.dynamics.lyapunov_spectrum(rnn, theta, dtype="float32", **kw)
+    assert a["exponents"].values[:, 0].min() > 0.05  # chaotic
+    spread = 3 * a["exponents"].values.std(axis=0) + 0.01
+    assert np.all(np.abs(b["exponents"].values.mean(axis=0) - a["exponents"].values.mean(axis=0)) < spread)

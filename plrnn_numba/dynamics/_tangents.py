@@ -45,7 +45,7 @@ def tangent_product(jac, tan, p, meta, z, s, J, Y):
     """``J(z, s) Y`` for a tangent system ``Y`` (M, k): by the model's tangent kernel when it has one
     (``tan != 0``), else through the dense Jacobian (written to ``J``)."""
     if tan != 0:
-        JY = np.empty(Y.shape)
+        JY = np.empty(Y.shape, Y.dtype)
         call_tangent(tan, p, meta, z, s, Y, JY)
         return JY
     call_jacobian(jac, p, meta, z, s, J)

@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import config, io
-from ..models.base import Model, call_step, check_model, model_params, tangent_addresses
+from ..models.base import Model, call_step, check_model, check_precision, model_params, tangent_addresses
 from ._tangents import initial_tangents, tangent_product
 
 _f1 = types.float64[::1]
@@ -57,6 +57,20 @@ _LYAP_SIG = types.void(
 )
 
 
+# float32 mode: parameters, trajectory, inputs and tangent system in float32 (p, z0, S, Q0); the sums of
+# log R_ii and every output stay float64
+_LYAP_SIG32 = types.void(
+    *_LYAP_SIG.args[:3],
+    types.float32[::1],
+    _LYAP_SIG.args[4],
+    types.float32[:, ::1],
+    types.float32[:, :, ::1],
+    types.float32[:, :, ::1],
+    *_LYAP_SIG.args[8:],
+)
+_LYAP_SIGS = {"float64": _LYAP_SIG, "float32": _LYAP_SIG32}
+
+
 @config.njit(inline="always")
 def _accumulated_qr_steps(n_transient_ons, n_steps, t_ons):
     # number of QR steps whose log R_ii are accumulated (those ending at tt >= n_transient_ons)
@@ -77,10 +91,10 @@ def _lyapunov_one(
     M = z0.shape[1]
     k = Q0.shape[2]
     K = S.shape[2]
-    z = np.empty((1, M))
-    zn = np.empty((1, M))
-    s = np.empty((1, K))
-    J = np.empty((M, M))
+    z = np.empty((1, M), z0.dtype)
+    zn = np.empty((1, M), z0.dtype)
+    s = np.empty((1, K), z0.dtype)
+    J = np.empty((M, M), z0.dtype)
     n_qr_trace = trace.shape[1]
     n_total = n_transient_ons + n_steps
     i_acc = 0
@@ -180,6 +194,7 @@ def lyapunov_spectrum(
     n_blocks: int = 20,
     seed: int | np.random.Generator | None = 0,
     n_threads: int | None = None,
+    dtype="float64",
 ) -> xr.Dataset:
     """Lyapunov exponents of ``model`` by QR reorthonormalisation, with standard errors.
 
@@ -224,6 +239,14 @@ def lyapunov_spectrum(
         conditions and enough work, see
         :func:`plrnn_numba.config.parallel_threads`; 1: serially).  The
         results do not depend on it.
+    dtype : {"float64", "float32"}
+        Precision of the trajectory, the tangent products and the QR
+        factorisations (float32: models whose ``dtypes`` include it); the
+        sums of ``log R_ii`` and the outputs are float64.  On a stable
+        orbit the exponents agree with float64 to about 1e-7; on a chaotic
+        one the float32 orbit is another orbit, and the estimates agree
+        within their spread across initial conditions (measured: 0.005 at
+        N = 40, g = 3 for the vanilla RNN, 20,000 steps).
 
     Returns
     -------
@@ -261,6 +284,7 @@ def lyapunov_spectrum(
     """
     check_model(model)
     theta = model.check_theta(theta)
+    dtype = check_precision(model, dtype)
     M, K = model.dim, model.n_inputs
     k = M if k is None else V.positive_int(k, "k")
     if k > M:
@@ -291,23 +315,23 @@ def lyapunov_spectrum(
     block_len = _block_lengths(n_transient_ons, n_steps, t_ons, n_blocks)
     n_eff = block_len.size
     blocks = np.zeros((B, n_eff, k))
-    kern = model.kernels.addresses()
+    kern = model.kernels.addresses(dtype)
     config.prepare_engines()
     # per step: the tangent product (2 M^2 k) and the QR factorisation (about 4 M k^2)
     work = B * (n_transient_ons + n_steps) * (2.0 * M * M * k + 4.0 * M * k * k)
     n_thr = config.parallel_threads(n_threads, B, work)
-    engine = _lyapunov_kernel if n_thr == 1 else _lyapunov_kernel_parallel
+    engine = (_lyapunov_kernel if n_thr == 1 else _lyapunov_kernel_parallel).for_signature(_LYAP_SIGS[dtype])
     t0 = time.perf_counter()
     with np.errstate(all="ignore"), config.threads_for(n_thr if n_thr > 1 else config.get_num_threads()):
         engine(
             kern.step,
             kern.jacobian,
-            tangent_addresses(model).tangent,
-            model_params(model, theta),
+            tangent_addresses(model, dtype).tangent,
+            V.carray(model_params(model, theta), dtype),
             model.meta,
-            V.carray(Z0),
-            S,
-            V.carray(Q0),
+            V.carray(Z0, dtype),
+            V.carray(S, dtype),
+            V.carray(Q0, dtype),
             n_transient,
             n_transient_ons,
             n_steps,
@@ -407,6 +431,7 @@ def lyapunov_spectrum(
             "n_init": B,
             "driven": int(inputs is not None),
             "n_blocks": n_eff,
+            "dtype": dtype,
         },
         seeds=recorded_seed,
     )

@@ -158,12 +158,12 @@ def check_precision(model, dtype) -> str:
 call_step = make_caller(STEP_SIG, signature_for(STEP_SIG, "float32"))
 call_state_vjp = make_caller(STATE_VJP_SIG, signature_for(STATE_VJP_SIG, "float32"))
 call_param_vjp = make_caller(PARAM_VJP_SIG, signature_for(PARAM_VJP_SIG, "float32"))
-call_jacobian = make_caller(JACOBIAN_SIG)
+call_jacobian = make_caller(JACOBIAN_SIG, signature_for(JACOBIAN_SIG, "float32"))
 call_jacobian_vjp = make_caller(JACOBIAN_VJP_SIG)
 call_tape_step = make_caller(TAPE_STEP_SIG, signature_for(TAPE_STEP_SIG, "float32"))
 call_tape_state_vjp = make_caller(TAPE_STATE_VJP_SIG, signature_for(TAPE_STATE_VJP_SIG, "float32"))
 call_tape_param_vjp = make_caller(TAPE_PARAM_VJP_SIG, signature_for(TAPE_PARAM_VJP_SIG, "float32"))
-call_tangent = make_caller(TANGENT_SIG)
+call_tangent = make_caller(TANGENT_SIG, signature_for(TANGENT_SIG, "float32"))
 call_tangent_vjp = make_caller(TANGENT_VJP_SIG)
 
 STEP_TYPE = types.FunctionType(STEP_SIG)
@@ -248,11 +248,11 @@ class Kernels(NamedTuple):
     def addresses(self, dtype: str = "float64") -> Kernels:
         """Native addresses (int) of the kernels compiled for ``dtype``, as the engines take them.
 
-        The float32 variants are compiled for the three kernels of backpropagation through time
-        only (``jacobian`` and ``jacobian_vjp`` are 0 then).
+        The float32 variants are compiled for the kernels of backpropagation through time and the
+        Jacobian (``jacobian_vjp``, which only gradient flossing needs, is 0 then).
         """
         if dtype != "float64":
-            return Kernels(*(kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self[:3], _SIGS)), 0, 0)
+            return Kernels(*(kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self[:4], _SIGS)), 0)
         return Kernels(*(0 if k is None else kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
 
 
@@ -274,15 +274,17 @@ class TangentKernels(NamedTuple):
     tangent: object
     tangent_vjp: object
 
-    def addresses(self) -> TangentKernels:
-        """Native addresses (int) of the compiled kernels, as the engines take them."""
+    def addresses(self, dtype: str = "float64") -> TangentKernels:
+        """Native addresses (int) of the kernels compiled for ``dtype`` (float32: ``tangent`` only)."""
+        if dtype != "float64":
+            return TangentKernels(kernel_address(self.tangent, signature_for(TANGENT_SIG, dtype)), 0)
         return TangentKernels(*(kernel_address(k, sig) for k, sig in zip(self, _TANGENT_SIGS)))
 
 
-def tangent_addresses(model) -> TangentKernels:
+def tangent_addresses(model, dtype: str = "float64") -> TangentKernels:
     """The addresses of ``model``'s tangent kernels, or ``(0, 0)``: the engines then use the dense Jacobian."""
     tk = model.tangent_kernels
-    return TangentKernels(0, 0) if tk is None else tk.addresses()
+    return TangentKernels(0, 0) if tk is None else tk.addresses(dtype)
 
 
 class Model:

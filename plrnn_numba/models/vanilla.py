@@ -234,7 +234,7 @@ def vanilla_tangent(p, meta, z, s, Y, JY):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     k = Y.shape[1]
-    DY = np.empty((N, k))
+    DY = np.empty((N, k), Y.dtype)
     for j in range(N):
         d = _dphi(z[j], kind)
         for c in range(k):
@@ -250,7 +250,7 @@ def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
     gW, gV, gb = _views(g_p, N, K)
     k = Y.shape[1]
     WTA = np.dot(_wt(p, N, K), A)
-    DY = np.empty((N, k))
+    DY = np.empty((N, k), Y.dtype)
     for j in range(N):
         if kind == 0:
             t = _tanh(z[j])
