@@ -314,15 +314,25 @@ def versions(modules: Iterable[str] = ("numpy", "numba", "torch")) -> dict[str, 
 
 
 def blas_info() -> str:
-    """The BLAS numpy was built against (name and version), best effort."""
+    """The BLAS numpy was built against (name and version), and the CPU kernels that numba's products run
+    (``OPENBLAS_CORETYPE`` forces them on some machines), best effort."""
     try:
         import numpy as np
 
         cfg = np.show_config(mode="dicts")
         blas = cfg["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+        text = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:
-        return "unknown"
+        text = "unknown"
+    try:
+        from plrnn_numba.config import blas_kernels
+
+        k = blas_kernels()
+        forced = f"forced by OPENBLAS_CORETYPE={k['forced_by']}" if k["forced_by"] else "chosen for this CPU"
+        text += f"; kernels {k['architecture']} ({forced}; CPU AVX-512: {'yes' if k['cpu_avx512'] else 'no'})"
+    except Exception:
+        pass
+    return text
 
 
 def git_revision(path: str | os.PathLike | None = None) -> str:

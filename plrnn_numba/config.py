@@ -306,19 +306,20 @@ def parallel_threads(n_threads, n_items: int, work: float) -> int:
 
 
 class threads_for:
-    """Context manager: numba's thread count set to ``n`` inside, restored after."""
+    """Context manager: numba's thread count set to ``n`` inside, restored after (``n <= 1``: untouched)."""
 
     def __init__(self, n: int):
         self.n = int(n)
 
     def __enter__(self):
-        self._old = numba.get_num_threads()
-        if self.n != self._old:
+        # n <= 1: the serial engines, which do not use numba's threads (nothing to set)
+        self._old = numba.get_num_threads() if self.n > 1 else None
+        if self._old is not None and self.n != self._old:
             numba.set_num_threads(self.n)
         return self
 
     def __exit__(self, *exc):
-        if numba.get_num_threads() != self._old:
+        if self._old is not None and numba.get_num_threads() != self._old:
             numba.set_num_threads(self._old)
         return False
 
@@ -350,6 +351,24 @@ SCYFI_SMALL_DIM: int = 16
 SCYFI_BLOCKED_LU_DIM: int = 96
 #: panel width of the blocked LU.
 SCYFI_LU_BLOCK: int = 32
+#: SCYFI's fixed points by low-rank updates of a factorised region (plrnn_numba.dynamics._low_rank):
+#: ``low_rank="auto"`` uses them from this dimension on (below, a refactorisation is as cheap);
+SCYFI_LOW_RANK_MIN_DIM: int = 16
+#: candidates with more flipped bits than this fraction of P (relative to the base) are refactorised
+#: (an update with r flipped bits costs about as much as a refactorisation at r = 0.6 M for M = 16,
+#: 0.75 M for M = 24 to 50, 0.9 M from M = 100 on);
+SCYFI_LOW_RANK_MAX_FLIPS: float = 0.75
+#: an update is accepted only if its bound on the condition number of I - F_d is below this
+#: (it bounds the update's error; the refactorising path decides the rest);
+SCYFI_LOW_RANK_COND_MAX: float = 1e10
+#: a consistent update whose closure residual exceeds this times its scale is re-solved by refactorising;
+SCYFI_LOW_RANK_CLOSURE_RTOL: float = 1e-11
+#: a region becomes a lane's base only if its estimated reciprocal condition number is at least this;
+SCYFI_LOW_RANK_BASE_RCOND: float = 1e-6
+#: a base moves to a far or failed candidate's region only after serving this many updates;
+SCYFI_LOW_RANK_REBUILD_MIN: int = 8
+#: ``low_rank="auto"`` stays off when the lanes' bases (8 M P bytes each) would need more memory than this.
+SCYFI_LOW_RANK_MAX_BYTES: int = 1 << 30
 #: fresh random SCYFI candidates are drawn in chunks growing from the first to the largest size
 #: (in candidates; the largest also limited to ~8 MB).
 SCYFI_FIRST_CHUNK: int = 64

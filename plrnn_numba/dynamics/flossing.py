@@ -638,7 +638,7 @@ def flossing_loss_and_grad(
     # per step and trajectory: the tangent product and its pullback (about 3 x 2 M^2 k), two QR-sized terms
     n_thr = config.parallel_threads(n_threads, B, B * n_steps * (6.0 * M * M * k + 8.0 * M * k * k))
     engine = _flossing_kernel if n_thr == 1 else _flossing_kernel_parallel
-    with np.errstate(all="ignore"), config.threads_for(n_thr if n_thr > 1 else config.get_num_threads()):
+    with np.errstate(all="ignore"), config.threads_for(n_thr):
         try:
             loss = engine(
                 addr.step,

@@ -322,7 +322,7 @@ def lyapunov_spectrum(
     n_thr = config.parallel_threads(n_threads, B, work)
     engine = (_lyapunov_kernel if n_thr == 1 else _lyapunov_kernel_parallel).for_signature(_LYAP_SIGS[dtype])
     t0 = time.perf_counter()
-    with np.errstate(all="ignore"), config.threads_for(n_thr if n_thr > 1 else config.get_num_threads()):
+    with np.errstate(all="ignore"), config.threads_for(n_thr):
         engine(
             kern.step,
             kern.jacobian,

@@ -242,6 +242,10 @@ def vanilla_tangent(p, meta, z, s, Y, JY):
     np.dot(W, DY, JY)
 
 
+#: up to this many tangent vectors the pullback's update of dL/dW runs as rank-1 loops
+_RANK_UPDATE_LOOP_MAX = 4
+
+
 @tangent_vjp_kernel
 def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
     # <A, W D Y> with D = diag(phi'(z)): Ybar = D (W^T A), g_z_j = phi''(z_j) sum_c Y_jc (W^T A)_jc,
@@ -266,7 +270,16 @@ def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
             acc += Y[j, c] * w
             DY[j, c] = d1 * Y[j, c]
         g_z[j] = d2 * acc
-    gW += np.dot(A, DY.T)
+    if k <= _RANK_UPDATE_LOOP_MAX:
+        # a few rank-1 updates in place (a product would allocate and add an N x N temporary)
+        for i in range(N):
+            gi = gW[i]
+            for c in range(k):
+                a = A[i, c]
+                for j in range(N):
+                    gi[j] += a * DY[j, c]
+    else:
+        gW += np.dot(A, DY.T)
 
 
 VANILLA_KERNELS = build_kernels(
