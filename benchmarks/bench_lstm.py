@@ -99,9 +99,13 @@ def make_problem(case: Case, seed: int = 0):
     return model, theta, batch, readout, ro
 
 
-def numba_fn(model, theta, batch, readout, ro):
+#: columns of the package's float32 mode
+F32_HEADERS = ["numba f32 ms", "torch f32 / numba f32", "JAX f32 / numba f32", "numba f32 diff"]
+
+
+def numba_fn(model, theta, batch, readout, ro, dtype="float64"):
     def run():
-        return pn.loss_and_grad(model, theta, batch, readout=readout, readout_params=ro, loss="mse")
+        return pn.loss_and_grad(model, theta, batch, readout=readout, readout_params=ro, loss="mse", dtype=dtype)
 
     return run
 
@@ -344,7 +348,12 @@ def main(argv=None) -> int:
         t32_run, t32_result = torch_fns(case, model, theta, batch, ro, torch.float32, compiled=False)
         t_first_32, _ = C.timed_first_call(t32_run)
         diff32 = relative_difference(case.N, r, t32_result())
-        fns, names = [t64_run, t32_run, nb], ["float64", "float32", "numba"]
+        nb32 = numba_fn(model, theta, batch, readout, ro, "float32")
+        r32 = nb32()
+        ndiff32 = max(float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
+                      for a, b in ((np.array([r.loss]), np.array([r32.loss])), (r.grad, r32.grad),
+                                   (r.grad_z0, r32.grad_z0)))
+        fns, names = [t64_run, t32_run, nb, nb32], ["float64", "float32", "numba", "numba float32"]
         t_first_comp = float("nan")
         jdiff32 = float("nan")
         t_first_jax = {}
@@ -375,7 +384,10 @@ def main(argv=None) -> int:
         tc = timings.get("compiled")
         noisy64 = max(t64.spread, tn.spread) > NOISY_SPREAD
         noisy32 = max(t32.spread, tn.spread) > NOISY_SPREAD
+        tn32 = timings["numba float32"]
         jax_cols = [_ratio(timings.get("JAX float64"), tn), _ratio(timings.get("JAX float32"), tn)]
+        f32_cols = [C.fmt(tn32.median * 1e3), f"{C.fmt(t32.median / tn32.median, 2)}x",
+                    _ratio(timings.get("JAX float32"), tn32), f"{ndiff32:.1e}"]
         rows.append({
             "head": [case.label, C.fmt(t64.median * 1e3), C.fmt(t32.median * 1e3)],
             "compile": ["n/a" if tc is None else C.fmt(tc.median * 1e3)],
@@ -384,7 +396,7 @@ def main(argv=None) -> int:
                      f"{C.fmt(t64.cpu_median / tn.cpu_median, 2)}x",
                      f"{C.fmt(t32.median / tn.median, 2)}x" + (" (noisy)" if noisy32 else "")] + jax_cols
                     + [f"{tn.runs}", f"{diff64:.1e}", f"{diff32:.1e}",
-                       "n/a" if jdiff32 != jdiff32 else f"{jdiff32:.1e}"]})
+                       "n/a" if jdiff32 != jdiff32 else f"{jdiff32:.1e}"] + f32_cols})
         first_rows.append([case.label, C.fmt(t_first_nb * 1e3), C.fmt(t_first_64 * 1e3), C.fmt(t_first_32 * 1e3)]
                           + [C.fmt(t_first_jax[dt], 2) if dt in t_first_jax else "n/a"
                              for dt in ("float64", "float32")]
@@ -400,7 +412,8 @@ def main(argv=None) -> int:
                 "uses MKL and oneDNN, so its columns measure the same code).")
         rep.add()
         sub_headers = ["case", "torch f64 ms", "torch f32 ms", "numba ms", "vs f64", "vs f64 (CPU)", "vs f32",
-                       "JAX f64 / numba", "JAX f32 / numba", "runs", "f64 diff", "f32 diff", "JAX f32 diff"]
+                       "JAX f64 / numba", "JAX f32 / numba", "runs", "f64 diff", "f32 diff", "JAX f32 diff",
+                       *F32_HEADERS]
         rep.add(C.markdown_table(sub_headers, [r["head"] + r["tail"] for r in rows],
                                  align="l" + "r" * (len(sub_headers) - 1)))
         rep.add()
@@ -422,12 +435,14 @@ def main(argv=None) -> int:
             f"relative to the largest entry (checked against rtol {RTOL:g} before timing); `f32 diff`: the same "
             "for torch float32 against the float64 result (not checked). `JAX f64 / numba`, `JAX f32 / numba`: "
             "JAX's time (`jit(value_and_grad)` over `lax.scan`) divided by numba's; JAX float64 is included in "
-            "`f64 diff` (checked), `JAX f32 diff` as `f32 diff` (not checked)."
+            "`f64 diff` (checked), `JAX f32 diff` as `f32 diff` (not checked). `numba f32 ms`: the package's "
+            "float32 mode (`dtype='float32'`), against torch float32 and JAX float32; `numba f32 diff`: its "
+            "difference from the package's float64 result (loss, parameter and initial-state gradients)."
             + ("" if use_jax else f" JAX: {jax_note}."))
     rep.add()
     headers = ["case", "torch f64 ms", "torch f32 ms"] + (["torch.compile f64 ms"] if use_compile else []) + [
         "numba ms", "vs f64", "vs f64 (CPU)", "vs f32", "JAX f64 / numba", "JAX f32 / numba", "runs", "f64 diff",
-        "f32 diff", "JAX f32 diff"]
+        "f32 diff", "JAX f32 diff"] + F32_HEADERS
     rep.add(C.markdown_table(headers, [r["head"] + (r["compile"] if use_compile else []) + r["tail"] for r in rows],
                              align="l" + "r" * (len(headers) - 1)))
     rep.add()
@@ -486,7 +501,7 @@ def main(argv=None) -> int:
             "W_hh^T delta in the state pullback; the gradient delta^T h in the parameter pullback, over "
             "blocks of 256 rows of all steps), as torch's (forward, dh, dW_hh). The per-step products are row "
             "loops below 16 batch rows (or 8 units) and BLAS (`np.dot`, OpenBLAS) from there. "
-            "There is no float32 path.")
+            "The float32 mode runs the same kernels compiled for float32 arrays (single-precision BLAS).")
     rep.add("- One thread: OPENBLAS/MKL/OMP_NUM_THREADS=1 before the imports, `torch.set_num_threads(1)`, "
             "`numba.set_num_threads(1)`. OPENBLAS_CORETYPE applies to OpenBLAS (numpy and numba's `np.dot`); "
             "torch uses MKL and oneDNN.")
