@@ -171,12 +171,15 @@ def numpy_search_order(system, k, n_out, n_in, rng, pool, max_solves=None):
 
 
 def numba_search(system, orders, n_out, n_in, seed, pool):
+    # as scyfi() searches by default: fixed points by low-rank updates where "auto" chooses them
+    # (benchmarks/bench_scyfi_large.py compares both ways)
     opts = np.array([RCOND_MIN, DUP_RTOL, ACCEPT_RTOL])
     out = []
     for k in orders:
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,)))
         stream = S._FreshDraws(rng, k, system.n_bits, pool, hint=n_out * n_in)
-        batch = S.search_order(system, k, n_out, n_in, None, stream, opts)
+        low_rank = k == 1 and ScyfiSettings().low_rank_for([system], "cpu", 1)
+        batch = S.search_order(system, k, n_out, n_in, None, stream, opts, low_rank=low_rank)
         out.append((batch.cycles(0), batch.stats(0)["n_solves"]))
     return out
 

@@ -367,7 +367,7 @@ SCYFI_LOW_RANK_CLOSURE_RTOL: float = 1e-11
 SCYFI_LOW_RANK_BASE_RCOND: float = 1e-6
 #: a base moves to a far or failed candidate's region only after serving this many updates;
 SCYFI_LOW_RANK_REBUILD_MIN: int = 8
-#: ``low_rank="auto"`` stays off when the lanes' bases (8 M P bytes each) would need more memory than this.
+#: ``low_rank="auto"`` stays off when the lanes' bases (about 8 (M P + M^2) bytes each) would need more than this.
 SCYFI_LOW_RANK_MAX_BYTES: int = 1 << 30
 #: fresh random SCYFI candidates are drawn in chunks growing from the first to the largest size
 #: (in candidates; the largest also limited to ~8 MB).

@@ -136,6 +136,50 @@ class CorruptFileError(OSError):
     """A netCDF file failed its checksums (or could not be read): it was modified or damaged after writing."""
 
 
+# A trailer after the HDF5 data: magic, CRC-32 of everything before it, and that length.  HDF5
+# ignores bytes past the end of its data, so netCDF4, xarray and h5 tools read the file as usual;
+# open() checks the CRC *before* handing the file to HDF5, because some damage (in HDF5's global
+# heap, which has no checksum) makes the library loop forever instead of failing.
+_TRAILER_MAGIC = b"PNCRC32\x00"
+_TRAILER_SIZE = len(_TRAILER_MAGIC) + 4 + 8
+
+
+def _file_crc32(path: Path, length: int) -> int:
+    crc = 0
+    with path.open("rb") as f:
+        left = length
+        while left > 0:
+            block = f.read(min(left, 1 << 22))
+            if not block:
+                break
+            crc = zlib.crc32(block, crc)
+            left -= len(block)
+    return crc
+
+
+def _append_trailer(path: Path) -> None:
+    length = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(_TRAILER_MAGIC + _file_crc32(path, length).to_bytes(4, "little") + length.to_bytes(8, "little"))
+
+
+def _check_trailer(path: Path) -> None:
+    """CorruptFileError if the file's trailer does not match its bytes (files without one pass)."""
+    size = path.stat().st_size
+    if size < _TRAILER_SIZE:
+        return
+    with path.open("rb") as f:
+        f.seek(size - _TRAILER_SIZE)
+        tail = f.read(_TRAILER_SIZE)
+    if not tail.startswith(_TRAILER_MAGIC):
+        return  # not written by save() (or its magic was damaged: HDF5's own checks remain)
+    n = len(_TRAILER_MAGIC)
+    crc, length = int.from_bytes(tail[n : n + 4], "little"), int.from_bytes(tail[n + 4 :], "little")
+    if length != size - _TRAILER_SIZE or _file_crc32(path, length) != crc:
+        raise CorruptFileError(f"{path} fails its file checksum (CRC-32 written by plrnn_numba.io.save): it was "
+                               "damaged or modified after it was written")
+
+
 def _temporary(path: Path, pid: int) -> Path:
     return path.with_name(f".{path.name}.{pid}.tmp")
 
@@ -205,8 +249,10 @@ def save(ds: xr.Dataset, path, *, mode: str = "w") -> Path:
     one; the temporary file is removed on every failure (stale ones of killed
     processes are removed too, see :func:`remove_stale_temporaries`).  Every
     variable with data is stored with HDF5's fletcher32 checksum (strings as
-    character arrays), so :func:`open` detects a damaged file instead of
-    returning changed values.  Attributes that netCDF cannot hold (bools,
+    character arrays), and a CRC-32 of the whole file follows its HDF5 data
+    (HDF5 ignores trailing bytes), so :func:`open` detects a damaged file
+    instead of returning changed values -- or hanging in HDF5, which loops on
+    some damage to its unchecksummed global heap.  Attributes that netCDF cannot hold (bools,
     dicts, None) are converted (0/1, JSON strings, "None").
 
     Parameters
@@ -250,6 +296,7 @@ def save(ds: xr.Dataset, path, *, mode: str = "w") -> Path:
     tmp = _temporary(path, os.getpid())
     try:
         out.to_netcdf(tmp, mode="w", engine="netcdf4", encoding=encoding)
+        _append_trailer(tmp)
         if mode == "x":
             # a hard link creates the name only if it is still free: atomic create-if-absent
             try:
@@ -287,8 +334,10 @@ def open(path, **kwargs) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_data
     FileNotFoundError
         If ``path`` does not exist.
     CorruptFileError
-        If the file or one of its variables fails HDF5's checksum or cannot be
-        read (the message names the file and the variable).
+        If the file fails the whole-file CRC-32 that :func:`save` appends
+        (checked before HDF5 reads anything), or one of its variables fails
+        HDF5's checksum or cannot be read (the message names the file and the
+        variable).
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or path-like; got {type(path).__name__}")
@@ -301,6 +350,7 @@ def open(path, **kwargs) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_data
     # open and serve a later open of the same path.
     import netCDF4
 
+    _check_trailer(path)
     try:
         nc = netCDF4.Dataset(path, mode="r")
     except Exception as exc:

@@ -222,3 +222,22 @@ def test_single_byte_damage_is_detected_never_returned(kind, tmp_path):
     # about half of the sample's file is data, the rest HDF5 headers and reserved space,
     # where a flip changes nothing that is read (the package's result files: about a third)
     assert outcome["detected"] >= (50 if kind == "sample" else 20), outcome
+
+
+def test_file_checksum_trailer_is_checked_before_hdf5_and_invisible_to_other_readers(tmp_path):
+    ds = sample(48)
+    path = pn.io.save(ds, tmp_path / "a.nc")
+    # other readers see an ordinary netCDF file (HDF5 ignores the trailing bytes)
+    with xr.open_dataset(path) as plain:
+        np.testing.assert_array_equal(plain[list(ds.data_vars)[0]].values, ds[list(ds.data_vars)[0]].values)
+    # a file written without the trailer (by xarray) still opens through its HDF5 checksums
+    other = tmp_path / "b.nc"
+    plain_ds = xr.Dataset({"v": ("x", np.arange(5.0))})
+    plain_ds.to_netcdf(other, engine="netcdf4")
+    np.testing.assert_array_equal(pn.io.open(other)["v"].values, plain_ds["v"].values)
+    # damage to the trailer's checksum, or bytes appended after it, is reported
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0x40
+    (tmp_path / "c.nc").write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="file checksum"):
+        pn.io.open(tmp_path / "c.nc")

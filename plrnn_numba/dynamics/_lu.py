@@ -28,6 +28,80 @@ SOLVE_SINGULAR = 1  # zero pivot, or reciprocal condition number below rcond_min
 SOLVE_NONFINITE = 2  # Z, b or the solution overflowed
 
 
+def build_hager(jit, apply):
+    r"""Compile Hager's estimate of :math:`\|B\|_1` for an operator B given by its products.
+
+    The algorithm of LAPACK's xLACON (Hager 1984, "Condition estimates"), with
+    Higham's alternating-sign vector (Higham 1988, "FORTRAN codes for
+    estimating the one-norm of a real or complex matrix, with applications to
+    condition estimation"): a lower bound on
+    :math:`\|B\|_1` from at most 5 iterations of one product with B and one
+    with :math:`B^T`, plus one more product, each O(cost of a product).
+
+    Parameters
+    ----------
+    jit : decorator
+        As for :func:`build_lu`.
+    apply : compiled function
+        ``apply(A, P, x, transpose)``: ``x <- B x`` (``transpose`` False) or
+        ``x <- B^T x`` in place; ``A`` and ``P`` are the operator's data, passed
+        through (for :math:`B = A^{-1}`: the LU factors and pivots).
+
+    Returns
+    -------
+    compiled function
+        ``estimate(A, P, n, x, y) -> float`` for B of size n x n; ``x``, ``y``:
+        work vectors of length n.
+    """
+
+    @jit
+    def estimate(A, P, n, x, y):
+        for i in range(n):
+            x[i] = 1.0 / n
+        est = 0.0
+        for it in range(5):
+            for i in range(n):
+                y[i] = x[i]
+            apply(A, P, y, False)
+            new = 0.0
+            for i in range(n):
+                new += abs(y[i])
+            if it > 0 and new <= est:
+                break
+            est = new
+            # x <- B^T sign(y), keeping the previous x in y for the convergence test
+            for i in range(n):
+                s = 1.0 if y[i] >= 0.0 else -1.0
+                y[i] = x[i]
+                x[i] = s
+            apply(A, P, x, True)
+            jmax = 0
+            zmax = -1.0
+            dot = 0.0
+            for i in range(n):
+                dot += x[i] * y[i]
+                if abs(x[i]) > zmax:
+                    zmax = abs(x[i])
+                    jmax = i
+            if zmax <= dot:
+                break
+            for i in range(n):
+                x[i] = 0.0
+            x[jmax] = 1.0
+        # Higham's extra vector x_i = (-1)^i (1 + i / (n - 1))
+        for i in range(n):
+            sgn = 1.0 if i % 2 == 0 else -1.0
+            y[i] = sgn * (1.0 + (i / (n - 1.0) if n > 1 else 0.0))
+        apply(A, P, y, False)
+        alt = 0.0
+        for i in range(n):
+            alt += abs(y[i])
+        alt = 2.0 * alt / (3.0 * n)
+        return est if est > alt else alt
+
+    return estimate
+
+
 def build_lu(jit, make_large=None, small_dim: int = 0) -> SimpleNamespace:
     """Compile the LU helpers with ``jit``.
 
@@ -140,52 +214,19 @@ def build_lu(jit, make_large=None, small_dim: int = 0) -> SimpleNamespace:
                 x[p] = tmp
 
     @jit
-    def inv_norm1_estimate(LU, piv, x, y):
-        # Hager's estimate of ||A^{-1}||_1 (the algorithm of LAPACK's xLACON), with
-        # Higham's alternating-sign safeguard.  O(n^2) per iteration: cheap next to the LU.
-        n = LU.shape[0]
-        for i in range(n):
-            x[i] = 1.0 / n
-        est = 0.0
-        for it in range(5):
-            for i in range(n):
-                y[i] = x[i]
-            solve(LU, piv, y)
-            new = 0.0
-            for i in range(n):
-                new += abs(y[i])
-            if it > 0 and new <= est:
-                break
-            est = new
-            # x <- A^{-T} sign(y), keeping the previous x in y for the convergence test
-            for i in range(n):
-                s = 1.0 if y[i] >= 0.0 else -1.0
-                y[i] = x[i]
-                x[i] = s
+    def apply_inverse(LU, piv, x, transpose):
+        # x <- A^{-1} x or A^{-T} x: the operator whose norm inv_norm1_estimate estimates
+        if transpose:
             solve_t(LU, piv, x)
-            jmax = 0
-            zmax = -1.0
-            dot = 0.0
-            for i in range(n):
-                dot += x[i] * y[i]
-                if abs(x[i]) > zmax:
-                    zmax = abs(x[i])
-                    jmax = i
-            if zmax <= dot:
-                break
-            for i in range(n):
-                x[i] = 0.0
-            x[jmax] = 1.0
-        # Higham's extra vector x_i = (-1)^i (1 + i / (n - 1))
-        for i in range(n):
-            sgn = 1.0 if i % 2 == 0 else -1.0
-            y[i] = sgn * (1.0 + (i / (n - 1.0) if n > 1 else 0.0))
-        solve(LU, piv, y)
-        alt = 0.0
-        for i in range(n):
-            alt += abs(y[i])
-        alt = 2.0 * alt / (3.0 * n)
-        return est if est > alt else alt
+        else:
+            solve(LU, piv, x)
+
+    hager = build_hager(jit, apply_inverse)
+
+    @jit
+    def inv_norm1_estimate(LU, piv, x, y):
+        # Hager's estimate of ||A^{-1}||_1; x, y: work vectors (n)
+        return hager(LU, piv, LU.shape[0], x, y)
 
     @jit
     def solve_shifted(Z, b, rcond_min, z, LU, t, u, piv):

@@ -18,7 +18,9 @@ candidates and its list of cycles found.  The engine advances every lane in
 2. a batched *solve* of all prepared candidates: form ``Z = F_k ... F_1`` and
    ``b``, solve ``(I - Z) z = b``, roll ``z`` out with the true map, record the
    visited patterns, a consistency flag, the closure residual and its scale.
-   On the CPU this is :func:`_solve_chunk` (serial, or ``prange`` over chunks);
+   On the CPU this is :func:`_solve_chunk` (serial, or ``prange`` over chunks),
+   which can solve fixed points (k = 1) by low-rank updates of a factorised
+   region instead (:mod:`._low_rank`, ``BatchSearch(low_rank=...)``);
    :mod:`.gpu_scyfi` does it with a CUDA kernel;
 3. :func:`_absorb_chunks` and :func:`_store_pending`: each lane acts on its
    result -- skip a singular system, jump (or restart on a loop of the jump
@@ -51,16 +53,16 @@ from numba import prange, types
 from .. import config
 from .._fnptr import kernel_address, make_caller
 from ..models.piecewise import REGIONS_SIG, ROLLOUT_SIG
-from ._lu import SOLVE_NONFINITE, SOLVE_OK, SOLVE_SINGULAR, build_lu
+from . import _low_rank
+from ._low_rank import COUNTS, LowRank
+from ._lu import SOLVE_NONFINITE, SOLVE_OK, SOLVE_SINGULAR
+from ._lu_cpu import LU
 
 __all__ = ["SOLVE_OK", "SOLVE_SINGULAR", "SOLVE_NONFINITE", "solve_region_sequence", "BatchSearch"]
 
-# Linear algebra: small systems (the common case: M of 2 to a few tens) are dominated by
-# per-call overheads, so the shared helpers (:mod:`._lu`) index arrays directly and are
-# inlined into the solve; above config.SCYFI_SMALL_DIM the LU uses row views, which let
-# LLVM vectorise the inner loops, and from config.SCYFI_BLOCKED_LU_DIM on it is blocked
-# with BLAS trailing updates.  Hand-written rather than LAPACK so that the kernel keeps
-# the factors for the condition estimate and the same code runs on CUDA.
+# Linear algebra: the CPU build of the shared LU helpers (:mod:`._lu_cpu`, index-only
+# loops for small systems, vectorised and blocked variants for larger ones); the k-fold
+# products go to BLAS from BLAS_MIN_SIZE output entries on.
 BLAS_MIN_SIZE = config.SCYFI_BLAS_MIN_SIZE
 
 
@@ -81,88 +83,6 @@ def _matmul_into(A, B, out):
                     out[i, j] += a * B[l, j]
 
 
-def _cpu_factors(pivot):
-    """The CPU's LU for n > SCYFI_SMALL_DIM: row views (vectorised updates), blocked from SCYFI_BLOCKED_LU_DIM on.
-
-    Same pivots (``pivot`` from :mod:`._lu`) and operations as the index-only
-    version; built from ``pivot`` so that the shared code is written once.
-    """
-
-    @config.njit  # not inlined: large, and only used from M = SCYFI_BLOCKED_LU_DIM on
-    def blocked(LU, piv):
-        # Right-looking blocked LU (the getrf algorithm): factor a panel of SCYFI_LU_BLOCK
-        # columns with row interchanges of whole rows, solve for the block row of U,
-        # then update the trailing matrix with one matrix product (BLAS), which is
-        # where nearly all the flops go.  About 3x the unblocked loops at M = 200.
-        n = LU.shape[0]
-        nb = config.SCYFI_LU_BLOCK
-        for j0 in range(0, n, nb):
-            j1 = min(j0 + nb, n)
-            for col in range(j0, j1):
-                if not pivot(LU, piv, col):
-                    return False
-                inv = 1.0 / LU[col, col]
-                Uc = LU[col, col + 1 : j1]
-                for r in range(col + 1, n):
-                    l = LU[r, col] * inv
-                    LU[r, col] = l
-                    if l != 0.0:
-                        Lr = LU[r, col + 1 : j1]
-                        for j in range(Lr.shape[0]):
-                            Lr[j] -= l * Uc[j]
-            if j1 < n:
-                # U12 = L11^{-1} A12 (unit lower triangular, rows j0..j1-1)
-                for i in range(j0, j1):
-                    Ui = LU[i, j1:]
-                    for r in range(i + 1, j1):
-                        l = LU[r, i]
-                        if l != 0.0:
-                            Ur = LU[r, j1:]
-                            for j in range(Ur.shape[0]):
-                                Ur[j] -= l * Ui[j]
-                # A22 -= L21 U12 (explicit copies and loops: numba's slice arithmetic
-                # costs ~10 s of compile time, and np.dot wants contiguous operands)
-                m = n - j1
-                w = j1 - j0
-                L21 = np.empty((m, w))
-                U12 = np.empty((w, m))
-                upd = np.empty((m, m))
-                for i in range(m):
-                    for j in range(w):
-                        L21[i, j] = LU[j1 + i, j0 + j]
-                for i in range(w):
-                    for j in range(m):
-                        U12[i, j] = LU[j0 + i, j1 + j]
-                np.dot(L21, U12, upd)
-                for i in range(m):
-                    for j in range(m):
-                        LU[j1 + i, j1 + j] -= upd[i, j]
-        return True
-
-    @config.njit  # not inlined: a call costs nothing next to an LU of n > SCYFI_SMALL_DIM
-    def rows(LU, piv):
-        n = LU.shape[0]
-        if n >= config.SCYFI_BLOCKED_LU_DIM:
-            return blocked(LU, piv)
-        for col in range(n):
-            if not pivot(LU, piv, col):
-                return False
-            inv = 1.0 / LU[col, col]
-            Uc = LU[col, col + 1 :]
-            for r in range(col + 1, n):
-                l = LU[r, col] * inv
-                LU[r, col] = l
-                if l != 0.0:
-                    Lr = LU[r, col + 1 :]
-                    for j in range(Lr.shape[0]):
-                        Lr[j] -= l * Uc[j]
-        return True
-
-    return rows
-
-
-#: the CPU build of the shared LU helpers (see :mod:`._lu`).
-LU = build_lu(config.njit(inline="always"), make_large=_cpu_factors, small_dim=config.SCYFI_SMALL_DIM)
 _solve_shifted = LU.solve_shifted
 
 
@@ -375,6 +295,7 @@ class Options(NamedTuple):
     rcond_min: float  # systems with a smaller reciprocal condition number count as singular
     dup_rtol: float  # relative tolerance of the duplicate check
     accept_rtol: float  # a consistent candidate is a cycle if closure <= accept_rtol * scale
+    lr_max: int  # most flipped bits a fixed point is solved with by a low-rank update (0: no updates)
 
 
 class Systems(NamedTuple):
@@ -456,7 +377,7 @@ def _records(dtype):
 
 
 _OPTIONS = _bundle(Options, P=types.int64, M=types.int64, rcond_min=types.float64, dup_rtol=types.float64,
-                   accept_rtol=types.float64)
+                   accept_rtol=types.float64, lr_max=types.int64)
 _SYSTEMS = _bundle(Systems, regions=types.int64, rollout=types.int64, p=_f2, meta=_i1)
 _SEARCHES = _records(SEARCH)
 _LANES = _bundle(Lanes, state=_records(LANE), cand=_b3)
@@ -465,6 +386,8 @@ _SCHEDULE = _bundle(Schedule, ctl=_records(CONTROL), cinfo=_records(CHUNK), list
 _SOLVED = _bundle(Solved, act=_b3, traj=_f3)
 _POOL = _bundle(Pool, z=_f3, d=_b3, entry=_records(ENTRY))
 _WORK = _bundle(Work, F=types.float64[:, :, :, ::1], c=_f3, Z=_f3, T=_f3, LU=_f3, b=_f2, t=_f2, u=_f2, piv=_i2, z=_f2)
+_LOW_RANK = _bundle(LowRank, R=_f3, v=_f2, col=_i2, jbit=_i2, anorm=_f3, d=_b2, G=_f3, LU=_f3, piv=_i2, gnorm=_f2,
+                    z=_f2, c=_f2, est=_f1, served=_i1, settled=_i1, counts=_i2, sel=_i2)
 
 
 @config.njit
@@ -791,57 +714,110 @@ _call_regions = make_caller(REGIONS_SIG)
 _call_rollout = make_caller(ROLLOUT_SIG)
 
 
-@config.njit(inline="always")
-def _solve_chunk(systems, options, searches, lanes, solved, ws, ch, work, w0, w1):
-    """Solve the prepared lanes ``work[w0:w1]`` with the work arrays of row ``ch`` of ``ws``.
+def _make_solve_chunk(with_low_rank: bool):
+    """Build the solve of a chunk of lanes, without or with the low-rank updates of :mod:`._low_rank`.
 
-    Writes each lane's status, and for solved systems the roll-out and its
-    patterns (``solved``), the consistency flag, the closure residual and its scale.
+    Two builds of one source, ``with_low_rank`` a closure constant that prunes
+    the update code from the plain build (whose ``lr`` argument is unused).
+    Why two: each array of a bundle passed into an inlined helper costs an
+    atomic reference-count increment and decrement per call (see "Why so few
+    arrays" above), and the low-rank bundle's 17 arrays made every round of a
+    2-D search about 20 % slower; the plain build never sees them.
     """
-    M, P = options.M, options.P
-    z, Zw, Tw, LUw = ws.z[ch], ws.Z[ch], ws.T[ch], ws.LU[ch]
-    b, t, u, piv = ws.b[ch], ws.t[ch], ws.u[ch], ws.piv[ch]
-    for w in range(w0, w1):
-        l = work[w]
-        lane = lanes.state[l]
-        search = searches[lane.search]
-        k = search.order
-        pr = systems.p[search.system]
-        Fk = ws.F[ch, :k]
-        ck = ws.c[ch, :k]
-        _call_regions(systems.regions, pr, systems.meta, lanes.cand[l, :k], Fk, ck)
-        st = _solve_region_sequence_ws(Fk, ck, options.rcond_min, z, Zw, Tw, LUw, b, t, u, piv)
-        lane.status = st
-        lane.stage = SOLVED
-        if st != SOLVE_OK:
-            continue
-        # roll the candidate out with the true map and read the regions it visits
-        # (traj[k] = F(z_k) closes the cycle when the regions are consistent)
-        tr = solved.traj[l, : k + 1]
-        for i in range(M):
-            tr[0, i] = z[i]
-        _call_rollout(systems.rollout, pr, systems.meta, tr, solved.act[l, :k])
-        same = 1
-        for j in range(k):
-            for q in range(P):
-                if solved.act[l, j, q] != lanes.cand[l, j, q]:
-                    same = 0
+
+    def solve_chunk(systems, options, searches, lanes, solved, ws, lr, ch, work, w0, w1):
+        """Solve the prepared lanes ``work[w0:w1]`` with the work arrays of row ``ch`` of ``ws``.
+
+        Writes each lane's status, and for solved systems the roll-out and its
+        patterns (``solved``), the consistency flag, the closure residual and its
+        scale.  With low-rank updates, fixed points (k = 1) are first tried as
+        updates of the lane's factorised base region (``lr``); what an update
+        cannot decide is solved by refactorising.
+        """
+        M, P = options.M, options.P
+        z, Zw, Tw, LUw = ws.z[ch], ws.Z[ch], ws.T[ch], ws.LU[ch]
+        b, t, u, piv = ws.b[ch], ws.t[ch], ws.u[ch], ws.piv[ch]
+        for w in range(w0, w1):
+            l = work[w]
+            lane = lanes.state[l]
+            search = searches[lane.search]
+            k = search.order
+            pr = systems.p[search.system]
+            Fk = ws.F[ch, :k]
+            ck = ws.c[ch, :k]
+            code = _low_rank.FAR
+            if with_low_rank:
+                if k == 1:
+                    code = _low_rank.solve(lr, l, search.system, lanes.cand[l, 0], options.rcond_min,
+                                           options.lr_max, z, ck[0], Zw, Tw, b, t, u, piv)
+            while True:
+                refactored = code != SOLVE_OK
+                if refactored:
+                    _call_regions(systems.regions, pr, systems.meta, lanes.cand[l, :k], Fk, ck)
+                    st = _solve_region_sequence_ws(Fk, ck, options.rcond_min, z, Zw, Tw, LUw, b, t, u, piv)
+                    if with_low_rank:
+                        if k == 1:
+                            _low_rank.refactored(lr, l, code)
+                else:
+                    st = SOLVE_OK
+                lane.status = st
+                lane.stage = SOLVED
+                if st != SOLVE_OK:
                     break
-            if same == 0:
+                jump = False
+                if with_low_rank:
+                    if not refactored:
+                        jump = _low_rank.jumps(lr, search.system, z, lanes.cand[l, 0], solved.act[l, 0],
+                                               solved.traj[l, 0])
+                if jump:
+                    lane.consistent = 0  # the jump target is all the absorb step reads
+                else:
+                    # roll the candidate out with the true map and read the regions it visits
+                    # (traj[k] = F(z_k) closes the cycle when the regions are consistent).  Written
+                    # out here: an inlined helper's array arguments cost ~5 % of a 2-D search
+                    tr = solved.traj[l, : k + 1]
+                    for i in range(M):
+                        tr[0, i] = z[i]
+                    _call_rollout(systems.rollout, pr, systems.meta, tr, solved.act[l, :k])
+                    same = 1
+                    for j in range(k):
+                        for q in range(P):
+                            if solved.act[l, j, q] != lanes.cand[l, j, q]:
+                                same = 0
+                                break
+                        if same == 0:
+                            break
+                    lane.consistent = same
+                    scale = 0.0
+                    clo = 0.0
+                    for j in range(k):
+                        for i in range(M):
+                            scale = max(scale, abs(tr[j, i]), abs(ck[j, i]))
+                    for i in range(M):
+                        clo = max(clo, abs(tr[k, i] - tr[0, i]))
+                    if not (math.isfinite(clo) and math.isfinite(scale)):
+                        clo = np.inf  # a diverging roll-out is never accepted
+                        scale = 1.0
+                    lane.closure = clo
+                    lane.scale = scale if scale > 0.0 else 1.0
+                if with_low_rank:
+                    if k == 1:
+                        # may ask for the candidate to be refactorised (exactness of a fixed point found
+                        # by an update, or to move the lane's base there) and may move the base
+                        code = _low_rank.after_solve(lr, l, search.system, lanes.cand[l, 0], refactored,
+                                                     lane.consistent, lane.closure, lane.scale, options.accept_rtol,
+                                                     LUw, piv, z, ck[0], t, u)
+                        if code != SOLVE_OK:
+                            continue
                 break
-        lane.consistent = same
-        scale = 0.0
-        clo = 0.0
-        for j in range(k):
-            for i in range(M):
-                scale = max(scale, abs(tr[j, i]), abs(ck[j, i]))
-        for i in range(M):
-            clo = max(clo, abs(tr[k, i] - tr[0, i]))
-        if not (math.isfinite(clo) and math.isfinite(scale)):
-            clo = np.inf  # a diverging roll-out is never accepted
-            scale = 1.0
-        lane.closure = clo
-        lane.scale = scale if scale > 0.0 else 1.0
+
+    solve_chunk.__name__ = solve_chunk.__qualname__ = "_solve_chunk_low_rank" if with_low_rank else "_solve_chunk"
+    return config.njit(inline="always")(solve_chunk)
+
+
+#: the solve of a chunk of lanes: plain, and with low-rank updates of fixed points.
+_solve_chunk = _make_solve_chunk(False)
+_solve_chunk_low_rank = _make_solve_chunk(True)
 
 
 # prange bodies call these copies instead of the inlined helpers: numba's parfor pass drops
@@ -860,8 +836,12 @@ def _absorb_called(c0, c1, options, searches, lanes, solved, pool, schedule):
 
 
 @config.njit
-def _solve_called(systems, options, searches, lanes, solved, ws, ch, work, w0, w1):
-    _solve_chunk(systems, options, searches, lanes, solved, ws, ch, work, w0, w1)
+def _solve_called(systems, options, searches, lanes, solved, ws, lr, ch, work, w0, w1):
+    # also the low-rank path of the serial round loop: its bundle reaches only this call
+    if options.lr_max > 0:
+        _solve_chunk_low_rank(systems, options, searches, lanes, solved, ws, lr, ch, work, w0, w1)
+    else:
+        _solve_chunk(systems, options, searches, lanes, solved, ws, 0, ch, work, w0, w1)
 
 
 # The host loop of the GPU path calls these two (bookkeeping on numba's threads).
@@ -881,7 +861,7 @@ def _host_absorb(options, searches, lanes, solved, pool, schedule):
     return _store_pending(options, searches, lanes, solved, pool, schedule)
 
 
-_RUN_SIG = types.int64(_SYSTEMS, _OPTIONS, _SEARCHES, _LANES, _FRESH, _SCHEDULE, _SOLVED, _POOL, _WORK)
+_RUN_SIG = types.int64(_SYSTEMS, _OPTIONS, _SEARCHES, _LANES, _FRESH, _SCHEDULE, _SOLVED, _POOL, _WORK, _LOW_RANK)
 
 
 def _make_run(threads: bool):
@@ -894,7 +874,7 @@ def _make_run(threads: bool):
     and distinct names keep the two builds' cache entries apart).
     """
 
-    def _run_cpu(systems, options, searches, lanes, fresh, schedule, solved, pool, ws):
+    def _run_cpu(systems, options, searches, lanes, fresh, schedule, solved, pool, ws, lr):
         """Run rounds of prepare / solve / absorb until the host must act (or all searches end).
 
         Returns NEED_FRESH, FULL or ALL_DONE.  In the threaded build the solves of a
@@ -930,10 +910,12 @@ def _make_run(threads: bool):
             if threads and nw >= 2 * n_solver:
                 for ch in prange(n_solver):
                     c = np.int64(ch)
-                    _solve_called(systems, options, searches, lanes, solved, ws, c, schedule.work,
+                    _solve_called(systems, options, searches, lanes, solved, ws, lr, c, schedule.work,
                                   c * nw // n_solver, (c + 1) * nw // n_solver)
+            elif options.lr_max > 0:
+                _solve_called(systems, options, searches, lanes, solved, ws, lr, 0, schedule.work, 0, nw)
             else:
-                _solve_chunk(systems, options, searches, lanes, solved, ws, 0, schedule.work, 0, nw)
+                _solve_chunk(systems, options, searches, lanes, solved, ws, 0, 0, schedule.work, 0, nw)
             ctl.phase = 1
 
     _run_cpu.__name__ = _run_cpu.__qualname__ = "_run_cpu_threads" if threads else "_run_cpu_serial"
@@ -968,6 +950,11 @@ class BatchSearch:
         candidates, in order); a stream may be shared by searches of the same order.
     opts : (3,) float64
         ``[rcond_min, dup_rtol, accept_rtol]``.
+    low_rank : sequence of PiecewiseLinear, optional
+        The systems' descriptions (their U with distinct unit rows): solve the
+        fixed-point searches (k = 1) on the CPU by low-rank updates of a
+        factorised region (:mod:`._low_rank`).  None (default): refactorise
+        every candidate.
 
     Attributes
     ----------
@@ -977,19 +964,28 @@ class BatchSearch:
         Settings, counters and state of each search.
     lanes, fresh, schedule, solved, pool : Lanes, Fresh, Schedule, Solved, Pool
         The engine's state (see their classes).
+    low_rank : LowRank
+        The low-rank solver's data and per-lane counters (empty when off).
     """
 
     #: initial capacity of the cycle pool (doubled whenever the engine reports FULL).
     initial_capacity = 16
 
-    def __init__(self, kernels, p, meta, M, P, searches, streams, opts):
+    def __init__(self, kernels, p, meta, M, P, searches, streams, opts, low_rank=None):
         self.kernels = kernels
         self.M, self.P = int(M), int(P)
         self.systems = Systems(kernel_address(kernels[0], REGIONS_SIG), kernel_address(kernels[1], ROLLOUT_SIG),
                                np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(meta, dtype=np.int64))
-        self.options = Options(self.P, self.M, *(float(v) for v in np.asarray(opts, dtype=np.float64)))
         order = np.asarray(searches["order"], dtype=np.int64)
         n_search = order.size
+        n_lane = int(np.sum(np.broadcast_to(np.asarray(searches["lanes"], dtype=np.int64), (n_search,))))
+        lr_max = 0
+        if low_rank is not None and np.any(order == 1):
+            self.low_rank = _low_rank.low_rank_data(list(low_rank), n_lane)
+            lr_max = _low_rank.max_flips(self.M, self.P)
+        else:
+            self.low_rank = _low_rank.disabled(self.M, self.P)
+        self.options = Options(self.P, self.M, *(float(v) for v in np.asarray(opts, dtype=np.float64)), lr_max)
         self.kmax = int(order.max())
         ss = np.zeros(n_search, dtype=SEARCH)
         for name in ("order", "system", "stream", "n_outer", "n_inner", "max_solves"):
@@ -1079,7 +1075,7 @@ class BatchSearch:
         while True:
             with np.errstate(all="ignore"):
                 code = run(self.systems, self.options, self.searches, self.lanes, self.fresh, self.schedule,
-                           self.solved, self.pool, ws)
+                           self.solved, self.pool, ws, self.low_rank)
             if code == NEED_FRESH:
                 self._extend(int(self._ctl["stream"]))
             elif code == FULL:
@@ -1102,8 +1098,8 @@ class BatchSearch:
         n_chunks = max(1, min(int(n_chunks), lanes.size))
         solve = _solve_lanes if n_chunks > 1 else _solve_lanes_serial
         with np.errstate(all="ignore"):
-            solve(self.systems, self.options, self.searches, self.lanes, self.solved, self._workspace(n_chunks), lanes,
-                  lanes.size)
+            solve(self.systems, self.options, self.searches, self.lanes, self.solved, self._workspace(n_chunks),
+                  self.low_rank, lanes, lanes.size)
 
     def run_rounds(self, solve, n_threads: int = 1) -> None:
         """Run every search with an external batched solver (one call per round).
@@ -1172,7 +1168,10 @@ class BatchSearch:
     def stats(self, search: int) -> dict[str, int]:
         """Search counters of one search (names as in the scyfi Dataset)."""
         r = self.searches[search]
+        lanes = slice(int(self._lane_of_search[search]), int(self._lane_of_search[search + 1]))
+        counts = self.low_rank.counts[lanes].sum(axis=0) if self.options.lr_max else np.zeros(len(COUNTS), np.int64)
         return {
+            **{name: int(n) for name, n in zip(COUNTS, counts)},
             "n_fresh": int(r["fresh_solved"]),
             "n_solves": int(r["solves"]),
             "n_singular": int(r["singular"]),
@@ -1184,20 +1183,20 @@ class BatchSearch:
         }
 
 
-_SOLVE_LANES_SIG = types.void(_SYSTEMS, _OPTIONS, _SEARCHES, _LANES, _SOLVED, _WORK, _i1, types.int64)
+_SOLVE_LANES_SIG = types.void(_SYSTEMS, _OPTIONS, _SEARCHES, _LANES, _SOLVED, _WORK, _LOW_RANK, _i1, types.int64)
 
 
 @config.jit(_SOLVE_LANES_SIG, parallel=True)
-def _solve_lanes(systems, options, searches, lanes, solved, ws, work, nw):
+def _solve_lanes(systems, options, searches, lanes, solved, ws, lr, work, nw):
     # One batched solve of the lanes work[:nw] (chunks on numba's threads), outside the round loop.
     n = ws.z.shape[0]
     for ch in prange(n):
         c = np.int64(ch)
-        _solve_called(systems, options, searches, lanes, solved, ws, c, work, c * nw // n, (c + 1) * nw // n)
+        _solve_called(systems, options, searches, lanes, solved, ws, lr, c, work, c * nw // n, (c + 1) * nw // n)
 
 
 @config.jit(_SOLVE_LANES_SIG)
-def _solve_lanes_serial(systems, options, searches, lanes, solved, ws, work, nw):
+def _solve_lanes_serial(systems, options, searches, lanes, solved, ws, lr, work, nw):
     # The same on one thread: entering a parallel region measured ~7 ms per call on the
     # shared 2-core machine, more than a thousand 2-D solves.
-    _solve_chunk(systems, options, searches, lanes, solved, ws, 0, work, 0, nw)
+    _solve_called(systems, options, searches, lanes, solved, ws, lr, 0, work, 0, nw)

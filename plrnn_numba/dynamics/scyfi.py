@@ -60,6 +60,7 @@ from .. import config, io
 from ..models.piecewise import PiecewiseLinear, as_piecewise_linear
 from ._completeness import COVERAGE_MIN, chao1, direct_coverage, exhaustive_search, lyndon_count
 from ._cycles import Cycle, build_dataset, finish_cycles, verify_and_refine
+from ._low_rank import bytes_per_lane, unit_rows
 from ._search import BLAS_MIN_SIZE, BatchSearch, solve_region_sequence
 from .batched import default_lanes, resolve_backend
 
@@ -101,7 +102,7 @@ def _counter_value(value, k: int, P: int, which: int, name: str) -> int:
 
 @dataclass(frozen=True)
 class ScyfiSettings:
-    """Settings of a SCYFI search, one object wherever SCYFI runs (also inside other tools).
+    r"""Settings of a SCYFI search, one object wherever SCYFI runs (also inside other tools).
 
     Parameters
     ----------
@@ -145,6 +146,24 @@ class ScyfiSettings:
         (refused beyond :data:`EXHAUSTIVE_MAX` classes at an order); ``False``:
         the heuristic everywhere (the behaviour of the original algorithm).
         ``max_solves`` also caps an enumeration (the order is then incomplete).
+    low_rank : {"auto", True, False}
+        Whether the fixed-point search (order 1, CPU backends) solves a candidate
+        region by a low-rank update of a factorised one instead of a new LU
+        factorisation (:mod:`plrnn_numba.dynamics._low_rank`).  Two regions whose
+        patterns differ in r bits differ by a rank-r matrix,
+        :math:`(I - F_{d'}) = (I - F_d) - R_S \Sigma U_S`, so with
+        :math:`G = (I - F_d)^{-1} R` kept per search lane a candidate costs an
+        r x r solve (Sherman-Morrison-Woodbury), :math:`O(r^3 + M r)`, instead of
+        :math:`O(M^3)`.  The updates find the same fixed points: a candidate is
+        accepted only where the refactorising path would accept it too, everything
+        else (a near-singular region, too many flipped bits) is refactorised, and
+        a fixed point found by an update is re-solved if its residual is above
+        ``SCYFI_LOW_RANK_CLOSURE_RTOL``.  Only for maps whose pattern bits each
+        read one coordinate (PLRNN, ALRNN, ReLU RNN: U with unit rows); others
+        always refactorise.  ``"auto"`` (default): from ``M >=
+        config.SCYFI_LOW_RANK_MIN_DIM`` on, while the lanes' bases (about
+        8 (M P + M^2) bytes each) fit ``config.SCYFI_LOW_RANK_MAX_BYTES``; ``True``: wherever
+        applicable; ``False``: refactorise every candidate.
     """
 
     n_outer: int | Callable[[int], int] | None = None
@@ -156,6 +175,7 @@ class ScyfiSettings:
     tol_hyperbolic: float = 1e-8
     pool_samples: int = 4096
     exhaustive: bool | str = "auto"
+    low_rank: bool | str = "auto"
 
     def __post_init__(self):
         for name in ("n_outer", "n_inner"):
@@ -169,10 +189,13 @@ class ScyfiSettings:
         V.finite_float(self.dup_rtol, "dup_rtol", low=0.0)
         V.finite_float(self.tol_hyperbolic, "tol_hyperbolic", low=0.0)
         V.positive_int(self.pool_samples, "pool_samples")
-        if isinstance(self.exhaustive, np.bool_):
-            object.__setattr__(self, "exhaustive", bool(self.exhaustive))
-        if not (self.exhaustive is True or self.exhaustive is False or self.exhaustive == "auto"):
-            raise ValueError(f'exhaustive must be "auto", True or False; got {self.exhaustive!r}')
+        for name in ("exhaustive", "low_rank"):
+            value = getattr(self, name)
+            if isinstance(value, np.bool_):
+                object.__setattr__(self, name, bool(value))
+                value = bool(value)
+            if not (value is True or value is False or (isinstance(value, str) and value == "auto")):
+                raise ValueError(f'{name} must be "auto", True or False; got {value!r}')
 
     def counters(self, k: int, n_pattern: int) -> tuple[int, int]:
         """``(n_outer, n_inner)`` at order ``k`` for ``n_pattern`` bits per region."""
@@ -194,6 +217,15 @@ class ScyfiSettings:
             return True
         n_out, n_in = self.counters(int(k), n_pattern)
         return count <= n_out * n_in and (self.max_solves is None or count <= self.max_solves)
+
+    def low_rank_for(self, pls, backend: str, n_lanes: int) -> bool:
+        """Whether the fixed-point search of the systems ``pls`` on ``backend`` with ``n_lanes`` lanes uses updates."""
+        if self.low_rank is False or backend == "cuda" or any(unit_rows(pl.U) is None for pl in pls):
+            return False
+        if self.low_rank is True:
+            return True
+        M, P = pls[0].dim, pls[0].n_bits
+        return M >= config.SCYFI_LOW_RANK_MIN_DIM and n_lanes * bytes_per_lane(M, P) <= config.SCYFI_LOW_RANK_MAX_BYTES
 
     def budget(self, orders, n_pattern: int) -> int:
         """Solves without a discovery summed over ``orders`` (the size of a search)."""
@@ -336,18 +368,19 @@ def _verified(pl: PiecewiseLinear, k: int, raw, tol: float, hits=None) -> tuple[
 
 
 def search_order(pl: PiecewiseLinear, k, n_out, n_in, max_solves, stream, opts, *, backend="cpu", lanes=1,
-                 n_threads=1) -> BatchSearch:
+                 n_threads=1, low_rank=False) -> BatchSearch:
     """Run one SCYFI search (one map, order k) on a resolved backend; returns the finished batch.
 
     ``stream`` yields the fresh candidates (:class:`_FreshDraws`), ``opts`` is
-    ``[rcond_min, dup_rtol, accept_rtol]``; read the results with
-    ``batch.cycles(0)`` and ``batch.stats(0)``.
+    ``[rcond_min, dup_rtol, accept_rtol]``, ``low_rank`` whether a fixed-point
+    search solves by low-rank updates (resolved: see :meth:`ScyfiSettings.low_rank_for`);
+    read the results with ``batch.cycles(0)`` and ``batch.stats(0)``.
     """
     batch = BatchSearch(
         pl.kernels, pl.p[None, :], pl.meta, pl.dim, pl.n_bits,
         {"system": [0], "order": [k], "stream": [0], "n_outer": [n_out], "n_inner": [n_in],
          "max_solves": [-1 if max_solves is None else max_solves], "lanes": [lanes]},
-        [stream], opts,
+        [stream], opts, low_rank=[pl] if low_rank else None,
     )
     _run(batch, backend, n_threads)
     return batch
@@ -384,6 +417,8 @@ _STAT_META = {
     "n_duplicates": ("1", "consistent candidates that were cycles already found"),
     "n_loops": ("1", "jump sequences that returned to an earlier candidate (restarted)"),
     "n_lanes": ("1", "concurrent search lanes at this order (enumerated: region sequences per batch)"),
+    "n_low_rank": ("1", "solves done by a low-rank update of a factorised region instead of a new factorisation "
+                        "(fixed points, ScyfiSettings.low_rank)"),
     "exhaustive": ("1", "True if every rotation class of region sequences of this order was to be solved "
                         "(complete unless hit_limit) rather than searched heuristically"),
     "n_fresh": ("1", "fresh random candidates solved (random starts; 0: enumerated)"),
@@ -503,7 +538,8 @@ def scyfi(
         ``n_hits`` (random starts that landed on it; -1 where enumerated).
         Per order: ``n_solves``, ``n_singular``, ``n_found``, ``hit_limit``,
         ``seconds``, ``n_outer``, ``n_inner``, ``n_rejected``, ``n_lower_order``,
-        ``n_duplicates``, ``n_loops``, ``n_lanes``, and how complete the order
+        ``n_duplicates``, ``n_loops``, ``n_lanes``, ``n_low_rank`` (solves done by low-rank
+        updates, ``ScyfiSettings.low_rank``), and how complete the order
         is: ``exhaustive`` (bool: enumerated), ``n_fresh`` (random starts),
         ``n_singletons`` / ``n_doubletons`` (f1 / f2: cycles hit once / twice),
         ``n_estimated`` (Chao1 estimate of the cycles of that order),
@@ -570,11 +606,12 @@ def scyfi(
             # at most one fresh candidate per solve until the budget runs out
             stream = streams.stream(k, P, pool, hint=n_out * n_in)
             batch = search_order(pl, k, n_out, n_in, cfg.max_solves, stream, cfg.engine_options,
-                                 backend=be, lanes=n_lanes, n_threads=n_threads)
+                                 backend=be, lanes=n_lanes, n_threads=n_threads,
+                                 low_rank=k == 1 and cfg.low_rank_for([pl], be, n_lanes))
             found, rejected = _verified(pl, k, batch.cycles(0), cfg.tol, batch.hits(0))
             st = batch.stats(0)
         cycles.extend(found)
-        for name in ("n_solves", "n_singular", "hit_limit", "n_lower_order", "n_duplicates", "n_loops"):
+        for name in ("n_solves", "n_singular", "hit_limit", "n_lower_order", "n_duplicates", "n_loops", "n_low_rank"):
             stats[name][i] = st.get(name, 0)
         stats["n_found"][i] = len(found)
         stats["n_outer"][i] = n_out
@@ -694,6 +731,7 @@ def search_many(
                 "lanes": np.ones(n_sys * n_h, dtype=np.int64),
             },
             stream_list, cfg.engine_options,
+            low_rank=pls if 1 in orders[heur] and cfg.low_rank_for(pls, be, n_sys * n_h) else None,
         )
         _run(batch, be, n_threads)
     # the enumerated orders: all systems at once, one order at a time
