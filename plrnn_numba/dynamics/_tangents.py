@@ -67,3 +67,22 @@ def tangent_pullback(jac, jvjp, tvjp, p, meta, z, s, J, Y, A, g_z, g_p):
     call_jacobian(jac, p, meta, z, s, J)
     call_jacobian_vjp(jvjp, p, meta, z, s, np.ascontiguousarray(A @ Y.T), g_z, g_p)
     return J.T @ A
+
+
+@config.njit(inline="always")
+def qr_positive(Y):
+    """Reduced QR factorisation ``Y = Q R`` (``Y`` (M, k), k <= M) with a non-negative diagonal of ``R``.
+
+    The sign convention makes the factorisation unique for full rank, so ``log R_ii`` are the
+    Lyapunov increments and the QR pullback applies: column i of Q and row i of R are negated
+    where LAPACK's ``R_ii`` is negative.
+    """
+    Q, R = np.linalg.qr(Y)
+    M = Q.shape[0]
+    for i in range(R.shape[0]):
+        if R[i, i] < 0.0:
+            for j in range(R.shape[1]):
+                R[i, j] = -R[i, j]
+            for m in range(M):
+                Q[m, i] = -Q[m, i]
+    return Q, R

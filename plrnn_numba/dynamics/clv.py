@@ -54,7 +54,7 @@ from numpy.typing import ArrayLike
 from .. import _validate as V
 from .. import config, io
 from ..models.base import Model, call_jacobian, call_step, check_model, model_params
-from ._tangents import initial_tangents
+from ._tangents import initial_tangents, qr_positive
 from .lyapunov import _batch_means_sem
 
 __all__ = ["covariant_lyapunov_vectors"]
@@ -86,7 +86,6 @@ _FORWARD_SIG = types.int64(
 def _clv_forward_kernel(step, jac, p, meta, z0, S, Q0, n_transient, n_transient_ons, n_steps, n_back, Z, Qs, Rs):
     """Forward QR pass; returns 0, or 1 if the trajectory or tangent system became non-finite."""
     M = z0.shape[0]
-    k = Q0.shape[1]
     K = S.shape[1]
     z = np.empty((1, M))
     zn = np.empty((1, M))
@@ -118,14 +117,7 @@ def _clv_forward_kernel(step, jac, p, meta, z0, S, Q0, n_transient, n_transient_
         t += 1
         if not (np.all(np.isfinite(JQ)) and np.all(np.isfinite(z))):
             return 1
-        Qn, R = np.linalg.qr(JQ)
-        for i in range(k):
-            if R[i, i] < 0.0:
-                # positive diagonal: flip column i of Q and row i of R
-                for m in range(M):
-                    Qn[m, i] = -Qn[m, i]
-                for j in range(k):
-                    R[i, j] = -R[i, j]
+        Qn, R = qr_positive(JQ)
         Q = np.ascontiguousarray(Qn)
         if tt >= 0:
             Rs[tt] = R  # R_{tt+1}

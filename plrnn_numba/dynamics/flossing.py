@@ -59,7 +59,7 @@ from ..models.base import (
 )
 from ..optim import Adam, as_optimizer
 from ..simulate import simulate
-from ._tangents import initial_tangents, tangent_product, tangent_pullback
+from ._tangents import initial_tangents, qr_positive, tangent_product, tangent_pullback
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -157,13 +157,8 @@ def _floss_one(b, step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_
         Y = tangent_product(jac, tan, p, meta, zs[t], Sb[t], J, Ys[t])
         call_step(step, p, meta, zs[t].reshape((1, M)), s2, zs[t + 1].reshape((1, M)))
         if (t + 1) % t_ons == 0 or t == T - 1:
-            Q, R = np.linalg.qr(Y)
+            Q, R = qr_positive(Y)
             for i in range(k):
-                if R[i, i] < 0.0:
-                    for j in range(k):
-                        R[i, j] = -R[i, j]
-                    for m in range(M):
-                        Q[m, i] = -Q[m, i]
                 logs[i] += np.log(R[i, i])
             Ys[t + 1] = Q
             Rs[t] = R

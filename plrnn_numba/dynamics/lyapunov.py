@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike
 from .. import _validate as V
 from .. import config, io
 from ..models.base import Model, call_step, check_model, check_precision, model_params, tangent_addresses
-from ._tangents import initial_tangents, tangent_product
+from ._tangents import initial_tangents, qr_positive, tangent_product
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -124,15 +124,10 @@ def _lyapunov_one(
             if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(z))):
                 bad = True
                 break
-            Qn, R = np.linalg.qr(Q)
+            Qn, R = qr_positive(Q)
             j_block = i_acc * n_blocks // n_acc if tt >= n_transient_ons else 0
             for i in range(k):
                 r = R[i, i]
-                if r < 0.0:
-                    # positive diagonal: flip the sign of column i of Q (and row i of R)
-                    for m in range(M):
-                        Qn[m, i] = -Qn[m, i]
-                    r = -r
                 if tt >= n_transient_ons:
                     lr = np.log(r) if r > 0.0 else -np.inf
                     sums[i] += lr
