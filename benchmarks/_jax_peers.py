@@ -50,6 +50,15 @@ def jax_modules():
     return _JAX
 
 
+def status(skip: bool) -> tuple[bool, str]:
+    """``(use_jax, note)`` for a report: JAX's version, or why its columns are skipped (``--no-jax``)."""
+    if skip:
+        return False, "not run (`--no-jax`)"
+    if not available():
+        return False, "not installed: the JAX columns are skipped (n/a)"
+    return True, version()
+
+
 def version() -> str:
     jax, _ = jax_modules()
     import jaxlib

@@ -368,12 +368,7 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     C.single_thread_torch_numba()
-    if args.no_jax:
-        use_jax, jax_note = False, "not run (`--no-jax`)"
-    elif not JP.available():
-        use_jax, jax_note = False, "not installed: the JAX columns are skipped (n/a)"
-    else:
-        use_jax, jax_note = True, JP.version()
+    use_jax, jax_note = JP.status(args.no_jax)
     min_time, min_runs, rounds = (0.2, 3, 1) if args.quick else (1.0, 7, 3)
     rep = C.Report()
     rep.add("## Analytic BPTT (numba) vs PyTorch and JAX")

@@ -77,12 +77,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     pn.config.set_num_threads(1)
-    if args.no_jax:
-        use_jax, jax_note = False, "not run (`--no-jax`)"
-    elif not JP.available():
-        use_jax, jax_note = False, "not installed: the JAX columns are skipped (n/a)"
-    else:
-        use_jax, jax_note = True, JP.version()
+    use_jax, jax_note = JP.status(args.no_jax)
     rep = C.Report()
     rep.add("## Gradient flossing and Lyapunov spectra (numba) vs PyTorch autograd and JAX\n")
     rep.add(f"- **command**: `{C.command_line()}`")

@@ -293,12 +293,7 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     C.single_thread_torch_numba()
-    if args.no_jax:
-        use_jax, jax_note = False, "not run (`--no-jax`)"
-    elif not JP.available():
-        use_jax, jax_note = False, "not installed: the JAX columns are skipped (n/a)"
-    else:
-        use_jax, jax_note = True, JP.version()
+    use_jax, jax_note = JP.status(args.no_jax)
     rep = C.Report()
     if args.subsection:
         kind = "native" if "OPENBLAS_CORETYPE" not in os.environ else "from the environment"

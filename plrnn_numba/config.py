@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 
 import numba
-import numpy as np
 
 #: fast-math flags used by every kernel (NaN/inf semantics preserved).
 FASTMATH: frozenset[str] = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
@@ -300,9 +299,9 @@ def parallel_threads(n_threads, n_items: int, work: float) -> int:
     if n_threads is None:
         nt = get_num_threads()
         return 1 if nt <= 1 or n_items < 2 or work < BPTT_PARALLEL_MIN_WORK else int(min(nt, n_items))
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive int or None; got {n_threads!r}")
-    return int(min(n_threads, n_items, numba.config.NUMBA_NUM_THREADS))
+    from ._validate import positive_int
+
+    return int(min(positive_int(n_threads, "n_threads"), n_items, numba.config.NUMBA_NUM_THREADS))
 
 
 class threads_for:

@@ -21,7 +21,7 @@ import numpy as np
 from .. import config
 from ._lu import build_lu
 
-__all__ = ["LU", "solve_many"]
+__all__ = ["LU", "solve_many", "solve_upper_many"]
 
 
 @config.njit
@@ -149,18 +149,33 @@ def solve_many(LU, piv, X):
         if j1 < n:
             _subtract_product(X, j1, 0, _copy_block(LU, j1, j0, n - j1, j1 - j0), X[j0:j1])
     # U X = Y, from the last block row up
+    solve_upper_many(LU, X)
+
+
+@config.njit
+def solve_upper_many(U, X):
+    r"""Overwrite ``X`` (n, m) with :math:`U^{-1} X` for the upper triangle of ``U`` (n, n).
+
+    Back substitution by block rows of ``config.SCYFI_LU_BLOCK`` from the last
+    one up: each diagonal block by row operations on contiguous rows of X, the
+    rows above it by one matrix product (BLAS).  Entries of ``U`` below the
+    diagonal are not read (an LU factorisation's L may sit there).
+    """
+    n = U.shape[0]
+    nb = config.SCYFI_LU_BLOCK
+    m = X.shape[1]
     for j1 in range(n, 0, -nb):
         j0 = max(j1 - nb, 0)
         for i in range(j1 - 1, j0 - 1, -1):
             Xi = X[i]
             for r in range(i + 1, j1):
-                u = LU[i, r]
+                u = U[i, r]
                 if u != 0.0:
                     Xr = X[r]
                     for j in range(m):
                         Xi[j] -= u * Xr[j]
-            inv = 1.0 / LU[i, i]
+            inv = 1.0 / U[i, i]
             for j in range(m):
                 Xi[j] *= inv
         if j0 > 0:
-            _subtract_product(X, 0, 0, _copy_block(LU, 0, j0, j0, j1 - j0), X[j0:j1])
+            _subtract_product(X, 0, 0, _copy_block(U, 0, j0, j0, j1 - j0), X[j0:j1])
