@@ -66,3 +66,53 @@ def test_engines_give_the_same_results_with_and_without_tangent_kernels():
     sa, sb = (lyapunov_spectrum(m, theta, n_steps=200, k=5, n_transient=50, n_transient_ons=20,
                                 inputs=np.array([0.3]), seed=0, n_init=2) for m in (fast, dense))
     np.testing.assert_allclose(sa["exponents"].values, sb["exponents"].values, rtol=1e-10)
+
+
+# --- the QR factorisation of a few columns by Gram-Schmidt and its pullback in loops ---------------
+
+def _householder_positive(Y):
+    Q, R = np.linalg.qr(Y)
+    s = np.sign(np.diag(R))
+    return Q * s, R * s[:, None]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 1e-4)])
+def test_qr_positive_equals_householder_with_positive_diagonal(k, dtype, tol):
+    from plrnn_numba.dynamics._tangents import qr_positive
+
+    Y = np.random.default_rng(k).standard_normal((30, k)).astype(dtype) * np.logspace(0, -3, k).astype(dtype)
+    Q, R = qr_positive(Y)
+    Qh, Rh = _householder_positive(Y.astype(np.float64))
+    assert Q.dtype == dtype and R.dtype == dtype
+    assert np.all(np.diag(R) > 0)
+    np.testing.assert_allclose(Q, Qh, atol=tol)
+    np.testing.assert_allclose(R, Rh, atol=tol * np.abs(Rh).max())
+    np.testing.assert_allclose(Q.T @ Q, np.eye(k), atol=tol)
+
+
+def test_qr_positive_falls_back_to_householder_for_dependent_columns():
+    from plrnn_numba.dynamics._tangents import qr_positive
+
+    y = np.random.default_rng(0).standard_normal(20)
+    Q, R = qr_positive(np.column_stack([y, 2.0 * y]))  # rank one: Gram-Schmidt would divide by ~0
+    assert np.all(np.isfinite(Q)) and np.all(np.isfinite(R))
+    assert abs(R[1, 1]) < 1e-12 * R[0, 0]
+    np.testing.assert_allclose(Q @ R, np.column_stack([y, 2.0 * y]), atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError):
+        qr_positive(np.full((5, 1), np.nan))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_qr_pullback_loops_equal_the_blas_path(k):
+    from plrnn_numba.dynamics import flossing as F
+
+    rng = np.random.default_rng(k)
+    Q, R = _householder_positive(rng.standard_normal((25, k)))
+    Qbar, rbar = rng.standard_normal((25, k)), rng.standard_normal(k)
+    loops = F._qr_pullback_loops(Q, R, Qbar, rbar)
+    # the blocked path written out: (Qbar + Q copyltu(R diag(rbar) - Qbar^T Q)) R^{-T}
+    Mx = R * rbar[None, :] - Qbar.T @ Q
+    Mx = np.tril(Mx) + np.tril(Mx, -1).T
+    ref = np.linalg.solve(R, (Qbar + Q @ Mx).T).T
+    np.testing.assert_allclose(loops, ref, rtol=1e-12, atol=1e-12)

@@ -69,14 +69,69 @@ def tangent_pullback(jac, jvjp, tvjp, p, meta, z, s, J, Y, A, g_z, g_p):
     return J.T @ A
 
 
+#: up to this many columns the QR factorisation and its pullback run as loops (classical
+#: Gram-Schmidt with one reorthogonalisation): faster than LAPACK's Householder path there
+#: (measured in-kernel at N = 80: 0.13 against 0.44 us for k = 1, 0.82 against 0.89 us for
+#: k = 2; from k = 3 on LAPACK is faster), and as accurate (agreement to 2e-16)
+QR_LOOP_MAX = 2
+
+
+@config.njit(inline="always")
+def _qr_gram_schmidt(Y):
+    # CGS2: each column is projected out against the previous ones twice ("twice is enough"),
+    # which keeps Q orthonormal to rounding for a numerically full-rank Y; returns ok=False when a
+    # column is (nearly) dependent or not finite, and the caller falls back to Householder
+    M, k = Y.shape
+    Q = np.empty((M, k), Y.dtype)
+    R = np.zeros((k, k), Y.dtype)
+    c = np.zeros(k, Y.dtype)
+    eps = np.finfo(Y.dtype).eps
+    for j in range(k):
+        norm0 = 0.0
+        for m in range(M):
+            Q[m, j] = Y[m, j]
+            norm0 += Y[m, j] * Y[m, j]
+        for _ in range(2):
+            for i in range(j):
+                c[i] = 0.0
+            for m in range(M):
+                v = Q[m, j]
+                for i in range(j):
+                    c[i] += Q[m, i] * v
+            for m in range(M):
+                v = Q[m, j]
+                for i in range(j):
+                    v -= Q[m, i] * c[i]
+                Q[m, j] = v
+            for i in range(j):
+                R[i, j] += c[i]
+        nrm = 0.0
+        for m in range(M):
+            nrm += Q[m, j] * Q[m, j]
+        # a column that lost more than half its digits to cancellation: Householder instead
+        if not (nrm > eps * norm0 and nrm < np.inf):
+            return Q, R, False
+        nrm = np.sqrt(nrm)
+        R[j, j] = nrm
+        inv = 1.0 / nrm
+        for m in range(M):
+            Q[m, j] *= inv
+    return Q, R, True
+
+
 @config.njit(inline="always")
 def qr_positive(Y):
     """Reduced QR factorisation ``Y = Q R`` (``Y`` (M, k), k <= M) with a non-negative diagonal of ``R``.
 
     The sign convention makes the factorisation unique for full rank, so ``log R_ii`` are the
-    Lyapunov increments and the QR pullback applies: column i of Q and row i of R are negated
-    where LAPACK's ``R_ii`` is negative.
+    Lyapunov increments and the QR pullback applies.  Up to ``QR_LOOP_MAX`` columns by
+    Gram-Schmidt with reorthogonalisation (positive by construction), otherwise by LAPACK's
+    Householder QR with column i of Q and row i of R negated where ``R_ii`` is negative.
     """
+    if Y.shape[1] <= QR_LOOP_MAX:
+        Q, R, ok = _qr_gram_schmidt(Y)
+        if ok:
+            return Q, R
     Q, R = np.linalg.qr(Y)
     M = Q.shape[0]
     for i in range(R.shape[0]):

@@ -60,7 +60,7 @@ from ..models.base import (
 from ..optim import Adam, as_optimizer
 from ..simulate import simulate
 from ._lu_cpu import solve_upper_many
-from ._tangents import initial_tangents, qr_positive, tangent_product, tangent_pullback
+from ._tangents import QR_LOOP_MAX, initial_tangents, qr_positive, tangent_product, tangent_pullback
 
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
@@ -88,11 +88,43 @@ _FLOSS_SIG = types.float64(
 )
 
 
+@config.njit(inline="always")
+def _qr_pullback_loops(Q, R, Qbar, rbar):
+    # the same as _qr_pullback in loops, for a few columns (no BLAS calls or temporaries)
+    M, k = Q.shape
+    Mx = np.zeros((k, k))
+    for m in range(M):
+        for i in range(k):
+            qb = Qbar[m, i]
+            for j in range(i + 1):
+                Mx[i, j] -= qb * Q[m, j]
+    for j in range(k):
+        Mx[j, j] += R[j, j] * rbar[j]
+        for i in range(j):
+            Mx[i, j] = Mx[j, i]
+    X = np.empty((M, k))
+    for m in range(M):
+        for j in range(k):
+            v = Qbar[m, j]
+            for i in range(k):
+                v += Q[m, i] * Mx[i, j]
+            X[m, j] = v
+        # X R^T = (Qbar + Q Mx): back substitution along the row
+        for j in range(k - 1, -1, -1):
+            v = X[m, j]
+            for i in range(j + 1, k):
+                v -= X[m, i] * R[j, i]
+            X[m, j] = v / R[j, j]
+    return X
+
+
 @config.njit
 def _qr_pullback(Q, R, Qbar, rbar):
     # Abar = (Qbar + Q copyltu(R Rbar^T - Qbar^T Q)) R^{-T} for a diagonal Rbar = diag(rbar)
     # (the loss depends on R only through its diagonal): R Rbar^T = R diag(rbar)
     M, k = Q.shape
+    if k <= QR_LOOP_MAX:
+        return _qr_pullback_loops(Q, R, Qbar, rbar)
     Mx = -(Qbar.T @ Q)
     for i in range(k):
         for j in range(i, k):

@@ -271,13 +271,16 @@ def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
             DY[j, c] = d1 * Y[j, c]
         g_z[j] = d2 * acc
     if k <= _RANK_UPDATE_LOOP_MAX:
-        # a few rank-1 updates in place (a product would allocate and add an N x N temporary)
+        # a few rank-1 updates in place (a product would allocate and add an N x N temporary), over
+        # contiguous rows of (D Y)^T so that the inner loop vectorises
+        DYT = np.ascontiguousarray(DY.T)
         for i in range(N):
             gi = gW[i]
             for c in range(k):
                 a = A[i, c]
+                dy = DYT[c]
                 for j in range(N):
-                    gi[j] += a * DY[j, c]
+                    gi[j] += a * dy[j]
     else:
         gW += np.dot(A, DY.T)
 
