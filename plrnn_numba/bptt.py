@@ -56,6 +56,13 @@ from .models.base import (
 )
 from .readouts import LOSSES, IdentityReadout, LatentReadout, LinearReadout, as_readout, readout_slice
 
+__all__ = [
+    "Batch",
+    "LossGrad",
+    "loss_and_grad",
+    "predict",
+]
+
 _f1 = types.float64[::1]
 _f2 = types.float64[:, ::1]
 _f3 = types.float64[:, :, ::1]

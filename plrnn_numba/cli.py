@@ -39,6 +39,7 @@ Options
 ``--seed N`` / ``--seeds K``
     Seeds ``N .. N+K-1`` (K defaults to the preset's).
 ``--connect-timeout S``, ``--no-progress``
+    Seconds to wait for a dask scheduler; no progress bar.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .sweep._core import SWEEP_BACKENDS
+
+__all__ = [
+    "add_sweep_arguments",
+    "default_store",
+    "sweep_kwargs",
+    "preset",
+    "seed_list",
+    "command_line",
+    "run_sweep",
+    "print_sweep_summary",
+]
 
 
 def _positive_int(text: str) -> int:

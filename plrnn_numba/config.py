@@ -26,6 +26,22 @@ import os
 
 import numba
 
+__all__ = [
+    "blas_kernels",
+    "check_blas_kernels",
+    "BlasKernelWarning",
+    "limit_blas_threads",
+    "set_num_threads",
+    "get_num_threads",
+    "parallel_threads",
+    "threads_for",
+    "prepare_engines",
+    "tune_malloc",
+    "jit",
+    "njit",
+    "LazyKernel",
+]
+
 #: fast-math flags used by every kernel (NaN/inf semantics preserved).
 FASTMATH: frozenset[str] = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 

@@ -38,6 +38,17 @@ import numpy as np
 
 from . import _validate as V
 
+__all__ = [
+    "ConstantAlpha",
+    "LinearAlpha",
+    "ExponentialAlpha",
+    "Theorem3Alpha",
+    "FreeRunning",
+    "SparseTF",
+    "GTF",
+    "as_forcing",
+]
+
 
 @dataclass(frozen=True)
 class ConstantAlpha:

@@ -22,6 +22,17 @@ import xarray as xr
 
 from ._version import __version__
 
+__all__ = [
+    "save",
+    "open",
+    "CorruptFileError",
+    "remove_stale_temporaries",
+    "provenance",
+    "versions",
+    "to_json",
+    "SAVE_MODES",
+]
+
 _DEPENDENCIES = ("numpy", "numba", "scipy", "xarray", "netCDF4")
 
 

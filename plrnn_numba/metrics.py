@@ -28,6 +28,18 @@ import numpy as np
 
 from . import _validate as V
 
+__all__ = [
+    "state_space_divergence",
+    "state_space_divergence_binned",
+    "state_space_divergence_gmm",
+    "power_spectrum_distance",
+    "smoothed_power_spectra",
+    "free_run_measures",
+    "evaluation_window",
+    "laplace_smoothing",
+    "GMM_MIN_CHANNELS",
+]
+
 #: channels from which ``state_space_divergence(method="auto")`` uses the Gaussian-mixture estimate
 GMM_MIN_CHANNELS = 6
 

@@ -23,6 +23,15 @@ import numpy as np
 
 from . import _validate as V
 
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "as_optimizer",
+    "global_norm",
+    "clip_by_global_norm",
+]
+
 
 def global_norm(g: np.ndarray) -> float:
     """Euclidean norm ``sqrt(sum_i g_i^2)`` of the whole gradient vector.

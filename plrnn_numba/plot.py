@@ -9,6 +9,15 @@ import xarray as xr
 
 from . import _validate as V
 
+__all__ = [
+    "loss_curve",
+    "attractor",
+    "training_summary",
+    "bifurcation_manifolds",
+    "orbit_diagram",
+    "loss_jumps_figure",
+]
+
 
 def _plt():
     import matplotlib

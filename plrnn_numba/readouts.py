@@ -38,6 +38,15 @@ import numpy as np
 
 from . import _validate as V
 
+__all__ = [
+    "IdentityReadout",
+    "LinearReadout",
+    "LatentReadout",
+    "LOSSES",
+    "as_readout",
+    "readout_slice",
+]
+
 LOSSES = {"mse": 0, "bce": 1, "sigmoid_mse": 2, "ce": 3}
 
 

@@ -11,6 +11,10 @@ from . import config
 from ._validate import carray
 from .models.base import Model, call_step, check_model, check_precision, model_params, signature_for
 
+__all__ = [
+    "simulate",
+]
+
 _SIM_SIG = types.void(
     types.int64, types.float64[::1], types.int64[::1], types.float64[:, :, ::1], types.float64[:, :, ::1]
 )
