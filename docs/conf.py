@@ -30,7 +30,7 @@ extensions = [
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "examples", "run_page.py", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "examples", "generated", "run_page.py", "Thumbs.db", ".DS_Store"]
 
 # MyST: $...$ and $$...$$ math, heading anchors for the pages' cross-links (page.md#section)
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

@@ -19,9 +19,10 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
-from conftest import FLAGS  # noqa: E402  (the test suite's parser options)
 from sybil import Sybil  # noqa: E402
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser  # noqa: E402
+
+from conftest import FLAGS  # noqa: E402  (the test suite's parser options)
 
 
 def run_page(page: Path) -> None:

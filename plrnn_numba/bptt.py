@@ -280,7 +280,7 @@ def _bptt_parallel(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S,
 class Batch:
     """A batch of sequences for training or evaluation.
 
-    Attributes
+    Parameters
     ----------
     targets : (B, T, N) array
         Observations ``x_1 .. x_T`` the readout should produce.
@@ -348,7 +348,20 @@ class Batch:
         """Batch from observed sequences ``x_0 .. x_T`` of shape (B, T + 1, N).
 
         ``x_0`` initialises the latent state; ``x_1 .. x_T`` are the targets.
-        ``inputs`` ((K,), (T, K) or (B, T, K)) are ``s_1 .. s_T``.
+
+        Parameters
+        ----------
+        sequences : (B, T + 1, N) array
+            Observed sequences, ``T >= 1``.
+        inputs : (K,), (T, K) or (B, T, K) array, optional
+            External inputs ``s_1 .. s_T`` (see :class:`Batch`).
+        mask : (B, T) or (T,) array, optional
+            Weight of each target step in the loss (see :class:`Batch`).
+
+        Returns
+        -------
+        Batch
+            ``targets = sequences[:, 1:]`` and ``x0 = sequences[:, 0]``.
         """
         seq = V.as_float_array(sequences, "sequences")
         if seq.ndim != 3 or seq.shape[1] < 2 or 0 in seq.shape:
@@ -358,10 +371,12 @@ class Batch:
 
     @property
     def size(self) -> int:
+        """Number of sequences ``B``."""
         return int(np.shape(self.targets)[0])
 
     @property
     def n_steps(self) -> int:
+        """Number of target steps ``T``."""
         return int(np.shape(self.targets)[1])
 
 
@@ -369,13 +384,18 @@ class Batch:
 class LossGrad:
     """Result of :func:`loss_and_grad`.
 
-    Attributes
+    Parameters
     ----------
     loss : float
-    grad : (P,) array — gradient with respect to the model's ``theta``.
-    grad_readout : array — gradient with respect to the readout parameters.
-    grad_z0 : (B, M) array — gradient with respect to the initial states.
-    finite : bool — False when the loss or a gradient is NaN/inf (diverged).
+        The loss.
+    grad : (P,) array
+        Gradient with respect to the model's ``theta``.
+    grad_readout : array
+        Gradient with respect to the readout parameters.
+    grad_z0 : (B, M) array
+        Gradient with respect to the initial states.
+    finite : bool
+        False when the loss or a gradient is NaN/inf (diverged).
     """
 
     loss: float
@@ -577,6 +597,7 @@ def loss_and_grad(
     Returns
     -------
     LossGrad
+        The loss, its gradients and whether they are finite.
     """
     theta = model.check_theta(theta) if isinstance(model, Model) else theta
     epoch = V.positive_int(epoch, "epoch", minimum=0)
@@ -638,6 +659,30 @@ def predict(model: Model, theta, batch: Batch, *, readout=None, readout_params=N
     Uses the same forcing as training would (``forcing=None`` gives the free-running prediction).
     ``y`` is the readout before any loss: the logits for ``loss="bce"`` and
     ``loss="sigmoid_mse"`` (the output is then ``sigmoid(y)``).
+
+    Parameters
+    ----------
+    model : Model
+        The model.
+    theta : (P,) array
+        Model parameters.
+    batch : Batch
+        Targets (which set the forcing and the number of steps), inputs and initial states.
+    readout : IdentityReadout, LinearReadout or LatentReadout, optional
+        Observation model (default: identity on all latent states).
+    readout_params : array, optional
+        Parameters of the readout, as in :func:`loss_and_grad`.
+    forcing : None, float, FreeRunning, SparseTF or GTF
+        Teacher forcing applied in the forward pass, as in :func:`loss_and_grad`.
+    epoch : int
+        Passed to an alpha schedule of GTF.
+
+    Returns
+    -------
+    Y : (B, T, N) array
+        Predicted observations ``y_1 .. y_T``.
+    Z : (B, T + 1, M) array
+        Latent states ``z_0 .. z_T``.
     """
     from .simulate import simulate
 

@@ -20,7 +20,7 @@ what was kept and the command that goes on, instead of a traceback.
 Options
 -------
 ``--quick`` / ``--full``
-    Preset size (default quick: a minute or two on a laptop).
+    Preset size (default quick; run times of every script: docs/run_times.md).
 ``--backend {processes,serial,dask}``
     Where points run (default ``processes``; ``dask`` when ``--scheduler`` is given).
 ``--scheduler ADDRESS``
@@ -104,6 +104,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | P
     Parameters
     ----------
     parser : argparse.ArgumentParser
+        The script's parser.
     default_out : path
         Default of ``--out`` (the merged netCDF file).
 
@@ -163,7 +164,18 @@ def add_sweep_arguments(parser: argparse.ArgumentParser, *, default_out: str | P
 
 
 def default_store(out: str | Path) -> Path:
-    """The store directory that goes with a result file: ``results/x.nc`` -> ``results/x.store``."""
+    """The store directory that goes with a result file: ``results/x.nc`` -> ``results/x.store``.
+
+    Parameters
+    ----------
+    out : path
+        The result file.
+
+    Returns
+    -------
+    pathlib.Path
+        The store directory.
+    """
     out = Path(out)
     return out.with_suffix(".store") if out.suffix else out.with_name(out.name + ".store")
 
@@ -220,7 +232,20 @@ def _check_args(args) -> None:
 
 
 def preset(args: argparse.Namespace, presets: Mapping[str, Mapping]) -> dict:
-    """A copy of ``presets["quick"]`` or ``presets["full"]``, by ``--quick`` / ``--full``."""
+    """A copy of ``presets["quick"]`` or ``presets["full"]``, by ``--quick`` / ``--full``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser prepared with :func:`add_sweep_arguments`.
+    presets : dict
+        The script's settings under the keys ``"quick"`` and ``"full"``.
+
+    Returns
+    -------
+    dict
+        A copy of the chosen preset.
+    """
     _check_args(args)
     if not isinstance(presets, Mapping) or args.mode not in presets:
         have = sorted(presets) if isinstance(presets, Mapping) else type(presets).__name__
@@ -229,7 +254,20 @@ def preset(args: argparse.Namespace, presets: Mapping[str, Mapping]) -> dict:
 
 
 def seed_list(args: argparse.Namespace, default_n: int) -> list[int]:
-    """Seeds ``--seed .. --seed + n - 1`` with ``n`` from ``--seeds`` or ``default_n``."""
+    """Seeds ``--seed .. --seed + n - 1`` with ``n`` from ``--seeds`` or ``default_n``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser prepared with :func:`add_sweep_arguments`.
+    default_n : int
+        The number of seeds when ``--seeds`` is not given (the preset's).
+
+    Returns
+    -------
+    list of int
+        The seeds.
+    """
     _check_args(args)
     if isinstance(default_n, bool) or not isinstance(default_n, int) or default_n < 1:
         raise ValueError(f"default_n must be a positive integer (the preset's number of seeds); got {default_n!r}")
@@ -238,7 +276,20 @@ def seed_list(args: argparse.Namespace, default_n: int) -> list[int]:
 
 
 def command_line(script: str, argv: list[str] | None = None) -> str:
-    """The command as typed (for the ``script`` attribute of a result)."""
+    """The command as typed (for the ``script`` attribute of a result).
+
+    Parameters
+    ----------
+    script : str
+        The script as typed.
+    argv : list of str, optional
+        Its arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    str
+        The command line, shell-quoted.
+    """
     argv = sys.argv[1:] if argv is None else argv
     return " ".join(shlex.quote(a) for a in [script, *argv])
 
@@ -293,10 +344,14 @@ def run_sweep(
 
     Parameters
     ----------
-    fn, grid
-        The sweep function and grid.
-    args, parser
-        The parsed options (:func:`add_sweep_arguments`) and their parser.
+    fn : callable
+        The sweep function.
+    grid : dict
+        The sweep grid: parameter name -> list of values.
+    args : argparse.Namespace
+        The parsed options (:func:`add_sweep_arguments`).
+    parser : argparse.ArgumentParser
+        Their parser.
     script : path, optional
         The script's file (``__file__``), for the commands in the messages
         (default: ``parser.prog``).
@@ -368,7 +423,21 @@ def run_sweep(
 
 def print_sweep_summary(ds, args: argparse.Namespace, parser: argparse.ArgumentParser, seconds: float,
                         *written) -> None:
-    """The two closing lines of a sweep script: points computed and failed, time and backend; the files written."""
+    """The two closing lines of a sweep script: points computed and failed, time and backend; the files written.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The sweep's result.
+    args : argparse.Namespace
+        Parsed by a parser prepared with :func:`add_sweep_arguments`.
+    parser : argparse.ArgumentParser
+        Their parser.
+    seconds : float
+        The sweep's wall-clock time.
+    *written : path
+        Further files the script wrote (after ``--out``).
+    """
     failed = int((ds["error"] != "").sum())
     print(f"{ds['error'].size} points ({ds.attrs['n_computed']} computed, {failed} failed) in {seconds:.1f} s with "
           f"backend {ds.attrs['backend']} ({ds.attrs['workers']} workers)")

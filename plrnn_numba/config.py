@@ -66,7 +66,16 @@ class LazyKernel:
     ``import plrnn_numba`` cheap: only what a program calls is compiled.
 
     Call it like the function, or take :attr:`dispatcher` to pass the kernel
-    to an engine.
+    to an engine.  Made by :func:`jit`.
+
+    Parameters
+    ----------
+    pyfunc : callable
+        The Python function (kept as ``py_func``; its name and docstring are copied).
+    signature : numba signature or None
+        The explicit signature (None: compiled lazily for the argument types of each call).
+    options : dict
+        Options of ``numba.njit`` (``cache``, ``fastmath``, ...).
     """
 
     def __init__(self, pyfunc, signature, options):
@@ -90,8 +99,21 @@ class LazyKernel:
         return self._dispatcher
 
     def for_signature(self, signature):
-        """A dispatcher compiled for ``signature`` (the primary one, or another, e.g. the float32
-        variant of a kernel; each compiled on first request and cached like the primary one)."""
+        """A dispatcher compiled for ``signature``.
+
+        The primary signature, or another (e.g. the float32 variant of a
+        kernel); each is compiled on first request and cached like the primary one.
+
+        Parameters
+        ----------
+        signature : numba signature or None
+            The signature (None: the primary one).
+
+        Returns
+        -------
+        numba dispatcher
+            The compiled kernel.
+        """
         if signature is None or signature == self.signature:
             return self.dispatcher
         others = self.__dict__.setdefault("_others", {})
@@ -137,6 +159,18 @@ def njit(func=None, **overrides):
 
     Helpers called from kernels are inlined into their caller's compilation,
     so they need no explicit signature.
+
+    Parameters
+    ----------
+    func : callable, optional
+        The function; None returns the decorator (``@njit(...)`` with options).
+    **overrides
+        Options replacing the package's defaults (e.g. ``inline="always"``).
+
+    Returns
+    -------
+    numba dispatcher or callable
+        The compiled function, or the decorator when ``func`` is None.
     """
     opts = {**JIT_OPTIONS, **overrides}
     if func is None:
@@ -235,7 +269,18 @@ def blas_kernels() -> dict:
 
 
 def check_blas_kernels(warn: bool = True) -> dict:
-    """:func:`blas_kernels`, with a :class:`BlasKernelWarning` when OpenBLAS is forced onto older kernels."""
+    """:func:`blas_kernels`, with a :class:`BlasKernelWarning` when OpenBLAS is forced onto older kernels.
+
+    Parameters
+    ----------
+    warn : bool
+        Issue the warning (False: only report).
+
+    Returns
+    -------
+    dict
+        What :func:`blas_kernels` reports.
+    """
     info = blas_kernels()
     if warn and info["slower_than_cpu"] and info["forced_by"]:
         import warnings
@@ -295,12 +340,24 @@ def prepare_engines() -> None:
 
 
 def set_num_threads(n: int) -> None:
-    """Limit the numba worker threads used by parallel engines."""
+    """Limit the numba worker threads used by parallel engines.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads (at most numba's pool size).
+    """
     numba.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:
-    """Number of numba worker threads parallel engines may use."""
+    """Number of numba worker threads parallel engines may use.
+
+    Returns
+    -------
+    int
+        The count.
+    """
     return numba.get_num_threads()
 
 
@@ -311,6 +368,20 @@ def parallel_threads(n_threads, n_items: int, work: float) -> int:
     engine's flop estimate) reaches :data:`BPTT_PARALLEL_MIN_WORK` -- entering a parallel region
     costs thread wake-ups, which small problems do not repay; an explicit ``n_threads`` is used as
     given (at most one thread per item and numba's pool size).
+
+    Parameters
+    ----------
+    n_threads : int or None
+        The caller's request.
+    n_items : int
+        Number of independent items (batch size).
+    work : float
+        The engine's flop estimate.
+
+    Returns
+    -------
+    int
+        The number of threads.
     """
     if n_threads is None:
         nt = get_num_threads()
@@ -321,7 +392,13 @@ def parallel_threads(n_threads, n_items: int, work: float) -> int:
 
 
 class threads_for:
-    """Context manager: numba's thread count set to ``n`` inside, restored after (``n <= 1``: untouched)."""
+    """Context manager: numba's thread count set to ``n`` inside, restored after (``n <= 1``: untouched).
+
+    Parameters
+    ----------
+    n : int
+        Number of threads inside the block.
+    """
 
     def __init__(self, n: int):
         self.n = int(n)

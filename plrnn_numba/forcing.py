@@ -52,7 +52,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ConstantAlpha:
-    """``alpha(epoch) = value``."""
+    """``alpha(epoch) = value``.
+
+    Parameters
+    ----------
+    value : float
+        The forcing strength, in [0, 1].
+    """
 
     value: float
 
@@ -65,7 +71,17 @@ class ConstantAlpha:
 
 @dataclass(frozen=True)
 class LinearAlpha:
-    """Linear change from ``start`` to ``end`` over ``n_epochs``, then constant."""
+    """Linear change from ``start`` to ``end`` over ``n_epochs``, then constant.
+
+    Parameters
+    ----------
+    start : float
+        Forcing strength at epoch 0, in [0, 1].
+    end : float
+        Forcing strength from epoch ``n_epochs`` on, in [0, 1].
+    n_epochs : int
+        Length of the change, in epochs (>= 1).
+    """
 
     start: float
     end: float
@@ -83,7 +99,17 @@ class LinearAlpha:
 
 @dataclass(frozen=True)
 class ExponentialAlpha:
-    """Geometric change from ``start`` to ``end`` (> 0) over ``n_epochs``, then constant."""
+    """Geometric change from ``start`` to ``end`` (> 0) over ``n_epochs``, then constant.
+
+    Parameters
+    ----------
+    start : float
+        Forcing strength at epoch 0, in (0, 1].
+    end : float
+        Forcing strength from epoch ``n_epochs`` on, in (0, 1].
+    n_epochs : int
+        Length of the change, in epochs (>= 1).
+    """
 
     start: float
     end: float
@@ -112,6 +138,15 @@ class Theorem3Alpha:
     (:meth:`~plrnn_numba.models.piecewise.PiecewiseLinear.norm_bound`:
     ``||A|| + ||W||`` for the PLRNN, ``||L|| + ||R|| ||U||`` in general), so it
     works for every piecewise-linear model.
+
+    Parameters
+    ----------
+    margin : float
+        Added to the bound ``1 - 1/r`` (0 when ``r <= 1``).
+    alpha_min : float
+        Lower clip of alpha, in [0, 1].
+    alpha_max : float
+        Upper clip of alpha, in [0, 1] and >= ``alpha_min``.
     """
 
     margin: float = 0.05
@@ -140,7 +175,14 @@ AlphaLike = float | Callable[..., float]
 
 @dataclass(frozen=True)
 class FreeRunning:
-    """No forcing: the model runs freely from its initial state."""
+    """No forcing: the model runs freely from its initial state.
+
+    Parameters
+    ----------
+    n_forced : int, optional
+        Number of forced latent components; accepted for a uniform interface
+        with :class:`SparseTF` and :class:`GTF` (nothing is forced).
+    """
 
     n_forced: int | None = None
 
@@ -148,19 +190,67 @@ class FreeRunning:
         V.optional_int(self.n_forced, "n_forced")
 
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
+        """Forcing strength of each step ``t = 1 .. n_steps``: all zero.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps.
+        epoch : int
+            The training epoch (unused).
+        model : Model, optional
+            The model (unused).
+        theta : (P,) array, optional
+            Its parameters (unused).
+
+        Returns
+        -------
+        (n_steps,) array
+            Zeros.
+        """
         return np.zeros(n_steps)
 
     def at_epoch(self, epoch: int, model=None, theta=None) -> FreeRunning:
-        """The forcing of one epoch: itself (nothing depends on the epoch)."""
+        """The forcing of one epoch: itself (nothing depends on the epoch).
+
+        Parameters
+        ----------
+        epoch : int
+            The training epoch.
+        model : Model, optional
+            The model being trained.
+        theta : (P,) array, optional
+            Its parameters at the start of the epoch.
+
+        Returns
+        -------
+        FreeRunning
+            ``self``.
+        """
         return self
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            ``{"forcing": "free"}``.
+        """
         return {"forcing": "free"}
 
 
 @dataclass(frozen=True)
 class SparseTF:
-    """Sparse teacher forcing: replace the observed states by data every ``tau`` steps."""
+    """Sparse teacher forcing: replace the observed states by data every ``tau`` steps.
+
+    Parameters
+    ----------
+    tau : int
+        Forcing interval: steps ``t = tau, 2 tau, ...`` are forced (``alpha_t = 1``).
+    n_forced : int, optional
+        Number of forced latent components (default: all observed ones).
+    """
 
     tau: int
     n_forced: int | None = None
@@ -170,14 +260,54 @@ class SparseTF:
         V.optional_int(self.n_forced, "n_forced")
 
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
+        """Forcing strength of each step ``t = 1 .. n_steps``: 1 at multiples of ``tau``, else 0.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps.
+        epoch : int
+            The training epoch (unused).
+        model : Model, optional
+            The model (unused).
+        theta : (P,) array, optional
+            Its parameters (unused).
+
+        Returns
+        -------
+        (n_steps,) array
+            ``alpha_1 .. alpha_T``.
+        """
         t = np.arange(1, n_steps + 1)
         return (t % self.tau == 0).astype(np.float64)
 
     def at_epoch(self, epoch: int, model=None, theta=None) -> SparseTF:
-        """The forcing of one epoch: itself (nothing depends on the epoch)."""
+        """The forcing of one epoch: itself (nothing depends on the epoch).
+
+        Parameters
+        ----------
+        epoch : int
+            The training epoch.
+        model : Model, optional
+            The model being trained.
+        theta : (P,) array, optional
+            Its parameters at the start of the epoch.
+
+        Returns
+        -------
+        SparseTF
+            ``self``.
+        """
         return self
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            ``{"forcing": "sparse", "tau": tau}``.
+        """
         return {"forcing": "sparse", "tau": self.tau}
 
 
@@ -203,10 +333,44 @@ class GTF:
         V.optional_int(self.n_forced, "n_forced")
 
     def alpha_at(self, epoch: int = 0, model=None, theta=None) -> float:
+        """The forcing strength at one epoch: ``alpha``, or the schedule evaluated there.
+
+        Parameters
+        ----------
+        epoch : int
+            The training epoch.
+        model : Model, optional
+            The model (needed by schedules that read the parameters, such as :class:`Theorem3Alpha`).
+        theta : (P,) array, optional
+            Its parameters.
+
+        Returns
+        -------
+        float
+            Alpha, in [0, 1].
+        """
         a = self.alpha(epoch, model, theta) if callable(self.alpha) else self.alpha
         return V.finite_float(a, "alpha", 0.0, 1.0)
 
     def alphas(self, n_steps: int, epoch: int = 0, model=None, theta=None) -> np.ndarray:
+        """Forcing strength of each step ``t = 1 .. n_steps``: :meth:`alpha_at` at every step.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps.
+        epoch : int
+            The training epoch.
+        model : Model, optional
+            The model (for schedules that read the parameters).
+        theta : (P,) array, optional
+            Its parameters.
+
+        Returns
+        -------
+        (n_steps,) array
+            ``alpha_1 .. alpha_T``, all equal.
+        """
         return np.full(n_steps, self.alpha_at(epoch, model, theta))
 
     def at_epoch(self, epoch: int, model=None, theta=None) -> GTF:
@@ -214,18 +378,50 @@ class GTF:
 
         A schedule that reads the parameters (such as :class:`Theorem3Alpha`)
         sees ``theta`` at the start of the epoch.
+
+        Parameters
+        ----------
+        epoch : int
+            The training epoch.
+        model : Model, optional
+            The model being trained.
+        theta : (P,) array, optional
+            Its parameters at the start of the epoch.
+
+        Returns
+        -------
+        GTF
+            ``self`` if ``alpha`` is a constant, else a GTF with that epoch's constant alpha.
         """
         if not callable(self.alpha):
             return self
         return GTF(self.alpha_at(epoch, model, theta), n_forced=self.n_forced)
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            ``{"forcing": "gtf", "alpha": alpha}`` (a schedule by its ``repr``).
+        """
         a = self.alpha if not callable(self.alpha) else repr(self.alpha)
         return {"forcing": "gtf", "alpha": a}
 
 
 def as_forcing(forcing):
-    """``None`` -> free running; a float -> constant GTF; forcing objects pass through."""
+    """``None`` -> free running; a float -> constant GTF; forcing objects pass through.
+
+    Parameters
+    ----------
+    forcing : None, float, FreeRunning, SparseTF or GTF
+        The forcing as the training functions accept it.
+
+    Returns
+    -------
+    FreeRunning, SparseTF or GTF
+        The forcing object.
+    """
     if forcing is None:
         return FreeRunning()
     if isinstance(forcing, (FreeRunning, SparseTF, GTF)):

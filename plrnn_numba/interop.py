@@ -475,6 +475,7 @@ def from_torch_initial_state(model: VanillaRNN, h0: Any) -> np.ndarray:
     Returns
     -------
     (..., N) float64 array
+        :math:`z_0`.
 
     Raises
     ------

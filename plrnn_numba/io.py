@@ -57,12 +57,30 @@ def _jsonable(obj):
 
 
 def to_json(obj) -> str:
-    """JSON text of ``obj``; numpy scalars/arrays and package objects are converted."""
+    """JSON text of ``obj``; numpy scalars/arrays and package objects are converted.
+
+    Parameters
+    ----------
+    obj : object
+        Anything JSON-serialisable once numpy values and the package's dataclasses
+        are converted (other objects by their ``repr``).
+
+    Returns
+    -------
+    str
+        JSON with sorted keys.
+    """
     return json.dumps(obj, default=_jsonable, sort_keys=True)
 
 
 def versions() -> dict[str, str]:
-    """Versions of the package and its main dependencies."""
+    """Versions of the package and its main dependencies.
+
+    Returns
+    -------
+    dict of str to str
+        Version by package name (and ``python``).
+    """
     return dict(_versions())
 
 
@@ -89,6 +107,12 @@ def provenance(call: str, arguments: dict | None = None, seeds=None) -> dict:
         Its arguments (stored as a JSON string).
     seeds : int or sequence, optional
         Random seeds used.
+
+    Returns
+    -------
+    dict
+        ``created``, ``producer``, ``arguments``, ``seeds``, ``host``,
+        ``versions``, ``history`` and ``Conventions``.
     """
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     attrs = {
@@ -203,6 +227,11 @@ def remove_stale_temporaries(path) -> list[Path]:
     live processes (a concurrent save) are kept.  :func:`save` calls this
     before every write.
 
+    Parameters
+    ----------
+    path : str or path-like
+        The netCDF file whose temporaries are removed.
+
     Returns
     -------
     list of Path
@@ -280,6 +309,7 @@ def save(ds: xr.Dataset, path, *, mode: str = "w") -> Path:
     Returns
     -------
     Path
+        The file written.
     """
     if isinstance(ds, xr.DataArray):
         raise TypeError("ds must be an xarray.Dataset; got a DataArray: save da.to_dataset(name=...) instead")
@@ -339,6 +369,18 @@ def _appended(existing: xr.Dataset, ds: xr.Dataset, path: Path) -> xr.Dataset:
 
 def open(path, **kwargs) -> xr.Dataset:  # noqa: A001 - mirrors xarray.open_dataset
     """Open a Dataset written by :func:`save`, verify its checksums and load it into memory.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The netCDF file.
+    **kwargs
+        Passed to ``xarray.open_dataset``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The Dataset, loaded into memory (the file is closed).
 
     Raises
     ------

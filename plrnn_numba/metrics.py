@@ -59,6 +59,18 @@ def laplace_smoothing(counts: np.ndarray, alpha: float = 1e-5) -> np.ndarray:
 
     ``K`` is the number of bins; an empty bin gets a small positive
     probability, so that the divergence stays finite.
+
+    Parameters
+    ----------
+    counts : array
+        Counts per bin (any shape).
+    alpha : float
+        Pseudo-count added to every bin.
+
+    Returns
+    -------
+    array
+        Probabilities, the shape of ``counts``, summing to 1.
     """
     c = np.asarray(counts, dtype=float)
     return (c + alpha) / (c.sum() + alpha * c.size)
@@ -180,9 +192,30 @@ def state_space_divergence(x_true, x_gen, *, method: str = "auto", n_bins: int =
                            sigma2: float = 1.0, max_steps: int = 10_000, mc_samples: int = 1000, seed=0) -> float:
     """``D_stsp``: binned for fewer than 6 channels, Gaussian mixtures from 6 on (``method="auto"``).
 
-    ``method``: ``"auto"``, ``"bins"`` (:func:`state_space_divergence_binned`,
-    ``n_bins``, ``alpha``) or ``"gmm"`` (:func:`state_space_divergence_gmm`,
-    ``sigma2``, ``max_steps``, ``mc_samples``, ``seed``).
+    Parameters
+    ----------
+    x_true, x_gen : (T, N), (T', N) arrays
+        Observed and generated trajectories.
+    method : {"auto", "bins", "gmm"}
+        :func:`state_space_divergence_binned` or :func:`state_space_divergence_gmm`;
+        ``"auto"``: by the number of channels (``GMM_MIN_CHANNELS``).
+    n_bins : int
+        Bins per channel (``"bins"``).
+    alpha : float
+        Laplace smoothing (``"bins"``).
+    sigma2 : float
+        Variance of each mixture component (``"gmm"``).
+    max_steps : int
+        Most time steps used (``"gmm"``).
+    mc_samples : int
+        Monte-Carlo samples (``"gmm"``).
+    seed : int, None or numpy.random.Generator
+        For the samples (``"gmm"``).
+
+    Returns
+    -------
+    float
+        ``D_stsp`` (nats).
     """
     V.choice(method, "method", ("auto", "bins", "gmm"))
     n_channels = np.shape(x_true)[-1] if np.ndim(x_true) == 2 else 0
@@ -193,14 +226,25 @@ def state_space_divergence(x_true, x_gen, *, method: str = "auto", n_bins: int =
 
 
 def smoothed_power_spectra(x, sigma: float = 20.0) -> np.ndarray:
-    """Normalised power spectra of the z-scored channels of ``x`` (T, N), smoothed by a Gaussian of ``sigma`` bins.
+    """Normalised power spectra of the z-scored channels of ``x``, smoothed by a Gaussian of ``sigma`` bins.
 
     Each channel is z-scored (standard deviation with the ``n - 1``
     denominator), its power spectrum ``|rfft|^2`` is smoothed with a Gaussian
     kernel of standard deviation ``sigma`` frequency bins (radius ``4 sigma``,
     reflecting boundaries: ``scipy.ndimage.gaussian_filter1d``), negative
     rounding residues are set to 0, and the spectrum is normalised to sum 1.
-    ``sigma = 0``: no smoothing.  Returns (T // 2 + 1, N).
+
+    Parameters
+    ----------
+    x : (T, N) array
+        A trajectory.
+    sigma : float
+        Standard deviation of the smoothing, in frequency bins (0: no smoothing).
+
+    Returns
+    -------
+    (T // 2 + 1, N) array
+        One spectrum per channel.
     """
     from scipy.ndimage import gaussian_filter1d
 
@@ -256,6 +300,18 @@ def evaluation_window(n_steps: int) -> tuple[int, int]:
 
     The run starts from the state inferred from the first observation; the
     kept ``total - drop`` states are compared with the ``T`` observed ones.
+
+    Parameters
+    ----------
+    n_steps : int
+        Number ``T`` of observed steps.
+
+    Returns
+    -------
+    total : int
+        States of the free run.
+    drop : int
+        Leading states dropped.
     """
     T = V.positive_int(n_steps, "n_steps")
     return int(np.floor(1.25 * T)), int(np.floor(0.25 * T))
@@ -270,6 +326,25 @@ def free_run_measures(model, theta, x_obs, *, z0=None, method: str = "auto", n_b
     lasts ``floor(1.25 T)`` states (:func:`evaluation_window`), and its last
     ``T`` states, read on the first ``N`` latent channels, are compared with
     ``x_obs``.
+
+    Parameters
+    ----------
+    model : Model
+        A model without inputs.
+    theta : (P,) array
+        Its parameters.
+    x_obs : (T, N) array
+        Observations (``N <= model.dim``).
+    z0 : (M,) array, optional
+        Initial state of the run.
+    method : {"auto", "bins", "gmm"}
+        Method of :func:`state_space_divergence`.
+    n_bins : int
+        Bins per channel of the binned ``D_stsp``.
+    sigma : float
+        Smoothing of the power spectra of ``D_H``.
+    seed : int, None or numpy.random.Generator
+        For the Monte-Carlo samples of the mixture ``D_stsp``.
 
     Returns
     -------

@@ -38,6 +38,16 @@ def global_norm(g: np.ndarray) -> float:
 
     An overflowing sum gives ``inf`` silently: a diverged gradient is reported
     by the caller (training records it), not warned about here.
+
+    Parameters
+    ----------
+    g : (P,) array
+        Gradient vector (non-empty).
+
+    Returns
+    -------
+    float
+        The norm.
     """
     return _norm(_gradient(g))
 
@@ -57,9 +67,22 @@ def _norm(g: np.ndarray) -> float:
 def clip_by_global_norm(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, float]:
     """Scale ``g`` so that its global norm is at most ``max_norm``.
 
-    Returns the (possibly rescaled) gradient and its norm before clipping.
     A non-finite gradient is returned unchanged with its non-finite norm: the
     caller decides what a diverged step means (training records it).
+
+    Parameters
+    ----------
+    g : (P,) array
+        Gradient vector (non-empty).
+    max_norm : float or None
+        Largest norm (> 0); None: no clipping.
+
+    Returns
+    -------
+    g : (P,) array
+        The gradient, rescaled if its norm exceeded ``max_norm``.
+    norm : float
+        Its norm before clipping.
     """
     if max_norm is not None:
         V.finite_float(max_norm, "max_norm", low=0.0, open_low=True)
@@ -79,9 +102,17 @@ class _Optimizer:
         V.finite_float(self.lr, "lr", low=0.0)
 
     def reset(self) -> None:
+        """Forget the optimiser's state (moments, step count)."""
         self.state = {}
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            The optimiser's name and its settings.
+        """
         d = asdict(self)
         d.pop("state", None)
         return {"optimizer": type(self).__name__, **d}
@@ -89,7 +120,19 @@ class _Optimizer:
 
 @dataclass
 class SGD(_Optimizer):
-    """Stochastic gradient descent with optional (Nesterov) momentum and L2 decay."""
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 decay.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate.
+    momentum : float
+        Momentum ``mu`` in [0, 1] (0: none).
+    nesterov : bool
+        Use Nesterov momentum.
+    weight_decay : float
+        L2 penalty ``wd`` added to the gradient as ``wd x``.
+    """
 
     lr: float = 1e-2
     momentum: float = 0.0
@@ -103,6 +146,17 @@ class SGD(_Optimizer):
         V.finite_float(self.weight_decay, "weight_decay", low=0.0)
 
     def step(self, x: np.ndarray, g: np.ndarray, lr: float | None = None) -> None:
+        """Update ``x`` in place by one step with gradient ``g``.
+
+        Parameters
+        ----------
+        x : (P,) array
+            Parameters, updated in place.
+        g : (P,) array
+            Gradient at ``x``.
+        lr : float, optional
+            Learning rate of this step (default ``self.lr``; the trainer passes the scheduled rate).
+        """
         lr = self.lr if lr is None else lr
         if self.weight_decay:
             g = g + self.weight_decay * x
@@ -116,7 +170,19 @@ class SGD(_Optimizer):
 
 @dataclass
 class Adam(_Optimizer):
-    """Adam with bias correction; ``weight_decay`` is an L2 penalty added to the gradient."""
+    """Adam with bias correction; ``weight_decay`` is an L2 penalty added to the gradient.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate.
+    beta1, beta2 : float
+        Decay rates of the first and second moment estimates, in [0, 1).
+    eps : float
+        Added to the root of the second moment (> 0).
+    weight_decay : float
+        L2 penalty ``wd`` added to the gradient as ``wd x``.
+    """
 
     lr: float = 1e-3
     beta1: float = 0.9
@@ -136,6 +202,17 @@ class Adam(_Optimizer):
     _decoupled = False
 
     def step(self, x: np.ndarray, g: np.ndarray, lr: float | None = None) -> None:
+        """Update ``x`` in place by one step with gradient ``g``.
+
+        Parameters
+        ----------
+        x : (P,) array
+            Parameters, updated in place.
+        g : (P,) array
+            Gradient at ``x``.
+        lr : float, optional
+            Learning rate of this step (default ``self.lr``; the trainer passes the scheduled rate).
+        """
         lr = self.lr if lr is None else lr
         if self.weight_decay:
             if self._decoupled:
@@ -156,14 +233,37 @@ class Adam(_Optimizer):
 
 @dataclass
 class AdamW(Adam):
-    """Adam with decoupled weight decay (default ``weight_decay=1e-2``)."""
+    """Adam with decoupled weight decay (default ``weight_decay=1e-2``).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate.
+    beta1, beta2 : float
+        Decay rates of the first and second moment estimates, in [0, 1).
+    eps : float
+        Added to the root of the second moment (> 0).
+    weight_decay : float
+        Decoupled decay: ``x <- x - lr wd x`` before the Adam step.
+    """
 
     weight_decay: float = 1e-2
     _decoupled = True
 
 
 def as_optimizer(optimizer) -> _Optimizer:
-    """An optimiser instance from an instance or a name ("sgd", "adam", "adamw")."""
+    """An optimiser instance from an instance or a name ("sgd", "adam", "adamw").
+
+    Parameters
+    ----------
+    optimizer : SGD, Adam, AdamW or str
+        An optimiser, or the name of one (with its default settings).
+
+    Returns
+    -------
+    SGD, Adam or AdamW
+        The optimiser.
+    """
     if isinstance(optimizer, _Optimizer):
         return optimizer
     names = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

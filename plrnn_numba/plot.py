@@ -53,7 +53,22 @@ def _has_display() -> bool:
 
 
 def loss_curve(history: xr.Dataset, ax=None, *, log: bool = True):
-    """Training loss (and gradient norm on a twin axis) against epoch; marks non-finite epochs."""
+    """Training loss (and gradient norm on a twin axis) against epoch; marks non-finite epochs.
+
+    Parameters
+    ----------
+    history : xarray.Dataset
+        From :func:`plrnn_numba.train`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new figure).
+    log : bool
+        Logarithmic loss axis.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The loss axis.
+    """
     _dataset(history, "history", ("epoch", "loss", "nonfinite"), "plrnn_numba.train")
     log = V.flag(log, "log")
     plt = _plt()
@@ -81,7 +96,25 @@ def loss_curve(history: xr.Dataset, ax=None, *, log: bool = True):
 def attractor(observed, generated, ax=None, *, dims=(0, 2), n_points: int = 5000, labels=("x", "y", "z")):
     """Observed against generated trajectory, projected on two channels.
 
-    ``observed`` and ``generated`` are (time, channel) arrays or DataArrays.
+    Parameters
+    ----------
+    observed : (T, N) array or xarray.DataArray
+        The data.
+    generated : (T', N) array or xarray.DataArray
+        The model's trajectory.
+    ax : pair of matplotlib.axes.Axes, optional
+        Where to draw the two panels (default: a new figure).
+    dims : (int, int)
+        The two channels plotted.
+    n_points : int
+        Leading samples of each trajectory plotted.
+    labels : sequence of str
+        Channel names for the axis labels.
+
+    Returns
+    -------
+    pair of matplotlib.axes.Axes
+        The data and the model panel.
     """
     n_points = V.positive_int(n_points, "n_points")
     obs = _trajectory(observed, "observed")[:n_points]
@@ -107,9 +140,18 @@ def attractor(observed, generated, ax=None, *, dims=(0, 2), n_points: int = 5000
 def training_summary(ds: xr.Dataset, path=None):
     """Figure for a fitted model: loss curve, data vs generated attractor, time series.
 
-    ``ds`` must hold the training history and the variables ``observed`` and
-    ``generated`` (dims ``gen_time``, ``channel``), as written by
-    ``scripts/train_plrnn.py``.
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The training history with the variables ``observed`` and ``generated``
+        (dims ``gen_time``, ``channel``), as written by ``scripts/train_plrnn.py``.
+    path : str or path-like, optional
+        Where to save the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     _dataset(ds, "ds", ("epoch", "loss", "nonfinite", "observed", "generated"), "scripts/train_plrnn.py")
     plt = _plt()
@@ -179,7 +221,27 @@ def bifurcation_manifolds(
     cycle or a quasi-periodic orbit), with ``order=k`` the number of stable
     k-cycles.  Boundaries (drawn along the cell edges) separate cells whose
     stability signature differs: all orders for ``order=None``, order k only
-    otherwise.  Returns the Axes.
+    otherwise.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`plrnn_numba.dynamics.bifurcation_grid`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new figure).
+    order : int, optional
+        The cycle order shown (default: the lowest stable order).
+    boundaries : bool
+        Draw the boundaries between signatures.
+    cmap : str
+        Colour map.
+    boundary_color : str
+        Colour of the boundaries.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes.
     """
     plt = _plt()
     from matplotlib import colors
@@ -245,7 +307,29 @@ def orbit_diagram(
     ``orbit_diagram_training``).  Optionally overlays the exact objects of
     :func:`plrnn_numba.dynamics.bifurcation_path` (``objects``: every cycle point;
     stable objects filled, unstable hollow) and marks its ``events`` with dotted
-    vertical lines.  Diverged runs are counted in the title.  Returns the Axes.
+    vertical lines.  Diverged runs are counted in the title.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The orbit diagram.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new figure).
+    state : int
+        The latent component shown.
+    objects : xarray.Dataset, optional
+        The objects of :func:`plrnn_numba.dynamics.bifurcation_path`.
+    events : xarray.Dataset, optional
+        Its events.
+    color : str
+        Colour of the simulated samples.
+    size : float
+        Marker size of the samples.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes.
     """
     _dataset(ds, "ds", ("z", "s", "state"), "plrnn_numba.dynamics.orbit_diagram")
     state = V.positive_int(state, "state", minimum=0)
@@ -337,6 +421,7 @@ def loss_jumps_figure(history: xr.Dataset, jumps: xr.Dataset | None, events: xr.
     Returns
     -------
     matplotlib.figure.Figure
+        The figure.
     """
     _dataset(history, "history", ("epoch", "loss", "grad_norm"), "plrnn_numba.train")
     if jumps is not None:

@@ -54,8 +54,11 @@ LOSSES = {"mse": 0, "bce": 1, "sigmoid_mse": 2, "ce": 3}
 class IdentityReadout:
     """``y_t = z_t[:n_obs]`` (no parameters).
 
-    ``n_obs=None`` takes as many leading states as the data have channels
-    (or all states when there are no data to match).
+    Parameters
+    ----------
+    n_obs : int, optional
+        Number of observed leading states.  None takes as many leading states
+        as the data have channels (or all states when there are no data to match).
     """
 
     n_obs: int | None = None
@@ -65,6 +68,25 @@ class IdentityReadout:
         V.optional_int(self.n_obs, "n_obs")
 
     def n_out(self, dim: int, n_data: int | None = None) -> int:
+        """Number of outputs for a model of latent dimension ``dim`` and data with ``n_data`` channels.
+
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M.
+        n_data : int, optional
+            Number of observed channels of the data.
+
+        Returns
+        -------
+        int
+            ``n_obs``, else ``n_data``, else ``dim``.
+
+        Raises
+        ------
+        ValueError
+            If that number is not in ``[1, dim]``.
+        """
         n = self.n_obs if self.n_obs is not None else (dim if n_data is None else n_data)
         if not 1 <= n <= dim:
             raise ValueError(
@@ -73,18 +95,70 @@ class IdentityReadout:
         return n
 
     def n_params(self, dim: int) -> int:
+        """Number of readout parameters for a model of latent dimension ``dim``.
+
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        int
+            0.
+        """
         return 0
 
     def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
-        """No parameters: an empty vector (``seed`` is accepted for a uniform interface)."""
+        """No parameters: an empty vector (``seed`` is accepted for a uniform interface).
+
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M of the model.
+        seed : int, None or numpy.random.Generator
+            Random seed (unused).
+
+        Returns
+        -------
+        (R,) array
+            Empty.
+        """
         V.positive_int(dim, "dim")
         return np.zeros(0)
 
     def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:
+        """Named readout parameters.
+
+        Parameters
+        ----------
+        params : (R,) array
+            Readout parameter vector.
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        dict of str to array
+            Empty.
+        """
         return {}
 
     def apply(self, params: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Observations of states ``z`` (..., M)."""
+        """Observations of states ``z``.
+
+        Parameters
+        ----------
+        params : (0,) array
+            The (empty) readout parameters.
+        z : (..., M) array
+            States.
+
+        Returns
+        -------
+        (..., n_obs) array
+            The leading states.
+        """
         return z[..., : self.n_out(z.shape[-1])]
 
 
@@ -99,6 +173,13 @@ class LinearReadout:
     reads the whole state, ``k = M``.
 
     Parameter layout: ``B`` row-major, then ``c``.
+
+    Parameters
+    ----------
+    n_out : int
+        Number of outputs.
+    n_in : int, optional
+        Number ``k`` of leading state components read (default: all).
     """
 
     n_out: int
@@ -111,7 +192,23 @@ class LinearReadout:
             V.positive_int(self.n_in, "n_in")
 
     def reads(self, dim: int) -> int:
-        """``k``: the number of state components read from a model of dimension ``dim``."""
+        """``k``: the number of state components read from a model of dimension ``dim``.
+
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        int
+            ``n_in``, or ``dim`` when ``n_in`` is None.
+
+        Raises
+        ------
+        ValueError
+            If ``n_in > dim``.
+        """
         if self.n_in is None:
             return dim
         if self.n_in > dim:
@@ -120,13 +217,34 @@ class LinearReadout:
         return self.n_in
 
     def n_params(self, dim: int) -> int:
+        """Number of readout parameters for a model of latent dimension ``dim``.
+
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        int
+            ``n_out * k + n_out``.
+        """
         return self.n_out * self.reads(dim) + self.n_out
 
     def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
         """Initial parameters ``B_ij ~ N(0, 1/k)``, ``c = 0``.
 
-        ``seed``: an int >= 0, None or a ``numpy.random.Generator`` (the package's
-        one rule, :func:`plrnn_numba._validate.seed_sequence`).
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M of the model.
+        seed : int, None or numpy.random.Generator
+            Random seed.
+
+        Returns
+        -------
+        (R,) array
+            ``B`` row-major, then ``c``.
         """
         dim = V.positive_int(dim, "dim")
         k = self.reads(dim)
@@ -134,22 +252,76 @@ class LinearReadout:
         return np.concatenate([rng.normal(0.0, 1.0 / np.sqrt(k), self.n_out * k), np.zeros(self.n_out)])
 
     def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:
+        """Named readout parameters.
+
+        Parameters
+        ----------
+        params : (R,) array
+            Readout parameter vector.
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        dict of str to array
+            ``{"B": (n_out, k), "c": (n_out,)}``, views of ``params``.
+        """
         k = self.reads(dim)
         return {"B": params[: self.n_out * k].reshape(self.n_out, k), "c": params[self.n_out * k :]}
 
     def apply(self, params: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Outputs ``B z[:k] + c`` of states ``z``.
+
+        Parameters
+        ----------
+        params : (R,) array
+            Readout parameters.
+        z : (..., M) array
+            States.
+
+        Returns
+        -------
+        (..., n_out) array
+            The outputs.
+        """
         d = self.unpack(params, z.shape[-1])
         return z[..., : d["B"].shape[1]] @ d["B"].T + d["c"]
 
     def dense(self, params: np.ndarray, dim: int) -> np.ndarray:
-        """The parameters on the whole state: ``B`` padded with zero columns to (n_out x dim), then ``c``."""
+        """The parameters on the whole state: ``B`` padded with zero columns to (n_out x dim), then ``c``.
+
+        Parameters
+        ----------
+        params : (R,) array
+            Readout parameters.
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        (n_out * dim + n_out,) array
+            The parameters of the equivalent ``LinearReadout(n_out)``.
+        """
         d = self.unpack(params, dim)
         B = np.zeros((self.n_out, dim))
         B[:, : d["B"].shape[1]] = d["B"]
         return np.concatenate([B.ravel(), d["c"]])
 
     def reduce_dense_grad(self, grad: np.ndarray, dim: int) -> np.ndarray:
-        """The gradient of :meth:`dense`'s parameters mapped back to this readout's (the read columns)."""
+        """The gradient of :meth:`dense`'s parameters mapped back to this readout's (the read columns).
+
+        Parameters
+        ----------
+        grad : (n_out * dim + n_out,) array
+            Gradient with respect to the dense parameters.
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        (R,) array
+            Gradient with respect to this readout's parameters.
+        """
         k = self.reads(dim)
         return np.concatenate([grad[: self.n_out * dim].reshape(self.n_out, dim)[:, :k].ravel(),
                                grad[self.n_out * dim :]])
@@ -197,18 +369,70 @@ class LatentReadout:
         object.__setattr__(self, "train_c", V.flag(self.train_c, "train_c"))
 
     def n_params(self, dim: int) -> int:
+        """Number of readout parameters for a model of latent dimension ``dim``.
+
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        int
+            1 when ``c`` is trained, else 0.
+        """
         return 1 if self.train_c else 0
 
     def init(self, dim: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
-        """``[c]`` when ``c`` is trained, else an empty vector (``seed`` is accepted for a uniform interface)."""
+        """``[c]`` when ``c`` is trained, else an empty vector (``seed`` is accepted for a uniform interface).
+
+        Parameters
+        ----------
+        dim : int
+            Latent dimension M of the model.
+        seed : int, None or numpy.random.Generator
+            Random seed (unused).
+
+        Returns
+        -------
+        (R,) array
+            ``[c]`` or empty.
+        """
         V.positive_int(dim, "dim")
         return np.array([self.c]) if self.train_c else np.zeros(0)
 
     def unpack(self, params: np.ndarray, dim: int) -> dict[str, np.ndarray]:
+        """Named readout parameters.
+
+        Parameters
+        ----------
+        params : (R,) array
+            Readout parameter vector.
+        dim : int
+            Latent dimension M.
+
+        Returns
+        -------
+        dict of str to array
+            ``{"c": (1,)}`` when ``c`` is trained, else empty.
+        """
         return {"c": params[:1]} if self.train_c else {}
 
     def check_params(self, params, name: str = "readout_params") -> np.ndarray:
-        """Validated readout parameters: ``[c]`` (None gives ``[self.c]``) or an empty vector."""
+        """Validated readout parameters: ``[c]`` (None gives ``[self.c]``) or an empty vector.
+
+        Parameters
+        ----------
+        params : array or None
+            The readout parameters as passed by the user.
+        name : str
+            The argument's name in error messages.
+
+        Returns
+        -------
+        (1,) or (0,) array
+            A copy of the parameters.
+        """
         if not self.train_c:
             if params is not None and np.size(params) != 0:
                 raise ValueError(
@@ -226,20 +450,74 @@ class LatentReadout:
         return ro.copy()
 
     def confidence(self, params) -> float:
-        """The confidence ``c`` in use: ``params[0]`` when trained, else the fixed ``self.c``."""
+        """The confidence ``c`` in use: ``params[0]`` when trained, else the fixed ``self.c``.
+
+        Parameters
+        ----------
+        params : (1,) or (0,) array
+            Readout parameters.
+
+        Returns
+        -------
+        float
+            ``c``.
+        """
         return float(params[0]) if self.train_c else self.c
 
     def vector(self, model, theta) -> np.ndarray:
-        """The readout vector ``v = theta[model.readout_vector()]`` (a view)."""
+        """The readout vector ``v = theta[model.readout_vector()]`` (a view).
+
+        Parameters
+        ----------
+        model : Model
+            A model that declares a readout vector.
+        theta : (P,) array
+            Its parameters.
+
+        Returns
+        -------
+        (M,) array
+            ``v``.
+        """
         return np.asarray(theta)[readout_slice(model)]
 
     def linear_params(self, v: np.ndarray, params) -> np.ndarray:
-        """Parameters ``[c v, -c kappa*]`` of the equivalent :class:`LinearReadout` ``(1)``."""
+        """Parameters ``[c v, -c kappa*]`` of the equivalent :class:`LinearReadout` ``(1)``.
+
+        Parameters
+        ----------
+        v : (M,) array
+            The readout vector.
+        params : (1,) or (0,) array
+            Readout parameters.
+
+        Returns
+        -------
+        (M + 1,) array
+            ``B`` then ``c`` of ``LinearReadout(1)``.
+        """
         c = self.confidence(params)
         return np.concatenate([c * np.asarray(v, dtype=float), [-c * self.kappa_star]])
 
     def pull_back(self, v: np.ndarray, params, grad_linear: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gradients ``(dL/dv, dL/d params)`` from the gradient of the equivalent linear readout."""
+        """Gradients ``(dL/dv, dL/d params)`` from the gradient of the equivalent linear readout.
+
+        Parameters
+        ----------
+        v : (M,) array
+            The readout vector.
+        params : (1,) or (0,) array
+            Readout parameters.
+        grad_linear : (M + 1,) array
+            Gradient with respect to the parameters of :meth:`linear_params`.
+
+        Returns
+        -------
+        g_v : (M,) array
+            Gradient with respect to ``v``.
+        g_params : (1,) or (0,) array
+            Gradient with respect to ``params`` (``[dL/dc]`` when ``c`` is trained).
+        """
         M = np.size(v)
         gB, gb = grad_linear[:M], grad_linear[M]
         g_v = self.confidence(params) * gB
@@ -247,12 +525,43 @@ class LatentReadout:
         return g_v, g_c
 
     def apply(self, params: np.ndarray, z: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Outputs ``c (z . v - kappa*)`` of states ``z`` (..., M), shape (..., 1); ``v`` from :meth:`vector`."""
+        """Outputs ``c (z . v - kappa*)`` of states ``z``.
+
+        Parameters
+        ----------
+        params : (1,) or (0,) array
+            Readout parameters.
+        z : (..., M) array
+            States.
+        v : (M,) array
+            The readout vector, from :meth:`vector`.
+
+        Returns
+        -------
+        (..., 1) array
+            The outputs.
+        """
         return (self.confidence(params) * (np.asarray(z) @ np.asarray(v) - self.kappa_star))[..., None]
 
 
 def readout_slice(model) -> slice:
-    """The slice of ``theta`` holding ``model``'s readout vector (ValueError if it declares none)."""
+    """The slice of ``theta`` holding ``model``'s readout vector.
+
+    Parameters
+    ----------
+    model : Model
+        The model.
+
+    Returns
+    -------
+    slice
+        ``model.readout_vector()``, checked to have length ``model.dim``.
+
+    Raises
+    ------
+    ValueError
+        If the model declares no readout vector.
+    """
     sl = model.readout_vector()
     if sl is None:
         raise ValueError(
@@ -273,7 +582,20 @@ def _n_out(readout, dim: int) -> int:
 
 
 def as_readout(readout, dim: int):
-    """Validate a readout object for a model of latent dimension ``dim``."""
+    """Validate a readout object for a model of latent dimension ``dim``.
+
+    Parameters
+    ----------
+    readout : IdentityReadout, LinearReadout, LatentReadout or None
+        The readout (None: ``IdentityReadout()``).
+    dim : int
+        Latent dimension M.
+
+    Returns
+    -------
+    IdentityReadout, LinearReadout or LatentReadout
+        The readout.
+    """
     V.positive_int(dim, "dim")
     if readout is None:
         return IdentityReadout()

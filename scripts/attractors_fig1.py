@@ -22,6 +22,8 @@ exponent against s; the landscape), and prints where the chaotic band lies.
 
 Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
 ``--resume``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

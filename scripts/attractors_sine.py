@@ -42,7 +42,7 @@ decay 16 units barely leave the baseline in a few hundred epochs; at 1e-2
 without decay the LSTM's MSE jumps between 0.2 and 0.6; with 400 epochs and
 the decay at 200 and 300 the LSTM is as good but one oRNN of two stays at 0.43.)
 
-    python scripts/attractors_sine.py              # quick: 50 s on 2 cores (6 points)
+    python scripts/attractors_sine.py              # quick: 6 points
     python scripts/attractors_sine.py --full       # the paper's scale: ~6.5 h on 3 cores (estimate)
     python scripts/attractors_sine.py --models lstm slstm --seeds 3
     python scripts/attractors_sine.py --full --resume   # continue after Ctrl-C or a crash
@@ -62,6 +62,8 @@ diagrams (201 snapshots x 4 x 1600 steps) add minutes.
 
 Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
 ``--resume``, ``--seed``, ``--seeds``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -15,10 +15,12 @@ both constants grow exponentially in N when L_f > 1 (s = 1, chaotic) and stay
 bounded when L_f < 1 (s = 0.5, a contracting LSTM).  Writes ``<out>`` (netCDF
 over s x length) and ``<out>.png``, and prints the growth.
 
-    python scripts/attractors_smoothness.py            # quick: N = 10 .. 500 (8 lengths), 8 directions, ~10 s
+    python scripts/attractors_smoothness.py            # quick: N = 10 .. 500 (8 lengths), 8 directions
     python scripts/attractors_smoothness.py --full     # 16 lengths, 32 directions
 
 Options of the sweep engine (``--workers``, ``--store``, ``--resume``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

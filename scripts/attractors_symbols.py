@@ -67,7 +67,7 @@ without decay: the paper's rate after its first milestone.  In a budget of
 nor the oRNN (N = 16 to 64) to learn l = 100 (validation accuracy
 0.21-0.28).
 
-    python scripts/attractors_symbols.py              # quick: 6.8 min on 2 cores
+    python scripts/attractors_symbols.py              # quick preset
     python scripts/attractors_symbols.py --full       # the paper's scale: weeks of CPU (estimate below)
     python scripts/attractors_symbols.py --lengths 200 300 --models ornn --epochs 500
     python scripts/attractors_symbols.py --full --resume   # continue after Ctrl-C or a crash
@@ -100,6 +100,8 @@ halves the LSTM's cost).
 
 Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
 ``--resume``, ``--seed``, ``--seeds``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

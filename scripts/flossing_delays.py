@@ -8,12 +8,14 @@ three conditions: no flossing, preflossing (flossing the first k exponents to
 0 before training), and flossing episodes during training.  The result is the
 final test accuracy (on steps whose target is defined) against d.
 
-    python scripts/flossing_delays.py                    # quick: a few minutes on 2 cores
+    python scripts/flossing_delays.py                    # quick preset
     python scripts/flossing_delays.py --full --workers 16 # the paper's sizes (N = 80, T = 300, batch 16)
 
 Writes ``<out>`` (netCDF over task x delay x condition x seed) and ``<out>.png``.
 Runs through the sweep engine: ``--backend``, ``--scheduler``, ``--resume`` as
 in every sweep script (docs/sweeps.md).
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ with Adam (lr 1e-2, one 55-step trajectory per epoch after a 20-step transient)
 
 Writes ``<out>/flossing_fig1.nc`` and ``<out>/flossing_fig1.png``.
 
-    python scripts/flossing_fig1.py            # quick: ~1 minute on 2 cores
+    python scripts/flossing_fig1.py            # quick preset
     python scripts/flossing_fig1.py --full     # 500 flossing epochs, longer spectra
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

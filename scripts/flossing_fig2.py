@@ -13,8 +13,10 @@ flattens the spectrum, so ``log10 kappa`` grows much more slowly with T
 
 Writes ``<out>/flossing_fig2.nc`` and ``<out>/flossing_fig2.png``.
 
-    python scripts/flossing_fig2.py            # quick: ~1 minute on 2 cores
+    python scripts/flossing_fig2.py            # quick preset
     python scripts/flossing_fig2.py --full     # 500 flossing epochs, 5 initial conditions
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ Writes ``<out>/ghost_fig2a.nc`` and ``<out>/ghost_fig2a.png`` and prints the
 convergence table as Markdown: the largest |L_euler - L_analytic| over the r
 grid, and the relative gradient error at r = r*/2, 2 r*, 5 r*.
 
-    python scripts/ghost_fig2a.py            # quick: 100 values of r, settings up to c = 3, x* = 30 (~10 s)
-    python scripts/ghost_fig2a.py --full     # 200 values of r, up to c = 10, x* = 100 at dt = 1e-5 (~2 min)
+    python scripts/ghost_fig2a.py            # quick: 100 values of r, settings up to c = 3, x* = 30
+    python scripts/ghost_fig2a.py --full     # 200 values of r, up to c = 10, x* = 100 at dt = 1e-5
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

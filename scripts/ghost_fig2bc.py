@@ -12,8 +12,10 @@ epochs they barely move r).
 
 Writes ``<out>/ghost_fig2bc.nc`` (dims lr x epoch) and ``<out>/ghost_fig2bc.png``.
 
-    python scripts/ghost_fig2bc.py                    # the paper's two runs (about 2 s)
+    python scripts/ghost_fig2bc.py                    # the paper's two runs
     python scripts/ghost_fig2bc.py --lrs 1e-10 5e-10 9e-10 1e-9 --epochs 5000
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ subsampled loss curve.  Writes ``<out>`` (netCDF over normalisation x lr x
 seed) and ``<out>.png`` (final loss against the learning rate, mean +- s.e.m.
 over seeds, alpha* marked), and prints the measured transitions.
 
-    python scripts/ghost_fig2d.py              # quick: 51 rates x 5 seeds x 10,000 epochs, ~10 s on 2 cores
+    python scripts/ghost_fig2d.py              # quick: 51 rates x 5 seeds x 10,000 epochs
     python scripts/ghost_fig2d.py --full       # 166 rates x 10 seeds x 10,000 epochs (the paper's sizes)
     python scripts/ghost_fig2d.py --full --resume        # continue after Ctrl-C or a crash
     python scripts/ghost_fig2d.py --c 1 --x-star 10 --dt 0.01   # the finite model by Euler instead
@@ -23,6 +23,8 @@ first 100 values are the paper's logspace(-11, -8, 100) and whose last decades
 reach past the normalised loss's critical rate; ``--lr-range -11 -8 100`` gives
 the paper's grid alone.  Options of the sweep engine (``--workers``,
 ``--backend``, ``--store``, ``--resume``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -24,13 +24,15 @@ start, (ii) the transition (the first snapshot whose loss is below half its
 plateau or whose fixed-point count has changed), (iii) the end.  Writes
 ``<out>`` (netCDF over panel x seed) and ``<out>.png``.
 
-    python scripts/ghost_fig3.py              # quick: seed 4, A 30,000 and B 6000 epochs, ~12 s
-    python scripts/ghost_fig3.py --full       # seeds 4-11, A 60,000 epochs, denser snapshots, ~1 min on 2 cores
+    python scripts/ghost_fig3.py              # quick: seed 4, A 30,000 and B 6000 epochs
+    python scripts/ghost_fig3.py --full       # seeds 4-11, A 60,000 epochs, denser snapshots
     python scripts/ghost_fig3.py --seed 2 --seeds 1   # another network
 
 Seed 4 is the first network of seeds 0-7 (all measured) that shows both
 behaviours of the paper's network.  Options of the sweep engine
 (``--workers``, ``--store``, ``--resume``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

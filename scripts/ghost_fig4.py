@@ -21,13 +21,15 @@ learned the task at some point, whereas 54 of them entered the no-learning
 zone" (the 54 are among the 74), and the share of those that lowering c
 recovers (accuracy above 0.5) or makes relearn (accuracy 1).
 
-    python scripts/ghost_fig4.py              # quick: 20 networks, ~15 s on 2 cores
-    python scripts/ghost_fig4.py --full       # the paper's 100 networks, ~60 s on 2 cores
+    python scripts/ghost_fig4.py              # quick: 20 networks
+    python scripts/ghost_fig4.py --full       # the paper's 100 networks
     python scripts/ghost_fig4.py --full --train-c     # also the variant with a trainable confidence
     python scripts/ghost_fig4.py --full --resume      # continue after Ctrl-C or a crash
 
 Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
 ``--resume``, ``--seed``, ``--seeds``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ seed) and ``<out>.png`` (fractions learned / reaching accuracy 1 / in the
 no-learning zone / learned then stuck against the rate; the epochs; smallest
 and final loss), and prints a table per learning rate.
 
-    python scripts/ghost_figS1.py              # quick: 9 rates x 5 seeds x 6000 epochs, ~20 s on 2 idle cores
-    python scripts/ghost_figS1.py --full       # 21 rates x 20 seeds x 6000 epochs, ~3 min on 2 cores
+    python scripts/ghost_figS1.py              # quick: 9 rates x 5 seeds x 6000 epochs
+    python scripts/ghost_figS1.py --full       # 21 rates x 20 seeds x 6000 epochs
     python scripts/ghost_figS1.py --full --resume        # continue after Ctrl-C or a crash
     python scripts/ghost_figS1.py --lr-range -2 -1 11 --epochs 10000 --seeds 10
 
@@ -35,6 +35,8 @@ a network that never left its plateau; "learned at some point, then stuck" count
 fell back.  Options of the sweep engine
 (``--workers``, ``--backend``, ``--store``, ``--resume``, ...): see
 ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ and ``<out>.png`` (epochs to learn against the rank, median and seeds, the
 never-learned marked; smallest and final loss; median loss curves), and
 prints a table per rank.
 
-    python scripts/ghost_figS2.py              # quick: ranks 1, 3, 10, 30, 50, 100 x 5 seeds x 6000 epochs, ~30 s
-    python scripts/ghost_figS2.py --full       # all 9 ranks x 20 seeds x 6000 epochs, ~130 s on 2 cores
+    python scripts/ghost_figS2.py              # quick: ranks 1, 3, 10, 30, 50, 100 x 5 seeds x 6000 epochs
+    python scripts/ghost_figS2.py --full       # all 9 ranks x 20 seeds x 6000 epochs
     python scripts/ghost_figS2.py --ranks 1 100 --seeds 10 --epochs 3000
     python scripts/ghost_figS2.py --init w     # rank-independent scale of W (see below)
 
@@ -42,6 +42,8 @@ Readout.  w_out ~ N(0, 1/N), b_out = 0 (``LinearReadout(1).init``), drawn by
 ``train_delayed_activation`` from a child stream of the seed, independent of
 the network's draw.  Options of the sweep engine (``--workers``, ``--backend``,
 ``--store``, ``--resume``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ the events by kind).
 
     python scripts/loss_jumps_membrane.py            # quick: 2000 epochs, 21 snapshots, cycles up to order 16
     python scripts/loss_jumps_membrane.py --full     # 4000 epochs, 81 snapshots, cycles up to order 40 (hours)
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

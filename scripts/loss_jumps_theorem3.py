@@ -36,6 +36,8 @@ alpha).
 
 Options of the sweep engine (``--workers``, ``--backend``, ``--store``,
 ``--resume``, ``--seed``, ``--seeds``, ...): see ``plrnn_numba.cli``.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

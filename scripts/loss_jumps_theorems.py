@@ -37,8 +37,10 @@ Writes ``<out>`` (netCDF over case x side x distance x n_steps) and
 ``<out>.png`` (log-log gradient norm against eps, one panel per case, one line
 per T, the fitted and derived slopes).
 
-    python scripts/loss_jumps_theorems.py            # quick: T = 1e2 .. 1e5, 21 distances (a few seconds)
+    python scripts/loss_jumps_theorems.py            # quick: T = 1e2 .. 1e5, 21 distances
     python scripts/loss_jumps_theorems.py --full     # T = 1e2 .. 1e6, 41 distances
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ the bifurcation manifolds of that plane through the final parameters,
 
     python scripts/loss_jumps_toy.py            # quick: 4 seeds, cycles up to order 4, 40 x 40 grid
     python scripts/loss_jumps_toy.py --full     # 20 seeds, cycles up to order 16 (the ground truth's), 80 x 80
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

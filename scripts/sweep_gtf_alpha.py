@@ -6,7 +6,7 @@ diverged, the loss curve, and the state-space divergence D_stsp of a free
 run against held-out data.  Writes ``<out>`` (netCDF, one Dataset over
 alpha x seed) and ``<out>.png`` (D_stsp and final loss against alpha).
 
-    python scripts/sweep_gtf_alpha.py                  # quick: about a minute on 2 cores
+    python scripts/sweep_gtf_alpha.py                  # quick preset
     python scripts/sweep_gtf_alpha.py --full --workers 16
     python scripts/sweep_gtf_alpha.py --full --scheduler tcp://head:8786
     python scripts/sweep_gtf_alpha.py --full --resume  # continue after Ctrl-C or a crash
@@ -14,6 +14,8 @@ alpha x seed) and ``<out>.png`` (D_stsp and final loss against alpha).
 
 Open the result with ``plrnn_numba.io.open("results/sweep_gtf_alpha.nc")``;
 see docs/sweeps.md.
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations

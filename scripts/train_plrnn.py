@@ -4,13 +4,15 @@ Writes ``<out>/train_plrnn.nc`` (training history, parameter snapshots, the
 observed and the generated trajectories, fit measures) and
 ``<out>/train_plrnn.png`` (loss curve; generated versus true attractor).
 
-    python scripts/train_plrnn.py            # quick default: about two minutes on 2 cores
+    python scripts/train_plrnn.py            # quick default
     python scripts/train_plrnn.py --full     # longer data, more epochs, a better fit
 
 The model is selected on the way: every ``--eval-every`` epochs a callback
 runs the model freely and measures the state-space divergence ``D_stsp``
 between generated and observed attractor; the parameters with the lowest
 ``D_stsp`` are the ones reported (``theta_best``).
+
+Run times of the quick and full presets: docs/run_times.md.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from plrnn_numba.metrics import evaluation_window, free_run_measures, state_spac
 from plrnn_numba.training import TrainState
 
 PRESETS = {
-    # quick: ~2 minutes on 2 cores
     "quick": {"n_samples": 20000, "epochs": 3000, "seq_len": 100, "batch_size": 16, "hidden": 30},
     "full": {"n_samples": 100000, "epochs": 20000, "seq_len": 200, "batch_size": 16, "hidden": 50},
 }
@@ -39,7 +40,7 @@ PRESETS = {
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="quick default run (about two minutes)")
+    mode.add_argument("--quick", action="store_true", help="quick default run")
     mode.add_argument("--full", action="store_true", help="longer run with a better fit")
     p.add_argument("--out", type=Path, default=Path("results"), help="output directory (default: results/)")
     p.add_argument(

@@ -209,7 +209,7 @@ def lorenz63(
         solve_ivp method. The implicit methods ("LSODA", "Radau", "BDF") are
         given the analytic Jacobian :func:`lorenz63_jacobian`.
     rtol, atol : float
-        solve_ivp tolerances.
+        The tolerances of ``solve_ivp`` (both > 0).
 
     Returns
     -------

@@ -69,6 +69,15 @@ class HHParameters:
 
     Voltages in mV (modern convention: rest near -65 mV), conductances in
     mS/cm^2, capacitance in uF/cm^2.
+
+    Parameters
+    ----------
+    C_m : float
+        Membrane capacitance.
+    g_Na, g_K, g_L : float
+        Maximal sodium, potassium and leak conductances.
+    E_Na, E_K, E_L : float
+        Reversal potentials of the three currents.
     """
 
     C_m: float = 1.0
@@ -80,7 +89,13 @@ class HHParameters:
     E_L: float = -54.387
 
     def as_array(self) -> np.ndarray:
-        """The constants in kernel order (C_m, g_Na, g_K, g_L, E_Na, E_K, E_L)."""
+        """The constants in kernel order (C_m, g_Na, g_K, g_L, E_Na, E_K, E_L).
+
+        Returns
+        -------
+        (7,) array
+            The constants.
+        """
         return np.array([self.C_m, self.g_Na, self.g_K, self.g_L, self.E_Na, self.E_K, self.E_L])
 
 
@@ -210,6 +225,11 @@ def hh_rates(v: ArrayLike) -> dict[str, np.ndarray]:
 
 def hh_steady_state(v: float) -> tuple[float, float, float]:
     r"""Steady-state gates :math:`x_\infty = \alpha_x / (\alpha_x + \beta_x)` at voltage ``v``.
+
+    Parameters
+    ----------
+    v : float
+        Membrane voltage (mV).
 
     Returns
     -------

@@ -91,6 +91,18 @@ def classify_stability(eigenvalues: np.ndarray, tol_hyperbolic: float) -> str:
     ``"stable node"`` (all ``|lambda| < 1``, all real), ``"stable spiral"`` (all
     ``|lambda| < 1``, some complex), ``"saddle"`` (some inside, some outside the unit
     circle), ``"unstable node"`` / ``"unstable spiral"`` (all ``|lambda| > 1``).
+
+    Parameters
+    ----------
+    eigenvalues : (M,) complex array
+        Eigenvalues of the cycle's Jacobian.
+    tol_hyperbolic : float
+        Tolerance of ``| |lambda| - 1 |`` below which the cycle is non-hyperbolic.
+
+    Returns
+    -------
+    str
+        One of ``STABILITY_CLASSES``.
     """
     lam = np.asarray(eigenvalues, dtype=complex)
     mod = np.abs(lam)

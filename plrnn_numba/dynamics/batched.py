@@ -38,6 +38,13 @@ def cuda_available() -> tuple[bool, str]:
 
     The CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported)
     counts as available (that is how the kernels are tested without a GPU).
+
+    Returns
+    -------
+    available : bool
+        Whether kernels can run.
+    reason : str
+        ``"gpu"`` or ``"simulator"`` when available, else why not.
     """
     try:
         from numba import cuda
@@ -168,6 +175,8 @@ def solve_candidates(
         Reciprocal condition threshold for singular systems.
     backend : {"cpu", "parallel", "cuda", "auto"}
         Where to solve (``"cpu"`` and ``"parallel"`` run the same numba code).
+    n_threads : int, optional
+        Threads for ``"parallel"`` (default: numba's thread count).
 
     Returns
     -------

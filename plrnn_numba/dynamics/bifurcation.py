@@ -239,7 +239,38 @@ def bifurcations_along_training(
     select snapshots with ``history.isel(snapshot=...)``), and between snapshot
     epochs the parameters are interpolated linearly (the located events lie on
     those segments).  The history must have been recorded for ``model``.
-    Other arguments and the results as for :func:`bifurcation_path`.
+
+    Parameters
+    ----------
+    model : Model
+        The piecewise-linear model that was trained.
+    history : xarray.Dataset
+        Its training history (:func:`~plrnn_numba.train`), with at least one snapshot.
+    max_order : int
+        Largest cycle order (>= 1).
+    inputs : (K,) array, optional
+        Constant input of the map.
+    settings : ScyfiSettings, optional
+        The SCYFI settings used at every snapshot.
+    seed : int, None or numpy.random.Generator
+        Seed of SCYFI's candidates (the same at every snapshot).
+    locate_tol : float
+        Width of the final bisection bracket of each event, in epochs.
+    n_probe : int
+        Evaluations per interval and object before bisection.
+    meet_rtol : float
+        Relative distance at which objects meet, as for :func:`bifurcation_path`.
+    backend : {"cpu", "parallel", "cuda", "auto"}
+        How SCYFI runs at the snapshots, as for :func:`bifurcation_path`.
+    n_threads : int, optional
+        Threads for ``"parallel"``.
+
+    Returns
+    -------
+    objects : xarray.Dataset
+        The objects along the path, as for :func:`bifurcation_path` (``s``: the epoch).
+    events : xarray.Dataset
+        The located bifurcations, as for :func:`bifurcation_path`.
     """
     check_model(model)
     s, snaps = history_snapshots(model, history)

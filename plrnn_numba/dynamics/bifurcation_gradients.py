@@ -80,6 +80,7 @@ def gradient_near_bifurcation(model, theta, direction, s_star: float, distances,
     Parameters
     ----------
     model : Model
+        A model without inputs.
     theta : (P,) array
         The path's start (``s = 0``).
     direction : str, mapping or (P,) array
@@ -172,7 +173,22 @@ def gradient_near_bifurcation(model, theta, direction, s_star: float, distances,
 
 
 def fitted_slope(distances, values, mask=None) -> float:
-    r"""Least-squares slope of :math:`\log v` against :math:`\log \varepsilon` (over ``mask``; NaN if < 2 points)."""
+    r"""Least-squares slope of :math:`\log v` against :math:`\log \varepsilon` (over ``mask``).
+
+    Parameters
+    ----------
+    distances : (n,) array
+        Distances :math:`\varepsilon > 0`.
+    values : (n,) array
+        Values :math:`v > 0` (e.g. gradient norms); non-finite logarithms are left out.
+    mask : (n,) bool array, optional
+        The points to fit (default: all).
+
+    Returns
+    -------
+    float
+        The slope; NaN with fewer than two points.
+    """
     x = np.log(np.asarray(distances, dtype=float))
     y = np.log(np.asarray(values, dtype=float))
     keep = np.isfinite(x) & np.isfinite(y)

@@ -75,14 +75,22 @@ def brute_force_cycles(
 
     Parameters
     ----------
-    model, theta, max_order, min_order, inputs
-        As for :func:`~plrnn_numba.dynamics.scyfi`.
-    tol, rcond_min, tol_hyperbolic : float
-        As in :class:`~plrnn_numba.dynamics.ScyfiSettings`.
+    model : Model
+        A piecewise-linear model, as for :func:`~plrnn_numba.dynamics.scyfi`.
+    theta : (P,) array
+        Its parameters.
+    max_order : int
+        Largest cycle order (>= 1).
+    min_order : int
+        Smallest cycle order.
+    inputs : (K,) array, optional
+        A constant input.
     max_bits : int
         Refuse to enumerate when ``P * max_order`` exceeds this (P pattern bits per
         region: M for the PLRNN, H or 2H for the shallow ones).  The default 20
         means up to ~10^6 sequences for the largest order.
+    tol, rcond_min, tol_hyperbolic : float
+        As in :class:`~plrnn_numba.dynamics.ScyfiSettings`.
     chunk : int
         Region sequences solved per vectorised batch (memory ~ chunk * k * M^2 * 8 bytes).
 

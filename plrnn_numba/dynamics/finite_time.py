@@ -518,6 +518,31 @@ def condition_number(
     horizon.  For a linear map ``diag(a_1 .. a_M)`` with ``k = M``,
     ``kappa(T) = (max|a| / min|a|)^T`` exactly.
 
+    Parameters
+    ----------
+    model : Model
+        Any model of the package or a user-defined one.
+    theta : (P,) array
+        Parameters (finite).
+    horizons : sequence of int
+        Strictly increasing positive step counts ``T``, counted after the state transient.
+    k : int, optional
+        Number of exponents; the condition number is ``sigma_1 / sigma_k`` (default: all, ``model.dim``).
+    z0 : (M,) or (B, M) array, optional
+        Initial state(s); default ``n_init`` draws from N(0, 1) (``seed``).
+    n_init : int
+        Number of initial conditions when ``z0`` is not given.
+    inputs : (K,), (T, K) or (B, T, K) array, optional
+        Inputs of a driven model, as for :func:`finite_time_exponents`.
+    n_transient : int
+        Steps of the state discarded before the product starts.
+    q0 : {"random", "identity"} or array
+        Initial orthonormal tangent system of the QR method, as for :func:`finite_time_exponents`.
+    rcond : float
+        ``direct_resolved`` is 1 where ``sigma_i / sigma_1 >= rcond``.
+    seed : int, None or numpy.random.Generator
+        Seeds the default initial states and a random ``q0``.
+
     Returns
     -------
     xarray.Dataset

@@ -271,7 +271,22 @@ class Flossing:
         V.finite_float(self.input_prob, "input_prob", 0.0, 1.0)
 
     def sample(self, model: Model, rng: np.random.Generator):
-        """Random initial states and (for driven models) input bits for one flossing step."""
+        """Random initial states and (for driven models) input bits for one flossing step.
+
+        Parameters
+        ----------
+        model : Model
+            The model.
+        rng : numpy.random.Generator
+            Draws the states and inputs.
+
+        Returns
+        -------
+        z0 : (batch, M) array
+            Initial states, N(0, 1).
+        inputs : (batch, n_transient + n_steps, K) array or None
+            Bernoulli(``input_prob``) input bits; None for an autonomous model.
+        """
         z0 = rng.standard_normal((self.batch, model.dim))
         inputs = None
         if model.n_inputs:
@@ -280,7 +295,22 @@ class Flossing:
         return z0, inputs
 
     def loss_and_grad(self, model: Model, theta, rng: np.random.Generator) -> FlossingResult:
-        """One flossing evaluation on fresh random trajectories drawn from ``rng``."""
+        """One flossing evaluation on fresh random trajectories drawn from ``rng``.
+
+        Parameters
+        ----------
+        model : Model
+            The model.
+        theta : (P,) array
+            Its parameters.
+        rng : numpy.random.Generator
+            Draws the trajectories (:meth:`sample`) and the initial tangent system.
+
+        Returns
+        -------
+        FlossingResult
+            The loss, its gradient and the exponents.
+        """
         z0, inputs = self.sample(model, rng)
         # an int drawn from the same stream seeds the random initial tangent system
         return flossing_loss_and_grad(model, theta, self.k, self.target, z0=z0, n_steps=self.n_steps,
@@ -288,7 +318,18 @@ class Flossing:
                                       seed=int(rng.integers(2**31)))
 
     def check(self, model: Model) -> None:
-        """ValueError if these settings do not fit ``model``."""
+        """Check that these settings fit ``model``.
+
+        Parameters
+        ----------
+        model : Model
+            The model to be flossed.
+
+        Raises
+        ------
+        ValueError
+            If ``k`` exceeds the state dimension.
+        """
         if self.k > model.dim:
             raise ValueError(
                 f"flossing.k must be <= the state dimension {model.dim}; got {self.k} (use Flossing(k=...))"
@@ -452,12 +493,24 @@ class FlossingEpisodes:
         self._epochs: list[int] = []
 
     def start(self, state) -> None:
-        """Hook: a new run (forget the previous run's records and optimiser; check ``k``)."""
+        """Hook: a new run (forget the previous run's records and optimiser; check ``k``).
+
+        Parameters
+        ----------
+        state : HookState
+            The run's state.
+        """
         self.flossing.check(state.model)
         self._reset()
 
     def before_epoch(self, state) -> None:
-        """Hook: run this epoch's flossing steps on ``state.theta`` (in place)."""
+        """Hook: run this epoch's flossing steps on ``state.theta`` (in place).
+
+        Parameters
+        ----------
+        state : HookState
+            The run's state; ``state.theta`` is updated in place.
+        """
         n_steps = self.episodes.get(state.epoch)
         if not n_steps:
             return
@@ -472,7 +525,18 @@ class FlossingEpisodes:
         _flossing_steps(self.flossing, state.model, state.theta, self._optimizer, state.rng, n_steps, record)
 
     def add_to_history(self, ds: xr.Dataset) -> xr.Dataset:
-        """Hook: the flossing record as history variables (nothing if no flossing step ran)."""
+        """Hook: the flossing record as history variables (nothing if no flossing step ran).
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            The training history.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``ds`` with ``floss_loss``, ``floss_exponents`` and ``floss_epoch``.
+        """
         if not self._loss:
             return ds
         n = len(self._loss)
@@ -491,7 +555,13 @@ class FlossingEpisodes:
         return ds
 
     def describe(self) -> dict:
-        """JSON-serialisable description (for provenance)."""
+        """JSON-serialisable description (for provenance).
+
+        Returns
+        -------
+        dict
+            The settings and the episodes.
+        """
         return {"hook": "FlossingEpisodes", "flossing": self.flossing,
                 "episodes": {str(e): n for e, n in sorted(self.episodes.items())}}
 
@@ -503,7 +573,7 @@ class FlossingEpisodes:
 class FlossingResult:
     """Result of :func:`flossing_loss_and_grad`.
 
-    Attributes
+    Parameters
     ----------
     loss : float
         ``mean_b sum_i (lambda_i - target)^2``.
@@ -529,7 +599,26 @@ class FlossingResult:
 
     @classmethod
     def diverged(cls, n_params: int, batch: int, k: int, dim: int, seed: int) -> FlossingResult:
-        """The result of a run whose trajectory or tangent system became non-finite (all NaN)."""
+        """The result of a run whose trajectory or tangent system became non-finite (all NaN).
+
+        Parameters
+        ----------
+        n_params : int
+            Length P of the gradient.
+        batch : int
+            Number B of trajectories.
+        k : int
+            Number of exponents.
+        dim : int
+            State dimension M.
+        seed : int
+            The evaluation's seed.
+
+        Returns
+        -------
+        FlossingResult
+            NaN loss, gradients and exponents, ``finite=False``.
+        """
         nan = np.nan
         return cls(nan, np.full(n_params, nan), np.full((batch, k), nan), np.full((batch, dim), nan), False, seed)
 
@@ -564,6 +653,7 @@ def flossing_loss_and_grad(
         A model whose kernels include ``jacobian_vjp`` (PLRNN, ShallowPLRNN,
         VanillaRNN, or a user model that provides it).
     theta : (P,) array
+        Its parameters.
     k : int
         Number of exponents (1 <= k <= M).
     target : float
@@ -595,6 +685,7 @@ def flossing_loss_and_grad(
     Returns
     -------
     FlossingResult
+        The loss, its gradient, the exponents and whether they are finite.
     """
     check_model(model)
     theta = model.check_theta(theta)

@@ -33,12 +33,18 @@ def cycle_signature(model, theta, max_order: int, *, inputs=None, settings: Scyf
 
     Parameters
     ----------
-    model, theta
-        A piecewise-linear model and its parameters.
+    model : Model
+        A piecewise-linear model.
+    theta : (P,) array
+        Its parameters.
     max_order : int
         Largest cycle order.
-    inputs, settings, seed
-        As for :func:`~plrnn_numba.dynamics.scyfi`.
+    inputs : (K,) array, optional
+        A constant input.
+    settings : ScyfiSettings, optional
+        The SCYFI settings.
+    seed : int, None or numpy.random.Generator
+        Seed of SCYFI's candidates.
 
     Returns
     -------
@@ -115,14 +121,22 @@ def bifurcation_grid(
         A piecewise-linear model (see :func:`~plrnn_numba.dynamics.scyfi`).
     theta : (P,) array
         Base parameters (``x_0``, ``y_0`` are its values of named parameters).
-    param_x, param_y : str, mapping or (P,) array
-        The two parameters (names such as ``"A[0]"``, ``"W[0,1]"``) or directions.
-    values_x, values_y : 1-D arrays
-        Strictly increasing grid values.
+    param_x : str, mapping or (P,) array
+        The parameter along x (a name such as ``"A[0]"`` or ``"W[0,1]"``) or a direction.
+    values_x : 1-D array
+        Strictly increasing grid values along x.
+    param_y : str, mapping or (P,) array
+        The parameter or direction along y.
+    values_y : 1-D array
+        Strictly increasing grid values along y.
     max_order : int
         Largest cycle order.
-    inputs, settings, seed
-        As for :func:`~plrnn_numba.dynamics.scyfi` (the same at every grid point).
+    inputs : (K,) array, optional
+        A constant input (the same at every grid point).
+    settings : ScyfiSettings, optional
+        The SCYFI settings (the same at every grid point).
+    seed : int, None or numpy.random.Generator
+        Seed of SCYFI's candidates (the same at every grid point).
     progress : bool
         Show a progress bar (tqdm; ``backend="cpu"`` only).
     backend : {"cpu", "parallel", "cuda", "auto"}

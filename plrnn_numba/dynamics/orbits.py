@@ -281,7 +281,38 @@ def orbit_diagram_training(
     ``s`` is the snapshot epoch (``history["snapshot_epoch"]``) and the parameters
     are ``history["theta_snapshots"]``; select snapshots with
     ``history.isel(snapshot=...)``.  The history must have been recorded for
-    ``model``.  Other arguments and the result as for :func:`orbit_diagram`.
+    ``model``.
+
+    Parameters
+    ----------
+    model : Model
+        The model that was trained.
+    history : xarray.Dataset
+        Its training history (:func:`~plrnn_numba.train`).
+    z0 : (M,) or (B, M) array, optional
+        Initial states; default ``n_init`` states drawn from N(0, z0_scale^2)
+        (the same states for every snapshot).
+    n_steps : int
+        Samples kept per run.
+    n_transient : int
+        Steps discarded first.
+    n_init : int, optional
+        Number of random initial states (default 4; with ``z0`` it must match).
+    z0_scale : float
+        Standard deviation of the random initial states.
+    inputs : (K,), (T, K) or (B, T, K) array, optional
+        External input (``T = n_transient + n_steps``), as for :func:`orbit_diagram`.
+    state : int or list of int, optional
+        Latent components kept (default all).
+    seed : int, None or numpy.random.Generator
+        Seed of the initial states (recorded).
+    diverge_threshold : float
+        A run diverges when a state is non-finite or ``|z_i|`` exceeds this.
+
+    Returns
+    -------
+    xarray.Dataset
+        As for :func:`orbit_diagram`, with ``s`` the snapshot epoch.
     """
     s, thetas = history_snapshots(check_model(model), history)  # first: is it this model's history?
     run = _RunSettings(model, z0, n_steps, n_transient, n_init, z0_scale, inputs, state, seed, diverge_threshold)
@@ -302,6 +333,17 @@ def n_distinct_values(ds: xr.Dataset, state: int = 0, *, rtol: float = 1e-6, ato
     ``atol + rtol * max(|z|)``; a stable k-cycle gives k (if every initial state
     reaches it), a stable fixed point 1, chaos about the number of samples.
     Diverged runs are ignored; 0 where every run diverged.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An orbit diagram (:func:`orbit_diagram` or :func:`orbit_diagram_training`).
+    state : int
+        The latent component.
+    rtol : float
+        Relative tolerance of two values being the same.
+    atol : float
+        Absolute tolerance of two values being the same.
 
     Returns
     -------

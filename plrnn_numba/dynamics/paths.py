@@ -45,6 +45,7 @@ def parameter_direction(model: Model, direction, name: str = "direction") -> tup
     Returns
     -------
     d : (P,) array
+        The direction.
     label : str
         The name (for a single parameter), ``"a*A[0] + b*W[0,1]"`` for a mapping,
         or ``"direction"`` for a vector.

@@ -85,6 +85,20 @@ def default_counters(k: int, n_pattern: int) -> tuple[int, int]:
     budget is what is spent after the last discovery to be reasonably sure
     nothing is left, and it must not grow faster than the per-solve cost allows
     (O(k M^3)).  Pass explicit ``n_outer``/``n_inner`` for a more exhaustive search.
+
+    Parameters
+    ----------
+    k : int
+        Cycle order.
+    n_pattern : int
+        Number P of pattern bits per region.
+
+    Returns
+    -------
+    n_outer : int
+        Restarts without a discovery.
+    n_inner : int
+        Solves per restart without a discovery.
     """
     base_out = 10 if k < 8 else 40 if k < 30 else 100
     base_in = 20 if k < 3 else 60 if k < 6 else 300 if k < 8 else 1080 if k < 20 else 1115
@@ -198,12 +212,45 @@ class ScyfiSettings:
                 raise ValueError(f'{name} must be "auto", True or False; got {value!r}')
 
     def counters(self, k: int, n_pattern: int) -> tuple[int, int]:
-        """``(n_outer, n_inner)`` at order ``k`` for ``n_pattern`` bits per region."""
+        """``(n_outer, n_inner)`` at order ``k`` for ``n_pattern`` bits per region.
+
+        Parameters
+        ----------
+        k : int
+            Cycle order.
+        n_pattern : int
+            Number P of pattern bits per region.
+
+        Returns
+        -------
+        n_outer : int
+            Restarts without a discovery (:func:`default_counters` where not set).
+        n_inner : int
+            Solves per restart without a discovery.
+        """
         return (_counter_value(self.n_outer, k, n_pattern, 0, "n_outer"),
                 _counter_value(self.n_inner, k, n_pattern, 1, "n_inner"))
 
     def exhaustive_at(self, k: int, n_pattern: int) -> bool:
-        """Whether order ``k`` is enumerated (see ``exhaustive``); raises if ``exhaustive=True`` cannot be afforded."""
+        """Whether order ``k`` is enumerated (see ``exhaustive``).
+
+        Parameters
+        ----------
+        k : int
+            Cycle order.
+        n_pattern : int
+            Number P of pattern bits per region.
+
+        Returns
+        -------
+        bool
+            True if the order is searched by enumeration.
+
+        Raises
+        ------
+        ValueError
+            If ``exhaustive=True`` and the order has more than ``EXHAUSTIVE_MAX`` rotation classes.
+        """
         if self.exhaustive is False:
             return False
         count = lyndon_count(int(k), n_pattern)
@@ -219,7 +266,22 @@ class ScyfiSettings:
         return count <= n_out * n_in and (self.max_solves is None or count <= self.max_solves)
 
     def low_rank_for(self, pls, backend: str, n_lanes: int) -> bool:
-        """Whether the fixed-point search of the systems ``pls`` on ``backend`` with ``n_lanes`` lanes uses updates."""
+        """Whether the fixed-point search of the systems ``pls`` on ``backend`` with ``n_lanes`` lanes uses updates.
+
+        Parameters
+        ----------
+        pls : sequence of PiecewiseLinear
+            The maps searched together.
+        backend : str
+            The resolved backend (``"cpu"``, ``"parallel"`` or ``"cuda"``).
+        n_lanes : int
+            Total number of search lanes.
+
+        Returns
+        -------
+        bool
+            True if candidates are solved by low-rank updates (see ``low_rank``).
+        """
         if self.low_rank is False or backend == "cuda" or any(unit_rows(pl.U) is None for pl in pls):
             return False
         if self.low_rank is True:
@@ -228,7 +290,20 @@ class ScyfiSettings:
         return M >= config.SCYFI_LOW_RANK_MIN_DIM and n_lanes * bytes_per_lane(M, P) <= config.SCYFI_LOW_RANK_MAX_BYTES
 
     def budget(self, orders, n_pattern: int) -> int:
-        """Solves without a discovery summed over ``orders`` (the size of a search)."""
+        """Solves without a discovery summed over ``orders`` (the size of a search).
+
+        Parameters
+        ----------
+        orders : iterable of int
+            Cycle orders.
+        n_pattern : int
+            Number P of pattern bits per region.
+
+        Returns
+        -------
+        int
+            The sum of ``n_outer * n_inner`` over the orders.
+        """
         return sum(int(np.prod(self.counters(int(k), n_pattern))) for k in orders)
 
     @property
@@ -241,7 +316,13 @@ class ScyfiSettings:
         return np.array([self.rcond_min, self.dup_rtol, max(1e-6, self.tol)], dtype=np.float64)
 
     def arguments(self) -> dict:
-        """JSON-able record (callables by their repr)."""
+        """JSON-able record (callables by their repr).
+
+        Returns
+        -------
+        dict
+            The settings by name.
+        """
         return {k: (repr(v) if callable(v) else v) for k, v in asdict(self).items()}
 
 
@@ -278,9 +359,23 @@ def realised_pattern_pool(
     of ``n_traj`` trajectories of ``n_steps`` steps from such states (the regions
     where the dynamics live).
 
+    Parameters
+    ----------
+    pl : PiecewiseLinear
+        The map.
+    rng : numpy.random.Generator
+        Draws the states.
+    n_samples : int
+        Number of sampled states.
+    n_traj : int
+        Number of trajectories (started from the first sampled states).
+    n_steps : int
+        Length of each trajectory.
+
     Returns
     -------
-    (n, P) int8 array of distinct patterns.
+    (n, P) int8 array
+        The distinct patterns.
     """
     M = pl.dim
     R = pl.boundary_radius()
@@ -677,8 +772,16 @@ def search_many(
         A piecewise-linear model.
     thetas : (n, P) array
         Its parameter vectors.
-    max_order, min_order, inputs, settings, seed
+    max_order : int
+        Largest cycle order searched, as for :func:`scyfi`.
+    min_order : int
+        Smallest order searched.
+    inputs : (K,) array, optional
+        A constant input.
+    settings : ScyfiSettings, optional
         As for :func:`scyfi`.
+    seed : int, None or numpy.random.Generator
+        Seed of the random candidates, as for :func:`scyfi`.
     backend : {"cpu", "parallel", "cuda", "auto"}
         See :func:`scyfi`.
     n_threads : int, optional

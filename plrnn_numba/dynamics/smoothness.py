@@ -94,7 +94,9 @@ def state_lipschitz(
     Parameters
     ----------
     model : Model
+        Any model of the package.
     theta : (P,) array
+        Its parameters.
     n_steps : int
         Steps recorded (after the transient).
     n_transient : int
@@ -107,6 +109,7 @@ def state_lipschitz(
         Inputs of a driven model (a constant vector, or a stream covering
         ``n_transient + n_steps`` steps).
     seed : int, None or numpy.random.Generator
+        Seeds the default initial states.
 
     Returns
     -------
@@ -236,6 +239,7 @@ def cost_smoothness(
     Parameters
     ----------
     model : Model
+        Any model of the package.
     theta : (P,) array
         The centre of the segments.
     data : Batch or callable
@@ -250,8 +254,12 @@ def cost_smoothness(
         Half-length :math:`r > 0` of each segment in parameter space.
     n_points : int
         Points per segment (>= 3); the spacing is :math:`2r/(n_{\rm points} - 1)`.
-    readout, readout_params, loss
-        As :func:`plrnn_numba.loss_and_grad`.
+    readout : IdentityReadout, LinearReadout or LatentReadout, optional
+        Observation model, as for :func:`plrnn_numba.loss_and_grad`.
+    readout_params : array, optional
+        Readout parameters, as for :func:`plrnn_numba.loss_and_grad`.
+    loss : {"mse", "bce", "sigmoid_mse", "ce"}
+        The cost, as for :func:`plrnn_numba.loss_and_grad`.
     seed : int, None or numpy.random.Generator
         Draws the directions.
 

@@ -168,8 +168,23 @@ def latent_flow(kappa, m, n, b) -> np.ndarray:
 def latent_flow_jacobian(kappa, m, n, b) -> np.ndarray:
     r""":math:`Df(\kappa) = -I + n\,\mathrm{diag}(1 - \tanh^2(m\kappa + b))\,m`.
 
-    Rank one with vectors: the slope :math:`f'(\kappa)`, the shape of
-    ``kappa``; otherwise ``(..., R, R)`` for ``kappa`` of shape ``(..., R)``.
+    Parameters
+    ----------
+    kappa : array
+        Rank one with vectors ``m``, ``n``: any shape (elementwise).  Otherwise
+        ``(..., R)``.
+    m : (N,) or (N, R) array
+        Left factor of ``W = m @ n``.
+    n : (N,) or (R, N) array
+        Right factor.
+    b : (N,) array
+        Biases (plus ``V @ u`` for a constant input ``u``).
+
+    Returns
+    -------
+    array
+        Rank one with vectors: the slope :math:`f'(\kappa)`, the shape of
+        ``kappa``; otherwise ``(..., R, R)`` for ``kappa`` of shape ``(..., R)``.
     """
     m, n, b, vectors = _factors(m, n, b)
     R = m.shape[1]
@@ -556,8 +571,9 @@ def latent_slow_points(
     Parameters
     ----------
     m : (N,) or (N, R) array
+        Left factor of ``W = m @ n``.
     n : (N,) or (R, N) array
-        Factors of ``W = m @ n``.
+        Right factor.
     b : (N,) array
         Biases (plus ``V @ u`` for a constant input ``u``).
     n_starts : int
@@ -566,10 +582,16 @@ def latent_slow_points(
         The box of the starts (objects outside can still be found).
     seed : int, None or numpy.random.Generator
         Seeds the starts (recorded).
-    fixed_tol, ghost_tol, dedup_tol, max_iter :
-        As in :func:`~plrnn_numba.dynamics.slow_points.slow_points`.
+    fixed_tol : float
+        Relative speed ``|f| / max(1, |kappa|)`` below which a minimum is a fixed point.
+    ghost_tol : float
+        Largest ``|Df^T f| / |f|`` of a ghost, as in :func:`~plrnn_numba.dynamics.slow_points.slow_points`.
+    dedup_tol : float
+        Points closer than ``dedup_tol * max(1, |kappa|_inf)`` are one.
     max_distance : float
         Ghosts with ``|f|`` above this are dropped (default: keep all).
+    max_iter : int
+        Jacobian evaluations (accepted steps) per start.
     tol_hyperbolic : float
         An eigenvalue of ``Df`` with ``|Re| <= tol_hyperbolic`` makes a point ``"non-hyperbolic"``.
 
@@ -602,7 +624,25 @@ def low_rank_factors(model: Model, theta, inputs=None) -> tuple[np.ndarray, np.n
     the model has inputs (the layout of
     :class:`~plrnn_numba.models.rate.RateRNN` with ``rank=R``; any model
     with these blocks and the map ``x -> (1 - a) x + a tanh(W x + V u + b)``
-    qualifies).  ``inputs`` is a constant (K,) vector (None: zero input).
+    qualifies).
+
+    Parameters
+    ----------
+    model : Model
+        A low-rank rate network.
+    theta : (P,) array
+        Its parameters.
+    inputs : (K,) array, optional
+        A constant input ``u`` (None: zero input).
+
+    Returns
+    -------
+    m : (N, R) array
+        Left factor.
+    n : (R, N) array
+        Right factor.
+    b : (N,) array
+        The effective bias ``b + V u``.
     """
     check_model(model)
     theta = model.check_theta(theta)
@@ -690,10 +730,14 @@ def latent_circuit(
     method : {"auto", "grid", "slow_points"}
         ``"grid"``: :func:`rank_one_objects` (rank one only); ``"slow_points"``:
         :func:`latent_slow_points`; ``"auto"``: the grid for rank one.
-    kappa_range, n_grid :
-        Grid (or box of the starts).
-    n_starts, seed :
-        Starts of the slow-point search (``seed`` recorded; unused on the grid).
+    kappa_range : (low, high)
+        Range of the grid (or box of the starts).
+    n_grid : int
+        Number of grid points.
+    n_starts : int
+        Starts of the slow-point search.
+    seed : int, None or numpy.random.Generator
+        Seeds the starts (recorded; unused on the grid).
     max_distance : float
         Ghosts with ``|f|`` above this are dropped.
 
@@ -731,6 +775,27 @@ def latent_objects_along_training(
     One :func:`latent_circuit` per snapshot (``history["theta_snapshots"]``,
     epochs ``history["snapshot_epoch"]``; select with ``history.isel(snapshot=...)``);
     the slow-point method uses the same starts for every snapshot.
+
+    Parameters
+    ----------
+    model : Model
+        The low-rank rate network that was trained.
+    history : xarray.Dataset
+        Its training history (:func:`~plrnn_numba.train`).
+    inputs : (K,) array, optional
+        Constant input ``u`` (None: zero).
+    method : {"auto", "grid", "slow_points"}
+        As for :func:`latent_circuit`.
+    kappa_range : (low, high)
+        Range of the grid (or box of the starts).
+    n_grid : int
+        Number of grid points.
+    n_starts : int
+        Starts of the slow-point search (the same for every snapshot).
+    seed : int, None or numpy.random.Generator
+        Seeds the starts (recorded; unused on the grid).
+    max_distance : float
+        Ghosts with ``|f|`` above this are dropped.
 
     Returns
     -------

@@ -131,6 +131,18 @@ def loss_scale(n_delay: int = 20, n_active: int = 20) -> float:
     squared error by the delay :math:`T` = ``n_delay`` steps, the package's
     ``"sigmoid_mse"`` by the number of steps (module docstring).  2 for the
     paper's 20 + 20 steps.
+
+    Parameters
+    ----------
+    n_delay : int
+        Steps with target 0.
+    n_active : int
+        Steps with target 1.
+
+    Returns
+    -------
+    float
+        The factor ``s``.
     """
     n_delay = V.positive_int(n_delay, "n_delay")
     n_active = V.positive_int(n_active, "n_active")
@@ -210,7 +222,15 @@ def _score_kernel(theta, ro, N, R, a, x0, latent, c, kappa_star, n_delay, n_acti
 
 
 class Score(NamedTuple):
-    """Training accuracy and loss (authors' normalisation) of one network on the trial."""
+    """Training accuracy and loss (authors' normalisation) of one network on the trial.
+
+    Parameters
+    ----------
+    accuracy : float
+        Fraction of the steps whose output lies on the side of 1/2 of the target.
+    loss : float
+        Summed squared error of the sigmoid output divided by ``n_delay``.
+    """
 
     accuracy: float
     loss: float
@@ -530,6 +550,7 @@ def learned_at_some_point(history: xr.Dataset, *, above: float = 0.5) -> bool:
     Returns
     -------
     bool
+        True if the accuracy exceeded ``above``.
     """
     h = _history(history, "accuracy")
     above = V.finite_float(above, "above", low=0.0, high=1.0)
@@ -560,6 +581,7 @@ def in_no_learning_zone(history: xr.Dataset, *, last: int = 50, max_accuracy: fl
     Returns
     -------
     bool
+        True if the network stayed in the zone.
     """
     h = _history(history, "accuracy")
     last = V.positive_int(last, "last", maximum=h.sizes["epoch"])
@@ -587,6 +609,7 @@ def epochs_to_learn(history: xr.Dataset, *, threshold: float = 1e-2) -> int:
     Returns
     -------
     int
+        The epoch, or -1.
     """
     h = _history(history, "loss_authors")
     threshold = V.finite_float(threshold, "threshold", low=0.0, open_low=True)
@@ -637,8 +660,10 @@ def lower_confidence(
     c_eval : float
         The confidence the network is scored with afterwards
         (``final_loss_at_c_eval``): the original one, 10.
-    n_delay, n_active, x0 :
-        The task (:func:`train_delayed_activation`).
+    n_delay, n_active : int
+        The task's phases (:func:`train_delayed_activation`).
+    x0 : float
+        Initial state of every unit.
 
     Returns
     -------

@@ -184,6 +184,7 @@ def critical_r(T: float) -> float:
     Returns
     -------
     float
+        :math:`r^*`.
     """
     T = _check_T(T)
     return _r_star(T)
@@ -203,6 +204,7 @@ def point_of_no_return(T: float) -> float:
     Returns
     -------
     float
+        :math:`r^*/4`.
     """
     return critical_r(T) / 4.0
 
@@ -230,6 +232,7 @@ def critical_learning_rate(T: float, *, normalised: bool = False) -> float:
     Returns
     -------
     float
+        :math:`\alpha^*` (or :math:`\alpha^*_{\rm norm}`).
     """
     T = _check_T(T)
     normalised = V.flag(normalised, "normalised")
@@ -425,7 +428,17 @@ def _euler_many(rs, n, dt, c, x_star, saturation, scale, loss, grad, t_sat):
 
 
 class EulerLossGrad(NamedTuple):
-    """Result of :func:`euler_loss_and_grad` (each a float, or an array shaped like ``r``)."""
+    """Result of :func:`euler_loss_and_grad` (each a float, or an array shaped like ``r``).
+
+    Parameters
+    ----------
+    loss : float or array
+        The Euler loss (normalised or not, as asked).
+    grad : float or array
+        Its exact derivative with respect to r.
+    escape_time : float or array
+        Time at which the output saturated and integration stopped; inf if it never did.
+    """
 
     #: the Euler loss (normalised or not, as asked)
     loss: float | np.ndarray
@@ -552,6 +565,7 @@ def initial_r(T: float, seed=0) -> float:
     Returns
     -------
     float
+        :math:`r_0`.
     """
     T = _check_T(T)
     rng, _ = V.generator(seed)

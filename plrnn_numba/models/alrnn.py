@@ -225,6 +225,18 @@ class ALRNN(PLRNN):
 
         Normal form: ``L = A + W[:, :M-P] E``, ``R = W[:, M-P:]``, ``U`` the rows
         ``M-P .. M-1`` of the identity, ``v = 0``.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        inputs : (K,) array, optional
+            A constant input.
+
+        Returns
+        -------
+        PiecewiseLinear
+            The regions of the map and their affine pieces.
         """
         d = self.unpack(theta)
         M, P = self.dim, self.n_relu

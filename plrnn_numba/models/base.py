@@ -173,47 +173,146 @@ JACOBIAN_TYPE = types.FunctionType(JACOBIAN_SIG)
 
 
 def step_kernel(func):
-    """Compile ``func(p, meta, z, s, z_next)`` as a model step kernel."""
+    """Compile ``func(p, meta, z, s, z_next)`` as a model step kernel.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``STEP_SIG`` on first use.
+    """
     return config.jit(STEP_SIG)(func)
 
 
 def state_vjp_kernel(func):
-    """Compile ``func(p, meta, z, s, g, g_z)`` as a state vector-Jacobian kernel."""
+    """Compile ``func(p, meta, z, s, g, g_z)`` as a state vector-Jacobian kernel.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``STATE_VJP_SIG`` on first use.
+    """
     return config.jit(STATE_VJP_SIG)(func)
 
 
 def param_vjp_kernel(func):
-    """Compile ``func(p, meta, Z, S, G, g_p)`` as a parameter vector-Jacobian kernel."""
+    """Compile ``func(p, meta, Z, S, G, g_p)`` as a parameter vector-Jacobian kernel.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``PARAM_VJP_SIG`` on first use.
+    """
     return config.jit(PARAM_VJP_SIG)(func)
 
 
 def jacobian_kernel(func):
-    """Compile ``func(p, meta, z, s, J)`` as a one-step Jacobian kernel."""
+    """Compile ``func(p, meta, z, s, J)`` as a one-step Jacobian kernel.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``JACOBIAN_SIG`` on first use.
+    """
     return config.jit(JACOBIAN_SIG)(func)
 
 
 def tape_step_kernel(func):
-    """Compile ``func(p, meta, z, s, z_next, tape)`` as a step kernel that also writes its tape."""
+    """Compile ``func(p, meta, z, s, z_next, tape)`` as a step kernel that also writes its tape.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``TAPE_STEP_SIG`` on first use.
+    """
     return config.jit(TAPE_STEP_SIG)(func)
 
 
 def tape_state_vjp_kernel(func):
-    """Compile ``func(p, meta, z, s, tape, g, g_z)`` as a state pullback kernel reading the tape."""
+    """Compile ``func(p, meta, z, s, tape, g, g_z)`` as a state pullback kernel reading the tape.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``TAPE_STATE_VJP_SIG`` on first use.
+    """
     return config.jit(TAPE_STATE_VJP_SIG)(func)
 
 
 def tape_param_vjp_kernel(func):
-    """Compile ``func(p, meta, Z, S, TAPE, G, g_p)`` as a parameter pullback kernel reading the tape."""
+    """Compile ``func(p, meta, Z, S, TAPE, G, g_p)`` as a parameter pullback kernel reading the tape.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``TAPE_PARAM_VJP_SIG`` on first use.
+    """
     return config.jit(TAPE_PARAM_VJP_SIG)(func)
 
 
 def tangent_kernel(func):
-    """Compile ``func(p, meta, z, s, Y, JY)`` as a tangent kernel (``JY = J(z, s) Y``)."""
+    """Compile ``func(p, meta, z, s, Y, JY)`` as a tangent kernel (``JY = J(z, s) Y``).
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``TANGENT_SIG`` on first use.
+    """
     return config.jit(TANGENT_SIG)(func)
 
 
 def tangent_vjp_kernel(func):
-    """Compile ``func(p, meta, z, s, Y, A, Ybar, g_z, g_p)`` as the pullback of a tangent kernel."""
+    """Compile ``func(p, meta, z, s, Y, A, Ybar, g_z, g_p)`` as the pullback of a tangent kernel.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``TANGENT_VJP_SIG`` on first use.
+    """
     return config.jit(TANGENT_VJP_SIG)(func)
 
 
@@ -224,6 +323,16 @@ def jacobian_vjp_kernel(func):
     it writes ``g_z = sum_ij Jbar_ij dJ_ij/dz`` and adds
     ``sum_ij Jbar_ij dJ_ij/dp`` to ``g_p`` (second derivatives of the map;
     needed by the gradient of Lyapunov exponents, i.e. gradient flossing).
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``JACOBIAN_VJP_SIG`` on first use.
     """
     return config.jit(JACOBIAN_VJP_SIG)(func)
 
@@ -233,6 +342,13 @@ class Kernels(NamedTuple):
 
     ``jacobian_vjp`` is optional: only the gradient of Lyapunov exponents
     (gradient flossing) needs it.
+
+    Parameters
+    ----------
+    step, state_vjp, param_vjp, jacobian : LazyKernel or numba dispatcher
+        The four kernels every model has.
+    jacobian_vjp : LazyKernel or numba dispatcher, optional
+        The Jacobian pullback.
     """
 
     step: object
@@ -242,7 +358,13 @@ class Kernels(NamedTuple):
     jacobian_vjp: object = None
 
     def dispatchers(self) -> Kernels:
-        """The compiled dispatchers."""
+        """The compiled dispatchers.
+
+        Returns
+        -------
+        Kernels
+            Each :class:`~plrnn_numba.config.LazyKernel` replaced by its numba dispatcher.
+        """
         return Kernels(*(getattr(k, "dispatcher", k) for k in self))
 
     def addresses(self, dtype: str = "float64") -> Kernels:
@@ -250,6 +372,16 @@ class Kernels(NamedTuple):
 
         The float32 variants are compiled for the kernels of backpropagation through time and the
         Jacobian (``jacobian_vjp``, which only gradient flossing needs, is 0 then).
+
+        Parameters
+        ----------
+        dtype : {"float64", "float32"}
+            Precision of the compiled variants.
+
+        Returns
+        -------
+        Kernels
+            The addresses (0 for an absent kernel).
         """
         if dtype != "float64":
             return Kernels(*(kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self[:4], _SIGS)), 0)
@@ -257,25 +389,59 @@ class Kernels(NamedTuple):
 
 
 class TapeKernels(NamedTuple):
-    """The optional tape kernels of a model (see the module docstring)."""
+    """The optional tape kernels of a model (see the module docstring).
+
+    Parameters
+    ----------
+    step, state_vjp, param_vjp : LazyKernel or numba dispatcher
+        The step that writes the tape and the two pullbacks that read it.
+    """
 
     step: object
     state_vjp: object
     param_vjp: object
 
     def addresses(self, dtype: str = "float64") -> TapeKernels:
-        """Native addresses (int) of the kernels compiled for ``dtype``, as the engines take them."""
+        """Native addresses (int) of the kernels compiled for ``dtype``, as the engines take them.
+
+        Parameters
+        ----------
+        dtype : {"float64", "float32"}
+            Precision of the compiled variants.
+
+        Returns
+        -------
+        TapeKernels
+            The addresses.
+        """
         return TapeKernels(*(kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self, _TAPE_SIGS)))
 
 
 class TangentKernels(NamedTuple):
-    """The optional tangent kernels of a model (see the module docstring)."""
+    """The optional tangent kernels of a model (see the module docstring).
+
+    Parameters
+    ----------
+    tangent, tangent_vjp : LazyKernel or numba dispatcher
+        The product ``J Y`` and its pullback.
+    """
 
     tangent: object
     tangent_vjp: object
 
     def addresses(self, dtype: str = "float64") -> TangentKernels:
-        """Native addresses (int) of the kernels compiled for ``dtype`` (float32: ``tangent`` only)."""
+        """Native addresses (int) of the kernels compiled for ``dtype`` (float32: ``tangent`` only).
+
+        Parameters
+        ----------
+        dtype : {"float64", "float32"}
+            Precision of the compiled variants.
+
+        Returns
+        -------
+        TangentKernels
+            The addresses (``tangent_vjp`` is 0 for float32).
+        """
         if dtype != "float64":
             return TangentKernels(kernel_address(self.tangent, signature_for(TANGENT_SIG, dtype)), 0)
         return TangentKernels(*(kernel_address(k, sig) for k, sig in zip(self, _TANGENT_SIGS)))
@@ -301,7 +467,13 @@ class Model:
 
     # -- what a subclass provides ---------------------------------------------------
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Names and shapes of the free parameters, in the order of ``theta``."""
+        """Names and shapes of the free parameters, in the order of ``theta``.
+
+        Returns
+        -------
+        dict of str to tuple of int
+            Shape of each named parameter.
+        """
         raise NotImplementedError
 
     @property
@@ -317,7 +489,17 @@ class Model:
     def init(self, seed=0, **kwargs) -> np.ndarray:
         """A random parameter vector (subclasses document their initialisation).
 
-        ``seed``: an int, None or a numpy Generator, as everywhere in the package.
+        Parameters
+        ----------
+        seed : int, None or numpy.random.Generator
+            Random seed, as everywhere in the package.
+        **kwargs
+            Options of the family's initialisation.
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         raise NotImplementedError
 
@@ -333,8 +515,11 @@ class Model:
 
     @property
     def dtypes(self) -> tuple[str, ...]:
-        """Precisions the BPTT kernels support: ``("float64",)`` by default; a model whose kernels
-        allocate in the dtype of their arguments adds ``"float32"`` (``loss_and_grad(dtype=...)``)."""
+        """Precisions the BPTT kernels support: ``("float64",)`` by default.
+
+        A model whose kernels allocate in the dtype of their arguments adds
+        ``"float32"`` (``loss_and_grad(dtype=...)``).
+        """
         return ("float64",)
 
     @property
@@ -343,16 +528,39 @@ class Model:
         return None
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        """Kernel parameter vector from ``theta`` (identity unless overridden)."""
+        """Kernel parameter vector from ``theta`` (identity unless overridden).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        array
+            The kernel parameter vector ``p``.
+        """
         return theta
 
     def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
-        """Gradient with respect to ``theta`` from one w.r.t. the kernel vector."""
+        """Gradient with respect to ``theta`` from one w.r.t. the kernel vector.
+
+        Parameters
+        ----------
+        grad_p : array
+            Gradient with respect to the kernel parameter vector ``p`` (:meth:`expand`).
+
+        Returns
+        -------
+        (P,) array
+            Gradient with respect to ``theta``.
+        """
         return grad_p
 
     # -- derived from the above -----------------------------------------------------
     @property
     def name(self) -> str:
+        """The family's name (the class name)."""
         return type(self).__name__
 
     @functools.cached_property
@@ -361,7 +569,13 @@ class Model:
         return int(sum(int(np.prod(s)) for s in self.param_shapes().values()))
 
     def param_slices(self) -> dict[str, slice]:
-        """Where each named parameter lives in ``theta``."""
+        """Where each named parameter lives in ``theta``.
+
+        Returns
+        -------
+        dict of str to slice
+            Slice of ``theta`` of each named parameter.
+        """
         out, start = {}, 0
         for name, shape in self.param_shapes().items():
             n = int(np.prod(shape))
@@ -370,7 +584,13 @@ class Model:
         return out
 
     def param_names(self) -> list[str]:
-        """A label per entry of ``theta``, e.g. ``"W[0,2]"`` (for the ``param`` dim)."""
+        """A label per entry of ``theta``, e.g. ``"W[0,2]"`` (for the ``param`` dim).
+
+        Returns
+        -------
+        list of str
+            ``n_params`` labels.
+        """
         labels: list[str] = []
         for name, shape in self.param_shapes().items():
             for idx in np.ndindex(*shape):
@@ -378,16 +598,49 @@ class Model:
         return labels
 
     def unknown_param_hint(self, name: str) -> str:
-        """Extra advice when ``name`` is not one of :meth:`param_names` (empty by default)."""
+        """Extra advice when ``name`` is not one of :meth:`param_names` (empty by default).
+
+        Parameters
+        ----------
+        name : str
+            The unknown parameter name.
+
+        Returns
+        -------
+        str
+            A hint appended to the error message.
+        """
         return ""
 
     def unpack(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """Named views of ``theta`` (reshaped, sharing memory with it)."""
+        """Named views of ``theta`` (reshaped, sharing memory with it).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        dict of str to array
+            Each named parameter in its shape (:meth:`param_shapes`).
+        """
         theta = self.check_theta(theta)
         return {name: theta[sl].reshape(self.param_shapes()[name]) for name, sl in self.param_slices().items()}
 
     def pack(self, **params: np.ndarray) -> np.ndarray:
-        """Build ``theta`` from named arrays (every parameter must be given)."""
+        """Build ``theta`` from named arrays (every parameter must be given).
+
+        Parameters
+        ----------
+        **params : array
+            One array per name of :meth:`param_shapes`, in its shape.
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
+        """
         shapes = self.param_shapes()
         missing = [n for n in shapes if n not in params]
         extra = [n for n in params if n not in shapes]
@@ -408,7 +661,20 @@ class Model:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def check_theta(self, theta, name: str = "theta") -> np.ndarray:
-        """Validate a parameter vector (dtype, length, finiteness)."""
+        """Validate a parameter vector (dtype, length, finiteness).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        name : str
+            The argument's name in error messages.
+
+        Returns
+        -------
+        (P,) array
+            ``theta`` as a C-contiguous float64 array.
+        """
         theta = V.as_float_array(theta, name)
         if theta.ndim != 1 or theta.shape[0] != self.n_params:
             raise ValueError(
@@ -450,7 +716,22 @@ class Model:
         return simulate(self, theta, z0, n_steps=n_steps, inputs=inputs)
 
     def step(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
-        """One step ``F(z, s)`` of a single state (M,) or a batch of states (B, M); ``s`` (K,) or (B, K)."""
+        """One step ``F(z, s)`` of a single state (M,) or a batch of states (B, M).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        z : (M,) or (B, M) array
+            State(s).
+        s : (K,) or (B, K) array, optional
+            Input(s); required when the model has inputs.
+
+        Returns
+        -------
+        (M,) or (B, M) array
+            The next state(s).
+        """
         z = V.as_state(z, self.dim, "z")
         if s is None:
             if self.n_inputs:
@@ -464,7 +745,22 @@ class Model:
         return self.simulate(theta, z, inputs=s[..., None, :])[..., 1, :]
 
     def jacobian(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
-        """One-step state Jacobian ``dF/dz`` at ``z`` (with input ``s``), shape (M, M)."""
+        """One-step state Jacobian ``dF/dz`` at ``z`` (with input ``s``).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        z : (M,) array
+            A single state.
+        s : (K,) array, optional
+            Input (zeros if omitted).
+
+        Returns
+        -------
+        (M, M) array
+            The Jacobian.
+        """
         theta = self.check_theta(theta)
         z = V.as_state(z, self.dim, "z")
         if z.ndim != 1:
@@ -486,6 +782,23 @@ class Model:
         Piecewise-linear families override this; ``theta`` arrives validated and
         ``inputs`` as None or a constant (K,) vector (engines call it through
         :func:`~plrnn_numba.models.piecewise.as_piecewise_linear`).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        inputs : (K,) array, optional
+            A constant input.
+
+        Returns
+        -------
+        PiecewiseLinear
+            The regions of the map and their affine pieces.
+
+        Raises
+        ------
+        TypeError
+            If the family is not piecewise linear.
         """
         raise TypeError(f"{self.name} is not piecewise linear: SCYFI and the bifurcation tools need a model "
                         "with a piecewise_linear method (see plrnn_numba.models.piecewise)")
@@ -498,18 +811,48 @@ class Model:
         low-rank :class:`~plrnn_numba.RateRNN`: ``kappa = n . x``) returns its
         slice; :class:`~plrnn_numba.LatentReadout` then reads ``y = c (v . x - kappa*)``
         and the loss gradient reaches ``v`` through ``theta``.
+
+        Returns
+        -------
+        slice or None
+            The slice of ``v`` in ``theta``.
         """
         return None
 
     def describe(self) -> dict:
-        """JSON-serialisable description of the model (for provenance attributes)."""
+        """JSON-serialisable description of the model (for provenance attributes).
+
+        Returns
+        -------
+        dict
+            ``{"model": name, **fields}``.
+        """
         from dataclasses import asdict
 
         return {"model": self.name, **asdict(self)}
 
 
 def build_kernels(step, state_vjp, param_vjp, jacobian, jacobian_vjp=None) -> Kernels:
-    """Bundle the compiled kernels (checks they carry the right signatures)."""
+    """Bundle the compiled kernels (checks they carry the right signatures).
+
+    Parameters
+    ----------
+    step, state_vjp, param_vjp, jacobian : LazyKernel or numba dispatcher
+        The four kernels, made with :func:`step_kernel`, :func:`state_vjp_kernel`,
+        :func:`param_vjp_kernel` and :func:`jacobian_kernel`.
+    jacobian_vjp : LazyKernel or numba dispatcher, optional
+        The Jacobian pullback (:func:`jacobian_vjp_kernel`), needed only by gradient flossing.
+
+    Returns
+    -------
+    Kernels
+        The bundle, for a model's :attr:`Model.kernels`.
+
+    Raises
+    ------
+    TypeError
+        If a kernel was compiled with another signature.
+    """
     for kern, sig, label in (
         (step, STEP_SIG, "step"),
         (state_vjp, STATE_VJP_SIG, "state_vjp"),

@@ -563,6 +563,7 @@ class LSTM(Model):
 
     @property
     def dim(self) -> int:  # type: ignore[override]
+        """The state dimension: ``2 n_hidden`` (the hidden state and the cell state)."""
         return 2 * self.n_hidden
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -594,7 +595,18 @@ class LSTM(Model):
         return LSTM_TAPE_KERNELS
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        """Kernel layout ``theta | bias_ih + bias_hh | W_hh^T | W_ih^T`` (derived blocks for the kernels)."""
+        """Kernel layout ``theta | bias_ih + bias_hh | W_hh^T | W_ih^T`` (derived blocks for the kernels).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        array
+            The kernel parameter vector.
+        """
         N, K = self.n_hidden, self.n_inputs
         Wih = theta[: 4 * N * K].reshape(4 * N, K)
         Whh = theta[4 * N * K : 4 * N * K + 4 * N * N].reshape(4 * N, N)
@@ -609,7 +621,22 @@ class LSTM(Model):
         return grad_p[: self.n_params].copy()
 
     def gates(self, theta: np.ndarray, z: np.ndarray, s: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The gates ``i, f, g, o`` (each (..., N)) of the step from ``z`` (2N,) or (B, 2N) with input ``s``."""
+        """The gates ``i, f, g, o`` of the step from ``z`` with input ``s``.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        z : (2N,) or (B, 2N) array
+            State(s) ``[h, c]``.
+        s : (K,) or (B, K) array, optional
+            Input(s); required when the model has inputs.
+
+        Returns
+        -------
+        dict of str to array
+            ``{"i", "f", "g", "o"}``, each of shape (..., N).
+        """
         d = self.unpack(theta)
         N = self.n_hidden
         z = V_.as_state(z, self.dim, "z")
@@ -635,6 +662,11 @@ class LSTM(Model):
             Input weights (required when the model has inputs).
         bias_ih, bias_hh : (4N,) arrays
             Biases (required with ``bias=True``; not accepted with ``bias=False``).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         N, K = self.n_hidden, self.n_inputs
         if weight_ih is None:
@@ -656,6 +688,18 @@ class LSTM(Model):
 
         Drawn in the order of ``theta`` (``weight_ih, weight_hh, bias_ih, bias_hh``);
         ``scale=1`` is ``torch.nn.LSTM``'s default.
+
+        Parameters
+        ----------
+        seed : int, None or numpy.random.Generator
+            Random seed.
+        scale : float
+            Multiplies the bound ``k = 1 / sqrt(N)``.
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         rng, _ = V_.generator(seed)
         scale = V_.finite_float(scale, "scale", low=0.0)

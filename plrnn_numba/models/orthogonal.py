@@ -345,6 +345,7 @@ class OrthogonalRNN(Model):
 
     @property
     def dim(self) -> int:  # type: ignore[override]
+        """The state dimension: ``n_units``."""
         return self.n_units
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -365,6 +366,16 @@ class OrthogonalRNN(Model):
         repeated expansion of the same ``theta`` (dynamics engines that call
         ``model.jacobian`` or ``simulate`` many times) a copy instead of a new
         exponential.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        (P,) array
+            The kernel parameter vector.
         """
         theta = np.asarray(theta, dtype=float)
         N = self.n_units
@@ -394,6 +405,16 @@ class OrthogonalRNN(Model):
         threads cannot mix up their parameters.  Code that holds ``theta``
         should call the stateless :meth:`grad_theta` instead.
 
+        Parameters
+        ----------
+        grad_p : (P,) array
+            Gradient with respect to the kernel parameter vector.
+
+        Returns
+        -------
+        (P,) array
+            Gradient with respect to ``theta``.
+
         Raises
         ------
         RuntimeError
@@ -408,7 +429,20 @@ class OrthogonalRNN(Model):
         return self._reduce(hit[1], grad_p)
 
     def grad_theta(self, theta: np.ndarray, grad_p: np.ndarray) -> np.ndarray:
-        """Stateless :meth:`reduce_grad`: the gradient w.r.t. ``theta`` at ``theta``."""
+        """Stateless :meth:`reduce_grad`: the gradient w.r.t. ``theta`` at ``theta``.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        grad_p : (P,) array
+            Gradient with respect to the kernel parameter vector at ``theta``.
+
+        Returns
+        -------
+        (P,) array
+            Gradient with respect to ``theta``.
+        """
         theta = self.check_theta(theta)
         N = self.n_units
         S = theta[: N * N].reshape(N, N)
@@ -425,13 +459,39 @@ class OrthogonalRNN(Model):
 
     # -- conveniences -----------------------------------------------------------------
     def recurrent_matrix(self, theta: np.ndarray) -> np.ndarray:
-        """The orthogonal ``W = expm(S - S^T)`` (N, N)."""
+        """The orthogonal recurrent matrix ``W = expm(S - S^T)``.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        (N, N) array
+            ``W``.
+        """
         theta = self.check_theta(theta)
         N = self.n_units
         return skew_expm(theta[: N * N].reshape(N, N))[1]
 
     def pack(self, S, b, V=None) -> np.ndarray:
-        """Build ``theta`` from ``S`` (N, N), ``b`` (N,) and ``V`` (N, K)."""
+        """Build ``theta`` from ``S`` (N, N), ``b`` (N,) and ``V`` (N, K).
+
+        Parameters
+        ----------
+        S : (N, N) array
+            Generator of the recurrent matrix ``W = expm(S - S^T)``.
+        b : (N,) array
+            Biases of modReLU.
+        V : (N, K) array, optional
+            Input weights (required when the model has inputs).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
+        """
         if V is None:
             if self.n_inputs:
                 raise ValueError(f"V is required: the model has {self.n_inputs} inputs (shape ({self.n_units}, "
@@ -460,11 +520,20 @@ class OrthogonalRNN(Model):
         Parameters
         ----------
         seed : int, None or numpy.random.Generator
+            Random seed.
         skew_init : {"henaff", "cayley", "normal"}
+            Initialisation of the generator ``S`` (above).
         v_scale : float, optional
+            Standard deviation of the input weights (default ``sqrt(2 / K)``).
         b_range : float
+            Half-width of the uniform draw of the biases.
         scale : float
-            Only for ``skew_init="normal"``.
+            Scale of the dense generator; only for ``skew_init="normal"``.
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         rng, _ = V_.generator(seed)
         V_.choice(skew_init, "skew_init", _SKEW_INITS)

@@ -117,23 +117,59 @@ MAX_PARAMS_IN_ATTRS = 4096
 
 
 def regions_kernel(func):
-    """Compile ``func(p, meta, pats, F, c)`` as a family's region-map kernel."""
+    """Compile ``func(p, meta, pats, F, c)`` as a family's region-map kernel.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``REGIONS_SIG`` on first use.
+    """
     return config.jit(REGIONS_SIG)(func)
 
 
 def rollout_kernel(func):
-    """Compile ``func(p, meta, traj, act)`` as a family's roll-out kernel."""
+    """Compile ``func(p, meta, traj, act)`` as a family's roll-out kernel.
+
+    Parameters
+    ----------
+    func : callable
+        The Python function (numba-compilable), with the arguments above.
+
+    Returns
+    -------
+    LazyKernel
+        The kernel, compiled with the signature ``ROLLOUT_SIG`` on first use.
+    """
     return config.jit(ROLLOUT_SIG)(func)
 
 
 class RegionKernels(NamedTuple):
-    """The two compiled kernels of a piecewise-linear family (see the module docstring)."""
+    """The two compiled kernels of a piecewise-linear family (see the module docstring).
+
+    Parameters
+    ----------
+    regions : LazyKernel or numba dispatcher
+        The region-map kernel (:func:`regions_kernel`).
+    rollout : LazyKernel or numba dispatcher
+        The roll-out kernel (:func:`rollout_kernel`).
+    """
 
     regions: object
     rollout: object
 
     def addresses(self) -> tuple[int, int]:
-        """Native addresses, as the CPU engine takes them."""
+        """Native addresses, as the CPU engine takes them.
+
+        Returns
+        -------
+        (int, int)
+            The addresses of ``regions`` and ``rollout``.
+        """
         return kernel_address(self.regions, REGIONS_SIG), kernel_address(self.rollout, ROLLOUT_SIG)
 
 
@@ -308,8 +344,23 @@ class PiecewiseLinear:
     def from_model(cls, model, theta, inputs, **kwargs) -> PiecewiseLinear:
         """The description of ``model`` at ``theta`` (and constant ``inputs``), with provenance filled in.
 
-        ``kwargs`` are the constructor's (``L, c, R, U, v`` and optionally
-        ``kernels, p, meta, bit_labels``).
+        Parameters
+        ----------
+        model : Model
+            The model.
+        theta : (P,) array
+            Its parameters.
+        inputs : (K,) array or None
+            The constant input.
+        **kwargs
+            The constructor's arguments (``L, c, R, U, v`` and optionally
+            ``kernels, p, meta, bit_labels``).
+
+        Returns
+        -------
+        PiecewiseLinear
+            The description; its :attr:`description` is built from ``model``, ``theta`` and ``inputs``
+            when first read.
         """
         pl = cls(**kwargs)
         # provenance is built only when asked for: continuation along a path builds
@@ -323,7 +374,18 @@ class PiecewiseLinear:
 
     # -- the map, its regions and patterns (NumPy) --------------------------------------
     def boundary_values(self, Z: np.ndarray) -> np.ndarray:
-        """``U z + v`` for states ``Z`` (..., M): the signs are the pattern bits."""
+        """``U z + v`` for states ``Z``: the signs are the pattern bits.
+
+        Parameters
+        ----------
+        Z : (..., M) array
+            States.
+
+        Returns
+        -------
+        (..., P) array
+            The values of the P affine functionals.
+        """
         if self._columns is None:
             return Z @ self.U.T + self.v
         if self._identity:
@@ -331,16 +393,51 @@ class PiecewiseLinear:
         return Z[..., self._columns] + self.v
 
     def patterns(self, Z: np.ndarray) -> np.ndarray:
-        """Pattern bits (..., P) of states ``Z`` (..., M), int8 0/1."""
+        """Pattern bits of states ``Z``.
+
+        Parameters
+        ----------
+        Z : (..., M) array
+            States.
+
+        Returns
+        -------
+        (..., P) int8 array
+            0/1 bits ``U z + v > 0``.
+        """
         return (self.boundary_values(Z) > 0.0).astype(np.int8)
 
     def step(self, Z: np.ndarray) -> np.ndarray:
-        """The map ``F`` applied to states ``Z`` (..., M)."""
+        """The map ``F`` applied to states ``Z``.
+
+        Parameters
+        ----------
+        Z : (..., M) array
+            States.
+
+        Returns
+        -------
+        (..., M) array
+            ``F(Z)``.
+        """
         LZ = Z * self._l_diag if self._l_diag is not None else Z @ self.L.T
         return LZ + self.c + np.maximum(self.boundary_values(Z), 0.0) @ self.R.T
 
     def region(self, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Region map ``(F_d, c_d)`` of pattern(s) ``d`` (..., P): F (..., M, M), c (..., M)."""
+        """Region map ``(F_d, c_d)`` of pattern(s) ``d``.
+
+        Parameters
+        ----------
+        d : (..., P) array
+            0/1 pattern bits.
+
+        Returns
+        -------
+        F : (..., M, M) array
+            The linear parts ``L + R D U``.
+        c : (..., M) array
+            The offsets ``c + R D v``.
+        """
         d = np.asarray(d, dtype=np.float64)
         RD = self.R * d[..., None, :]
         if self._identity:
@@ -356,6 +453,18 @@ class PiecewiseLinear:
         """``(Z, b)`` of the k-fold map ``z -> Z z + b`` through the regions ``pats`` (k, P).
 
         ``Z = F_k ... F_1`` and ``b = c_k + F_k c_{k-1} + ... + F_k ... F_2 c_1``.
+
+        Parameters
+        ----------
+        pats : (k, P) array
+            The patterns of the k regions, in order.
+
+        Returns
+        -------
+        Z : (M, M) array
+            Linear part of the k-fold map.
+        b : (M,) array
+            Its offset.
         """
         F, c = self.region(pats)
         Z = np.eye(self.dim)
@@ -372,6 +481,11 @@ class PiecewiseLinear:
         Since ``||D|| <= 1``, :math:`\|L + R D U\| \le \|L\| + \|R\|\,\|U\|`.  For the PLRNN
         (``L = A`` diagonal, ``R = W``, ``U = I``) it is :math:`\|A\| + \|W\|`, the r of
         Theorem 3 of Eisenmann et al. (2023).
+
+        Returns
+        -------
+        float
+            The bound.
         """
         return float(np.linalg.norm(self.L, 2) + np.linalg.norm(self.R, 2) * np.linalg.norm(self.U, 2))
 
@@ -387,11 +501,23 @@ class PiecewiseLinear:
         return bool(np.linalg.matrix_rank(self.U) == self.n_bits)
 
     def offset_scale(self) -> float:
-        """``max |c_d|`` bound over the regions (a scale for residuals)."""
+        """``max |c_d|`` bound over the regions (a scale for residuals).
+
+        Returns
+        -------
+        float
+            ``max |c| + max |R| |v|``.
+        """
         return float(np.max(np.abs(self.c), initial=0.0) + np.max(np.abs(self.R) @ np.abs(self.v), initial=0.0))
 
     def boundary_radius(self) -> float:
-        """Distance from the origin of the farthest boundary hyperplane ``U_q z + v_q = 0`` (at least 1)."""
+        """Distance from the origin of the farthest boundary hyperplane ``U_q z + v_q = 0`` (at least 1).
+
+        Returns
+        -------
+        float
+            The distance, at least 1.
+        """
         nrm = np.linalg.norm(self.U, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             dist = np.where(nrm > 0, np.abs(self.v) / nrm, 0.0)
@@ -403,7 +529,21 @@ def as_piecewise_linear(model, theta, inputs=None, *, name: str = "model",
                         theta_name: str = "theta") -> PiecewiseLinear:
     """Validate ``(model, theta, inputs)`` and return the model's :class:`PiecewiseLinear` description.
 
-    ``name`` and ``theta_name`` are the arguments' names in error messages.
+    Parameters
+    ----------
+    model : Model
+        A piecewise-linear model.
+    theta : (P,) array
+        Its parameters.
+    inputs : (K,) array, optional
+        A constant input.
+    name, theta_name : str
+        The arguments' names in error messages.
+
+    Returns
+    -------
+    PiecewiseLinear
+        The model's regions and their affine pieces.
 
     Raises
     ------
@@ -466,6 +606,21 @@ def check_piecewise_linear(model, theta, inputs=None, *, n_states: int = 256, se
 
     each to ``rtol`` relative to the size of the terms.  Use it when writing a
     family; the test-suite runs it on every family of the package.
+
+    Parameters
+    ----------
+    model : Model
+        A piecewise-linear model.
+    theta : (P,) array
+        Its parameters.
+    inputs : (K,) array, optional
+        A constant input.
+    n_states : int
+        Number of random states.
+    seed : int, None or numpy.random.Generator
+        Random seed of the states and patterns.
+    rtol : float
+        Tolerance of each comparison.
 
     Returns
     -------

@@ -268,8 +268,20 @@ class PLRNN(Model):
         return _offdiag_index(self.dim)
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        """Dense kernel layout ``a | W (M*M) | C | h | W^T`` (W^T is derived: the backward
-        pass reads columns of W as contiguous rows)."""
+        """Dense kernel layout ``a | W (M*M) | C | h | W^T``.
+
+        ``W^T`` is derived: the backward pass reads columns of W as contiguous rows.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        (2 M + 2 M^2 + M K,) array
+            The kernel parameter vector.
+        """
         M, K = self.dim, self.n_inputs
         n = 2 * M + M * M + M * K
         p = np.empty(n + M * M)
@@ -313,6 +325,16 @@ class PLRNN(Model):
 
         ``A``, ``C``, ``h`` (and ``W`` when ``full_W``) are views into
         ``theta``; with a zero-diagonal W, ``W`` is a dense copy.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        dict of str to array
+            ``{"A", "W", "C", "h"}``.
         """
         theta = self.check_theta(theta)
         M, K = self.dim, self.n_inputs
@@ -328,9 +350,28 @@ class PLRNN(Model):
     def pack(self, A, W, h, C=None) -> np.ndarray:
         """Build ``theta`` from ``A`` (M,) or diagonal (M, M), ``W`` (M, M), ``h``, ``C``.
 
-        Raises ValueError if ``W`` has a non-zero diagonal while the model has a
-        structurally zero diagonal (``full_W=False``), or if ``A`` is a matrix
-        with off-diagonal entries.
+        Parameters
+        ----------
+        A : (M,) or (M, M) array
+            The diagonal of A, or A as a diagonal matrix.
+        W : (M, M) array
+            The coupling matrix (zero diagonal unless ``full_W``).
+        h : (M,) array
+            The bias.
+        C : (M, K) array, optional
+            The input weights (required when the model has inputs).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` has a non-zero diagonal while the model has a structurally
+            zero diagonal (``full_W=False``), or if ``A`` is a matrix with
+            off-diagonal entries.
         """
         M, K = self.dim, self.n_inputs
         A = V.as_float_array(A, "A")
@@ -389,6 +430,26 @@ class PLRNN(Model):
         contraction, so a free run from any state stays bounded.  Without the
         bound, ``||W||_2`` grows like ``2 w_scale`` and most models with M >= 8
         diverge.  ``max_norm=None`` keeps the raw draw.
+
+        Parameters
+        ----------
+        seed : int, None or numpy.random.Generator
+            Random seed.
+        a_range : (float, float)
+            Range of the uniform draw of the diagonal of A.
+        w_scale : float
+            Scale of W (standard deviation ``w_scale / sqrt(M)``).
+        c_scale : float
+            Scale of C (standard deviation ``c_scale / sqrt(max(K, 1))``).
+        h_scale : float
+            Standard deviation of h (0: zeros).
+        max_norm : float or None
+            Bound on ``||A||_2 + ||W||_2`` (None: no bound).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         rng, _ = V.generator(seed)
         a_range = V.value_range(a_range, "a_range")
@@ -409,6 +470,26 @@ class PLRNN(Model):
 
         The model has ``full_W=True`` (so any W is accepted), ``n_inputs`` from ``C``
         and further settings from ``options`` (e.g. ``n_relu`` of the ALRNN).
+
+        Parameters
+        ----------
+        A : (M,) or (M, M) array
+            The diagonal of A, or A as a diagonal matrix.
+        W : (M, M) array
+            The coupling matrix.
+        h : (M,) array
+            The bias.
+        C : (M, K) array, optional
+            The input weights (None: no inputs).
+        **options
+            Further settings of the model class.
+
+        Returns
+        -------
+        model : PLRNN
+            The model (of the class it is called on).
+        theta : (P,) array
+            Its parameter vector.
         """
         W = V.as_float_array(W, "W")
         if W.ndim != 2 or W.shape[0] != W.shape[1]:
@@ -423,6 +504,18 @@ class PLRNN(Model):
         """Regions ``d = (z > 0)``: ``F_d = A + W D``, ``c_d = h + C s``.
 
         Normal form ``L = A``, ``R = W``, ``U = I``, ``v = 0``.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        inputs : (K,) array, optional
+            A constant input.
+
+        Returns
+        -------
+        PiecewiseLinear
+            The regions of the map and their affine pieces.
         """
         d = self.unpack(theta)
         h = d["h"] if inputs is None else d["h"] + d["C"] @ inputs

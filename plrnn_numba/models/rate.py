@@ -410,6 +410,7 @@ class RateRNN(Model):
 
     @property
     def dim(self) -> int:  # type: ignore[override]
+        """The state dimension: ``n_units``."""
         return self.n_units
 
     @property
@@ -432,7 +433,18 @@ class RateRNN(Model):
         return RATE_KERNELS
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        """Kernel layout ``theta | a`` (the fixed step size), then ``m^T`` (R*N) for a low-rank model."""
+        """Kernel layout ``theta | a`` (the fixed step size), then ``m^T`` (R*N) for a low-rank model.
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        array
+            The kernel parameter vector.
+        """
         if self.rank is None:
             return np.concatenate([theta, [self.alpha]])
         m = theta[: self.n_units * self.rank].reshape(self.n_units, self.rank)
@@ -453,6 +465,11 @@ class RateRNN(Model):
 
         :class:`~plrnn_numba.readouts.LatentReadout` reads the latent variable
         ``kappa_1 = n_1 . x`` through this slice, so its gradient reaches ``n``.
+
+        Returns
+        -------
+        slice or None
+            The slice of ``n_1`` in ``theta``.
         """
         if self.rank is None:
             return None
@@ -460,7 +477,18 @@ class RateRNN(Model):
         return slice(o, o + self.n_units)
 
     def connectivity(self, theta: np.ndarray) -> np.ndarray:
-        """The dense N x N matrix W (``m @ n`` for a low-rank model; a copy)."""
+        """The dense N x N matrix W (``m @ n`` for a low-rank model; a copy).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        (N, N) array
+            The connectivity.
+        """
         d = self.unpack(theta)
         return d["W"].copy() if self.rank is None else d["m"] @ d["n"]
 
@@ -478,6 +506,11 @@ class RateRNN(Model):
             Input weights (required when the model has inputs).
         b : (N,) array
             Biases.
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         N, K, R = self.n_units, self.n_inputs, self.rank
         if b is None:
@@ -515,10 +548,16 @@ class RateRNN(Model):
         Parameters
         ----------
         seed : int, None or numpy.random.Generator
+            Random seed.
         scale : float
             Standard deviation of the connectivity entries times sqrt(N).
         v_scale, b_scale : float
             Standard deviations of the input weights and the biases.
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         rng, _ = V_.generator(seed)
         scale, v_scale, b_scale = (V_.finite_float(x, nm, low=0.0) for x, nm in

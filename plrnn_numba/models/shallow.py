@@ -313,7 +313,28 @@ class ShallowPLRNN(Model):
         return SHALLOW_KERNELS
 
     def pack(self, A, W1, W2, h1, h2, C=None) -> np.ndarray:
-        """Build ``theta``; ``A`` may be a vector or a diagonal matrix."""
+        """Build ``theta``; ``A`` may be a vector or a diagonal matrix.
+
+        Parameters
+        ----------
+        A : (M,) or (M, M) array
+            The diagonal of A, or A as a diagonal matrix.
+        W1 : (M, H) array
+            Output weights of the hidden layer.
+        W2 : (H, M) array
+            Input weights of the hidden layer.
+        h1 : (M,) array
+            The bias of the state.
+        h2 : (H,) array
+            The bias of the hidden layer.
+        C : (M, K) array, optional
+            The input weights (required when the model has inputs).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
+        """
         A = V.as_float_array(A, "A")
         if A.ndim == 2:
             if A.shape != (self.dim, self.dim) or np.any(A - np.diag(np.diag(A))):
@@ -327,7 +348,32 @@ class ShallowPLRNN(Model):
 
     @classmethod
     def from_arrays(cls, A, W1, W2, h1, h2, C=None, clipped: bool = False) -> tuple[ShallowPLRNN, np.ndarray]:
-        """``(model, theta)`` from arrays ``A`` (M,), ``W1`` (M, H), ``W2`` (H, M), ``h1``, ``h2``, ``C`` (M, K)."""
+        """``(model, theta)`` from arrays ``A`` (M,), ``W1`` (M, H), ``W2`` (H, M), ``h1``, ``h2``, ``C`` (M, K).
+
+        Parameters
+        ----------
+        A : (M,) or (M, M) array
+            The diagonal of A, or A as a diagonal matrix.
+        W1 : (M, H) array
+            Output weights of the hidden layer.
+        W2 : (H, M) array
+            Input weights of the hidden layer.
+        h1 : (M,) array
+            The bias of the state.
+        h2 : (H,) array
+            The bias of the hidden layer.
+        C : (M, K) array, optional
+            The input weights (None: no inputs).
+        clipped : bool
+            Build the clipped model.
+
+        Returns
+        -------
+        model : ShallowPLRNN
+            The model.
+        theta : (P,) array
+            Its parameter vector.
+        """
         W1 = V.as_float_array(W1, "W1")
         if W1.ndim != 2:
             raise ValueError(f"W1 must be an (M, H) matrix; got shape {W1.shape}")
@@ -343,6 +389,18 @@ class ShallowPLRNN(Model):
         Region maps ``F = A + W1 D1 W2``, ``c = W1 D1 h2 + h1 + C s`` (clipped:
         ``F = A + W1 (D1 - D2) W2``); normal form ``L = A``, ``R = W1``, ``U = W2``,
         ``v = h2`` (clipped: ``R = [W1, -W1]``, ``U = [W2; W2]``, ``v = [h2; 0]``).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        inputs : (K,) array, optional
+            A constant input.
+
+        Returns
+        -------
+        PiecewiseLinear
+            The regions of the map and their affine pieces.
         """
         d = self.unpack(theta)
         M, H = self.dim, self.hidden
@@ -380,6 +438,26 @@ class ShallowPLRNN(Model):
         clipped model is bounded by construction when ``|a_i| < 1`` (its hidden
         layer is bounded), so it keeps the raw draw.  ``max_norm=None`` keeps
         the raw draw.
+
+        Parameters
+        ----------
+        seed : int, None or numpy.random.Generator
+            Random seed.
+        a_range : (float, float)
+            Range of the uniform draw of the diagonal of A.
+        w_scale : float
+            Scale of W1 (standard deviation ``w_scale / sqrt(H)``).
+        h2_range : (float, float)
+            Range of the uniform draw of h2.
+        c_scale : float
+            Scale of C (standard deviation ``c_scale / sqrt(max(K, 1))``).
+        max_norm : float or None
+            Bound on ``||A||_2 + ||W1||_2 ||W2||_2`` of the unclipped model (None: no bound).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         rng, _ = V.generator(seed)
         a_range, h2_range = V.value_range(a_range, "a_range"), V.value_range(h2_range, "h2_range")

@@ -317,6 +317,7 @@ class VanillaRNN(Model):
 
     @property
     def dim(self) -> int:  # type: ignore[override]
+        """The state dimension: ``n_hidden``."""
         return self.n_hidden
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -349,7 +350,18 @@ class VanillaRNN(Model):
         return VANILLA_TANGENT_KERNELS
 
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        """Kernel layout ``W | V | b | W^T`` (W^T derived, for the backward pass)."""
+        """Kernel layout ``W | V | b | W^T`` (W^T derived, for the backward pass).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+
+        Returns
+        -------
+        (P + N^2,) array
+            The kernel parameter vector.
+        """
         N = self.n_hidden
         return np.concatenate([theta, theta[: N * N].reshape(N, N).T.ravel()])
 
@@ -365,8 +377,24 @@ class VanillaRNN(Model):
         """The ReLU RNN's regions: bits ``h_i > 0`` of the pre-activation state, ``F_d = W D``, ``c = b + V s``.
 
         In pre-activation coordinates the ReLU RNN is a PLRNN with ``A = 0`` and a
-        full W (normal form ``L = 0``, ``R = W``, ``U = I``).  For the tanh network
-        this raises TypeError (not piecewise linear).
+        full W (normal form ``L = 0``, ``R = W``, ``U = I``).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Parameter vector.
+        inputs : (K,) array, optional
+            A constant input.
+
+        Returns
+        -------
+        PiecewiseLinear
+            The regions of the map and their affine pieces.
+
+        Raises
+        ------
+        TypeError
+            For the tanh network (not piecewise linear).
         """
         if not self.is_piecewise_linear:
             return super().piecewise_linear(theta, inputs)
@@ -375,7 +403,22 @@ class VanillaRNN(Model):
         return relu_units_map(self, theta, inputs, np.zeros(self.n_hidden), np.ascontiguousarray(d["W"]), b)
 
     def pack(self, W, b, V=None) -> np.ndarray:
-        """Build ``theta`` from ``W`` (N, N), ``b`` (N,) and ``V`` (N, K)."""
+        """Build ``theta`` from ``W`` (N, N), ``b`` (N,) and ``V`` (N, K).
+
+        Parameters
+        ----------
+        W : (N, N) array
+            Recurrent weights.
+        b : (N,) array
+            Bias.
+        V : (N, K) array, optional
+            Input weights (required when the model has inputs).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
+        """
         if V is None:
             if self.n_inputs:
                 raise ValueError(f"V is required: the model has {self.n_inputs} inputs")
@@ -398,6 +441,24 @@ class VanillaRNN(Model):
         for ReLU units W is scaled so that ``||W||_2 <= max_norm``, which makes
         every region's Jacobian ``W D`` a contraction and a free run bounded
         (``max_norm=None`` keeps the raw draw).
+
+        Parameters
+        ----------
+        seed : int, None or numpy.random.Generator
+            Random seed.
+        g : float
+            Gain of the recurrent weights.
+        v_scale : float
+            Standard deviation of the input weights.
+        b_scale : float
+            Scale of the bias.
+        max_norm : float or None
+            Bound on ``||W||_2`` of a ReLU network (None: no bound).
+
+        Returns
+        -------
+        (P,) array
+            ``theta``.
         """
         rng, _ = V_.generator(seed)
         g, v_scale, b_scale = (V_.finite_float(x, n, low=0.0) for x, n in

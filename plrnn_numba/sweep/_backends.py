@@ -77,9 +77,15 @@ _TERMINATE_SECONDS = 5.0  # SIGTERM, then SIGKILL for workers that have not ende
 class WorkerFailure(RuntimeError):
     """Worker processes could not run the sweep (could not start, or could not load the function).
 
-    ``key`` is the key of the point concerned, when known.  A point whose
-    call kills its worker is not a ``WorkerFailure``: it is retried once and
-    then recorded as a failed point.
+    A point whose call kills its worker is not a ``WorkerFailure``: it is
+    retried once and then recorded as a failed point.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    key : str, optional
+        The key of the point concerned, when known (kept as ``key``).
     """
 
     def __init__(self, message: str, key: str | None = None):

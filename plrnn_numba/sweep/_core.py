@@ -52,9 +52,18 @@ class SweepInterrupted(KeyboardInterrupt):
     """A sweep was stopped by Ctrl-C (``KeyboardInterrupt``); says what was kept and how to go on.
 
     A subclass of ``KeyboardInterrupt``, so code that catches that still
-    does.  Attributes: ``n_done`` (points finished, stored or resumed),
-    ``n_points`` (all points of the sweep), ``store`` (the store directory,
-    or None).
+    does.  The keyword arguments are kept as attributes of the same names.
+
+    Parameters
+    ----------
+    message : str
+        What was kept and how to go on.
+    n_done : int
+        Points finished (stored or resumed).
+    n_points : int
+        All points of the sweep.
+    store : pathlib.Path or None
+        The store directory, or None.
     """
 
     def __init__(self, message: str, *, n_done: int, n_points: int, store: Path | None):
@@ -63,7 +72,18 @@ class SweepInterrupted(KeyboardInterrupt):
 
 
 def callable_name(fn: Callable) -> str:
-    """``module.qualname`` of a function (partials: the wrapped function and its bound arguments)."""
+    """``module.qualname`` of a function (partials: the wrapped function and its bound arguments).
+
+    Parameters
+    ----------
+    fn : callable
+        A function, a ``functools.partial`` of one, or a compiled kernel (named by its Python function).
+
+    Returns
+    -------
+    str
+        The name recorded in a sweep's manifest.
+    """
     if isinstance(fn, functools.partial):
         bound = _stable(io.to_json({"args": fn.args, "keywords": fn.keywords}))
         return f"functools.partial({callable_name(fn.func)}, {bound})"
@@ -97,7 +117,18 @@ def _describe_value(v):
 
 
 def describe_fixed(fixed: Mapping) -> dict:
-    """JSON-compatible record of the fixed arguments (large arrays by shape, dtype and SHA-1)."""
+    """JSON-compatible record of the fixed arguments (large arrays by shape, dtype and SHA-1).
+
+    Parameters
+    ----------
+    fixed : dict
+        The sweep's fixed keyword arguments.
+
+    Returns
+    -------
+    dict
+        One JSON-compatible description per argument.
+    """
     if not isinstance(fixed, Mapping):
         raise TypeError(f"fixed must be a dict of keyword arguments; got {type(fixed).__name__}")
     return {str(k): _describe_value(v) for k, v in fixed.items()}
@@ -109,6 +140,16 @@ def strip_run_info(ds: xr.Dataset) -> xr.Dataset:
     Drops the ``wall_time`` variable and the :data:`RUN_ATTRS` attributes,
     so that two runs (other backend, other worker count, resumed or not) can
     be compared with ``xarray.testing.assert_identical``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`sweep`.
+
+    Returns
+    -------
+    xarray.Dataset
+        A copy without them.
     """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"strip_run_info expects the xarray.Dataset returned by sweep(); got {type(ds).__name__}")

@@ -34,7 +34,7 @@ KEY_VERSION = 1
 class Point:
     """One call of the sweep function.
 
-    Attributes
+    Parameters
     ----------
     index : tuple of int
         Position in the result (grid dimensions in order, then ``seed``).
@@ -54,14 +54,26 @@ class Point:
     seed: int | None
 
     def kwargs(self) -> dict:
-        """Keyword arguments for the function (grid values and ``seed``)."""
+        """Keyword arguments for the function (grid values and ``seed``).
+
+        Returns
+        -------
+        dict
+            The grid values by name, and ``seed`` when the sweep has seeds.
+        """
         kw = {k: v for k, v in self.params.items() if k != "seed"}
         if self.seed is not None:
             kw["seed"] = self.seed
         return kw
 
     def label(self) -> str:
-        """Human-readable ``name=value`` list, for messages."""
+        """Human-readable ``name=value`` list, for messages.
+
+        Returns
+        -------
+        str
+            ``"alpha=0.5, seed=3"``, say.
+        """
         return ", ".join(f"{k}={v!r}" for k, v in self.params.items())
 
 
@@ -94,6 +106,16 @@ def point_key(params: Mapping[str, Any]) -> str:
     ``params`` maps the grid parameter names (and ``seed``) to the point's
     values, as in ``{"alpha": 0.5, "seed": 3}``: the name of the point's
     file in a store.
+
+    Parameters
+    ----------
+    params : dict
+        The point's parameter values (numbers, strings or booleans).
+
+    Returns
+    -------
+    str
+        20 hexadecimal digits.
     """
     if not isinstance(params, Mapping):
         raise TypeError(
@@ -111,6 +133,18 @@ def derived_seed(seed: int, params: Mapping[str, Any]) -> int:
     ``numpy.random.SeedSequence`` over the seed and a hash of the point's
     grid values: different for every point, the same on every run and
     backend.
+
+    Parameters
+    ----------
+    seed : int
+        The seed coordinate (>= 0).
+    params : dict
+        The point's grid values (a ``seed`` entry is ignored).
+
+    Returns
+    -------
+    int
+        The point's seed (32 bits).
     """
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"derived_seed: seed must be a non-negative integer; got {seed!r}")
@@ -123,9 +157,9 @@ def derived_seed(seed: int, params: Mapping[str, Any]) -> int:
 
 @dataclass(frozen=True)
 class Grid:
-    """Validated sweep grid.
+    """Validated sweep grid (made by :func:`make_grid`).
 
-    Attributes
+    Parameters
     ----------
     names : tuple of str
         Grid parameter names, in order (the result's first dimensions).
@@ -149,6 +183,7 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Result shape: the number of values of each dimension of :attr:`dims`."""
         sizes = [len(self.values[n]) for n in self.names]
         if self.seeds is not None:
             sizes.append(len(self.seeds))
@@ -156,17 +191,30 @@ class Grid:
 
     @property
     def size(self) -> int:
+        """Number of points."""
         return math.prod(self.shape)
 
     def coords(self) -> dict[str, np.ndarray]:
-        """Coordinate arrays (numbers as int64/float64, strings as str, booleans as bool)."""
+        """Coordinate arrays (numbers as int64/float64, strings as str, booleans as bool).
+
+        Returns
+        -------
+        dict of str to array
+            One array per dimension of :attr:`dims`.
+        """
         out = {n: np.asarray(self.values[n]) for n in self.names}
         if self.seeds is not None:
             out["seed"] = np.asarray(self.seeds, dtype=np.int64)
         return out
 
     def points(self) -> list[Point]:
-        """All points in C order over :attr:`dims` (the seed varies fastest)."""
+        """All points in C order over :attr:`dims` (the seed varies fastest).
+
+        Returns
+        -------
+        list of Point
+            :attr:`size` points.
+        """
         lists = [self.values[n] for n in self.names]
         if self.seeds is not None:
             lists.append(self.seeds)
@@ -181,7 +229,13 @@ class Grid:
         return out
 
     def describe(self) -> dict:
-        """JSON-compatible description (stored in the manifest and the attributes)."""
+        """JSON-compatible description (stored in the manifest and the attributes).
+
+        Returns
+        -------
+        dict
+            ``grid``, ``seeds`` and ``seed_mode``.
+        """
         return {
             "grid": {n: list(self.values[n]) for n in self.names},
             "seeds": self.seeds,
@@ -190,7 +244,22 @@ class Grid:
 
 
 def make_grid(grid, seeds, seed_mode: str = "value") -> Grid:
-    """Validate ``grid`` and ``seeds`` (see :func:`~plrnn_numba.sweep.sweep`)."""
+    """Validate ``grid`` and ``seeds`` (see :func:`~plrnn_numba.sweep.sweep`).
+
+    Parameters
+    ----------
+    grid : dict
+        Parameter name -> list of values (numbers, strings or booleans).
+    seeds : int, list of int or None
+        The seed dimension: ``n`` means seeds ``0..n-1``; None: no seed dimension.
+    seed_mode : {"value", "per_point"}
+        How the seed passed to the function is derived from the seed coordinate.
+
+    Returns
+    -------
+    Grid
+        The validated grid.
+    """
     if not isinstance(grid, Mapping):
         raise TypeError(
             f"grid must be a dict mapping parameter names to lists of values, e.g. {{'alpha': [0.1, 0.2]}}; "

@@ -40,7 +40,14 @@ IDENTITY_FIELDS = ("function", "grid", "seeds", "seed_mode", "fixed")
 class StoreExistsError(FileExistsError):
     """The store already holds finished points of this sweep and ``resume=False`` was given.
 
-    ``path`` is the store directory, ``n_points`` the number of finished points in it.
+    Parameters
+    ----------
+    message : str
+        The error message.
+    path : pathlib.Path
+        The store directory (kept as ``path``).
+    n_points : int
+        The number of finished points in it (kept as ``n_points``).
     """
 
     def __init__(self, message: str, path: Path, n_points: int):
@@ -49,7 +56,15 @@ class StoreExistsError(FileExistsError):
 
 
 class StoreMismatchError(ValueError):
-    """The store was written for a different sweep (function, grid, seeds or fixed arguments)."""
+    """The store was written for a different sweep (function, grid, seeds or fixed arguments).
+
+    Parameters
+    ----------
+    message : str
+        The error message (which fields differ).
+    path : pathlib.Path
+        The store directory (kept as ``path``).
+    """
 
     def __init__(self, message: str, path: Path):
         super().__init__(message)
@@ -57,7 +72,15 @@ class StoreMismatchError(ValueError):
 
 
 class StoreLockedError(RuntimeError):
-    """Another running sweep holds the store."""
+    """Another running sweep holds the store.
+
+    Parameters
+    ----------
+    message : str
+        The error message.
+    path : pathlib.Path
+        The store directory (kept as ``path``).
+    """
 
     def __init__(self, message: str, path: Path):
         super().__init__(message)
@@ -116,6 +139,14 @@ class Store:
     # ------------------------------------------------------------------ opening
     def open(self, manifest: dict, *, resume: bool) -> None:
         """Lock the store, check or write its manifest.
+
+        Parameters
+        ----------
+        manifest : dict
+            The sweep's identity (``function``, ``grid``, ``seeds``, ``seed_mode``,
+            ``fixed``; optionally ``source_sha1`` and ``versions``).
+        resume : bool
+            Whether finished points of the same sweep may be reused.
 
         Raises
         ------
@@ -222,11 +253,28 @@ class Store:
 
     # ------------------------------------------------------------------ points
     def count(self) -> int:
-        """Number of finished points on disk."""
+        """Number of finished points on disk.
+
+        Returns
+        -------
+        int
+            The count.
+        """
         return sum(1 for _ in self.points_dir.glob("*.pkl")) if self.points_dir.exists() else 0
 
     def load(self, keys) -> dict[str, dict]:
-        """Finished records for ``keys`` (others are ignored; stray temporaries removed)."""
+        """Finished records for ``keys`` (others are ignored; stray temporaries removed).
+
+        Parameters
+        ----------
+        keys : iterable of str
+            Point keys.
+
+        Returns
+        -------
+        dict of str to dict
+            The readable records by key (an unreadable file is warned about and skipped).
+        """
         wanted = set(keys)
         out = {}
         if not self.points_dir.exists():
@@ -250,14 +298,30 @@ class Store:
         return out
 
     def save(self, record: dict) -> None:
-        """Persist one finished point (atomically)."""
+        """Persist one finished point (atomically).
+
+        Parameters
+        ----------
+        record : dict
+            The point's record (with its ``key``).
+        """
         write_point(self.points_dir, record)
 
     def reject(self, record: dict, *, stored: bool = False) -> Path:
         """Keep a refused (inconsistent) result for inspection; it does not count as finished.
 
-        ``stored=True``: the worker already wrote the point to ``points/``;
-        it is moved out of there, so that a resume computes it again.
+        Parameters
+        ----------
+        record : dict
+            The point's record (with its ``key``).
+        stored : bool
+            The worker already wrote the point to ``points/``; it is moved out
+            of there, so that a resume computes it again.
+
+        Returns
+        -------
+        pathlib.Path
+            Where the record was kept.
         """
         self.rejected_dir.mkdir(exist_ok=True)
         path = self.rejected_dir / f"{record['key']}.pkl"

@@ -217,6 +217,7 @@ def class_accuracy(outputs, batch: Batch) -> float:
     Returns
     -------
     float
+        Accuracy in [0, 1].
     """
     if not isinstance(batch, Batch):
         raise TypeError(f"batch must be a plrnn_numba.Batch from symbol_classification; got {type(batch).__name__}")

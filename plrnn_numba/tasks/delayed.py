@@ -201,14 +201,25 @@ def delayed_temporal_xor(
 
     Parameters
     ----------
-    n_batch, n_steps, delay, seed, dim, as_dataset
-        As in :func:`delayed_copy`.
+    n_batch : int
+        Number of sequences.
+    n_steps : int
+        Sequence length ``T`` (must exceed ``delay``; ``2 d`` with ``definition="code"``).
+    delay : int
+        The delay ``d >= 1``.
+    seed : int, None or numpy.random.Generator
+        Source of the input bits, as in :func:`delayed_copy`.
     definition : {"paper", "code"}
         Which of the two published definitions.
+    dim : int, optional
+        Latent dimension; if given, ``z0`` is a ``(n_batch, dim)`` array of zeros.
+    as_dataset : bool
+        Return an :class:`xarray.Dataset` instead of a :class:`~plrnn_numba.Batch`.
 
     Returns
     -------
     Batch or xarray.Dataset
+        ``targets`` (B, T, 1), ``inputs`` (B, T, 1), ``mask`` (B, T) equal to 1 where ``y_t`` is defined.
     """
     V.choice(definition, "definition", set(XOR_DEFINITIONS))
     factor = 1 if definition == "paper" else 2
@@ -250,8 +261,18 @@ def delayed_spatial_xor(
 
     Parameters
     ----------
-    n_batch, n_steps, delay, seed, dim, as_dataset
-        As in :func:`delayed_copy`.
+    n_batch : int
+        Number of sequences.
+    n_steps : int
+        Sequence length ``T`` (must exceed ``delay``).
+    delay : int
+        The delay ``d >= 1``.
+    seed : int, None or numpy.random.Generator
+        Source of the input bits, as in :func:`delayed_copy`.
+    dim : int, optional
+        Latent dimension; if given, ``z0`` is a ``(n_batch, dim)`` array of zeros.
+    as_dataset : bool
+        Return an :class:`xarray.Dataset` instead of a :class:`~plrnn_numba.Batch`.
 
     Returns
     -------
@@ -289,7 +310,28 @@ def _task_function(task) -> tuple[str, Callable[..., Batch | xr.Dataset]]:
 def make_task(
     task: str, n_batch: int, n_steps: int, delay: int, *, seed: int | np.random.Generator | None = 0, **kwargs
 ) -> Batch | xr.Dataset:
-    """Call a task generator by name (``"copy"``, ``"temporal_xor"``, ``"spatial_xor"`` or the full names)."""
+    """Call a task generator by name (``"copy"``, ``"temporal_xor"``, ``"spatial_xor"`` or the full names).
+
+    Parameters
+    ----------
+    task : str
+        The task's name.
+    n_batch : int
+        Number of sequences.
+    n_steps : int
+        Sequence length.
+    delay : int
+        The delay.
+    seed : int, None or numpy.random.Generator
+        Source of the input bits.
+    **kwargs
+        Further arguments of the task (``definition``, ``dim``, ``as_dataset``).
+
+    Returns
+    -------
+    Batch or xarray.Dataset
+        What the task generator returns.
+    """
     _, fn = _task_function(task)
     return fn(n_batch, n_steps, delay, seed=seed, **kwargs)
 
@@ -299,6 +341,16 @@ def batch_from_dataset(ds: xr.Dataset) -> Batch:
 
     ``targets`` and ``mask`` are required; ``inputs`` and ``z0`` are used when
     present (the delayed-activation task has no inputs and a fixed initial state).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A task Dataset.
+
+    Returns
+    -------
+    Batch
+        Its targets, inputs, initial states and mask.
     """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"ds must be a task xarray.Dataset (as_dataset=True); got {type(ds).__name__}")
@@ -370,7 +422,25 @@ class TaskBatchSource:
     by ``(seed, e, i)`` alone (the Generator ``numpy.random.default_rng([seed,
     e, i])`` seeds the task), independent of the trainer.  (Here None does not
     mean fresh entropy: the trainer's recorded seed already makes such a run
-    reproducible.)
+    reproducible.)  Made by :func:`task_batch_source`, which validates the
+    arguments.
+
+    Parameters
+    ----------
+    task : str
+        The task's full name (a key of :data:`TASKS`).
+    n_batch : int
+        Batch size.
+    n_steps : int
+        Sequence length.
+    delay : int
+        The delay.
+    seed : int, optional
+        Makes the batch sequence independent of the trainer's ``rng``.
+    kwargs : dict
+        Further arguments of the task.
+    _epoch, _count : int
+        Internal state (the epoch of the last call and the batches drawn in it); not to be passed.
     """
 
     task: str
@@ -393,7 +463,13 @@ class TaskBatchSource:
         return make_task(self.task, self.n_batch, self.n_steps, self.delay, seed=source, **self.kwargs)
 
     def describe(self) -> dict:
-        """JSON-serialisable description (for provenance)."""
+        """JSON-serialisable description (for provenance).
+
+        Returns
+        -------
+        dict
+            The task's name and settings.
+        """
         return {
             "task": self.task,
             "n_batch": self.n_batch,

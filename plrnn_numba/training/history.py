@@ -80,14 +80,30 @@ class History:
         return self._epochs["loss"][-1]
 
     def record_epoch(self, **values) -> None:
-        """Append one epoch: exactly the variables of :data:`EPOCH_VARIABLES` as keywords."""
+        """Append one epoch: exactly the variables of :data:`EPOCH_VARIABLES` as keywords.
+
+        Parameters
+        ----------
+        **values : float or int
+            The epoch's value of each variable (``loss``, ``grad_norm``, ``lr``, ...).
+        """
         if set(values) != set(EPOCH_VARIABLES):
             raise ValueError(f"record_epoch needs exactly {sorted(EPOCH_VARIABLES)}; got {sorted(values)}")
         for name, value in values.items():
             self._epochs[name].append(value)
 
     def snapshot(self, epoch: int, theta: np.ndarray, readout_params: np.ndarray) -> None:
-        """Store the parameters after ``epoch`` (once per epoch: a repeated call is ignored)."""
+        """Store the parameters after ``epoch`` (once per epoch: a repeated call is ignored).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch just finished.
+        theta : (P,) array
+            Model parameters (copied).
+        readout_params : array
+            Readout parameters (copied).
+        """
         if self._snap_epochs and self._snap_epochs[-1] == epoch:
             return
         self._snap_epochs.append(int(epoch))
@@ -96,6 +112,13 @@ class History:
 
     def record_callback(self, epoch: int, outputs: dict | None) -> None:
         """Store what a callback returned after ``epoch`` (nothing for None or an empty dict).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch after which the callback ran.
+        outputs : dict or None
+            What it returned: ``{name: number or array}``.
 
         Raises
         ------
@@ -142,6 +165,24 @@ class History:
         Dims ``epoch`` (per-epoch values), ``param``, ``snapshot``,
         ``readout_param`` (linear readout), ``state`` (learned ``z0``) and
         ``checkpoint`` (callback outputs, as ``cb_<name>``).
+
+        Parameters
+        ----------
+        theta : (P,) array
+            Model parameters at the end.
+        readout_params : array
+            Readout parameters at the end (empty: none stored).
+        z0 : (M,) array or None
+            The learned initial state, if any.
+        status : str
+            The run's outcome (``"completed"``, ``"diverged"``, ``"stopped"``, ...).
+        message : str
+            Why the run ended, when not completed.
+
+        Returns
+        -------
+        xarray.Dataset
+            The history.
         """
         P = np.size(theta)
         data_vars = {

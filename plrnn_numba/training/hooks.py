@@ -46,7 +46,7 @@ HOOK_METHODS = ("start", "before_epoch", "after_step", "add_to_history")
 class HookState:
     """What a hook sees at the start of an epoch.
 
-    Attributes
+    Parameters
     ----------
     epoch : int
         The epoch about to run (0-based).
@@ -55,6 +55,7 @@ class HookState:
         place (``state.theta[:] = ...``, ``state.theta[i] += ...``) are
         trained on.  The state is frozen: rebinding ``state.theta`` raises.
     model : Model
+        The model being trained.
     rng : numpy.random.Generator
         This hook's own random stream for the whole run.
     """
@@ -169,11 +170,32 @@ class Projection:
             state.theta[:] = out
 
     def start(self, state: HookState) -> None:
+        """Project the initial parameters (when ``at_start``).
+
+        Parameters
+        ----------
+        state : HookState
+            The run's state (``state.theta`` is changed in place).
+        """
         if self.at_start:
             self._apply(state)
 
     def after_step(self, state: HookState) -> None:
+        """Project the parameters after an optimiser step.
+
+        Parameters
+        ----------
+        state : HookState
+            The run's state (``state.theta`` is changed in place).
+        """
         self._apply(state)
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            The projection's name and ``at_start``.
+        """
         return {"hook": "Projection", "project": self.name, "at_start": self.at_start}

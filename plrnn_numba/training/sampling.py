@@ -57,7 +57,18 @@ class SubsequenceSampler:
             self.inputs = s
 
     def sample(self, rng: np.random.Generator) -> Batch:
-        """A random batch of windows."""
+        """A random batch of windows.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Draws the window starts.
+
+        Returns
+        -------
+        Batch
+            ``batch_size`` sequences of ``seq_len + 1`` samples.
+        """
         T = self.data.shape[0]
         starts = rng.integers(0, T - self.seq_len, self.batch_size)
         idx = starts[:, None] + np.arange(self.seq_len + 1)[None, :]
@@ -66,6 +77,13 @@ class SubsequenceSampler:
         return Batch.from_sequences(seqs, inputs=inputs)
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            The sampler's settings and the length of the data.
+        """
         return {
             "sampler": "subsequence",
             "seq_len": self.seq_len,

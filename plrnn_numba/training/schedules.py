@@ -13,15 +13,42 @@ class ConstantLR:
     """``factor = 1``."""
 
     def factor(self, epoch: int) -> float:
+        """The factor of the base learning rate at ``epoch``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch (0-based).
+
+        Returns
+        -------
+        float
+            1.
+        """
         return 1.0
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            The schedule's name and settings.
+        """
         return {"schedule": "constant"}
 
 
 @dataclass(frozen=True)
 class StepLR:
-    """``factor = gamma ** (epoch // step_size)``."""
+    """``factor = gamma ** (epoch // step_size)``.
+
+    Parameters
+    ----------
+    step_size : int
+        Epochs between two decays.
+    gamma : float
+        Factor of each decay.
+    """
 
     step_size: int
     gamma: float = 0.1
@@ -31,15 +58,42 @@ class StepLR:
         V.finite_float(self.gamma, "gamma", low=0.0)
 
     def factor(self, epoch: int) -> float:
+        """The factor of the base learning rate at ``epoch``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch (0-based).
+
+        Returns
+        -------
+        float
+            ``gamma ** (epoch // step_size)``.
+        """
         return self.gamma ** (epoch // self.step_size)
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            The schedule's name and settings.
+        """
         return {"schedule": "step", "step_size": self.step_size, "gamma": self.gamma}
 
 
 @dataclass(frozen=True)
 class MultiStepLR:
-    """``factor = gamma ** (number of milestones <= epoch)``."""
+    """``factor = gamma ** (number of milestones <= epoch)``.
+
+    Parameters
+    ----------
+    milestones : sequence of int
+        Increasing epochs at which the rate decays.
+    gamma : float
+        Factor of each decay.
+    """
 
     milestones: Sequence[int]
     gamma: float = 0.1
@@ -53,9 +107,28 @@ class MultiStepLR:
         V.finite_float(self.gamma, "gamma", low=0.0)
 
     def factor(self, epoch: int) -> float:
+        """The factor of the base learning rate at ``epoch``.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch (0-based).
+
+        Returns
+        -------
+        float
+            ``gamma`` to the number of milestones reached.
+        """
         return self.gamma ** sum(1 for m in self.milestones if epoch >= m)
 
     def describe(self) -> dict:
+        """Settings recorded in a training run's provenance.
+
+        Returns
+        -------
+        dict
+            The schedule's name and settings.
+        """
         return {"schedule": "multistep", "milestones": list(self.milestones), "gamma": self.gamma}
 
 

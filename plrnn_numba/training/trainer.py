@@ -54,7 +54,7 @@ from .schedules import as_schedule
 class TrainState:
     """What a training callback sees after an epoch.
 
-    Attributes
+    Parameters
     ----------
     epoch : int
         The epoch just finished (0-based).
@@ -67,6 +67,7 @@ class TrainState:
     loss : float
         The epoch's mean training loss.
     model : Model
+        The model being trained.
     """
 
     epoch: int
@@ -121,6 +122,7 @@ def train(
     Parameters
     ----------
     model : Model
+        The model to train.
     theta : (P,) array
         Initial parameters (not modified).
     data : Batch, sampler or callable
@@ -137,11 +139,17 @@ def train(
         Multiplies the optimiser's ``lr`` per epoch.
     clip_norm : float, optional
         Clip the global gradient norm to this value.
-    readout, readout_params, loss, forcing
-        As in :func:`~plrnn_numba.loss_and_grad`.  Readout parameters not
-        given are initialised by ``readout.init`` (a ``LinearReadout`` from
-        ``seed``; a ``LatentReadout(train_c=True)`` to ``[c]``).  A GTF alpha schedule
-        is evaluated once per epoch, from the parameters at its start.
+    readout : IdentityReadout, LinearReadout or LatentReadout, optional
+        Observation model, as in :func:`~plrnn_numba.loss_and_grad`.
+    readout_params : array, optional
+        Initial readout parameters (trained with ``theta``).  Not given, they
+        are initialised by ``readout.init`` (a ``LinearReadout`` from ``seed``;
+        a ``LatentReadout(train_c=True)`` to ``[c]``).
+    loss : {"mse", "bce", "sigmoid_mse", "ce"}
+        The loss, as in :func:`~plrnn_numba.loss_and_grad`.
+    forcing : None, float, FreeRunning, SparseTF or GTF
+        Teacher forcing, as in :func:`~plrnn_numba.loss_and_grad`.  A GTF alpha
+        schedule is evaluated once per epoch, from the parameters at its start.
     learn_z0 : bool
         Learn one shared initial state (overrides the batches' ``z0``).
     z0_init : (M,) array, optional
@@ -159,6 +167,8 @@ def train(
         raises anything else, or returns what cannot be recorded, stops the
         run with status ``failed`` (and a warning), returning the epochs
         finished so far.
+    callback_every : int
+        Epochs between two calls of ``callback``.
     hooks : hook or sequence of hooks, optional
         Objects with optional ``start(state)``, ``before_epoch(state)``,
         ``after_step(state)`` and ``add_to_history(ds)`` methods
