@@ -1,7 +1,8 @@
 """Train a ReLU RNN in PyTorch, then find all its fixed points and cycles exactly (SCYFI).
 
-The tutorial ``docs/tutorial_torch_rnn.md`` walks through this script, which it
-shows in full.  Run it from the repository root::
+The tutorial ``docs/tutorials/torch_rnn.md`` walks through the same steps (the
+task, training and import with the same code and seeds, so the same network on
+one machine).  Run it from the repository root::
 
     python docs/examples/torch_relu_rnn.py            # about 10 s on 2 cores after numba has compiled
     python docs/examples/torch_relu_rnn.py --quick    # fewer training steps (for the tests)
