@@ -1,5 +1,6 @@
 """Analytic against numeric loss of the ghost-mechanism toy model (Dinc et al., "A ghost mechanism: an
-analytical model of abrupt learning", Fig. 2A), and the convergence table of docs/ghost.md.
+analytical model of abrupt learning", Fig. 2A), and the convergence table of
+docs/reproductions/ghost_mechanism.md.
 
 The loss of dx/dt = x^2 + r, x(0) = 0, output sigmoid(c (x - x*)), target 0
 on [0, T) and 1 on [T, 2T), T = 100, over r: the analytic limit c, x* -> inf

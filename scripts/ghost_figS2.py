@@ -36,7 +36,7 @@ no network of rank <= 30 gets below 1e-2 in 6000 epochs, 13 of 20 at rank 50
 and all at 100 (median 698 epochs); with ``--init w`` none of any rank does
 (median smallest loss 0.029-0.034 at every K), so the speed-up comes mostly
 from the larger initial W rather than from the extra ranks alone
-(docs/ghost_rnn.md).
+(docs/reproductions/ghost_mechanism.md).
 
 Readout.  w_out ~ N(0, 1/N), b_out = 0 (``LinearReadout(1).init``), drawn by
 ``train_delayed_activation`` from a child stream of the seed, independent of

@@ -1,4 +1,5 @@
-"""The attractors-and-smoothness reproduction scripts run (small sizes; the real runs are in docs/attractors.md)."""
+"""The attractors-and-smoothness reproduction scripts run (small sizes; the real runs are in
+docs/reproductions/attractors.md)."""
 
 from __future__ import annotations
 

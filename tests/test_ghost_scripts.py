@@ -1,5 +1,5 @@
 """The rate-RNN reproduction scripts of the ghost-mechanism paper run (small sizes; the real runs are in
-docs/ghost_rnn.md)."""
+docs/reproductions/ghost_mechanism.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from .scripts_loader import run_script as _run
 
 
 def test_fig4_counts_a_learned_then_stuck_network_that_a_lowered_confidence_frees(tmp_path):
-    # seed 13 reaches accuracy 1 at epoch 3617 and is stuck by epoch 4000 (docs/ghost_rnn.md); c = 1 frees it
+    # seed 13 reaches accuracy 1 at epoch 3617 and is stuck by epoch 4000 (docs/reproductions/ghost_mechanism.md); c = 1
+    # frees it
     ds = _run("ghost_fig4", tmp_path, "--seed", "13", "--seeds", "1", "--epochs", "4000", "--c-range", "0", "0", "1")
     point = ds.isel(lr=0, train_c=0, seed=0)
     assert int(point["learned_at_some_point"]) == 1 and int(point["stuck"]) == 1

@@ -298,7 +298,7 @@ def test_bad_inputs_name_the_argument(call, exc, name):
 
 
 # --------------------------------------------------------------------------------------------
-# the reproduction scripts run (tiny sizes; their real output is in docs/ghost.md)
+# the reproduction scripts run (tiny sizes; their real output is in docs/reproductions/ghost_mechanism.md)
 
 
 def test_reproduction_scripts_run(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@
   :func:`in_no_learning_zone`, :func:`epochs_to_learn`, and
   :func:`lower_confidence` (further training at lowered confidence).
 
-See docs/ghost.md, docs/ghost_rnn.md and docs/slow_points.md.
+See docs/reproductions/ghost_mechanism.md and docs/slow_points.md.
 """
 
 from . import latent, rnn, toy

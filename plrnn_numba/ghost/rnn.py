@@ -68,7 +68,8 @@ learned at some point
     The training accuracy rose above 0.5, the no-learning zone's bound, in
     some epoch (:func:`learned_at_some_point`): the network left the
     baseline.  This reading of the paper's "learned the task at some point"
-    reproduces its count, 74 of 100 networks (docs/ghost_rnn.md); reaching
+    reproduces its count, 74 of 100 networks
+    (docs/reproductions/ghost_mechanism.md); reaching
     accuracy 1 is rarer (``first_epoch_accuracy_1``).
 no-learning zone
     A training accuracy of at most 0.5 in each of the last 50 epochs
@@ -82,7 +83,7 @@ small compiled loop over the factors (:math:`O(N R)` per step, about 2 us for
 rank one with N = 100, against about 120 us for the epoch's loss and
 gradient), through a training callback that records nothing itself.
 
-See docs/ghost_rnn.md for the reproduced figures.
+See docs/reproductions/ghost_mechanism.md for the reproduced figures.
 """
 
 from __future__ import annotations

@@ -470,8 +470,8 @@ def euler_loss_and_grad(
     derivative of this sum (hand-written reverse pass through the Euler
     steps; see the module docstring), not of the continuous loss.  As
     :math:`c, x^* \to \infty` and :math:`\Delta t \to 0` both approach
-    :func:`analytic_loss` and :func:`analytic_gradient` (docs/ghost.md has the
-    table).
+    :func:`analytic_loss` and :func:`analytic_gradient` (docs/reproductions/ghost_mechanism.md
+    has the table).
 
     Blow-up is handled, not raised: once the logit :math:`c(x_k - x^*)`
     exceeds ``saturation`` the output is exactly 1 from there on, integration
