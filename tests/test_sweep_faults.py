@@ -42,7 +42,7 @@ from plrnn_numba.sweep import (
     strip_run_info,
     sweep,
 )
-from plrnn_numba.sweep._backends import describe_exit
+from plrnn_numba.sweep._backends import WORKER_ENV, describe_exit
 
 REPO = Path(__file__).resolve().parent.parent
 CRASHING = (7, 23)  # points of crash_point that segfault while the CRASH file exists
@@ -149,8 +149,12 @@ def test_points_that_kill_their_worker_are_retried_then_recorded(backend, tmp_pa
     grid = {"i": list(range(40))}
     kw = {"fixed": {"marker_dir": str(markers)}, "backend": backend, "workers": 2, "store": store, "progress": False}
 
+    env_before = {k: os.environ.get(k) for k in WORKER_ENV}
     with pytest.warns(RuntimeWarning, match="2 of 40 sweep points failed"):
         ds = sweep(crash_point, grid, **kw)
+    # the nannies that restarted the dead workers put the workers' variables into this process's environment;
+    # the sweep gives it back (a NUMBA_NUM_THREADS left behind breaks every later numba compilation here)
+    assert {k: os.environ.get(k) for k in WORKER_ENV} == env_before
     failed = [int(i) for i in ds["i"].values[ds["error"].values != ""]]
     assert failed == list(CRASHING)  # the right points, and only those
     for i in CRASHING:

@@ -337,11 +337,16 @@ def _restored_environment(keys=None):
         if keys is None:
             for k in set(os.environ) - set(old):
                 os.environ.pop(k, None)
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            elif os.environ.get(k) != v:
-                os.environ[k] = v
+        _put_environment(old)
+
+
+def _put_environment(values: dict) -> None:
+    """Set the environment variables in ``values`` (None: unset)."""
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        elif os.environ.get(k) != v:
+            os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -749,6 +754,7 @@ class DaskBackend:
         self._own_client = False
         self._pending: list = []
         self._exit_reports = False
+        self._saved_environ: dict = {}
 
     def __enter__(self):
         try:
@@ -779,7 +785,10 @@ class DaskBackend:
                     "distributed.scheduler.worker-saturation": 1.0,
                 }
                 # The nannies put `env` (and PYTHONHASHSEED, __DASK_PARENT_PID) into this process's environment
-                # before they start a worker; give this process its own environment back once the workers run.
+                # before they start a worker; give this process its own environment back once the workers run,
+                # and again when the cluster closes: a nanny that restarts a dead worker sets `env` once more,
+                # and a NUMBA_NUM_THREADS left behind makes numba refuse every later compilation here.
+                self._saved_environ = {k: os.environ.get(k) for k in env}
                 with dask.config.set(config), _children_ignore_sigint(), _restored_environment():
                     self.cluster = distributed.LocalCluster(**kwargs)
                 self.client = distributed.Client(self.cluster, timeout=self.connect_timeout)
@@ -833,6 +842,7 @@ class DaskBackend:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
+            _put_environment(self._saved_environ)
         self.client = self.cluster = None
 
     def _exit_of(self, pid) -> str:
