@@ -71,8 +71,8 @@ def tangent_pullback(jac, jvjp, tvjp, p, meta, z, s, J, Y, A, g_z, g_p):
 
 #: up to this many columns the QR factorisation and its pullback run as loops (classical
 #: Gram-Schmidt with one reorthogonalisation): faster than LAPACK's Householder path there
-#: (measured in-kernel at N = 80: 0.13 against 0.44 us for k = 1, 0.82 against 0.89 us for
-#: k = 2; from k = 3 on LAPACK is faster), and as accurate (agreement to 2e-16)
+#: (``benchmarks/bench_qr.py``, in-kernel at N = 80: 0.15 against 0.59 us for k = 1, 0.86
+#: against 0.89 us for k = 2; from k = 3 on LAPACK is faster), and as accurate (2e-16)
 QR_LOOP_MAX = 2
 
 
