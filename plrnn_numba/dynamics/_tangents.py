@@ -27,16 +27,17 @@ def initial_tangents(q0, B: int, M: int, k: int, rng: np.random.Generator) -> tu
             Q0[b] = q * np.sign(np.diag(r))[None, :]
         return Q0, "random"
     Q = V.as_float_array(q0, "q0")
-    if Q.shape == (M, k):
-        Q = np.broadcast_to(Q, (B, M, k))
-    if Q.shape != (B, M, k):
+    if Q.shape not in ((M, k), (B, M, k)):
         raise ValueError(
             f"q0 must be 'random', 'identity' or an array of shape ({M}, {k}) or ({B}, {M}, {k}); got {Q.shape}"
         )
     V.check_finite(Q, "q0")
-    gram = np.einsum("bmi,bmj->bij", Q, Q)
-    if not np.allclose(gram, np.eye(k)[None], atol=1e-10):
+    # one Gram matrix per distinct system (a shared (M, k) system is checked once, before broadcasting)
+    gram = np.swapaxes(Q, -1, -2) @ Q
+    if not np.abs(gram - np.eye(k)).max() <= 1e-10:
         raise ValueError("q0 must have orthonormal columns (Q^T Q = I); orthonormalise it with np.linalg.qr")
+    if Q.ndim == 2:
+        Q = np.broadcast_to(Q, (B, M, k))
     return np.ascontiguousarray(Q), "array"
 
 
