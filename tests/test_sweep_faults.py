@@ -70,6 +70,11 @@ def marker_point(i, marker_dir, duration):
     return {"x": 2.0 * i}
 
 
+def big_fixed_point(i, marker_dir, duration, data):
+    """``marker_point`` with a large fixed argument (its pickle is far larger than a pipe's buffer)."""
+    return marker_point(i, marker_dir, duration)
+
+
 def ragged_point(a):
     return {"x": np.zeros(a)}
 
@@ -346,6 +351,29 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_points(tmp_path):
     ds = sweep(marker_point, {"i": list(range(n))}, **kw)
     assert ds.attrs["n_computed"] == n - ds.attrs["n_resumed"]
     assert _lines(markers) == {i: ["done"] for i in range(n)}
+
+
+def test_ctrl_c_while_the_workers_start_is_not_lost(tmp_path):
+    # a large fixed argument used to travel with the worker's start, and this process waited for the new
+    # interpreter to read it inside the window where Ctrl-C is ignored (so that the workers inherit the
+    # ignore): a Ctrl-C then was lost and the sweep ran to its end
+    store, markers = tmp_path / "store", tmp_path / "markers"
+    markers.mkdir()
+    n = 12
+    kw = {"fixed": {"marker_dir": str(markers), "duration": 0.3, "data": np.zeros(4_000_000)}, "workers": 2,
+          "store": store, "progress": False}
+
+    def interrupt():
+        _wait_for(lambda: (store / "manifest.json").exists(), 60, what="the store")
+        time.sleep(0.05)  # the first worker is starting
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt, daemon=True)
+    timer.start()
+    with pytest.raises(SweepInterrupted):
+        sweep(big_fixed_point, {"i": list(range(n))}, **kw)
+    timer.join()
+    assert _n_stored(store) < n
 
 
 def _watched_grandchild_code(fallback: bool) -> str:

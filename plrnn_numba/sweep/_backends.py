@@ -296,8 +296,11 @@ def watch_parent(parent_pid: int | None = None, *, poll: float = _PARENT_POLL_SE
     return how
 
 
-def _process_worker(conn, payload: bytes, dims: tuple[str, ...], parent_pid: int | None, points_dir) -> None:
+def _process_worker(conn, payload: bytes | None, dims: tuple[str, ...], parent_pid: int | None, points_dir) -> None:
     """Main function of a ``processes`` worker: load the function, then run the points it is sent, one at a time.
+
+    The pickled function and fixed arguments are ``payload``, or (None) the
+    first bytes the parent sends on ``conn``.
 
     Messages to the parent: ``("setup", error)`` if the function cannot be
     loaded, ``("ready", pid)`` once it is, then ``("result", record)`` per
@@ -308,7 +311,7 @@ def _process_worker(conn, payload: bytes, dims: tuple[str, ...], parent_pid: int
     watch_parent(parent_pid)
     limit_worker_threads()
     try:
-        fn, fixed = pickle.loads(payload)
+        fn, fixed = pickle.loads(conn.recv_bytes() if payload is None else payload)
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(("setup", f"{type(exc).__name__}: {exc}"))
@@ -533,14 +536,19 @@ class ProcessBackend:
         ours, theirs = ctx.Pipe(duplex=True)
         # forkserver: the worker's parent is the fork server, which exits when this process does
         parent = None if self.start_method == "forkserver" else os.getpid()
+        # the function and its fixed arguments go through the worker's own pipe once it runs, not with the
+        # start: a payload larger than the pipe's buffer would hold this process in proc.start(), where Ctrl-C
+        # is ignored, until the new interpreter reads it (seconds under load), and lose the user's Ctrl-C
         proc = ctx.Process(
             target=_process_worker,
-            args=(theirs, self.payload, self.dims, parent, self.points_dir),
+            args=(theirs, None, self.dims, parent, self.points_dir),
             name=f"plrnn_numba-sweep-worker-{self._started}",
         )
         with worker_environment(), _children_ignore_sigint():
             proc.start()
         theirs.close()
+        with contextlib.suppress(OSError):  # a worker that died at start-up is reported when its pipe is read
+            ours.send_bytes(self.payload)
         self._started += 1
         self._slots.append(_Slot(proc, ours, reserved))
 
