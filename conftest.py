@@ -26,17 +26,22 @@ from sybil.parsers.rest import DocTestParser
 FLAGS = ELLIPSIS | NORMALIZE_WHITESPACE
 
 
-def _enter_scratch(namespace: dict) -> None:
+def _enter_scratch(namespace: dict, figures: str | None = None) -> None:
+    """Run a page's examples in a new temporary directory whose ``figures/`` is empty, or a link to ``figures``."""
     import matplotlib
 
     matplotlib.use("Agg")
     namespace["_docs_cwd"] = os.getcwd()
     namespace["_docs_tmp"] = tmp = tempfile.mkdtemp(prefix="plrnn_numba_docs_")
-    os.makedirs(os.path.join(tmp, "figures"))
+    if figures is None:
+        os.makedirs(os.path.join(tmp, "figures"))
+    else:
+        os.symlink(figures, os.path.join(tmp, "figures"), target_is_directory=True)
     os.chdir(tmp)
 
 
 def _leave_scratch(namespace: dict) -> None:
+    """Close the figures, go back to the working directory and remove the scratch directory (not a linked one)."""
     import matplotlib.pyplot as plt
 
     plt.close("all")
@@ -44,8 +49,10 @@ def _leave_scratch(namespace: dict) -> None:
     shutil.rmtree(namespace["_docs_tmp"], ignore_errors=True)
 
 
+MARKDOWN_PARSERS = [PythonCodeBlockParser(doctest_optionflags=FLAGS), SkipParser()]
+
 markdown_examples = Sybil(
-    parsers=[PythonCodeBlockParser(doctest_optionflags=FLAGS), SkipParser()],
+    parsers=MARKDOWN_PARSERS,
     patterns=["*.md"],
     excludes=["_build/*"],
     setup=_enter_scratch,

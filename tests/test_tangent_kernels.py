@@ -70,6 +70,8 @@ def test_engines_give_the_same_results_with_and_without_tangent_kernels():
 
 # --- the QR factorisation of a few columns by Gram-Schmidt and its pullback in loops ---------------
 
+FD_RTOL = 1e-6  # pullbacks against central differences (h = 1e-6), as for the BPTT gradients
+
 def _householder_positive(Y):
     Q, R = np.linalg.qr(Y)
     s = np.sign(np.diag(R))
@@ -103,16 +105,26 @@ def test_qr_positive_falls_back_to_householder_for_dependent_columns():
         qr_positive(np.full((5, 1), np.nan))
 
 
-@pytest.mark.parametrize("k", [1, 2])
-def test_qr_pullback_loops_equal_the_blas_path(k):
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_qr_pullback_matches_central_differences(k):
+    # the pullback of f(Y) = <Qbar, Q(Y)> + sum_i rbar_i R_ii(Y) for the positive-diagonal QR, against central
+    # differences of f; k <= 2 runs the loop version, k = 3 the blocked (BLAS) one
     from plrnn_numba.dynamics import flossing as F
 
     rng = np.random.default_rng(k)
-    Q, R = _householder_positive(rng.standard_normal((25, k)))
-    Qbar, rbar = rng.standard_normal((25, k)), rng.standard_normal(k)
-    loops = F._qr_pullback_loops(Q, R, Qbar, rbar)
-    # the blocked path written out: (Qbar + Q copyltu(R diag(rbar) - Qbar^T Q)) R^{-T}
-    Mx = R * rbar[None, :] - Qbar.T @ Q
-    Mx = np.tril(Mx) + np.tril(Mx, -1).T
-    ref = np.linalg.solve(R, (Qbar + Q @ Mx).T).T
-    np.testing.assert_allclose(loops, ref, rtol=1e-12, atol=1e-12)
+    Y = rng.standard_normal((7, k))
+    Qbar, rbar = rng.standard_normal((7, k)), rng.standard_normal(k)
+
+    def f(Y):
+        Q, R = _householder_positive(Y)
+        return float(np.sum(Qbar * Q) + rbar @ np.diag(R))
+
+    Q, R = _householder_positive(Y)
+    Abar = F._qr_pullback(np.ascontiguousarray(Q), np.ascontiguousarray(R), Qbar, rbar)
+    h = 1e-6
+    fd = np.empty_like(Y)
+    for idx in np.ndindex(*Y.shape):
+        E = np.zeros_like(Y)
+        E[idx] = h
+        fd[idx] = (f(Y + E) - f(Y - E)) / (2 * h)
+    np.testing.assert_allclose(Abar, fd, rtol=FD_RTOL, atol=1e-8)
