@@ -90,7 +90,7 @@ def main() -> None:
     cases = [(80, 75), (80, 1), (80, 40), (20, 20), (40, 40), (160, 150)]
     if args.quick:
         cases = cases[:4]
-    rows, first_rows = [], []
+    rows, rows32, first_rows = [], [], []
     for N, k in cases:
         model = pn.VanillaRNN(N)
         theta = model.init(0, g=1.0)
@@ -111,11 +111,17 @@ def main() -> None:
         rel = check("torch", tl, tg)
         assert abs(torch_flossing(torch, d["W"], d["b"], z0, q0, T, grad=False)[0] - res.loss) < 1e-9 * res.loss
         step_fns = {"numba": partial(flossing_loss_and_grad, model, theta, k, z0=z0, n_steps=T, q0=q0),
-                    "torch": partial(torch_flossing, torch, d["W"], d["b"], z0, q0, T)}
+                    "torch": partial(torch_flossing, torch, d["W"], d["b"], z0, q0, T),
+                    "numba float32": partial(flossing_loss_and_grad, model, theta, k, z0=z0, n_steps=T, q0=q0,
+                                             dtype="float32")}
         # forward only: the spectrum estimate
         spec_fns = {"numba": partial(pn.dynamics.lyapunov_spectrum, model, theta, k=k, n_steps=T, n_transient=0,
                                      n_transient_ons=0, z0=z0),
-                    "torch": partial(torch_flossing, torch, d["W"], d["b"], z0, q0, T, grad=False)}
+                    "torch": partial(torch_flossing, torch, d["W"], d["b"], z0, q0, T, grad=False),
+                    "numba float32": partial(pn.dynamics.lyapunov_spectrum, model, theta, k=k, n_steps=T,
+                                             n_transient=0, n_transient_ons=0, z0=z0, dtype="float32")}
+        r32 = step_fns["numba float32"]()
+        rel_n32 = max(abs(r32.loss - res.loss) / abs(res.loss), np.abs(r32.grad - res.grad).max() / scale)
         rel32 = float("nan")
         first = []
         if use_jax:
@@ -143,7 +149,13 @@ def main() -> None:
                     _ratio(t.get("JAX float32"), tn)]
         row += [f"{rel:.1e}", "n/a" if rel32 != rel32 else f"{rel32:.1e}" + (" (!)" if rel32 > F32_TOL else "")]
         rows.append(row)
-        print(row, flush=True)
+        row32 = [f"N={N}, k={k}"]
+        for t in (t_step, t_spec):
+            t32 = t["numba float32"]
+            row32 += [C.fmt(t32.median * 1e3), _ratio(t["numba"], t32), _ratio(t.get("JAX float32"), t32)]
+        row32 += [f"{rel_n32:.1e}" + (" (!)" if rel_n32 > F32_TOL else "")]
+        rows32.append(row32)
+        print(row, row32, flush=True)
     rep.add(f"Median wall time per evaluation over a {T}-step trajectory (QR every step; all sides timed in "
             "alternating blocks): the package's (`numba ms`, float64) and each peer's time divided by it (above 1: "
             "the package is faster). `flossing`: loss and exact gradient; `spectrum`: forward only (numba: "
@@ -154,6 +166,14 @@ def main() -> None:
     rep.add(C.markdown_table(["case", "numba flossing ms", "torch / numba", "JAX f64 / numba", "JAX f32 / numba",
                               "numba spectrum ms", "torch / numba", "JAX f64 / numba", "JAX f32 / numba",
                               "max rel diff", "JAX f32 diff"], rows))
+    rep.add("\nThe package's float32 mode (`dtype=\"float32\"`: the same engines compiled for float32 arrays, "
+            "single-precision BLAS and LAPACK; the sums of log R_ii and the loss in float64), same runs: its time, "
+            "the float64 time divided by it, JAX float32's time divided by it. `numba f32 diff`: the difference "
+            "of its loss and gradient from the float64 result, relative to the largest entry (`(!)` above "
+            f"{F32_TOL:g}).\n")
+    rep.add(C.markdown_table(["case", "numba f32 flossing ms", "numba f64 / f32", "JAX f32 / numba f32",
+                              "numba f32 spectrum ms", "numba f64 / f32", "JAX f32 / numba f32",
+                              "numba f32 diff"], rows32))
     if not use_jax:
         rep.add(f"\nJAX: {jax_note}.")
     else:

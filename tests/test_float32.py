@@ -1,4 +1,4 @@
-"""The float32 mode (BPTT, training, simulation, Lyapunov spectra) against float64: same kernels, single precision."""
+"""The float32 mode (BPTT, training, simulation, Lyapunov spectra, flossing) against float64."""
 
 import json
 
@@ -116,3 +116,54 @@ def test_lyapunov_spectrum_in_float32():
     assert a["exponents"].values[:, 0].min() > 0.05  # chaotic
     spread = 3 * a["exponents"].values.std(axis=0) + 0.01
     assert np.all(np.abs(b["exponents"].values.mean(axis=0) - a["exponents"].values.mean(axis=0)) < spread)
+
+
+FLOSS_CASES = [
+    # tangent kernels: Gram-Schmidt QR and its loop pullback (k = 1), LAPACK and the blocked pullback (k = 5)
+    ("tanh_k1", pn.VanillaRNN(n_hidden=20), {"g": 1.5}, 1),
+    ("tanh_k5", pn.VanillaRNN(n_hidden=20, n_inputs=1), {"g": 1.5}, 5),
+    # the dense Jacobian and its pullback
+    ("plrnn", pn.PLRNN(dim=6), {}, 3),
+    ("lstm", pn.LSTM(n_hidden=3, n_inputs=1), {}, 2),
+]
+
+
+@pytest.mark.parametrize("name, model, init, k", FLOSS_CASES, ids=[c[0] for c in FLOSS_CASES])
+def test_flossing_in_float32(name, model, init, k):
+    theta = model.init(1, **init)
+    rng = np.random.default_rng(4)
+    inputs = rng.standard_normal((3, 40, model.n_inputs)) if model.n_inputs else None
+    kw = dict(z0=0.5 * rng.standard_normal((3, model.dim)), n_steps=30, n_transient=10, inputs=inputs, seed=3)
+    r64 = pn.dynamics.flossing_loss_and_grad(model, theta, k, target=-0.1, **kw)
+    r32 = pn.dynamics.flossing_loss_and_grad(model, theta, k, target=-0.1, dtype="float32", **kw)
+    assert r32.finite and r32.grad.dtype == np.float32 and r32.grad_z0.dtype == np.float32
+    assert r32.exponents.dtype == np.float64
+    np.testing.assert_allclose(r32.loss, r64.loss, rtol=F32_RTOL)
+    assert np.max(np.abs(r32.exponents - r64.exponents)) <= F32_RTOL * np.max(np.abs(r64.exponents))
+    for a, b in ((r32.grad, r64.grad), (r32.grad_z0, r64.grad_z0)):
+        assert np.max(np.abs(a - b)) <= F32_RTOL * np.max(np.abs(b))
+    assert np.max(np.abs(r32.grad - r64.grad)) > 1e-10  # really single precision
+    # the trajectories on two threads: the same up to the order of the additions, and repeatable
+    par, again = (pn.dynamics.flossing_loss_and_grad(model, theta, k, target=-0.1, dtype="float32", n_threads=2, **kw)
+                  for _ in range(2))
+    for a, b in ((par.grad, r32.grad), (par.grad_z0, r32.grad_z0)):
+        assert np.max(np.abs(a - b)) <= 1e-6 * np.max(np.abs(b))
+    np.testing.assert_array_equal(par.grad, again.grad)
+
+
+def test_flossing_settings_in_float32():
+    model = pn.VanillaRNN(n_hidden=8)
+    theta = model.init(0, g=1.5)
+    settings = pn.dynamics.Flossing(k=2, n_steps=20, n_transient=5, dtype=np.float32)
+    assert settings.dtype == "float32"
+    flossed, hist = pn.dynamics.floss(model, theta, 5, settings, seed=0)
+    assert flossed.dtype == np.float64 and hist.attrs["status"] == "completed"
+    _, hist64 = pn.dynamics.floss(model, theta, 5, pn.dynamics.Flossing(k=2, n_steps=20, n_transient=5), seed=0)
+    np.testing.assert_allclose(hist["loss"].values, hist64["loss"].values, rtol=1e-3)
+    with pytest.raises(ValueError, match="dtype must be 'float64' or 'float32'"):
+        pn.dynamics.Flossing(dtype="float16")
+    shallow = pn.ShallowPLRNN(3, 5)
+    with pytest.raises(TypeError, match="no float32 kernels"):
+        pn.dynamics.floss(shallow, shallow.init(0), 2, pn.dynamics.Flossing(dtype="float32"))
+    with pytest.raises(TypeError, match="no float32 kernels"):
+        pn.dynamics.flossing_loss_and_grad(shallow, shallow.init(0), 1, dtype="float32")

@@ -38,7 +38,7 @@ def _subtract_product(dst, r0, c0, A, B):
 @config.njit
 def _copy_block(src, r0, c0, m, n):
     # a contiguous copy of src[r0:r0 + m, c0:c0 + n] (np.dot wants contiguous operands)
-    out = np.empty((m, n))
+    out = np.empty((m, n), src.dtype)
     for i in range(m):
         for j in range(n):
             out[i, j] = src[r0 + i, c0 + j]

@@ -63,7 +63,7 @@ def tangent_pullback(jac, jvjp, tvjp, p, meta, z, s, J, Y, A, g_z, g_p):
     ``Jbar = A Y^T``.
     """
     if tvjp != 0:
-        Ybar = np.empty(Y.shape)
+        Ybar = np.empty(Y.shape, Y.dtype)
         call_tangent_vjp(tvjp, p, meta, z, s, Y, A, Ybar, g_z, g_p)
         return Ybar
     call_jacobian(jac, p, meta, z, s, J)

@@ -54,6 +54,7 @@ from ..models.base import (
     call_state_vjp,
     call_step,
     check_model,
+    check_precision,
     model_params,
     tangent_addresses,
 )
@@ -87,12 +88,27 @@ _FLOSS_SIG = types.float64(
     _f2,  # out: exponents (B, k), gradient w.r.t. p, gradient w.r.t. z0 (B, M)
 )
 
+# float32 mode: parameters, trajectory, inputs, tangent system and both gradients in float32 (the
+# kernels' precision); the sums of log R_ii, the exponents and the loss stay float64
+_FLOSS_SIG32 = types.float64(
+    *_FLOSS_SIG.args[:7],
+    types.float32[::1],
+    _FLOSS_SIG.args[8],
+    types.float32[:, ::1],
+    types.float32[:, :, ::1],
+    types.float32[:, :, ::1],
+    *_FLOSS_SIG.args[12:15],
+    types.float32[::1],
+    types.float32[:, ::1],
+)
+_FLOSS_SIGS = {"float64": _FLOSS_SIG, "float32": _FLOSS_SIG32}
+
 
 @config.njit(inline="always")
 def _qr_pullback_loops(Q, R, Qbar, rbar):
     # the same as _qr_pullback in loops, for a few columns (no BLAS calls or temporaries)
     M, k = Q.shape
-    Mx = np.zeros((k, k))
+    Mx = np.zeros((k, k), Q.dtype)
     for m in range(M):
         for i in range(k):
             qb = Qbar[m, i]
@@ -102,7 +118,7 @@ def _qr_pullback_loops(Q, R, Qbar, rbar):
         Mx[j, j] += R[j, j] * rbar[j]
         for i in range(j):
             Mx[i, j] = Mx[j, i]
-    X = np.empty((M, k))
+    X = np.empty((M, k), Q.dtype)
     for m in range(M):
         for j in range(k):
             v = Qbar[m, j]
@@ -145,13 +161,14 @@ def _floss_one(b, step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_
     T = S.shape[0]
     K = S.shape[2]
     k = Q0.shape[2]
-    J = np.empty((M, M))
+    dt = Z0.dtype  # the kernels' precision (float64 or float32); the log sums stay float64
+    J = np.empty((M, M), dt)
     Sb = np.ascontiguousarray(S[:, b, :])
-    zs = np.empty((T + 1, M))
+    zs = np.empty((T + 1, M), dt)
     zs[0] = Z0[b]
-    Ys = np.empty((T + 1, M, k))
+    Ys = np.empty((T + 1, M, k), dt)
     Ys[0] = Q0[b]
-    Rs = np.zeros((T, k, k))
+    Rs = np.zeros((T, k, k), dt)
     is_qr = np.zeros(T, dtype=np.bool_)
     logs = np.zeros(k)
     for t in range(T):
@@ -176,12 +193,12 @@ def _floss_one(b, step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_
     lbar = np.empty(k)
     for i in range(k):
         lbar[i] = 2.0 * (lam[b, i] - target) / B
-    Ybar = np.zeros((M, k))
-    zbar = np.zeros((1, M))
-    gzF = np.empty((1, M))
-    gzJ = np.empty(M)
-    G = np.empty((T, M))
-    rbar = np.empty(k)
+    Ybar = np.zeros((M, k), dt)
+    zbar = np.zeros((1, M), dt)
+    gzF = np.empty((1, M), dt)
+    gzJ = np.empty(M, dt)
+    G = np.empty((T, M), dt)
+    rbar = np.empty(k, dt)
     for t in range(T - 1, -1, -1):
         if is_qr[t]:
             R = Rs[t]
@@ -214,7 +231,7 @@ def _flossing_kernel(step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0,
 def _flossing_kernel_parallel(step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam, gp,
                               gz0):
     B = Z0.shape[0]
-    gps = np.zeros((B, gp.shape[0]))
+    gps = np.zeros((B, gp.shape[0]), gp.dtype)
     losses = np.zeros(B)
     for b in prange(B):
         losses[b] = _floss_one(b, step, svjp, pvjp, jac, jvjp, tan, tvjp, p, meta, Z0, S, Q0, t_ons, target, lam,
@@ -249,6 +266,9 @@ class Flossing:
     input_prob : float
         Inputs of driven models are Bernoulli(input_prob) bits (the tasks' input
         statistics); ignored for autonomous models.
+    dtype : {"float64", "float32"}
+        Precision of the flossing engine (:func:`flossing_loss_and_grad`); the
+        parameters and the optimiser stay float64.
     """
 
     k: int = 1
@@ -259,6 +279,7 @@ class Flossing:
     batch: int = 1
     lr: float = 1e-3
     input_prob: float = 0.5
+    dtype: str = "float64"
 
     def __post_init__(self):
         V.positive_int(self.k, "k")
@@ -269,6 +290,7 @@ class Flossing:
         V.positive_int(self.batch, "batch")
         V.finite_float(self.lr, "lr", low=0.0)
         V.finite_float(self.input_prob, "input_prob", 0.0, 1.0)
+        object.__setattr__(self, "dtype", check_precision(None, self.dtype))
 
     def sample(self, model: Model, rng: np.random.Generator):
         """Random initial states and (for driven models) input bits for one flossing step.
@@ -315,7 +337,7 @@ class Flossing:
         # an int drawn from the same stream seeds the random initial tangent system
         return flossing_loss_and_grad(model, theta, self.k, self.target, z0=z0, n_steps=self.n_steps,
                                       t_ons=self.t_ons, n_transient=self.n_transient, inputs=inputs,
-                                      seed=int(rng.integers(2**31)))
+                                      seed=int(rng.integers(2**31)), dtype=self.dtype)
 
     def check(self, model: Model) -> None:
         """Check that these settings fit ``model``.
@@ -329,7 +351,10 @@ class Flossing:
         ------
         ValueError
             If ``k`` exceeds the state dimension.
+        TypeError
+            If the model has no kernels of ``dtype``.
         """
+        check_precision(model, self.dtype)
         if self.k > model.dim:
             raise ValueError(
                 f"flossing.k must be <= the state dimension {model.dim}; got {self.k} (use Flossing(k=...))"
@@ -637,6 +662,7 @@ def flossing_loss_and_grad(
     q0=None,
     seed: int | np.random.Generator | None = 0,
     n_threads: int | None = None,
+    dtype="float64",
 ) -> FlossingResult:
     """Flossing loss ``sum_i (lambda_i - target)^2`` of the first ``k`` exponents and its exact gradient.
 
@@ -681,6 +707,15 @@ def flossing_loss_and_grad(
         threads (default: all of them for a batch with enough work, see
         :func:`plrnn_numba.config.parallel_threads`; 1: serially).  Each
         thread sums its own gradient, and the sums are added in a fixed order.
+    dtype : {"float64", "float32"}
+        Precision of the trajectory, the tangent system, the QR factorisations
+        and the backward pass (float32: models whose ``dtypes`` include it, with
+        single-precision BLAS and LAPACK).  The sums of ``log R_ii``, the
+        exponents and the loss are accumulated in float64 either way; ``grad``
+        and ``grad_z0`` are arrays of ``dtype`` (as in
+        :func:`plrnn_numba.loss_and_grad`).  A chaotic trajectory in float32
+        separates from the float64 one, so the two agree to float32 rounding
+        on short segments and statistically on long ones.
 
     Returns
     -------
@@ -689,6 +724,7 @@ def flossing_loss_and_grad(
     """
     check_model(model)
     theta = model.check_theta(theta)
+    dtype = check_precision(model, dtype)
     M, K = model.dim, model.n_inputs
     k = V.positive_int(k, "k")
     if k > M:
@@ -709,23 +745,24 @@ def flossing_loss_and_grad(
     B = Z0.shape[0]
     s = V.input_stream(inputs, B, n_transient + n_steps, K, "n_transient + n_steps steps")
     if n_transient:
-        Z0 = simulate(model, theta, Z0, n_steps=n_transient, inputs=s[:, :n_transient] if K else None)[:, -1]
+        Z0 = simulate(model, theta, Z0, n_steps=n_transient, inputs=s[:, :n_transient] if K else None,
+                      dtype=dtype)[:, -1]
         if not np.all(np.isfinite(Z0)):
             return FlossingResult.diverged(model.n_params, B, k, M, recorded_seed)
     # one initial tangent system shared by the batch (drawn from ``seed`` unless given)
     q0_one, _ = initial_tangents("random" if q0 is None else q0, 1, M, k, rng)
-    Q0 = V.carray(np.broadcast_to(q0_one[0], (B, M, k)))
-    S = V.carray(np.transpose(s[:, n_transient:], (1, 0, 2)))
-    p = model_params(model, theta)
-    addr = kern.addresses()
-    tan = tangent_addresses(model)
+    Q0 = V.carray(np.broadcast_to(q0_one[0], (B, M, k)), dtype)
+    S = V.carray(np.transpose(s[:, n_transient:], (1, 0, 2)), dtype)
+    p = V.carray(model_params(model, theta), dtype)
+    addr = kern.addresses(dtype, jacobian_vjp=True)
+    tan = tangent_addresses(model, dtype, tangent_vjp=True)
     lam = np.empty((B, k))
-    gp = np.zeros(p.size)
-    gz0 = np.empty((B, M))
+    gp = np.zeros(p.size, dtype)
+    gz0 = np.empty((B, M), dtype)
     config.prepare_engines()
     # per step and trajectory: the tangent product and its pullback (about 3 x 2 M^2 k), two QR-sized terms
     n_thr = config.parallel_threads(n_threads, B, B * n_steps * (6.0 * M * M * k + 8.0 * M * k * k))
-    engine = _flossing_kernel if n_thr == 1 else _flossing_kernel_parallel
+    engine = (_flossing_kernel if n_thr == 1 else _flossing_kernel_parallel).for_signature(_FLOSS_SIGS[dtype])
     with np.errstate(all="ignore"), config.threads_for(n_thr):
         try:
             loss = engine(
@@ -738,7 +775,7 @@ def flossing_loss_and_grad(
                 tan.tangent_vjp,
                 p,
                 model.meta,
-                V.carray(Z0),
+                V.carray(Z0, dtype),
                 S,
                 Q0,
                 t_ons,
@@ -750,6 +787,6 @@ def flossing_loss_and_grad(
         except np.linalg.LinAlgError:
             # a non-finite tangent matrix reached the QR factorisation: the run diverged
             return FlossingResult.diverged(model.n_params, B, k, M, recorded_seed)
-    grad = np.asarray(model.reduce_grad(gp))
+    grad = np.asarray(model.reduce_grad(gp), dtype)
     finite = bool(np.isfinite(loss) and np.all(np.isfinite(grad)))
     return FlossingResult(float(loss), grad, lam, gz0, finite, recorded_seed)

@@ -137,13 +137,18 @@ def signature_for(sig, dtype: str = "float64"):
 
 
 def check_precision(model, dtype) -> str:
-    """``dtype`` as "float64" / "float32", checked against what the model's kernels support."""
+    """``dtype`` as "float64" / "float32", checked against what the model's kernels support.
+
+    ``model=None`` checks the name only (settings made before the model is known).
+    """
     try:
         name = np.dtype(dtype).name
     except TypeError:
         name = None
     if name not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32' (or the numpy types); got {dtype!r}")
+    if model is None:
+        return name
     supported = getattr(model, "dtypes", ("float64",))
     if name not in supported:
         raise TypeError(
@@ -153,18 +158,18 @@ def check_precision(model, dtype) -> str:
     return name
 
 
-#: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``; the
-#: BPTT kernels' callers also take float32 arrays (and then call the float32 variant)
+#: intrinsics that call a kernel given its address: ``call_step(addr, p, meta, z, s, z_next)``; every
+#: caller also takes float32 arrays (and then calls the float32 variant)
 call_step = make_caller(STEP_SIG, signature_for(STEP_SIG, "float32"))
 call_state_vjp = make_caller(STATE_VJP_SIG, signature_for(STATE_VJP_SIG, "float32"))
 call_param_vjp = make_caller(PARAM_VJP_SIG, signature_for(PARAM_VJP_SIG, "float32"))
 call_jacobian = make_caller(JACOBIAN_SIG, signature_for(JACOBIAN_SIG, "float32"))
-call_jacobian_vjp = make_caller(JACOBIAN_VJP_SIG)
+call_jacobian_vjp = make_caller(JACOBIAN_VJP_SIG, signature_for(JACOBIAN_VJP_SIG, "float32"))
 call_tape_step = make_caller(TAPE_STEP_SIG, signature_for(TAPE_STEP_SIG, "float32"))
 call_tape_state_vjp = make_caller(TAPE_STATE_VJP_SIG, signature_for(TAPE_STATE_VJP_SIG, "float32"))
 call_tape_param_vjp = make_caller(TAPE_PARAM_VJP_SIG, signature_for(TAPE_PARAM_VJP_SIG, "float32"))
 call_tangent = make_caller(TANGENT_SIG, signature_for(TANGENT_SIG, "float32"))
-call_tangent_vjp = make_caller(TANGENT_VJP_SIG)
+call_tangent_vjp = make_caller(TANGENT_VJP_SIG, signature_for(TANGENT_VJP_SIG, "float32"))
 
 STEP_TYPE = types.FunctionType(STEP_SIG)
 STATE_VJP_TYPE = types.FunctionType(STATE_VJP_SIG)
@@ -367,25 +372,27 @@ class Kernels(NamedTuple):
         """
         return Kernels(*(getattr(k, "dispatcher", k) for k in self))
 
-    def addresses(self, dtype: str = "float64") -> Kernels:
+    def addresses(self, dtype: str = "float64", *, jacobian_vjp: bool = False) -> Kernels:
         """Native addresses (int) of the kernels compiled for ``dtype``, as the engines take them.
 
-        The float32 variants are compiled for the kernels of backpropagation through time and the
-        Jacobian (``jacobian_vjp``, which only gradient flossing needs, is 0 then).
+        The float32 variant of ``jacobian_vjp``, which only gradient flossing needs, is compiled
+        on request (``jacobian_vjp=True``), so that float32 BPTT does not compile it.
 
         Parameters
         ----------
         dtype : {"float64", "float32"}
             Precision of the compiled variants.
+        jacobian_vjp : bool
+            Also the float32 ``jacobian_vjp`` (float64: always, when the model has one).
 
         Returns
         -------
         Kernels
-            The addresses (0 for an absent kernel).
+            The addresses (0 for an absent or not requested kernel).
         """
-        if dtype != "float64":
-            return Kernels(*(kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self[:4], _SIGS)), 0)
-        return Kernels(*(0 if k is None else kernel_address(k, sig) for k, sig in zip(self, _SIGS)))
+        n = 5 if dtype == "float64" or jacobian_vjp else 4
+        out = [0 if k is None else kernel_address(k, signature_for(sig, dtype)) for k, sig in zip(self[:n], _SIGS)]
+        return Kernels(*out, *([0] * (5 - n)))
 
 
 class TapeKernels(NamedTuple):
@@ -429,28 +436,31 @@ class TangentKernels(NamedTuple):
     tangent: object
     tangent_vjp: object
 
-    def addresses(self, dtype: str = "float64") -> TangentKernels:
-        """Native addresses (int) of the kernels compiled for ``dtype`` (float32: ``tangent`` only).
+    def addresses(self, dtype: str = "float64", *, tangent_vjp: bool = False) -> TangentKernels:
+        """Native addresses (int) of the kernels compiled for ``dtype``.
 
         Parameters
         ----------
         dtype : {"float64", "float32"}
             Precision of the compiled variants.
+        tangent_vjp : bool
+            Also the float32 ``tangent_vjp`` (only gradient flossing needs it; float64: always).
 
         Returns
         -------
         TangentKernels
-            The addresses (``tangent_vjp`` is 0 for float32).
+            The addresses (``tangent_vjp`` 0 when not requested).
         """
-        if dtype != "float64":
-            return TangentKernels(kernel_address(self.tangent, signature_for(TANGENT_SIG, dtype)), 0)
-        return TangentKernels(*(kernel_address(k, sig) for k, sig in zip(self, _TANGENT_SIGS)))
+        out = kernel_address(self.tangent, signature_for(TANGENT_SIG, dtype))
+        if dtype == "float64" or tangent_vjp:
+            return TangentKernels(out, kernel_address(self.tangent_vjp, signature_for(TANGENT_VJP_SIG, dtype)))
+        return TangentKernels(out, 0)
 
 
-def tangent_addresses(model, dtype: str = "float64") -> TangentKernels:
+def tangent_addresses(model, dtype: str = "float64", *, tangent_vjp: bool = False) -> TangentKernels:
     """The addresses of ``model``'s tangent kernels, or ``(0, 0)``: the engines then use the dense Jacobian."""
     tk = model.tangent_kernels
-    return TangentKernels(0, 0) if tk is None else tk.addresses(dtype)
+    return TangentKernels(0, 0) if tk is None else tk.addresses(dtype, tangent_vjp=tangent_vjp)
 
 
 class Model:
@@ -515,10 +525,11 @@ class Model:
 
     @property
     def dtypes(self) -> tuple[str, ...]:
-        """Precisions the BPTT kernels support: ``("float64",)`` by default.
+        """Precisions the kernels support: ``("float64",)`` by default.
 
         A model whose kernels allocate in the dtype of their arguments adds
-        ``"float32"`` (``loss_and_grad(dtype=...)``).
+        ``"float32"`` (the ``dtype`` of ``loss_and_grad``, ``simulate``,
+        ``lyapunov_spectrum`` and ``flossing_loss_and_grad``).
         """
         return ("float64",)
 

@@ -444,7 +444,7 @@ def lstm_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
     gWih = g_p[0 : N4 * K].reshape((N4, K))
     gWhh = g_p[N4 * K : N4 * K + N4 * N].reshape((N4, N))
     A = _preactivation(p, meta, z.reshape((1, 2 * N)), s.reshape((1, K)))
-    abar = np.empty(N4)
+    abar = np.empty(N4, z.dtype)
     for k in range(N):
         c = z[N + k]
         i, i1, f, f1, g, o, o1, tc = _unit_terms(A, 0, N, k, c)
