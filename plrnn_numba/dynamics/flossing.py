@@ -60,7 +60,7 @@ from ..models.base import (
 )
 from ..optim import Adam, as_optimizer
 from ..simulate import simulate
-from ._lu_cpu import solve_upper_many
+from ._blas import solve_right_upper_transposed
 from ._tangents import QR_LOOP_MAX, initial_tangents, qr_positive, tangent_product, tangent_pullback
 
 _f1 = types.float64[::1]
@@ -148,10 +148,10 @@ def _qr_pullback(Q, R, Qbar, rbar):
     for i in range(k):
         for j in range(i + 1, k):
             Mx[i, j] = Mx[j, i]
-    # X = Bm R^{-T}  <=>  R X^T = Bm^T: a blocked back substitution on the rows of X^T
-    XT = np.ascontiguousarray((Qbar + Q @ Mx).T)
-    solve_upper_many(R, XT)
-    return np.ascontiguousarray(XT.T)
+    # X = (Qbar + Q Mx) R^{-T}: one BLAS triangular solve, in place
+    X = Qbar + Q @ Mx
+    solve_right_upper_transposed(R, X)
+    return X
 
 
 @config.njit

@@ -1,0 +1,86 @@
+"""BLAS routines numba does not expose, called from compiled code: the triangular solve ``?trsm``.
+
+The routines come from the BLAS that numba's own ``np.dot`` and ``np.linalg``
+use (SciPy's ``scipy.linalg.cython_blas``).  Their addresses are registered
+with LLVM under fixed symbol names when this module is imported, and the
+compiled code refers to the names, so engines that call them can be cached on
+disk (an address baked into cached code would be wrong in the next process).
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as ll
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic
+
+from .. import config
+
+_TRSM_SYMBOLS = {"float64": "plrnn_numba_dtrsm", "float32": "plrnn_numba_strsm"}
+for _dtype, _symbol in _TRSM_SYMBOLS.items():
+    ll.add_symbol(_symbol, get_cython_function_address("scipy.linalg.cython_blas", _symbol[-5:]))
+
+
+def _fortran_call(symbols: dict[str, str], n_args: int):
+    # an intrinsic call(like, *arrays): the Fortran routine of ``like``'s dtype (``symbols``: dtype name
+    # -> symbol) with the data pointers of these arrays as its arguments (Fortran passes every argument
+    # by reference).  Arrays, not addresses, so that they are alive until the call returns.
+    @intrinsic
+    def call(typingctx, like, *args):
+        if len(args) != n_args or not all(isinstance(a, types.Array) for a in args):
+            return None
+        symbol = symbols.get(str(getattr(like, "dtype", "")))
+        if symbol is None:
+            return None
+
+        def codegen(context, builder, signature, llargs):
+            ptr = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [ptr] * n_args)
+            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+            packed = llargs[1]
+            ptrs = []
+            for i, ty in enumerate(args):
+                arr = cgutils.create_struct_proxy(ty)(context, builder, value=builder.extract_value(packed, i))
+                ptrs.append(builder.bitcast(arr.data, ptr))
+            builder.call(fn, ptrs)
+            return context.get_dummy_value()
+
+        return types.void(like, types.StarArgTuple(tuple(args))), codegen
+
+    return call
+
+
+_trsm = _fortran_call(_TRSM_SYMBOLS, 11)
+
+
+@config.njit
+def _char(c):
+    out = np.empty(1, np.uint8)
+    out[0] = c
+    return out
+
+
+@config.njit
+def _int(i):
+    out = np.empty(1, np.int32)
+    out[0] = i
+    return out
+
+
+@config.njit
+def solve_right_upper_transposed(R, X):
+    """Overwrite ``X`` (n, k), C-contiguous, with :math:`X R^{-T}` for the upper triangle of ``R`` (k, k).
+
+    One BLAS ``?trsm`` (float64 or float32, as ``X``): in column-major terms
+    ``X`` is the k x n matrix :math:`X^T` and ``R`` the lower triangular
+    :math:`R^T`, so the call solves :math:`R\\, Y = X^T` from the left
+    (``side = 'L'``, ``uplo = 'L'``, ``transa = 'T'``), without transposing
+    either array.  Entries of ``R`` below the diagonal are not read.
+    """
+    n, k = X.shape
+    lower = _char(76)  # 'L'
+    kk = _int(k)
+    _trsm(X, lower, lower, _char(84), _char(78), kk, _int(n), np.ones(1, X.dtype), np.ascontiguousarray(R), kk, X,
+          kk)
