@@ -228,12 +228,27 @@ def vanilla_jacobian_vjp(p, meta, z, s, Jbar, g_z, g_p):
         g_z[j] = acc * d2
 
 
+#: up to this many tangent vectors the tangent products and the pullback's update of dL/dW run as
+#: loops (dot products and rank-1 updates over contiguous rows) instead of BLAS calls
+_RANK_UPDATE_LOOP_MAX = 4
+
+
 @tangent_kernel
 def vanilla_tangent(p, meta, z, s, Y, JY):
     # J Y = W (phi'(z) Y): one (N, N) x (N, k) product, no N x N Jacobian
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     k = Y.shape[1]
+    if k <= _RANK_UPDATE_LOOP_MAX:
+        # a few columns: dot products with the rows of W over contiguous rows of (D Y)^T (a BLAS call
+        # and its temporaries cost more than the product here)
+        DYT = np.empty((k, N), Y.dtype)
+        for j in range(N):
+            d = _dphi(z[j], kind)
+            for c in range(k):
+                DYT[c, j] = d * Y[j, c]
+        _rows_dot(W, DYT, JY)
+        return
     DY = np.empty((N, k), Y.dtype)
     for j in range(N):
         d = _dphi(z[j], kind)
@@ -242,8 +257,19 @@ def vanilla_tangent(p, meta, z, s, Y, JY):
     np.dot(W, DY, JY)
 
 
-#: up to this many tangent vectors the pullback's update of dL/dW runs as rank-1 loops
-_RANK_UPDATE_LOOP_MAX = 4
+@njit(inline="always")
+def _rows_dot(W, XT, out):
+    # out[i, c] = W[i] . XT[c]: (W X) for a few columns, given X^T with contiguous rows
+    k = XT.shape[0]
+    for i in range(W.shape[0]):
+        wi = W[i]
+        for c in range(k):
+            x = XT[c]
+            acc = 0.0
+            for j in range(wi.shape[0]):
+                acc += wi[j] * x[j]
+            out[i, c] = acc
+
 
 
 @tangent_vjp_kernel
@@ -253,7 +279,11 @@ def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
     N, K, kind = meta[0], meta[1], meta[2]
     gW, gV, gb = _views(g_p, N, K)
     k = Y.shape[1]
-    WTA = np.dot(_wt(p, N, K), A)
+    if k <= _RANK_UPDATE_LOOP_MAX:
+        WTA = np.empty((N, k), A.dtype)
+        _rows_dot(_wt(p, N, K), np.ascontiguousarray(A.T), WTA)
+    else:
+        WTA = np.dot(_wt(p, N, K), A)
     DY = np.empty((N, k), Y.dtype)
     for j in range(N):
         if kind == 0:
