@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark: the tall-skinny QR factorisation of the Lyapunov and flossing engines, three ways.
+"""Benchmark: the tall-skinny QR factorisation of the Lyapunov and flossing engines, five ways.
 
 Per step the engines factorise the propagated tangent system ``Y = Q R``
 (``Y`` N x k, a positive diagonal of ``R``).  This times, inside a compiled
@@ -10,10 +10,18 @@ loop (no Python call per factorisation), for each (N, k):
 * ``gram-schmidt``: the package's classical Gram-Schmidt with one
   reorthogonalisation (``_qr_gram_schmidt``, the engines' path up to two columns);
 * ``cholesky-qr2``: Cholesky QR applied twice (``R = chol(Y^T Y)``, ``Q = Y R^-1``),
-  BLAS-3 products, written here.
+  BLAS-3 products, written here;
+* ``blocked``: Householder QR in panels of ``QR_PANEL`` (16) columns, as LAPACK's
+  blocked ``geqrf``/``orgqr`` do above their crossover (128 columns): each panel by
+  ``geqr2``, its block reflector (``larft``) applied to the rest by ``larfb``, and
+  Q accumulated backwards the same way with ``org2r`` on the panels (the
+  package's ``_qr_blocked``, the engines' path from ``QR_BLOCKED_MIN`` columns);
+* ``lq``: the LQ factorisation (``gelqf`` + ``orglq``) of the C-ordered array,
+  which LAPACK reads as the column-major ``Y^T``: ``Y^T = L Q'`` gives ``Q = Q'^T``
+  and ``R = L^T`` with no copies into and out of Fortran order,
 
-and checks that all three agree with the Householder factors (max abs
-difference of Q and of R / max |R|).  Usage::
+and checks that all agree with the Householder factors (max abs difference
+of Q and of R / max |R|).  Usage::
 
     python benchmarks/bench_qr.py [--cpu 0] [--out FILE]
 """
@@ -34,19 +42,29 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from plrnn_numba.dynamics._tangents import _qr_gram_schmidt  # noqa: E402
+from plrnn_numba.dynamics._blas import fortran_routine  # noqa: E402
+from plrnn_numba.dynamics._tangents import QR_BLOCKED_MIN, QR_PANEL, _one, _qr_blocked, _qr_gram_schmidt  # noqa: E402
 
-CASES = [(80, 1), (80, 2), (80, 3), (80, 4), (20, 20), (80, 16), (40, 40), (80, 40), (80, 75), (160, 150)]
+_gelqf = fortran_routine("gelqf", 8, "lapack")  # m n a lda tau work lwork info
+_orglq = fortran_routine("orglq", 9, "lapack")  # m n k a lda tau work lwork info
+
+CASES = [(80, 1), (80, 2), (80, 3), (80, 4), (20, 20), (80, 16), (40, 40), (80, 40), (80, 75), (100, 96), (160, 150),
+         (200, 128), (256, 200), (400, 100)]
 
 
 @njit
-def householder(Y):
-    Q, R = np.linalg.qr(Y)
+def _sign_fix(Q, R):
     for i in range(R.shape[0]):
         if R[i, i] < 0.0:
             R[i, :] = -R[i, :]
             Q[:, i] = -Q[:, i]
     return Q, R
+
+
+@njit
+def householder(Y):
+    Q, R = np.linalg.qr(Y)
+    return _sign_fix(Q, R)
 
 
 @njit
@@ -96,6 +114,30 @@ def cholesky_qr2(Y):
 
 
 @njit
+def blocked(Y):
+    Q, R = _qr_blocked(Y)
+    return _sign_fix(Q, R)
+
+
+@njit
+def lq(Y):
+    m, n = Y.shape
+    A = Y.copy()  # read by LAPACK as the column-major n x m matrix Y^T
+    tau = np.empty(n)
+    lwork = 64 * n
+    work = np.empty(lwork)
+    i32 = np.int32
+    info, nn, mm, lw = _one(0, i32), _one(n, i32), _one(m, i32), _one(lwork, i32)
+    _gelqf(Y, nn, mm, A, nn, tau, work, lw, info)
+    R = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            R[i, j] = A[i, j]  # L^T: the upper triangle of the first n rows
+    _orglq(Y, nn, mm, nn, A, nn, tau, work, lw, info)
+    return _sign_fix(A, R)
+
+
+@njit
 def _repeat(which, Y, n):
     acc = 0.0
     for _ in range(n):
@@ -103,14 +145,18 @@ def _repeat(which, Y, n):
             Q, R = householder(Y)
         elif which == 1:
             Q, R = gram_schmidt(Y)
-        else:
+        elif which == 2:
             Q, R = cholesky_qr2(Y)
+        elif which == 3:
+            Q, R = blocked(Y)
+        else:
+            Q, R = lq(Y)
         acc += R[0, 0]
     return acc
 
 
-METHODS = ("householder", "gram-schmidt", "cholesky-qr2")
-FUNCS = (householder, gram_schmidt, cholesky_qr2)
+METHODS = ("householder", "gram-schmidt", "cholesky-qr2", "blocked", "lq")
+FUNCS = (householder, gram_schmidt, cholesky_qr2, blocked, lq)
 
 
 def per_call_us(which: int, Y: np.ndarray) -> float:
@@ -137,7 +183,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     C.pin_to_cpu(args.cpu)
     rep = C.Report()
-    rep.add("## Tall-skinny QR: Householder (LAPACK), Gram-Schmidt twice, Cholesky QR twice\n")
+    rep.add("## Tall-skinny QR: Householder (LAPACK), Gram-Schmidt twice, Cholesky QR twice, blocked Householder, LQ\n")
     rep.add(f"- **command**: `{C.command_line()}`")
     rep.add(C.key_value_list(C.machine_info()))
     rep.add(f"- **BLAS**: {C.blas_info()}")
@@ -149,17 +195,18 @@ def main(argv=None) -> int:
         Y = np.ascontiguousarray(rng.standard_normal((N, k)) * np.exp(-np.linspace(0.0, 3.0, k)))
         Qh, Rh = householder(Y)
         row = [f"{N} x {k}"]
-        times = [per_call_us(i, Y) for i in range(3)]
+        times = [per_call_us(i, Y) for i in range(len(FUNCS))]
         errs = []
         for f in FUNCS[1:]:
             Q, R = f(Y)
             errs.append(max(np.abs(Q - Qh).max(), np.abs(R - Rh).max() / np.abs(Rh).max()))
         row += [C.fmt(t) for t in times] + [f"{e:.1e}" for e in errs]
         rows.append(row)
-    rep.add(C.markdown_table(["N x k", "householder us", "gram-schmidt us", "cholesky-qr2 us",
-                              "gram-schmidt diff", "cholesky-qr2 diff"], rows, "lrrrrr"))
+    rep.add(C.markdown_table(["N x k"] + [f"{m} us" for m in METHODS] + [f"{m} diff" for m in METHODS[1:]], rows,
+                             "l" + "r" * (2 * len(METHODS) - 1)))
     rep.add("\nMedian time per factorisation inside a compiled loop; `diff`: largest difference of Q, and of R "
-            "relative to max |R|, against the Householder factors.")
+            "relative to max |R|, against the Householder factors. The engines use `gram-schmidt` up to two "
+            f"columns, `householder` from three, `blocked` (panels of {QR_PANEL}) from {QR_BLOCKED_MIN}.")
     if args.out:
         rep.write(args.out)
     return 0

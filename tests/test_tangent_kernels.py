@@ -78,12 +78,14 @@ def _householder_positive(Y):
     return Q * s, R * s[:, None]
 
 
-@pytest.mark.parametrize("k", [1, 2, 3])
+# Gram-Schmidt (k <= 2), LAPACK's Householder (3 <= k < 96), Householder in panels of 16 columns
+# (k >= 96: whole panels, a ragged last panel, square)
+@pytest.mark.parametrize("M, k", [(30, 1), (30, 2), (30, 3), (130, 96), (120, 101), (101, 101)])
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 1e-4)])
-def test_qr_positive_equals_householder_with_positive_diagonal(k, dtype, tol):
+def test_qr_positive_equals_householder_with_positive_diagonal(M, k, dtype, tol):
     from plrnn_numba.dynamics._tangents import qr_positive
 
-    Y = np.random.default_rng(k).standard_normal((30, k)).astype(dtype) * np.logspace(0, -3, k).astype(dtype)
+    Y = np.random.default_rng(k).standard_normal((M, k)).astype(dtype) * np.logspace(0, -3, k).astype(dtype)
     Q, R = qr_positive(Y)
     Qh, Rh = _householder_positive(Y.astype(np.float64))
     assert Q.dtype == dtype and R.dtype == dtype

@@ -1,7 +1,7 @@
-"""BLAS routines numba does not expose, called from compiled code: the triangular solve ``?trsm``.
+"""BLAS and LAPACK routines numba does not expose, called from compiled code (the engines: ``?trsm``).
 
-The routines come from the BLAS that numba's own ``np.dot`` and ``np.linalg``
-use (SciPy's ``scipy.linalg.cython_blas``).  Their addresses are registered
+The routines come from the library that numba's own ``np.dot`` and
+``np.linalg`` use (SciPy's ``scipy.linalg.cython_blas`` and ``cython_lapack``).  Their addresses are registered
 with LLVM under fixed symbol names when this module is imported, and the
 compiled code refers to the names, so engines that call them can be cached on
 disk (an address baked into cached code would be wrong in the next process).
@@ -17,10 +17,6 @@ from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
 
 from .. import config
-
-_TRSM_SYMBOLS = {"float64": "plrnn_numba_dtrsm", "float32": "plrnn_numba_strsm"}
-for _dtype, _symbol in _TRSM_SYMBOLS.items():
-    ll.add_symbol(_symbol, get_cython_function_address("scipy.linalg.cython_blas", _symbol[-5:]))
 
 
 def _fortran_call(symbols: dict[str, str], n_args: int):
@@ -52,7 +48,32 @@ def _fortran_call(symbols: dict[str, str], n_args: int):
     return call
 
 
-_trsm = _fortran_call(_TRSM_SYMBOLS, 11)
+def fortran_routine(name: str, n_args: int, library: str = "blas"):
+    """An intrinsic ``call(like, *arrays)`` of the BLAS or LAPACK routine ``d<name>`` / ``s<name>``.
+
+    The float64 or float32 routine is chosen by the dtype of the array ``like``;
+    the remaining ``n_args`` arrays are passed by their data pointers (scalars:
+    one-element arrays).  The routines' addresses are registered as symbols
+    ``plrnn_numba_d<name>`` and ``plrnn_numba_s<name>``.
+
+    Parameters
+    ----------
+    name : str
+        The routine's name without its precision prefix (``"trsm"``, ``"geqrf"``).
+    n_args : int
+        Its number of arguments.
+    library : {"blas", "lapack"}
+        Where SciPy exports it (``scipy.linalg.cython_<library>``).
+    """
+    symbols = {}
+    for prefix, dtype in (("d", "float64"), ("s", "float32")):
+        symbol = f"plrnn_numba_{prefix}{name}"
+        ll.add_symbol(symbol, get_cython_function_address(f"scipy.linalg.cython_{library}", prefix + name))
+        symbols[dtype] = symbol
+    return _fortran_call(symbols, n_args)
+
+
+_trsm = fortran_routine("trsm", 11)
 
 
 @config.njit

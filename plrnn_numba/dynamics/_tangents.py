@@ -7,6 +7,7 @@ import numpy as np
 from .. import _validate as V
 from .. import config
 from ..models.base import call_jacobian, call_jacobian_vjp, call_tangent, call_tangent_vjp
+from ._blas import fortran_routine
 
 
 def initial_tangents(q0, B: int, M: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -121,20 +122,89 @@ def _qr_gram_schmidt(Y):
     return Q, R, True
 
 
+#: from this many columns the Householder QR runs in panels (``_qr_blocked``): LAPACK's ``geqrf``
+#: and ``orgqr`` work column by column below 128 columns, and panels of ``QR_PANEL`` columns are
+#: faster from about 96 (``benchmarks/bench_qr.py``: 1.1-1.3x with the forced Haswell kernels,
+#: 1.4-2x with the processor's own, N x k from 100 x 96 to 400 x 100; slower at 80 x 75 with Haswell)
+QR_BLOCKED_MIN = 96
+QR_PANEL = 16
+
+_geqr2 = fortran_routine("geqr2", 7, "lapack")  # m n a lda tau work info
+_larft = fortran_routine("larft", 9, "lapack")  # direct storev n k v ldv tau t ldt
+_larfb = fortran_routine("larfb", 15, "lapack")  # side trans direct storev m n k v ldv t ldt c ldc work ldwork
+_org2r = fortran_routine("org2r", 8, "lapack")  # m n k a lda tau work info
+
+
+@config.njit(inline="always")
+def _one(x, dtype):
+    # a Fortran scalar argument: a one-element array
+    out = np.empty(1, dtype)
+    out[0] = x
+    return out
+
+
+@config.njit
+def _qr_blocked(Y):
+    # Householder QR in panels of QR_PANEL columns, as LAPACK's blocked geqrf / orgqr: each panel
+    # by geqr2, its block reflector I - V T V^T (larft) applied to the columns right of it (larfb);
+    # then Q = H_1 ... H_p [I; 0] accumulated from the last panel back (larfb, org2r on the panel).
+    # The working array A holds the column-major M x k matrix: A[j, i] is element (i, j), and the
+    # slice A[j, i:] starts at it.
+    M, k = Y.shape
+    nb = QR_PANEL
+    i32, u8 = np.int32, np.uint8
+    A = np.ascontiguousarray(Y.T)
+    tau = np.empty(k, Y.dtype)
+    ldw = max(M, k)
+    work = np.empty(ldw * nb, Y.dtype)
+    T = np.empty((nb, nb), Y.dtype)
+    info, lda, ldt, ldwork = _one(0, i32), _one(M, i32), _one(nb, i32), _one(ldw, i32)
+    fwd, col, left = _one(70, u8), _one(67, u8), _one(76, u8)  # 'F', 'C', 'L'
+    trans, notrans = _one(84, u8), _one(78, u8)  # 'T', 'N'
+    for j in range(0, k, nb):
+        jb = min(nb, k - j)
+        m, w = _one(M - j, i32), _one(jb, i32)
+        _geqr2(Y, m, w, A[j, j:], lda, tau[j:], work, info)
+        if j + jb < k:
+            _larft(Y, fwd, col, m, w, A[j, j:], lda, tau[j:], T, ldt)
+            _larfb(Y, left, trans, fwd, col, m, _one(k - j - jb, i32), w, A[j, j:], lda, T, ldt, A[j + jb, j:], lda,
+                   work, ldwork)
+    R = np.zeros((k, k), Y.dtype)
+    for j in range(k):
+        for i in range(j + 1):
+            R[i, j] = A[j, i]
+    for j in range(((k - 1) // nb) * nb, -1, -nb):
+        jb = min(nb, k - j)
+        m, w = _one(M - j, i32), _one(jb, i32)
+        if j + jb < k:
+            _larft(Y, fwd, col, m, w, A[j, j:], lda, tau[j:], T, ldt)
+            _larfb(Y, left, notrans, fwd, col, m, _one(k - j - jb, i32), w, A[j, j:], lda, T, ldt, A[j + jb, j:],
+                   lda, work, ldwork)
+        _org2r(Y, m, w, w, A[j, j:], lda, tau[j:], work, info)
+        for c in range(j, j + jb):
+            for i in range(j):
+                A[c, i] = 0.0
+    return np.ascontiguousarray(A.T), R
+
+
 @config.njit(inline="always")
 def qr_positive(Y):
     """Reduced QR factorisation ``Y = Q R`` (``Y`` (M, k), k <= M) with a non-negative diagonal of ``R``.
 
     The sign convention makes the factorisation unique for full rank, so ``log R_ii`` are the
     Lyapunov increments and the QR pullback applies.  Up to ``QR_LOOP_MAX`` columns by
-    Gram-Schmidt with reorthogonalisation (positive by construction), otherwise by LAPACK's
-    Householder QR with column i of Q and row i of R negated where ``R_ii`` is negative.
+    Gram-Schmidt with reorthogonalisation (positive by construction), otherwise by Householder
+    QR (LAPACK's, in panels from ``QR_BLOCKED_MIN`` columns) with column i of Q and row i of R
+    negated where ``R_ii`` is negative.
     """
     if Y.shape[1] <= QR_LOOP_MAX:
         Q, R, ok = _qr_gram_schmidt(Y)
         if ok:
             return Q, R
-    Q, R = np.linalg.qr(Y)
+    if Y.shape[1] >= QR_BLOCKED_MIN:
+        Q, R = _qr_blocked(Y)
+    else:
+        Q, R = np.linalg.qr(Y)
     M = Q.shape[0]
     for i in range(R.shape[0]):
         if R[i, i] < 0.0:
