@@ -239,22 +239,45 @@ def vanilla_tangent(p, meta, z, s, Y, JY):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     k = Y.shape[1]
+    d1 = np.empty(N, Y.dtype)
+    _phi_derivatives(z, kind, d1, d1, False)
     if k <= _RANK_UPDATE_LOOP_MAX:
         # a few columns: dot products with the rows of W over contiguous rows of (D Y)^T (a BLAS call
         # and its temporaries cost more than the product here)
         DYT = np.empty((k, N), Y.dtype)
-        for j in range(N):
-            d = _dphi(z[j], kind)
-            for c in range(k):
-                DYT[c, j] = d * Y[j, c]
+        for c in range(k):
+            for j in range(N):
+                DYT[c, j] = d1[j] * Y[j, c]
         _rows_dot(W, DYT, JY)
         return
     DY = np.empty((N, k), Y.dtype)
     for j in range(N):
-        d = _dphi(z[j], kind)
         for c in range(k):
-            DY[j, c] = d * Y[j, c]
+            DY[j, c] = d1[j] * Y[j, c]
     np.dot(W, DY, JY)
+
+
+@njit(inline="always")
+def _phi_derivatives(z, kind, d1, d2, second):
+    # d1 = phi'(z) and (second=True) d2 = phi''(z), elementwise; the branches outside the loops so
+    # that each loop vectorises
+    if kind == 0:
+        if second:
+            for j in range(z.shape[0]):
+                t = _tanh(z[j])
+                e = 1.0 - t * t
+                d1[j] = e
+                d2[j] = -2.0 * t * e
+        else:
+            for j in range(z.shape[0]):
+                t = _tanh(z[j])
+                d1[j] = 1.0 - t * t
+        return
+    for j in range(z.shape[0]):
+        d1[j] = 1.0 if z[j] > 0.0 else 0.0
+    if second:
+        for j in range(z.shape[0]):
+            d2[j] = 0.0
 
 
 @njit(inline="always")
@@ -271,7 +294,6 @@ def _rows_dot(W, XT, out):
             out[i, c] = acc
 
 
-
 @tangent_vjp_kernel
 def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
     # <A, W D Y> with D = diag(phi'(z)): Ybar = D (W^T A), g_z_j = phi''(z_j) sum_c Y_jc (W^T A)_jc,
@@ -279,31 +301,28 @@ def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
     N, K, kind = meta[0], meta[1], meta[2]
     gW, gV, gb = _views(g_p, N, K)
     k = Y.shape[1]
+    d1 = np.empty(N, Y.dtype)
+    d2 = np.empty(N, Y.dtype)
+    _phi_derivatives(z, kind, d1, d2, True)
     if k <= _RANK_UPDATE_LOOP_MAX:
         WTA = np.empty((N, k), A.dtype)
         _rows_dot(_wt(p, N, K), np.ascontiguousarray(A.T), WTA)
     else:
         WTA = np.dot(_wt(p, N, K), A)
-    DY = np.empty((N, k), Y.dtype)
     for j in range(N):
-        if kind == 0:
-            t = _tanh(z[j])
-            d1 = 1.0 - t * t
-            d2 = -2.0 * t * d1
-        else:
-            d1 = 1.0 if z[j] > 0.0 else 0.0
-            d2 = 0.0
         acc = 0.0
         for c in range(k):
             w = WTA[j, c]
-            Ybar[j, c] = d1 * w
+            Ybar[j, c] = d1[j] * w
             acc += Y[j, c] * w
-            DY[j, c] = d1 * Y[j, c]
-        g_z[j] = d2 * acc
+        g_z[j] = d2[j] * acc
     if k <= _RANK_UPDATE_LOOP_MAX:
         # a few rank-1 updates in place (a product would allocate and add an N x N temporary), over
         # contiguous rows of (D Y)^T so that the inner loop vectorises
-        DYT = np.ascontiguousarray(DY.T)
+        DYT = np.empty((k, N), Y.dtype)
+        for c in range(k):
+            for j in range(N):
+                DYT[c, j] = d1[j] * Y[j, c]
         for i in range(N):
             gi = gW[i]
             for c in range(k):
@@ -312,6 +331,10 @@ def vanilla_tangent_vjp(p, meta, z, s, Y, A, Ybar, g_z, g_p):
                 for j in range(N):
                     gi[j] += a * dy[j]
     else:
+        DY = np.empty((N, k), Y.dtype)
+        for j in range(N):
+            for c in range(k):
+                DY[j, c] = d1[j] * Y[j, c]
         gW += np.dot(A, DY.T)
 
 
