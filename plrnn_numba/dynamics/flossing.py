@@ -38,6 +38,7 @@ task training share them without depending on each other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -739,7 +740,10 @@ def flossing_loss_and_grad(
             f"{model.name} has no jacobian_vjp kernel, which the gradient of Lyapunov exponents needs; "
             "add one with plrnn_numba.models.jacobian_vjp_kernel"
         )
-    rng, recorded_seed = V.generator(seed)
+    if z0 is None or q0 is None:
+        rng, recorded_seed = V.generator(seed)
+    else:  # nothing random to draw: only the seed to record
+        rng, recorded_seed = None, int(V.seed_sequence(seed).entropy)
     Z0 = rng.standard_normal((1, M)) if z0 is None else V.as_state(z0, M, "z0")
     Z0 = Z0[None, :] if Z0.ndim == 1 else Z0
     B = Z0.shape[0]
@@ -751,7 +755,7 @@ def flossing_loss_and_grad(
             return FlossingResult.diverged(model.n_params, B, k, M, recorded_seed)
     # one initial tangent system shared by the batch (drawn from ``seed`` unless given)
     q0_one, _ = initial_tangents("random" if q0 is None else q0, 1, M, k, rng)
-    Q0 = V.carray(np.broadcast_to(q0_one[0], (B, M, k)), dtype)
+    Q0 = V.carray(q0_one if B == 1 else np.broadcast_to(q0_one[0], (B, M, k)), dtype)
     S = V.carray(np.transpose(s[:, n_transient:], (1, 0, 2)), dtype)
     p = V.carray(model_params(model, theta), dtype)
     addr = kern.addresses(dtype, jacobian_vjp=True)
@@ -788,5 +792,5 @@ def flossing_loss_and_grad(
             # a non-finite tangent matrix reached the QR factorisation: the run diverged
             return FlossingResult.diverged(model.n_params, B, k, M, recorded_seed)
     grad = np.asarray(model.reduce_grad(gp), dtype)
-    finite = bool(np.isfinite(loss) and np.all(np.isfinite(grad)))
+    finite = bool(math.isfinite(loss) and np.isfinite(grad).all())
     return FlossingResult(float(loss), grad, lam, gz0, finite, recorded_seed)

@@ -136,15 +136,21 @@ def signature_for(sig, dtype: str = "float64"):
     return out
 
 
+# the common spellings, without np.dtype's parsing on every engine call
+_PRECISION_NAMES = {"float64": "float64", "float32": "float32", np.float64: "float64", np.float32: "float32"}
+
+
 def check_precision(model, dtype) -> str:
     """``dtype`` as "float64" / "float32", checked against what the model's kernels support.
 
     ``model=None`` checks the name only (settings made before the model is known).
     """
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
+    name = _PRECISION_NAMES.get(dtype) if isinstance(dtype, (str, type)) else None
+    if name is None:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = None
     if name not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32' (or the numpy types); got {dtype!r}")
     if model is None:
