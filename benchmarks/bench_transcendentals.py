@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""Benchmark: tanh and exp inside compiled loops, the package's call-free code against libm, SVML and NumPy.
+
+The tanh and sigmoid models evaluate these functions for every unit and step
+inside numba loops.  This times, per element, in a compiled loop over a
+vector (the shape of the models' per-step loops) and over a long array:
+
+* ``package``: ``plrnn_numba.models._fastmath`` (``_tanh``, ``_exp_nonpos``),
+  plain arithmetic that the compiler vectorises;
+* ``numba math``: ``math.tanh`` / ``math.exp`` in the same loop, compiled with the
+  package's fast-math flags: libm calls, or Intel's SVML vector functions when
+  numba finds the ``intel-cmplr-lib-rt`` runtime (the report says which);
+* ``numpy``: the ``np.tanh`` / ``np.exp`` ufunc on the whole array, from Python
+  (NumPy's own SIMD code; a per-call overhead the models' per-step loops cannot
+  afford, shown for reference).
+
+Accuracy: the largest difference from a long-double (80-bit) evaluation, in
+units in the last place (ulp) of the float64 result, over [-30, 30] for tanh
+and [-700, 0] for exp (the range the models use).  Usage::
+
+    python benchmarks/bench_transcendentals.py [--cpu 0] [--out FILE]
+
+numba uses SVML only when llvmlite's LLVM carries the SVML patch and the
+``intel-cmplr-lib-rt`` runtime is installed; the report states both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+C.limit_threads(1)
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from plrnn_numba import config  # noqa: E402
+from plrnn_numba.models._fastmath import _exp_nonpos, _tanh  # noqa: E402
+
+SIZES = (80, 512, 100_000)
+
+
+@config.njit
+def _loop_package_tanh(x, out, n):
+    for _ in range(n):
+        for j in range(x.shape[0]):
+            out[j] = _tanh(x[j])
+
+
+@config.njit
+def _loop_math_tanh(x, out, n):
+    for _ in range(n):
+        for j in range(x.shape[0]):
+            out[j] = math.tanh(x[j])
+
+
+@config.njit
+def _loop_package_exp(x, out, n):
+    for _ in range(n):
+        for j in range(x.shape[0]):
+            out[j] = _exp_nonpos(x[j])
+
+
+@config.njit
+def _loop_math_exp(x, out, n):
+    for _ in range(n):
+        for j in range(x.shape[0]):
+            out[j] = math.exp(x[j])
+
+
+def _numpy_tanh(x, out, n):
+    for _ in range(n):
+        np.tanh(x, out=out)
+
+
+def _numpy_exp(x, out, n):
+    for _ in range(n):
+        np.exp(x, out=out)
+
+
+FUNCTIONS = {
+    "tanh": (np.tanh, (-30.0, 30.0), {"package": _loop_package_tanh, "numba math": _loop_math_tanh,
+                                       "numpy": _numpy_tanh}),
+    "exp": (np.exp, (-700.0, 0.0), {"package": _loop_package_exp, "numba math": _loop_math_exp,
+                                     "numpy": _numpy_exp}),
+}
+
+
+def ns_per_element(fn, x: np.ndarray) -> float:
+    out = np.empty_like(x)
+    fn(x, out, 1)
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        fn(x, out, n)
+        if time.perf_counter() - t0 > 0.05:
+            break
+        n *= 2
+    runs = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        fn(x, out, n)
+        runs.append((time.perf_counter() - t0) / (n * x.size) * 1e9)
+    return float(np.median(runs))
+
+
+def max_ulp(fn, ref, lo: float, hi: float) -> float:
+    x = np.concatenate([np.linspace(lo, hi, 200_001), np.random.default_rng(0).uniform(lo, hi, 200_000),
+                        np.array([-1e-300, -1e-12, 0.0, 1e-12, 1e-300])])
+    x = x[(x >= lo) & (x <= hi)]
+    got = np.empty_like(x)
+    fn(x, got, 1)
+    exact = ref(x.astype(np.longdouble))
+    ulp = np.spacing(np.abs(exact).astype(np.float64))
+    ulp[ulp == 0] = np.finfo(np.float64).smallest_subnormal
+    return float(np.max(np.abs(got.astype(np.longdouble) - exact) / ulp))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.add_cpu_argument(ap)
+    ap.add_argument("--out", help="also write the markdown report here")
+    args = ap.parse_args(argv)
+    C.pin_to_cpu(args.cpu)
+    svml = bool(getattr(numba.config, "USING_SVML", False))
+    import llvmlite.binding as ll
+
+    llvm_svml = bool(getattr(ll, "has_svml", False))
+    rep = C.Report()
+    rep.add("## Transcendental functions in compiled loops: the package's code, libm or SVML, NumPy\n")
+    rep.add(f"- **command**: `{C.command_line()}`")
+    rep.add(C.key_value_list({**C.machine_info(), **C.versions(("numpy", "numba"))}))
+    rep.add(f"- **numba math functions**: {'SVML' if svml else 'libm'} (numba.config.USING_SVML = {svml}; "
+            f"llvmlite built with the SVML patch: {llvm_svml})")
+    rep.add(f"- **fast-math flags of the loops**: {', '.join(sorted(config.FASTMATH))}")
+    rep.add(f"- **pinned to**: {C.pinned_cpu_text()}\n")
+    rows = []
+    for name, (ref, (lo, hi), impls) in FUNCTIONS.items():
+        for impl, fn in impls.items():
+            row = [name, impl]
+            for size in SIZES:
+                x = np.random.default_rng(size).uniform(lo, hi, size)
+                row.append(C.fmt(ns_per_element(fn, x)))
+            row.append(C.fmt(max_ulp(fn, ref, lo, hi), 2))
+            rows.append(row)
+            print(row, flush=True)
+    rep.add(C.markdown_table(["function", "implementation"] + [f"ns/element, n = {n:,}" for n in SIZES]
+                             + ["max error (ulp)"], rows, "llrrrr"))
+    rep.add("\nMedian time per element of a compiled loop over a vector of n elements, repeated (NumPy: one ufunc "
+            "call per repetition, from Python); error against a long-double evaluation, in ulp of the result.")
+    if args.out:
+        rep.write(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
