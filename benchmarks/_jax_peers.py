@@ -249,3 +249,34 @@ def flossing(W, b, z0, q0, T: int, dtype="float64", grad: bool = True):
         return float(val), np.concatenate([_np(gW).ravel(), _np(gb)])
 
     return run, result
+
+
+# ------------------------------------------------------------------------------------ QR
+def qr_loop(Y, n: int, dtype="float64"):
+    """``n`` QR factorisations of ``Y`` (``jnp.linalg.qr``) inside one jitted ``lax.scan``.
+
+    Each iteration factorises a copy of ``Y`` scaled by a carried factor (so XLA cannot hoist the
+    factorisation out of the loop) and adds an entry of each factor to the carry (so that neither is
+    dead code), as bench_qr.py's compiled loops use theirs.  ``run()`` makes the n factorisations;
+    ``result()`` is ``(Q, R)`` of ``Y`` with a positive diagonal of ``R``.
+    """
+    jax, jnp = jax_modules()
+    (Yj,) = _arrays(dtype, Y)
+
+    def body(carry, _):
+        q, r = jnp.linalg.qr(Yj * carry)
+        # both factors feed the carry: an unused Q would be dropped by XLA (no orgqr call)
+        return carry + 1e-300 * (r[0, 0] + q[-1, -1]), None
+
+    f = jax.jit(lambda: jax.lax.scan(body, jnp.ones((), Yj.dtype), None, length=n)[0])
+    qr = jax.jit(jnp.linalg.qr)
+
+    def run():
+        return jax.block_until_ready(f())
+
+    def result():
+        q, r = (_np(x) for x in qr(Yj))
+        s = np.sign(np.diag(r))
+        return q * s[None, :], r * s[:, None]
+
+    return run, result

@@ -186,6 +186,23 @@ def main() -> None:
             "Jacobian product as `W @ ((1 - tanh(h)^2)[:, None] * Q)` (O(N^2 k), no N x N Jacobian). One "
             "thread: BLAS variables, `torch.set_num_threads(1)`, `--xla_cpu_multi_thread_eigen=false "
             "intra_op_parallelism_threads=1`, the process pinned to one CPU.")
+    # fixed cost per call and cost per step (N = 80, k = 1): calls of 1, 55 and 1055 steps
+    model = pn.VanillaRNN(80)
+    theta = model.init(0, g=1.0)
+    rng = np.random.default_rng(1)
+    z0 = rng.standard_normal(80)
+    q0 = np.linalg.qr(rng.standard_normal((80, 1)))[0]
+    split = []
+    for name, fn in (("flossing", lambda T: flossing_loss_and_grad(model, theta, 1, z0=z0, n_steps=T, q0=q0)),
+                     ("spectrum", lambda T: pn.dynamics.lyapunov_spectrum(model, theta, k=1, n_steps=T,
+                                                                          n_transient=0, n_transient_ons=0,
+                                                                          z0=z0))):
+        t = {T: C.time_call(partial(fn, T), min_time=min_time).median for T in (1, 55, 1055)}
+        per_step = (t[1055] - t[1]) / 1054
+        split.append([name, C.fmt(t[1] * 1e6), C.fmt(per_step * 1e6), C.fmt(t[55] * 1e3)])
+    rep.add("\nFixed cost and cost per step of the package's calls (N = 80, k = 1; medians of calls with 1, 55 "
+            "and 1055 steps; per step: the difference of the 1055- and 1-step calls over 1054 steps):\n")
+    rep.add(C.markdown_table(["call", "one step us", "per further step us", "55 steps ms"], split))
     # the paper's 500 preflossing epochs (N = 80, k = 75, 55 steps): about 37 s on its machine
     n_ep = 50 if args.quick else 500
     import time

@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Benchmark: the tall-skinny QR factorisation of the Lyapunov and flossing engines, five ways.
+"""Benchmark: the tall-skinny QR factorisation of the Lyapunov and flossing engines, six ways.
 
 Per step the engines factorise the propagated tangent system ``Y = Q R``
 (``Y`` N x k, a positive diagonal of ``R``).  This times, inside a compiled
 loop (no Python call per factorisation), for each (N, k):
 
-* ``householder``: LAPACK's ``geqrf`` + ``orgqr`` through numba's ``np.linalg.qr``
-  with the sign fix (the engines' path from three columns on);
+* ``householder``: LAPACK's ``geqrf`` + ``orgqr`` called directly (the package's
+  ``_qr_householder``, the engines' path from three to ``QR_BLOCKED_MIN - 1`` columns),
+  with the sign fix;
+* ``np.linalg.qr``: the same routines through numba's ``np.linalg.qr`` (workspace
+  queries, copies in and out of Fortran order);
 * ``gram-schmidt``: the package's classical Gram-Schmidt with one
   reorthogonalisation (``_qr_gram_schmidt``, the engines' path up to two columns);
 * ``cholesky-qr2``: Cholesky QR applied twice (``R = chol(Y^T Y)``, ``Q = Y R^-1``),
@@ -21,9 +24,10 @@ loop (no Python call per factorisation), for each (N, k):
   and ``R = L^T`` with no copies into and out of Fortran order,
 
 and checks that all agree with the Householder factors (max abs difference
-of Q and of R / max |R|).  Usage::
+of Q and of R / max |R|); JAX's ``jnp.linalg.qr`` in a jitted ``lax.scan`` is
+timed beside them when JAX is installed.  Usage::
 
-    python benchmarks/bench_qr.py [--cpu 0] [--out FILE]
+    python benchmarks/bench_qr.py [--cpu 0] [--no-jax] [--out FILE]
 """
 
 from __future__ import annotations
@@ -39,11 +43,19 @@ C.limit_threads(1)
 import argparse  # noqa: E402
 import time  # noqa: E402
 
+import _jax_peers as JP  # noqa: E402  (imports jax only when used)
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from plrnn_numba.dynamics._blas import fortran_routine  # noqa: E402
-from plrnn_numba.dynamics._tangents import QR_BLOCKED_MIN, QR_PANEL, _one, _qr_blocked, _qr_gram_schmidt  # noqa: E402
+from plrnn_numba.dynamics._tangents import (  # noqa: E402
+    QR_BLOCKED_MIN,
+    QR_PANEL,
+    _one,
+    _qr_blocked,
+    _qr_gram_schmidt,
+    _qr_householder,
+)
 
 _gelqf = fortran_routine("gelqf", 8, "lapack")  # m n a lda tau work lwork info
 _orglq = fortran_routine("orglq", 9, "lapack")  # m n k a lda tau work lwork info
@@ -63,6 +75,12 @@ def _sign_fix(Q, R):
 
 @njit
 def householder(Y):
+    Q, R = _qr_householder(Y)
+    return _sign_fix(Q, R)
+
+
+@njit
+def numba_qr(Y):
     Q, R = np.linalg.qr(Y)
     return _sign_fix(Q, R)
 
@@ -144,19 +162,21 @@ def _repeat(which, Y, n):
         if which == 0:
             Q, R = householder(Y)
         elif which == 1:
-            Q, R = gram_schmidt(Y)
+            Q, R = numba_qr(Y)
         elif which == 2:
-            Q, R = cholesky_qr2(Y)
+            Q, R = gram_schmidt(Y)
         elif which == 3:
+            Q, R = cholesky_qr2(Y)
+        elif which == 4:
             Q, R = blocked(Y)
         else:
             Q, R = lq(Y)
-        acc += R[0, 0]
+        acc += R[0, 0] + Q[-1, -1]
     return acc
 
 
-METHODS = ("householder", "gram-schmidt", "cholesky-qr2", "blocked", "lq")
-FUNCS = (householder, gram_schmidt, cholesky_qr2, blocked, lq)
+METHODS = ("householder", "np.linalg.qr", "gram-schmidt", "cholesky-qr2", "blocked", "lq")
+FUNCS = (householder, numba_qr, gram_schmidt, cholesky_qr2, blocked, lq)
 
 
 def per_call_us(which: int, Y: np.ndarray) -> float:
@@ -176,17 +196,42 @@ def per_call_us(which: int, Y: np.ndarray) -> float:
     return float(np.median(runs))
 
 
+def jax_per_call_us(Y: np.ndarray) -> float:
+    """JAX's ``jnp.linalg.qr`` per factorisation, inside a jitted ``lax.scan`` (after checking its factors)."""
+    n = 1
+    while True:
+        run, result = JP.qr_loop(Y, n)
+        run()
+        t0 = time.perf_counter()
+        run()
+        if time.perf_counter() - t0 > 0.05 or n >= 2**16:
+            break
+        n *= 4
+    Q, R = result()
+    Qh, Rh = householder(Y)
+    assert np.abs(Q - Qh).max() < 1e-10 and np.abs(R - Rh).max() < 1e-10 * np.abs(Rh).max(), "JAX's QR differs"
+    runs = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        run()
+        runs.append((time.perf_counter() - t0) / n * 1e6)
+    return float(np.median(runs))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_cpu_argument(ap)
+    ap.add_argument("--no-jax", action="store_true", help="skip the JAX column")
     ap.add_argument("--out", help="also write the markdown report here")
     args = ap.parse_args(argv)
     C.pin_to_cpu(args.cpu)
+    use_jax, jax_note = JP.status(args.no_jax)
     rep = C.Report()
     rep.add("## Tall-skinny QR: Householder (LAPACK), Gram-Schmidt twice, Cholesky QR twice, blocked Householder, LQ\n")
     rep.add(f"- **command**: `{C.command_line()}`")
     rep.add(C.key_value_list(C.machine_info()))
     rep.add(f"- **BLAS**: {C.blas_info()}")
+    rep.add(f"- **jax**: {jax_note}")
     rep.add(f"- **pinned to**: {C.pinned_cpu_text()}\n")
     rng = np.random.default_rng(0)
     rows = []
@@ -200,12 +245,16 @@ def main(argv=None) -> int:
         for f in FUNCS[1:]:
             Q, R = f(Y)
             errs.append(max(np.abs(Q - Qh).max(), np.abs(R - Rh).max() / np.abs(Rh).max()))
-        row += [C.fmt(t) for t in times] + [f"{e:.1e}" for e in errs]
+        row += [C.fmt(t) for t in times] + [C.fmt(jax_per_call_us(Y)) if use_jax else "n/a"]
+        row += [f"{e:.1e}" for e in errs]
         rows.append(row)
-    rep.add(C.markdown_table(["N x k"] + [f"{m} us" for m in METHODS] + [f"{m} diff" for m in METHODS[1:]], rows,
-                             "l" + "r" * (2 * len(METHODS) - 1)))
+        print(row, flush=True)
+    rep.add(C.markdown_table(["N x k"] + [f"{m} us" for m in METHODS] + ["JAX us"]
+                             + [f"{m} diff" for m in METHODS[1:]], rows, "l" + "r" * (2 * len(METHODS))))
     rep.add("\nMedian time per factorisation inside a compiled loop; `diff`: largest difference of Q, and of R "
-            "relative to max |R|, against the Householder factors. The engines use `gram-schmidt` up to two "
+            "relative to max |R|, against the Householder factors. `JAX`: `jnp.linalg.qr` (float64) inside a "
+            "jitted `lax.scan`, per factorisation, its factors checked against the Householder ones (1e-10). "
+            "The engines use `gram-schmidt` up to two "
             f"columns, `householder` from three, `blocked` (panels of {QR_PANEL}) from {QR_BLOCKED_MIN}.")
     if args.out:
         rep.write(args.out)
