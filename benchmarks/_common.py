@@ -14,6 +14,7 @@ Helpers
   process (every thread) to one CPU (``--cpu N``).
 * :func:`repo_root`, :func:`add_repo_to_path` — run the scripts from a checkout.
 * :func:`time_call` — warm-up, then the median of repeated ``perf_counter`` runs.
+* :func:`median_per_repetition` — seconds per repetition of a compiled loop ``run(n)``.
 * :func:`matmul_gflops` — single-call GFLOP/s of NumPy's ``a @ b`` (reference).
 * :func:`machine_info`, :func:`versions`, :func:`command_line` — provenance.
 * :func:`markdown_table`, :func:`fmt` — markdown output.
@@ -219,6 +220,29 @@ def time_call(
         out.times.append(t1 - t0)
         if (out.runs >= min_runs and time.perf_counter() - start >= min_time) or out.runs >= max_runs:
             return out
+
+
+def median_per_repetition(run: Callable[[int], object], *, min_time: float = 0.05, runs: int = 7) -> float:
+    """Seconds per repetition of ``run(n)``, a compiled loop of ``n`` repetitions.
+
+    After one warm-up call, ``n`` doubles from 1 until one call takes ``min_time``
+    seconds; then the median of ``runs`` calls, divided by ``n`` (a Python call per
+    repetition would measure the call, not the work).
+    """
+    run(1)
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        run(n)
+        if time.perf_counter() - t0 > min_time:
+            break
+        n *= 2
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run(n)
+        times.append((time.perf_counter() - t0) / n)
+    return statistics.median(times)
 
 
 def time_interleaved(

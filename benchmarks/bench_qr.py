@@ -180,20 +180,7 @@ FUNCS = (householder, numba_qr, gram_schmidt, cholesky_qr2, blocked, lq)
 
 
 def per_call_us(which: int, Y: np.ndarray) -> float:
-    _repeat(which, Y, 1)
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        _repeat(which, Y, n)
-        if time.perf_counter() - t0 > 0.05:
-            break
-        n *= 2
-    runs = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        _repeat(which, Y, n)
-        runs.append((time.perf_counter() - t0) / n * 1e6)
-    return float(np.median(runs))
+    return C.median_per_repetition(lambda n: _repeat(which, Y, n)) * 1e6
 
 
 def jax_per_call_us(Y: np.ndarray) -> float:

@@ -36,7 +36,6 @@ C.limit_threads(1)
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import time  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -95,20 +94,7 @@ FUNCTIONS = {
 
 def ns_per_element(fn, x: np.ndarray) -> float:
     out = np.empty_like(x)
-    fn(x, out, 1)
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        fn(x, out, n)
-        if time.perf_counter() - t0 > 0.05:
-            break
-        n *= 2
-    runs = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        fn(x, out, n)
-        runs.append((time.perf_counter() - t0) / (n * x.size) * 1e9)
-    return float(np.median(runs))
+    return C.median_per_repetition(lambda n: fn(x, out, n)) / x.size * 1e9
 
 
 def max_ulp(fn, ref, lo: float, hi: float) -> float:
