@@ -48,10 +48,10 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from plrnn_numba.dynamics._blas import fortran_routine  # noqa: E402
+from plrnn_numba.dynamics._blas import fortran_scalar as _one  # noqa: E402
 from plrnn_numba.dynamics._tangents import (  # noqa: E402
     QR_BLOCKED_MIN,
     QR_PANEL,
-    _one,
     _qr_blocked,
     _qr_gram_schmidt,
     _qr_householder,

@@ -76,17 +76,11 @@ def fortran_routine(name: str, n_args: int, library: str = "blas"):
 _trsm = fortran_routine("trsm", 11)
 
 
-@config.njit
-def _char(c):
-    out = np.empty(1, np.uint8)
-    out[0] = c
-    return out
-
-
-@config.njit
-def _int(i):
-    out = np.empty(1, np.int32)
-    out[0] = i
+@config.njit(inline="always")
+def fortran_scalar(x, dtype):
+    """A scalar argument of a Fortran routine: a one-element array of ``dtype`` holding ``x``."""
+    out = np.empty(1, dtype)
+    out[0] = x
     return out
 
 
@@ -101,7 +95,7 @@ def solve_right_upper_transposed(R, X):
     either array.  Entries of ``R`` below the diagonal are not read.
     """
     n, k = X.shape
-    lower = _char(76)  # 'L'
-    kk = _int(k)
-    _trsm(X, lower, lower, _char(84), _char(78), kk, _int(n), np.ones(1, X.dtype), np.ascontiguousarray(R), kk, X,
-          kk)
+    lower = fortran_scalar(76, np.uint8)  # 'L'
+    kk = fortran_scalar(k, np.int32)
+    _trsm(X, lower, lower, fortran_scalar(84, np.uint8), fortran_scalar(78, np.uint8), kk,
+          fortran_scalar(n, np.int32), np.ones(1, X.dtype), np.ascontiguousarray(R), kk, X, kk)
