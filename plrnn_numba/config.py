@@ -114,7 +114,7 @@ class LazyKernel:
         numba dispatcher
             The compiled kernel.
         """
-        if signature is None or signature == self.signature:
+        if signature is None or signature is self.signature or signature == self.signature:
             return self.dispatcher
         others = self.__dict__.setdefault("_others", {})
         disp = others.get(signature)

@@ -289,7 +289,7 @@ def _analyse(model, path, s, d, inputs, arguments, s_attrs, path_kind, label, *,
     """Track, locate, classify and assemble (shared by the two public functions)."""
     max_order = V.positive_int(max_order, "max_order")
     settings = as_settings(settings)
-    seed = V.seed_sequence(seed).entropy
+    seed = V.seed_value(seed)
     locate_tol = V.finite_float(locate_tol, "locate_tol", low=0.0)
     if locate_tol <= 0.0:
         raise ValueError("locate_tol must be > 0")

@@ -109,6 +109,16 @@ _FLOSS_SIGS = {"float64": _FLOSS_SIG, "float32": _FLOSS_SIG32}
 def _qr_pullback_loops(Q, R, Qbar, rbar):
     # the same as _qr_pullback in loops, for a few columns (no BLAS calls or temporaries)
     M, k = Q.shape
+    if k == 1:
+        # one exponent: Mx = R rbar - Qbar . Q is a scalar; two contiguous (vectorised) passes
+        dot = 0.0
+        for m in range(M):
+            dot += Qbar[m, 0] * Q[m, 0]
+        c = R[0, 0] * rbar[0] - dot
+        X = np.empty((M, 1), Q.dtype)
+        for m in range(M):
+            X[m, 0] = (Qbar[m, 0] + Q[m, 0] * c) / R[0, 0]
+        return X
     Mx = np.zeros((k, k), Q.dtype)
     for m in range(M):
         for i in range(k):
@@ -743,7 +753,7 @@ def flossing_loss_and_grad(
     if z0 is None or q0 is None:
         rng, recorded_seed = V.generator(seed)
     else:  # nothing random to draw: only the seed to record
-        rng, recorded_seed = None, int(V.seed_sequence(seed).entropy)
+        rng, recorded_seed = None, V.seed_value(seed)
     Z0 = rng.standard_normal((1, M)) if z0 is None else V.as_state(z0, M, "z0")
     Z0 = Z0[None, :] if Z0.ndim == 1 else Z0
     B = Z0.shape[0]

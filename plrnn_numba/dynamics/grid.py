@@ -163,7 +163,7 @@ def bifurcation_grid(
     """
     max_order = V.positive_int(max_order, "max_order")
     settings = as_settings(settings)
-    seed = int(V.seed_sequence(seed).entropy)
+    seed = V.seed_value(seed)
     pl0 = as_piecewise_linear(model, theta, inputs)  # validates model, theta and inputs once
     theta0 = model.check_theta(theta).copy()
     ax = _grid_axis(model, theta0, param_x, values_x, "values_x", "param_x")

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _validate as V
-from .. import config
 from ..config import njit
-from ._linalg import acc_at_b
+from ._linalg import acc_at_b, use_blas
 from .base import (
     build_kernels,
     jacobian_kernel,
@@ -69,7 +68,7 @@ def alrnn_step(p, meta, z, s, z_next):
     for b in range(B):
         for j in range(M):
             r[b, j] = _phi(z[b, j], j, n_lin)
-    if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
+    if use_blas(M, B):
         wr = np.dot(r, WT)
         for b in range(B):
             for i in range(M):
@@ -94,7 +93,7 @@ def alrnn_state_vjp(p, meta, z, s, g, g_z):
     M, K, n_lin = meta[0], meta[1], meta[2]
     a, W, C, h, WT = _views(p, M, K)
     B = z.shape[0]
-    if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
+    if use_blas(M, B):
         wg = np.dot(g, W)
         for b in range(B):
             for j in range(M):

@@ -88,7 +88,7 @@ import scipy.linalg
 
 from .. import _validate as V_
 from ..config import njit
-from ._linalg import acc_at_b
+from ._linalg import acc_at_b, use_blas
 from .base import (
     Model,
     build_kernels,
@@ -98,7 +98,7 @@ from .base import (
     state_vjp_kernel,
     step_kernel,
 )
-from .vanilla import _blas, _views  # the same layout W | V | b and the same BLAS switch
+from .vanilla import _views  # the same layout W | V | b
 
 _SKEW_INITS = ("henaff", "cayley", "normal")
 
@@ -131,7 +131,7 @@ def _preactivation(p, meta, Z, S):
     N, K = meta[0], meta[1]
     W, V, b = _views(p, N, K)
     rows = Z.shape[0]
-    if _blas(N, rows):
+    if use_blas(N, rows):
         H = np.dot(Z, W.T)
         if K > 0:
             H += np.dot(S, V.T)
@@ -171,7 +171,7 @@ def orthogonal_state_vjp(p, meta, z, s, g, g_z):
     for r in range(rows):
         for i in range(N):
             H[r, i] = _dmodrelu(H[r, i], b[i]) * g[r, i]
-    if _blas(N, rows):
+    if use_blas(N, rows):
         g_z[:, :] = np.dot(H, W)
         return
     for r in range(rows):

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validate as V
-from .. import config
 from ..config import njit
-from ._linalg import acc_at_b, rows_times_transpose
+from ._linalg import acc_at_b, rows_times_transpose, use_blas
 from .base import (
     Model,
     build_kernels,
@@ -64,7 +63,7 @@ def plrnn_step(p, meta, z, s, z_next):
     M, K = meta[0], meta[1]
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
-    if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
+    if use_blas(M, B):
         r = np.empty((B, M), z.dtype)
         for b in range(B):
             for j in range(M):
@@ -98,7 +97,7 @@ def plrnn_state_vjp(p, meta, z, s, g, g_z):
     M, K = meta[0], meta[1]
     a, W, C, h = _views(p, M, K)
     B = z.shape[0]
-    if M >= config.BLAS_MIN_DIM or (B >= config.BLAS_MIN_BATCH and M >= 16):
+    if use_blas(M, B):
         wg = rows_times_transpose(g, _wt_view(p, M, K), W)
         for b in range(B):
             for j in range(M):

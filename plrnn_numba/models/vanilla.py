@@ -18,10 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validate as V_
-from .. import config
 from ..config import njit
 from ._fastmath import _tanh
-from ._linalg import acc_at_b, rows_times_transpose
+from ._linalg import acc_at_b, rows_times_transpose, use_blas
 from .base import (
     Model,
     TangentKernels,
@@ -61,12 +60,6 @@ def _wt(p, N, K):
 
 
 @njit(inline="always")
-def _blas(N, rows):
-    # BLAS for wide layers or many rows; row loops below (shared with the orthogonal RNN)
-    return N >= config.BLAS_MIN_DIM or (rows >= config.BLAS_MIN_BATCH and N >= 16)
-
-
-@njit(inline="always")
 def _dphi(x, kind):
     if kind == 0:
         t = _tanh(x)
@@ -95,7 +88,7 @@ def _step_rows(p, meta, z, s, z_next, R):
     W, V, b = _views(p, N, K)
     B = z.shape[0]
     _activations(z, kind, R)
-    if _blas(N, B):
+    if use_blas(N, B):
         wr = rows_times_transpose(R, W, _wt(p, N, K))
         for bb in range(B):
             for i in range(N):
@@ -121,7 +114,7 @@ def _state_rows(p, meta, R, g, g_z):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     B = R.shape[0]
-    if _blas(N, B):
+    if use_blas(N, B):
         wg = rows_times_transpose(g, _wt(p, N, K), W)
         for bb in range(B):
             if kind == 0:
