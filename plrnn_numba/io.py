@@ -85,6 +85,12 @@ def versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
+def _versions_json() -> str:
+    # the same text for every Dataset of a process
+    return to_json(versions())
+
+
+@functools.lru_cache(maxsize=1)
 def _versions() -> tuple:
     # package metadata lookups cost ~20 ms; the versions cannot change in a process
     out = {"plrnn_numba": __version__, "python": platform.python_version()}
@@ -121,7 +127,7 @@ def provenance(call: str, arguments: dict | None = None, seeds=None) -> dict:
         "arguments": to_json(arguments or {}),
         "seeds": to_json(seeds),
         "host": socket.gethostname(),
-        "versions": to_json(versions()),
+        "versions": _versions_json(),
         "history": f"{now}: {call} (plrnn_numba {__version__})",
         "Conventions": "CF-1.8",
     }
