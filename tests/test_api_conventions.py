@@ -92,6 +92,39 @@ def test_one_seed_rule():
     for bad, exc in ((-1, ValueError), (1.5, TypeError), (True, TypeError), ("1", TypeError)):
         with pytest.raises(exc, match="seed must be"):
             V.seed_sequence(bad)
+        with pytest.raises(exc, match="seed must be"):
+            V.seed_value(bad)
+    # the recorded seed without the sequence: the same int for ints, a fresh one for None and Generators
+    for seed in (0, 7, np.int64(12), 2**63 - 1):
+        assert V.seed_value(seed) == V.seed_sequence(seed).entropy and type(V.seed_value(seed)) is int
+    assert V.seed_value(np.random.default_rng(3)) == V.seed_sequence(np.random.default_rng(3)).entropy
+    assert 0 <= V.seed_value(None) < 2**63
+
+
+def test_float_arrays_are_plain_ndarrays():
+    # the no-copy path returns a float64 ndarray itself, and never a subclass
+    x = np.arange(3.0)
+    assert V.as_float_array(x, "x") is x
+    class Sub(np.ndarray):
+        pass
+
+    for sub in (np.ma.masked_array([1.0, 2.0]), np.arange(2.0).view(Sub)):
+        out = V.as_float_array(sub, "x")
+        assert type(out) is np.ndarray and out.dtype == np.float64
+    assert V.as_float_array(np.array([1, 2], np.int32), "x").dtype == np.float64
+    assert V.as_float_array(np.array([True]), "x").dtype == np.float64
+    for bad, match in ((np.array([1j]), "real-valued"), (np.array(["a"]), "real numeric"),
+                       (np.array([None]), "real numeric")):
+        with pytest.raises(TypeError, match=match):
+            V.as_float_array(bad, "x")
+    # carray's no-copy path: only for C-contiguous, writeable arrays of the dtype
+    y = np.zeros((2, 3))
+    assert V.carray(y) is y
+    assert V.carray(y.T).flags.c_contiguous and V.carray(y.T) is not y
+    ro = np.zeros(3)
+    ro.flags.writeable = False
+    assert V.carray(ro).flags.writeable
+    assert V.carray(y, np.float32).dtype == np.float32
 
 
 def test_one_inputs_rule():

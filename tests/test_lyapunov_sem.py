@@ -162,6 +162,17 @@ def test_blocks_cover_the_accumulated_steps(n_transient_ons, n_steps, t_ons, n_b
     assert lengths.max() - lengths.min() <= 2 * t_ons
 
 
+def test_block_lengths_closed_form_for_every_step_a_qr_step():
+    # t_ons = 1 has a closed form; it must assign the blocks as the general rule does
+    def general(n_steps, n_blocks):
+        n_eff = min(n_blocks, n_steps)
+        return np.bincount(np.arange(n_steps) * n_eff // n_steps, minlength=n_eff).astype(float)
+
+    for n_steps in [*range(1, 70), 999, 1000, 1001, 10_007]:
+        for n_blocks in (2, 3, 7, 20, 30, 64):
+            np.testing.assert_array_equal(_block_lengths(4, n_steps, 1, n_blocks), general(n_steps, n_blocks))
+
+
 def test_single_initial_condition_and_few_qr_steps():
     model = pn.VanillaRNN(4)
     theta = model.init(0, g=2.0)
