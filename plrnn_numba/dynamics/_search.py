@@ -86,11 +86,58 @@ def _matmul_into(A, B, out):
 _solve_shifted = LU.solve_shifted
 
 
+@config.njit(inline="always")
+def _compose2(F, c, Zw, b):
+    # _solve_region_sequence_ws's composition for M = 2, with Z and b in registers
+    z00, z01, z10, z11 = F[0, 0, 0], F[0, 0, 1], F[0, 1, 0], F[0, 1, 1]
+    b0, b1 = c[0, 0], c[0, 1]
+    for s in range(1, F.shape[0]):
+        f00, f01, f10, f11 = F[s, 0, 0], F[s, 0, 1], F[s, 1, 0], F[s, 1, 1]
+        z00, z01, z10, z11 = (f00 * z00 + f01 * z10, f00 * z01 + f01 * z11,
+                              f10 * z00 + f11 * z10, f10 * z01 + f11 * z11)
+        b0, b1 = c[s, 0] + f00 * b0 + f01 * b1, c[s, 1] + f10 * b0 + f11 * b1
+    Zw[0, 0], Zw[0, 1], Zw[1, 0], Zw[1, 1] = z00, z01, z10, z11
+    b[0], b[1] = b0, b1
+
+
+@config.njit(inline="always")
+def _compose3(F, c, Zw, b):
+    # the same for M = 3
+    z00, z01, z02 = F[0, 0, 0], F[0, 0, 1], F[0, 0, 2]
+    z10, z11, z12 = F[0, 1, 0], F[0, 1, 1], F[0, 1, 2]
+    z20, z21, z22 = F[0, 2, 0], F[0, 2, 1], F[0, 2, 2]
+    b0, b1, b2 = c[0, 0], c[0, 1], c[0, 2]
+    for s in range(1, F.shape[0]):
+        f = F[s]
+        f00, f01, f02 = f[0, 0], f[0, 1], f[0, 2]
+        f10, f11, f12 = f[1, 0], f[1, 1], f[1, 2]
+        f20, f21, f22 = f[2, 0], f[2, 1], f[2, 2]
+        z00, z01, z02, z10, z11, z12, z20, z21, z22 = (
+            f00 * z00 + f01 * z10 + f02 * z20, f00 * z01 + f01 * z11 + f02 * z21, f00 * z02 + f01 * z12 + f02 * z22,
+            f10 * z00 + f11 * z10 + f12 * z20, f10 * z01 + f11 * z11 + f12 * z21, f10 * z02 + f11 * z12 + f12 * z22,
+            f20 * z00 + f21 * z10 + f22 * z20, f20 * z01 + f21 * z11 + f22 * z21, f20 * z02 + f21 * z12 + f22 * z22,
+        )
+        b0, b1, b2 = (c[s, 0] + f00 * b0 + f01 * b1 + f02 * b2, c[s, 1] + f10 * b0 + f11 * b1 + f12 * b2,
+                      c[s, 2] + f20 * b0 + f21 * b1 + f22 * b2)
+    Zw[0, 0], Zw[0, 1], Zw[0, 2] = z00, z01, z02
+    Zw[1, 0], Zw[1, 1], Zw[1, 2] = z10, z11, z12
+    Zw[2, 0], Zw[2, 1], Zw[2, 2] = z20, z21, z22
+    b[0], b[1], b[2] = b0, b1, b2
+
+
 @config.njit
 def _solve_region_sequence_ws(F, c, rcond_min, z, Zw, Tw, LUw, b, t, u, piv):
     # Workspace version of solve_region_sequence (no allocation: called once per candidate).
     k = F.shape[0]
     M = z.shape[0]
+    # two and three dimensions written out (the 2-D examples, a shallow PLRNN's 3 latent states): loops
+    # over a run-time dimension cost several times the arithmetic of a long cycle's 2 x 2 or 3 x 3 products
+    if M == 2:
+        _compose2(F, c, Zw, b)
+        return _solve_shifted(Zw, b, rcond_min, z, LUw, t, u, piv)
+    if M == 3:
+        _compose3(F, c, Zw, b)
+        return _solve_shifted(Zw, b, rcond_min, z, LUw, t, u, piv)
     for i in range(M):
         for j in range(M):
             Zw[i, j] = F[0, i, j]
