@@ -238,3 +238,44 @@ def test_search_many_with_tiny_buffers_gives_the_same_cycles(monkeypatch):
             np.testing.assert_array_equal(ca.points, cb.points)
             assert ca.found_at_solve == cb.found_at_solve
     np.testing.assert_array_equal(ref_stats["n_solves"], stats["n_solves"])
+
+
+def test_fresh_candidate_windows_are_ragged_and_exact(monkeypatch):
+    # The fresh candidates of all streams share one flat array, each stream's window at its own
+    # offset with k x P entries per candidate (k: the stream's order).  After every extension each
+    # window must be intact where the engine reads it, and the array must stay within twice the
+    # largest total of the windows (a dense stream x candidate x kmax x P array grew with the
+    # number of streams times the longest window: 40 GiB in a long bifurcation analysis).
+    import importlib
+
+    S = importlib.import_module("plrnn_numba.dynamics._search")
+    scyfi_module = importlib.import_module("plrnn_numba.dynamics.scyfi")
+    model, _ = tiny_clipped(0)  # pattern-pool streams: one stream per (system, order)
+    thetas = np.stack([tiny_clipped(s)[1] for s in range(4)])
+    settings = ScyfiSettings(n_outer=4, n_inner=20)
+    ref, ref_stats = search_many(model, thetas, 6, backend="cpu", settings=settings)
+    monkeypatch.setattr(scyfi_module._FreshDraws, "first_chunk", 1)
+    monkeypatch.setattr(scyfi_module._FreshDraws, "max_chunk", 3)
+    extend = S.BatchSearch._extend
+    seen = {"extensions": 0, "largest_live": 0}
+
+    def checked_extend(self, stream):
+        extend(self, stream)
+        live = sum(w.size for w in self._windows)
+        seen["extensions"] += 1
+        seen["largest_live"] = max(seen["largest_live"], live)
+        assert self.fresh.cand.size <= max(2 * seen["largest_live"], 1)
+        for s, w in enumerate(self._windows):
+            rec = self.fresh.streams[s]
+            assert rec["n_avail"] == w.shape[0]
+            o = int(rec["offset"])
+            np.testing.assert_array_equal(self.fresh.cand[o : o + w.size], w.ravel())
+
+    monkeypatch.setattr(S.BatchSearch, "_extend", checked_extend)
+    got, stats = search_many(model, thetas, 6, backend="cpu", settings=settings)
+    assert seen["extensions"] > 4 * 6  # every stream extended, most of them several times
+    for a, b in zip(ref, got):
+        assert [c.order for c in a] == [c.order for c in b]
+        for ca, cb in zip(a, b):
+            np.testing.assert_array_equal(ca.points, cb.points)
+    np.testing.assert_array_equal(ref_stats["n_solves"], stats["n_solves"])

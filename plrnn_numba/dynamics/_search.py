@@ -382,8 +382,9 @@ SLOT = np.dtype([("alive", _I8), ("cwork", _I8), ("pend", _I8)], align=True)
 #: one record per stream of fresh candidates (``Fresh.streams``).
 STREAM = np.dtype(
     [
-        ("base", _I8),  # stream index of Fresh.cand[s, 0]
-        ("n_avail", _I8),  # candidates in the window Fresh.cand[s, :n_avail]
+        ("base", _I8),  # stream index of the window's first candidate
+        ("n_avail", _I8),  # candidates in the window
+        ("offset", _I8),  # where the window starts in Fresh.cand (k * P entries per candidate of order k)
     ],
     align=True,
 )
@@ -429,7 +430,10 @@ class Lanes(NamedTuple):
 class Fresh(NamedTuple):
     """The windows of the fresh-candidate streams drawn so far by the host."""
 
-    cand: np.ndarray  # (n_stream, width, kmax, P) int8: stream s's candidates base .. base + n_avail - 1
+    # (n,) int8: the windows of all streams, each its n_avail candidates of k x P bits (k: the stream's
+    # order) from streams[s].offset on; ragged, so that a long window of one stream costs no memory in
+    # the others (a dense (stream, candidate, kmax, P) array reached 40 GiB for 3240 streams of order <= 40)
+    cand: np.ndarray
     streams: np.ndarray  # (n_stream,) STREAM records
 
 
@@ -493,7 +497,7 @@ _OPTIONS = _bundle(Options, P=types.int64, M=types.int64, rcond_min=types.float6
 _SYSTEMS = _bundle(Systems, regions=types.int64, rollout=types.int64, p=_f2, meta=_i1)
 _SEARCHES = _records(SEARCH)
 _LANES = _bundle(Lanes, state=_records(LANE), cand=_b3)
-_FRESH = _bundle(Fresh, cand=types.int8[:, :, :, ::1], streams=_records(STREAM))
+_FRESH = _bundle(Fresh, cand=types.int8[::1], streams=_records(STREAM))
 _SCHEDULE = _bundle(Schedule, ctl=_records(CONTROL), cinfo=_records(CHUNK), lists=_records(SLOT), work=_i1)
 _SOLVED = _bundle(Solved, act=_b3, traj=_f3)
 _POOL = _bundle(Pool, z=_f3, d=_b3, entry=_records(ENTRY))
@@ -620,9 +624,11 @@ def _take_fresh(search, lane, l, lanes, fresh):
     idx = search.fresh_pos - fresh.streams[s].base
     if idx >= fresh.streams[s].n_avail:
         return s
+    P = lanes.cand.shape[2]
+    o = fresh.streams[s].offset + idx * k * P
     for j in range(k):
-        for q in range(lanes.cand.shape[2]):
-            lanes.cand[l, j, q] = fresh.cand[s, idx, j, q]
+        for q in range(P):
+            lanes.cand[l, j, q] = fresh.cand[o + j * P + q]
     search.fresh_pos += 1
     lane.need_new = 0
     lane.hashes[0] = _hash(lanes.cand, l, k)
@@ -1126,8 +1132,9 @@ class BatchSearch:
         n_stream = len(self.streams)
         self._stream_k = np.zeros(n_stream, dtype=np.int64)
         self._stream_k[ss["stream"]] = ss["order"]
-        self._windows = [np.zeros((0, K, P), dtype=np.int8) for _ in range(n_stream)]
-        self.fresh = Fresh(np.zeros((n_stream, 1, K, P), dtype=np.int8), np.zeros(n_stream, dtype=STREAM))
+        self._windows = [np.zeros((0, int(k), P), dtype=np.int8) for k in self._stream_k]
+        self.fresh = Fresh(np.zeros(1, dtype=np.int8), np.zeros(n_stream, dtype=STREAM))
+        self._fresh_end = 0  # Fresh.cand[:_fresh_end] holds windows (the current ones and replaced ones)
         self.rounds = 0  # rounds run by run_rounds
         self._started = False  # chunks can be re-cut only before the first run
 
@@ -1156,22 +1163,27 @@ class BatchSearch:
         users = (ss["stream"] == stream) & (ss["status"] == RUNNING)
         low = int(ss["fresh_pos"][users].min()) if users.any() else int(win["base"])
         kept = self._windows[stream][low - int(win["base"]):]
-        new = self.streams[stream].draw()
-        k = int(self._stream_k[stream])
-        block = np.zeros((new.shape[0], self.kmax, self.P), dtype=np.int8)
-        block[:, :k] = new
-        self._windows[stream] = np.concatenate([kept, block])
+        window = np.concatenate([kept, np.asarray(self.streams[stream].draw(), dtype=np.int8)])
+        self._windows[stream] = window
         win["base"] = low
-        self.fresh.streams["n_avail"] = [w.shape[0] for w in self._windows]
-        width = max(1, int(self.fresh.streams["n_avail"].max()))
-        cand = self.fresh.cand
-        if width > cand.shape[1] or width < cand.shape[1] // 4:
-            cand = np.zeros((len(self._windows), width, self.kmax, self.P), dtype=np.int8)
-            for s, w in enumerate(self._windows):
-                cand[s, : w.shape[0]] = w
-            self.fresh = self.fresh._replace(cand=cand)
-        else:
-            cand[stream, : self._windows[stream].shape[0]] = self._windows[stream]
+        win["n_avail"] = window.shape[0]
+        # the new window goes after the others; when the array is full, the current windows are
+        # copied into a new one with as much room again (replaced windows are dropped then)
+        cand, end = self.fresh.cand, self._fresh_end
+        if end + window.size <= cand.size:
+            cand[end : end + window.size] = window.ravel()
+            win["offset"] = end
+            self._fresh_end = end + window.size
+            return
+        live = sum(w.size for w in self._windows)
+        cand = np.empty(max(2 * live, 1), dtype=np.int8)
+        end = 0
+        for s, w in enumerate(self._windows):
+            cand[end : end + w.size] = w.ravel()
+            self.fresh.streams["offset"][s] = end
+            end += w.size
+        self._fresh_end = end
+        self.fresh = self.fresh._replace(cand=cand)
 
     def _grow_pool(self) -> None:
         self.pool = Pool(*(np.concatenate([a, np.empty_like(a)]) for a in self.pool))
