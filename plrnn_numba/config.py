@@ -465,6 +465,10 @@ SCYFI_LOW_RANK_MAX_BYTES: int = 1 << 30
 #: (in candidates; the largest also limited to ~8 MB).
 SCYFI_FIRST_CHUNK: int = 64
 SCYFI_MAX_CHUNK: int = 1 << 16
+#: the chunks of all streams of one search batch share this many bytes: a batch of many searches
+#: (``search_many``, ``bifurcations_along_training``: systems x orders) draws smaller chunks per stream
+#: (measured: 840 streams of order up to 40 held 6 GB of candidates with ~8 MB chunks).
+SCYFI_FRESH_BYTES: int = 512 << 20
 
 #: compile-time maximum state dimension M of the CUDA kernels (the size of their per-thread
 #: local arrays: about ``4 * CUDA_MAX_DIM**2 * 8`` bytes, 32 KiB for 32); larger systems are

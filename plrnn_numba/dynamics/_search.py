@@ -1130,6 +1130,10 @@ class BatchSearch:
         # fresh-candidate streams: per stream a window [base, base + n_avail) of its sequence
         self.streams = list(streams)
         n_stream = len(self.streams)
+        # the streams share the batch's budget for drawn candidates (streams without chunks: as they are)
+        for st in self.streams:
+            if hasattr(st, "cap"):
+                st.cap(config.SCYFI_FRESH_BYTES // max(1, n_stream))
         self._stream_k = np.zeros(n_stream, dtype=np.int64)
         self._stream_k[ss["stream"]] = ss["order"]
         self._windows = [np.zeros((0, int(k), P), dtype=np.int8) for k in self._stream_k]

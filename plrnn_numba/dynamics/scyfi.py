@@ -414,6 +414,11 @@ class _FreshDraws:
         # a first chunk as large as the expected need saves engine re-entries
         self.first = max(self.first_chunk, min(int(hint), self.max_chunk))
 
+    def cap(self, max_bytes: int) -> None:
+        """Limit the chunks to about ``max_bytes`` (the batch's share of ``config.SCYFI_FRESH_BYTES``)."""
+        self.limit = max(1, min(self.limit, int(max_bytes) // max(1, self.k * self.P)))
+        self.first = min(self.first, self.limit)
+
     def draw(self) -> np.ndarray:
         n = self.first if self.chunk == 0 else min(2 * self.chunk, self.limit)
         n = max(1, min(n, self.limit))
