@@ -279,3 +279,33 @@ def test_fresh_candidate_windows_are_ragged_and_exact(monkeypatch):
         for ca, cb in zip(a, b):
             np.testing.assert_array_equal(ca.points, cb.points)
     np.testing.assert_array_equal(ref_stats["n_solves"], stats["n_solves"])
+
+
+def test_fresh_candidate_chunks_share_the_batch_budget(monkeypatch):
+    # with a budget of 72 bytes per stream, no window may hold more than two chunks of that size,
+    # and the cycles found must not change (the streams do not depend on the chunk sizes)
+    import importlib
+
+    from plrnn_numba import config
+
+    S = importlib.import_module("plrnn_numba.dynamics._search")
+    model, _ = tiny_clipped(0)
+    thetas = np.stack([tiny_clipped(s)[1] for s in range(4)])
+    settings = ScyfiSettings(n_outer=4, n_inner=20)
+    ref, ref_stats = search_many(model, thetas, 6, backend="cpu", settings=settings)
+    n_stream = 4 * 6  # pattern-pool streams: one per (system, order)
+    monkeypatch.setattr(config, "SCYFI_FRESH_BYTES", 72 * n_stream)
+    extend = S.BatchSearch._extend
+    largest = []
+
+    def checked_extend(self, stream):
+        extend(self, stream)
+        k, P = int(self._stream_k[stream]), self.P
+        largest.append(self._windows[stream].shape[0] / max(1, 72 // (k * P)))
+
+    monkeypatch.setattr(S.BatchSearch, "_extend", checked_extend)
+    got, stats = search_many(model, thetas, 6, backend="cpu", settings=settings)
+    assert largest and max(largest) <= 2
+    np.testing.assert_array_equal(ref_stats["n_solves"], stats["n_solves"])
+    for a, b in zip(ref, got):
+        assert [c.order for c in a] == [c.order for c in b]
