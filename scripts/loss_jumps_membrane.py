@@ -25,7 +25,10 @@ their match (one snapshot interval, measured to the jump's run).
 
 Writes ``<out>`` (netCDF: the history's loss and gradient norm, the jump x event
 match, the costs) and ``<out>.png`` (loss and gradient norm with the jumps and
-the events by kind).
+the events by kind).  The training history (with the parameter snapshots) is
+written first, to ``<out stem>_history.nc``, so that an interrupted analysis
+keeps the trained model: ``--history`` analyses a saved history again without
+training (its epochs and snapshots replace ``--epochs`` and ``--snapshot-every``).
 
     python scripts/loss_jumps_membrane.py            # quick: 2000 epochs, 21 snapshots, cycles up to order 16
     python scripts/loss_jumps_membrane.py --full     # 4000 epochs, 81 snapshots, cycles up to order 40 (hours)
@@ -71,6 +74,9 @@ def main(argv=None) -> int:
     p.add_argument("--backend", choices=("cpu", "parallel"), default="parallel",
                    help="how SCYFI runs over the snapshots (default: %(default)s)")
     p.add_argument("--compare-backends", action="store_true", help="also time the other backend")
+    p.add_argument("--history", type=Path, default=None,
+                   help="analyse this saved training history (<out stem>_history.nc of an earlier run) "
+                        "instead of training")
     args = p.parse_args(argv)
     cfg = PRESETS["full" if args.full else "quick"]
     epochs = args.epochs or cfg["epochs"]
@@ -87,12 +93,25 @@ def main(argv=None) -> int:
     from plrnn_numba.training import detect_loss_jumps, match_jumps_to_events
 
     t_start = time.perf_counter()
-    x = membrane_data(args.seed)
     model = pn.ShallowPLRNN(3, 20)
     t0 = time.perf_counter()
-    hist = pn.train(model, model.init(args.seed), pn.SubsequenceSampler(x, seq_len=30, batch_size=64),
-                    n_epochs=epochs, optimizer=pn.Adam(1e-3), clip_norm=10.0, forcing=pn.GTF(ALPHA),
-                    snapshot_every=every, seed=args.seed)
+    if args.history is not None:
+        hist = io.open(args.history)
+        if "theta_snapshots" not in hist or hist.sizes.get("param") != model.n_params:
+            p.error(f"--history {args.history} is not a training history of this script's model "
+                    f"({model.n_params} parameters, with snapshots)")
+        epochs = hist.sizes["epoch"]
+        snap = hist["snapshot_epoch"].values
+        every = int(snap[1] - snap[0]) if snap.size > 1 else epochs
+    else:
+        x = membrane_data(args.seed)
+        hist = pn.train(model, model.init(args.seed), pn.SubsequenceSampler(x, seq_len=30, batch_size=64),
+                        n_epochs=epochs, optimizer=pn.Adam(1e-3), clip_norm=10.0, forcing=pn.GTF(ALPHA),
+                        snapshot_every=every, seed=args.seed)
+        # kept before the long analysis, so that an interrupted run loses only the analysis
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        saved = io.save(hist, args.out.with_name(args.out.stem + "_history.nc"))
+        print(f"training history: {saved} (--history {saved} analyses it again without training)")
     train_s = time.perf_counter() - t0
     jumps = detect_loss_jumps(hist["loss"].isel(epoch=slice(args.skip, None)), lag=args.lag, **JUMPS)
     n_snap = hist.sizes["snapshot"]

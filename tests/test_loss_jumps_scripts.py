@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from plrnn_numba import io
 
@@ -64,3 +65,15 @@ def test_membrane_script_records_jumps_events_and_both_backends(tmp_path):
     assert {"jump", "event"} <= set(ds.dims) and ds["distance"].dims == ("jump", "event")
     assert ds.attrs["seconds_per_snapshot_cpu"] > 0 and ds.attrs["seconds_per_snapshot_parallel"] > 0
     assert ds.attrs["alpha"] == 0.07 and "loss_jumps_membrane.py" in ds.attrs["script"]
+    # the history is kept before the analysis; analysed again it gives the same jumps and events
+    saved = tmp_path / "mem_history.nc"
+    assert saved.exists()
+    again = tmp_path / "again.nc"
+    assert load_script("loss_jumps_membrane").main(["--history", str(saved), "--max-order", "2", "--skip", "0",
+                                                    "--lag", "3", "--out", str(again)]) == 0
+    ds2 = io.open(again)
+    np.testing.assert_array_equal(ds2["loss"].values, ds["loss"].values)
+    np.testing.assert_array_equal(ds2["s"].values, ds["s"].values)
+    assert ds2.attrs["n_snapshots"] == 4 and ds2.attrs["snapshot_every"] == 20
+    with pytest.raises(SystemExit):
+        load_script("loss_jumps_membrane").main(["--history", str(again), "--out", str(tmp_path / "bad.nc")])
