@@ -88,99 +88,40 @@ _solve_shifted = LU.solve_shifted
 
 @config.njit(inline="always")
 def _compose2(F, c, Zw, b):
-    # _solve_region_sequence_ws's composition for M = 2, with Z and b in registers
-    z00 = F[0, 0, 0]
-    z01 = F[0, 0, 1]
-    z10 = F[0, 1, 0]
-    z11 = F[0, 1, 1]
-    b0 = c[0, 0]
-    b1 = c[0, 1]
+    # _compose for M = 2, with the running product Z and offset b in registers
+    z00, z01, z10, z11 = F[0, 0, 0], F[0, 0, 1], F[0, 1, 0], F[0, 1, 1]
+    b0, b1 = c[0, 0], c[0, 1]
     for s in range(1, F.shape[0]):
-        f00 = F[s, 0, 0]
-        f01 = F[s, 0, 1]
-        f10 = F[s, 1, 0]
-        f11 = F[s, 1, 1]
-        n00 = f00 * z00 + f01 * z10
-        n01 = f00 * z01 + f01 * z11
-        n10 = f10 * z00 + f11 * z10
-        n11 = f10 * z01 + f11 * z11
-        n0 = c[s, 0] + f00 * b0 + f01 * b1
-        n1 = c[s, 1] + f10 * b0 + f11 * b1
-        z00 = n00
-        z01 = n01
-        z10 = n10
-        z11 = n11
-        b0 = n0
-        b1 = n1
-    Zw[0, 0] = z00
-    Zw[0, 1] = z01
-    Zw[1, 0] = z10
-    Zw[1, 1] = z11
-    b[0] = b0
-    b[1] = b1
+        f00, f01, f10, f11 = F[s, 0, 0], F[s, 0, 1], F[s, 1, 0], F[s, 1, 1]
+        z00, z01, z10, z11 = (f00 * z00 + f01 * z10, f00 * z01 + f01 * z11,
+                              f10 * z00 + f11 * z10, f10 * z01 + f11 * z11)
+        b0, b1 = c[s, 0] + f00 * b0 + f01 * b1, c[s, 1] + f10 * b0 + f11 * b1
+    Zw[0, 0], Zw[0, 1], Zw[1, 0], Zw[1, 1] = z00, z01, z10, z11
+    b[0], b[1] = b0, b1
 
 
 @config.njit(inline="always")
 def _compose3(F, c, Zw, b):
-    # the same for M = 3: the running product by rows (r0, r1, r2) of three registers each
-    z00 = F[0, 0, 0]
-    z01 = F[0, 0, 1]
-    z02 = F[0, 0, 2]
-    z10 = F[0, 1, 0]
-    z11 = F[0, 1, 1]
-    z12 = F[0, 1, 2]
-    z20 = F[0, 2, 0]
-    z21 = F[0, 2, 1]
-    z22 = F[0, 2, 2]
-    b0 = c[0, 0]
-    b1 = c[0, 1]
-    b2 = c[0, 2]
+    # the same for M = 3
+    z00, z01, z02 = F[0, 0, 0], F[0, 0, 1], F[0, 0, 2]
+    z10, z11, z12 = F[0, 1, 0], F[0, 1, 1], F[0, 1, 2]
+    z20, z21, z22 = F[0, 2, 0], F[0, 2, 1], F[0, 2, 2]
+    b0, b1, b2 = c[0, 0], c[0, 1], c[0, 2]
     for s in range(1, F.shape[0]):
-        f00 = F[s, 0, 0]
-        f01 = F[s, 0, 1]
-        f02 = F[s, 0, 2]
-        f10 = F[s, 1, 0]
-        f11 = F[s, 1, 1]
-        f12 = F[s, 1, 2]
-        f20 = F[s, 2, 0]
-        f21 = F[s, 2, 1]
-        f22 = F[s, 2, 2]
-        n00 = f00 * z00 + f01 * z10 + f02 * z20
-        n01 = f00 * z01 + f01 * z11 + f02 * z21
-        n02 = f00 * z02 + f01 * z12 + f02 * z22
-        n10 = f10 * z00 + f11 * z10 + f12 * z20
-        n11 = f10 * z01 + f11 * z11 + f12 * z21
-        n12 = f10 * z02 + f11 * z12 + f12 * z22
-        n20 = f20 * z00 + f21 * z10 + f22 * z20
-        n21 = f20 * z01 + f21 * z11 + f22 * z21
-        n22 = f20 * z02 + f21 * z12 + f22 * z22
-        n0 = c[s, 0] + f00 * b0 + f01 * b1 + f02 * b2
-        n1 = c[s, 1] + f10 * b0 + f11 * b1 + f12 * b2
-        n2 = c[s, 2] + f20 * b0 + f21 * b1 + f22 * b2
-        z00 = n00
-        z01 = n01
-        z02 = n02
-        z10 = n10
-        z11 = n11
-        z12 = n12
-        z20 = n20
-        z21 = n21
-        z22 = n22
-        b0 = n0
-        b1 = n1
-        b2 = n2
-    Zw[0, 0] = z00
-    Zw[0, 1] = z01
-    Zw[0, 2] = z02
-    Zw[1, 0] = z10
-    Zw[1, 1] = z11
-    Zw[1, 2] = z12
-    Zw[2, 0] = z20
-    Zw[2, 1] = z21
-    Zw[2, 2] = z22
-    b[0] = b0
-    b[1] = b1
-    b[2] = b2
+        f00, f01, f02 = F[s, 0, 0], F[s, 0, 1], F[s, 0, 2]
+        f10, f11, f12 = F[s, 1, 0], F[s, 1, 1], F[s, 1, 2]
+        f20, f21, f22 = F[s, 2, 0], F[s, 2, 1], F[s, 2, 2]
+        z00, z01, z02, z10, z11, z12, z20, z21, z22 = (
+            f00 * z00 + f01 * z10 + f02 * z20, f00 * z01 + f01 * z11 + f02 * z21, f00 * z02 + f01 * z12 + f02 * z22,
+            f10 * z00 + f11 * z10 + f12 * z20, f10 * z01 + f11 * z11 + f12 * z21, f10 * z02 + f11 * z12 + f12 * z22,
+            f20 * z00 + f21 * z10 + f22 * z20, f20 * z01 + f21 * z11 + f22 * z21, f20 * z02 + f21 * z12 + f22 * z22,
+        )
+        b0, b1, b2 = (c[s, 0] + f00 * b0 + f01 * b1 + f02 * b2, c[s, 1] + f10 * b0 + f11 * b1 + f12 * b2,
+                      c[s, 2] + f20 * b0 + f21 * b1 + f22 * b2)
+    Zw[0, 0], Zw[0, 1], Zw[0, 2] = z00, z01, z02
+    Zw[1, 0], Zw[1, 1], Zw[1, 2] = z10, z11, z12
+    Zw[2, 0], Zw[2, 1], Zw[2, 2] = z20, z21, z22
+    b[0], b[1], b[2] = b0, b1, b2
 
 
 @config.njit(inline="always")
