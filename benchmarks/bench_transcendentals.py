@@ -46,32 +46,22 @@ from plrnn_numba.models._fastmath import _exp_nonpos, _tanh  # noqa: E402
 SIZES = (80, 512, 100_000)
 
 
-@config.njit
-def _loop_package_tanh(x, out, n):
-    for _ in range(n):
-        for j in range(x.shape[0]):
-            out[j] = _tanh(x[j])
+def _compiled_loop(f):
+    """``n`` times ``out[j] = f(x[j])`` in a compiled loop, with ``f`` resolved at compile time (inlined)."""
+
+    @config.njit
+    def loop(x, out, n):
+        for _ in range(n):
+            for j in range(x.shape[0]):
+                out[j] = f(x[j])
+
+    return loop
 
 
-@config.njit
-def _loop_math_tanh(x, out, n):
-    for _ in range(n):
-        for j in range(x.shape[0]):
-            out[j] = math.tanh(x[j])
-
-
-@config.njit
-def _loop_package_exp(x, out, n):
-    for _ in range(n):
-        for j in range(x.shape[0]):
-            out[j] = _exp_nonpos(x[j])
-
-
-@config.njit
-def _loop_math_exp(x, out, n):
-    for _ in range(n):
-        for j in range(x.shape[0]):
-            out[j] = math.exp(x[j])
+_loop_package_tanh = _compiled_loop(_tanh)
+_loop_math_tanh = _compiled_loop(math.tanh)
+_loop_package_exp = _compiled_loop(_exp_nonpos)
+_loop_math_exp = _compiled_loop(math.exp)
 
 
 def _numpy_tanh(x, out, n):
