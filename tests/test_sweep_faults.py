@@ -129,6 +129,24 @@ def _alive(proc) -> bool:
         return False
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler for the test, whatever this process inherited.
+
+    A process started in the background by a non-interactive shell (``cmd &``,
+    ``nohup``) inherits SIGINT ignored, and Python then leaves it ignored: a
+    Ctrl-C test run that way would see no KeyboardInterrupt at all.
+    """
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _sigint_default() -> None:
+    """``preexec_fn`` of a child that must stop on Ctrl-C even if this process ignores SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(condition, timeout: float, proc=None, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -321,7 +339,7 @@ def test_workers_end_when_the_sweep_process_is_killed_and_no_point_runs_twice(ba
     assert gone_after < 5
 
 
-def test_ctrl_c_stops_the_workers_and_keeps_the_points(tmp_path):
+def test_ctrl_c_stops_the_workers_and_keeps_the_points(tmp_path, ctrl_c_raises):
     psutil = pytest.importorskip("psutil")
     store, markers = tmp_path / "store", tmp_path / "markers"
     markers.mkdir()
@@ -353,7 +371,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_points(tmp_path):
     assert _lines(markers) == {i: ["done"] for i in range(n)}
 
 
-def test_ctrl_c_while_the_workers_start_is_not_lost(tmp_path):
+def test_ctrl_c_while_the_workers_start_is_not_lost(tmp_path, ctrl_c_raises):
     # a large fixed argument used to travel with the worker's start, and this process waited for the new
     # interpreter to read it inside the window where Ctrl-C is ignored (so that the workers inherit the
     # ignore): a Ctrl-C then was lost and the sweep ran to its end
@@ -548,6 +566,7 @@ def test_script_stopped_by_ctrl_c_or_sigterm_prints_one_line(sig, status, tmp_pa
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_sigint_default,
     )
     try:
         _wait_for(lambda: (store / "manifest.json").exists(), 60, proc, "the sweep to start")
