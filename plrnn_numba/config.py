@@ -199,7 +199,7 @@ def limit_blas_threads() -> None:
     if _blas_limited:
         return
     _blas_limited = True
-    check_blas_kernels()  # once per process: tell the user when OpenBLAS is forced onto slow kernels
+    check_blas_kernels_once()  # tell the user when OpenBLAS is forced onto slow kernels
     if BLAS_THREADS <= 0:
         return
     try:
@@ -293,6 +293,27 @@ def check_blas_kernels(warn: bool = True) -> dict:
             BlasKernelWarning, stacklevel=3,
         )
     return info
+
+
+_blas_checked = False
+
+
+def check_blas_kernels_once(warn: bool = True) -> None:
+    """:func:`check_blas_kernels` on the first call in this process; later calls do nothing.
+
+    Parameters
+    ----------
+    warn : bool
+        False marks the check as done without making it: a sweep's worker
+        processes pass False, since the process that started them has warned
+        already (one line per sweep instead of one per worker).
+    """
+    global _blas_checked
+    if _blas_checked:
+        return
+    _blas_checked = True
+    if warn:
+        check_blas_kernels()
 
 
 #: keep freed memory for reuse instead of returning it to the OS (glibc only;

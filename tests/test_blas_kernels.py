@@ -27,3 +27,44 @@ def test_warning_only_when_forced_and_slower(monkeypatch):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             config.check_blas_kernels()
+
+
+FAKE_SLOW = {"library": "openblas", "version": "0", "architecture": "Haswell", "forced_by": "Haswell",
+             "cpu_avx512": True, "slower_than_cpu": True}
+
+
+def test_the_check_runs_once_per_process(monkeypatch):
+    monkeypatch.setattr(config, "blas_kernels", lambda: dict(FAKE_SLOW))
+    monkeypatch.setattr(config, "_blas_checked", False)
+    with pytest.warns(config.BlasKernelWarning):
+        config.check_blas_kernels_once()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config.check_blas_kernels_once()  # done already
+        monkeypatch.setattr(config, "_blas_checked", False)
+        config.check_blas_kernels_once(warn=False)  # what a sweep worker does: marks it done, no warning
+        config.check_blas_kernels_once()
+
+
+def slow_kernels_point(i):
+    """A sweep point in a process whose BLAS report says 'forced onto slow kernels', then an engine's set-up."""
+    config.blas_kernels = lambda: dict(FAKE_SLOW)
+    config.prepare_engines()
+    return {"x": float(i)}
+
+
+def test_a_sweep_warns_once_not_once_per_worker(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    code = (
+        "import plrnn_numba.config as c; from tests.test_blas_kernels import FAKE_SLOW, slow_kernels_point; "
+        "c.blas_kernels = lambda: dict(FAKE_SLOW); from plrnn_numba.sweep import sweep; "
+        "sweep(slow_kernels_point, {'i': [0, 1, 2, 3]}, workers=2, progress=False)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(repo)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("BlasKernelWarning") == 1, proc.stderr

@@ -310,6 +310,9 @@ def _process_worker(conn, payload: bytes | None, dims: tuple[str, ...], parent_p
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     watch_parent(parent_pid)
     limit_worker_threads()
+    from .. import config
+
+    config.check_blas_kernels_once(warn=False)  # the parent warned before starting the workers
     try:
         fn, fixed = pickle.loads(conn.recv_bytes() if payload is None else payload)
     except Exception as exc:
@@ -544,6 +547,9 @@ class ProcessBackend:
             args=(theirs, None, self.dims, parent, self.points_dir),
             name=f"plrnn_numba-sweep-worker-{self._started}",
         )
+        from .. import config
+
+        config.check_blas_kernels_once()  # here, once, rather than in every worker
         with worker_environment(), _children_ignore_sigint():
             proc.start()
         theirs.close()
