@@ -27,7 +27,7 @@ gradient-norm clipping 0.25, batches of 100 random training sequences,
 training-set size / 100 batches per epoch, until the validation accuracy is 1
 or the epochs run out (paper: 15000).  The validation accuracy is measured
 every ``--eval-every`` epochs (``pn.predict`` on the 1000 validation
-sequences) and once after training.
+sequences, 100 at a time) and once after training.
 
 Fig. 7, the orbit (bifurcation) diagram during training: the parameters are
 snapshot every ``--snapshot-every`` epochs (and at the last), and at every
@@ -135,6 +135,7 @@ BASELINE = 0.25
 ORBIT_LENGTH = 100  # Fig. 7's
 ORBIT_SYMBOL = "p"  # the input of Fig. 7 (the paper: "input p", its supplementary figures: all six)
 VAL_SEED_OFFSET = 10_000  # the validation set's seed: seed + this (the training set's: seed)
+VAL_CHUNK = 100  # validation sequences per forward pass
 U1 = {"units": "1"}
 #: per target encoding: the loss, the number of readout outputs and what they are
 ENCODING_LOSS = {"bits": "bce", "onehot": "ce"}
@@ -164,6 +165,25 @@ def snapshot_grid(epochs: int, snapshot_every: int) -> np.ndarray:
     return np.unique(np.append(np.arange(0, epochs, snapshot_every), epochs - 1)).astype(np.int64)
 
 
+def validation_accuracy(net, theta, val_set, readout, readout_params, chunk: int = VAL_CHUNK) -> float:
+    """``class_accuracy`` of the free-running prediction, ``chunk`` sequences per forward pass.
+
+    One pass over all validation sequences would hold their whole (B, T, 2N)
+    trajectories: 1.6 GB at the paper's scale.
+    """
+    import plrnn_numba as pn
+    from plrnn_numba.tasks import class_accuracy
+
+    n = val_set.targets.shape[0]
+    hits = 0.0
+    for lo in range(0, n, chunk):
+        part = pn.Batch(targets=val_set.targets[lo:lo + chunk], inputs=val_set.inputs[lo:lo + chunk],
+                        mask=val_set.mask[lo:lo + chunk])
+        y, _ = pn.predict(net, theta, part, readout=readout, readout_params=readout_params)
+        hits += class_accuracy(y, part) * part.targets.shape[0]
+    return hits / n
+
+
 def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidden: int, epochs: int, lr: float,
                 ornn_lr: float,
                 milestones: list[int], n_train: int, n_val: int, batch: int, clip: float, encoding: str,
@@ -172,7 +192,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
     """One network on one length: train, validation accuracy along training and at the end, and the orbit
     diagrams of the two outputs for each constant one-hot symbol at the parameter snapshots; the sweep's function."""
     import plrnn_numba as pn
-    from plrnn_numba.tasks import class_accuracy, symbol_classification
+    from plrnn_numba.tasks import symbol_classification
     from plrnn_numba.tasks.attractors import SYMBOLS
 
     train_set = symbol_classification(n_train, length, seed=seed, encoding=encoding)
@@ -186,8 +206,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
         return pn.Batch(targets=train_set.targets[idx], inputs=train_set.inputs[idx], mask=train_set.mask[idx])
 
     def accuracy(theta, ro):
-        y, _ = pn.predict(net, theta, val_set, readout=readout, readout_params=ro)
-        return class_accuracy(y, val_set)
+        return validation_accuracy(net, theta, val_set, readout, ro)
 
     checkpoints = np.arange(0, epochs, eval_every)
     curve = np.full(checkpoints.size, np.nan)

@@ -85,3 +85,19 @@ def test_symbols_trains_two_logistic_bits_with_bits_targets(tmp_path):
     assert ds.sizes["output"] == 2 and "bit" in ds["output"].attrs["long_name"]
     acc = ds["val_accuracy"].values
     assert np.all((acc >= 0) & (acc <= 1)) and np.allclose(acc * 50, np.round(acc * 50))
+
+
+def test_symbols_validation_in_chunks_equals_one_pass():
+    import plrnn_numba as pn
+    from plrnn_numba.tasks.attractors import class_accuracy, symbol_classification
+
+    mod = _script("attractors_symbols")
+    net, theta, _ = mod.build("lstm", 5, 6, seed=1)
+    readout = mod.make_readout(net, 4)
+    ro = np.random.default_rng(2).normal(size=readout.n_params(net.dim))
+    val = symbol_classification(23, 60, seed=3, encoding="onehot")
+    y, _ = pn.predict(net, theta, val, readout=readout, readout_params=ro)
+    whole = class_accuracy(y, val)
+    assert 0 < whole < 1  # random weights: some sequences right, some wrong, so the weighting is checked
+    for chunk in (1, 7, 23, 100):
+        assert abs(mod.validation_accuracy(net, theta, val, readout, ro, chunk=chunk) - whole) < 1e-12
