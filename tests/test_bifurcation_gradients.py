@@ -7,6 +7,9 @@
   A + W reaching +1 at s* = 0.4, located by ``bifurcation_path``) the log-log
   slope of the gradient norm against eps is -3 (-2 for h) for converged runs;
   runs of T steps saturate for eps << 1/T.
+* Theorem 2 (the gradient vanishes at a border collision) against the bias:
+  started on a fixed point next to the border, the BPTT gradient with
+  respect to h equals its closed form on each side, whose limit is not zero.
 * ``fitted_slope`` on exact power laws; argument validation.
 """
 
@@ -84,3 +87,29 @@ def test_fitted_slope_and_validation():
     driven = pn.PLRNN(2, n_inputs=1)
     with pytest.raises(ValueError, match="autonomous map; the model has 1 inputs"):
         gradient_near_bifurcation(driven, driven.init(0), "A[0]", 0.4, [0.1], 10, z0=[0.1, 0.1])
+
+
+def test_theorem_2_whole_gradient_keeps_the_bias_part_at_a_border_collision():
+    # the 2-D system along h[0]: its fixed point's first coordinate crosses 0 at s* = -11/30 (a border collision
+    # in which the node persists).  Started on the fixed point z*, dz_t/dh = sum_{r<t} J^r = (I - J^t)(I - J)^-1
+    # exactly, so the mean-squared loss has dL/dh = (2/N) mean_t (z* - x)^T (I - J^t)(I - J)^-1, with J the
+    # Jacobian of the side the fixed point is on; as T -> inf this tends to (2/N)(z* - x)^T (I - J)^-1, not 0.
+    m = pn.PLRNN(2)
+    A, W, h = np.array([0.5, 0.4]), np.array([[0.0, 0.2], [0.3, 0.0]]), np.array([0.3, 0.2])
+    x, T, N = np.array([0.2, -0.1]), 3000, 2
+    limits = []
+    for side, d0 in ((-1, 0.0), (1, 1.0)):
+        hs = h + np.array([-11.0 / 30.0 + side * 1e-7, 0.0])
+        J = np.diag(A) + W @ np.diag([d0, 1.0])
+        z = np.linalg.solve(np.eye(2) - J, hs)
+        assert np.sign(z[0]) == side and abs(z[0]) < 1e-6  # on the side's region, next to the border
+        r = pn.loss_and_grad(m, m.pack(A=A, W=W, h=hs), pn.Batch(targets=np.tile(x, (1, T, 1)), z0=z[None]),
+                             readout=pn.IdentityReadout())
+        inv = np.linalg.inv(np.eye(2) - J)
+        powers = np.cumsum([np.linalg.matrix_power(J, t) for t in range(1, T + 1)], axis=0)[-1]
+        exact = 2.0 / N * (z - x) @ (np.eye(2) - powers / T) @ inv
+        np.testing.assert_allclose(r.grad[m.param_slices()["h"]], exact, rtol=1e-10, atol=1e-13)
+        limits.append(2.0 / N * (z - x) @ inv)
+    # nonzero, and different on the two sides: the jump of J at the border
+    assert min(np.linalg.norm(g) for g in limits) > 0.5
+    assert np.linalg.norm(limits[0] - limits[1]) > 0.4
