@@ -1,6 +1,10 @@
 """The BLAS kernel report: which OpenBLAS kernels numba's products run, and the warning when they are forced."""
 
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -53,11 +57,7 @@ def slow_kernels_point(i):
     return {"x": float(i)}
 
 
-def test_a_sweep_warns_once_not_once_per_worker(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def test_a_sweep_warns_once_not_once_per_worker():
     repo = Path(__file__).resolve().parent.parent
     code = (
         "import plrnn_numba.config as c; from tests.test_blas_kernels import FAKE_SLOW, slow_kernels_point; "
@@ -65,6 +65,6 @@ def test_a_sweep_warns_once_not_once_per_worker(tmp_path):
         "sweep(slow_kernels_point, {'i': [0, 1, 2, 3]}, workers=2, progress=False)"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
-                          env={**__import__("os").environ, "PYTHONPATH": str(repo)})
+                          env={**os.environ, "PYTHONPATH": str(repo)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("BlasKernelWarning") == 1, proc.stderr
