@@ -28,13 +28,15 @@ CASES = [
     ("relu", pn.VanillaRNN(n_hidden=20, n_inputs=1, nonlinearity="relu"), {}),
     ("lstm", pn.LSTM(n_hidden=4, n_inputs=1), {}),
     ("lstm_wide", pn.LSTM(n_hidden=12, n_inputs=1), {"readout": pn.LinearReadout(2, n_in=12)}),
+    # 20 rows (10 a thread with 2 threads): the LSTM kernels' batch lanes below 8 units
+    ("lstm_lanes", pn.LSTM(n_hidden=4, n_inputs=1), {"B": 20}),
 ]
 
 
 @pytest.mark.parametrize("name, model, opts", CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_float32_matches_float64(name, model, opts, n_threads):
-    theta, batch = _problem(model)
+    theta, batch = _problem(model, B=opts.get("B", 6))
     if opts.get("loss") == "bce":
         batch = pn.Batch(targets=(batch.targets > 0).astype(float), inputs=batch.inputs, z0=batch.z0)
     readout = opts.get("readout", pn.IdentityReadout(2))

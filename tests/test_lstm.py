@@ -100,8 +100,11 @@ MODELS = {
     "split": pn.LSTM(9, n_inputs=1),
     # with a batch of 16 rows: the BLAS branch of the kernels
     "blas": pn.LSTM(10, n_inputs=1, bias=False),
+    # below 8 units with 8 batch rows or more: the kernels work on transposed copies (batch lanes)
+    "lanes": pn.LSTM(3, n_inputs=2),
+    "lanes_nobias": pn.LSTM(2, bias=False),
 }
-BATCH = {"blas": 16}
+BATCH = {"blas": 16, "lanes": 12, "lanes_nobias": 9}
 
 
 def _point(model, seed=0, scale=2.0):
@@ -316,9 +319,10 @@ def test_tape_kernels_match_the_recomputing_kernels(model_id):
     assert rel_err(g_p_tape, g_p) < REF_RTOL
 
 
-def test_parameter_pullback_over_many_rows_equals_row_by_row_calls():
+@pytest.mark.parametrize("n_hidden", [9, 3])  # 3: the batch lanes (row by row: the unit loops)
+def test_parameter_pullback_over_many_rows_equals_row_by_row_calls(n_hidden):
     # 600 rows: three blocks of the blocked reduction, the last one partial
-    model = pn.LSTM(9, n_inputs=2)
+    model = pn.LSTM(n_hidden, n_inputs=2)
     theta, _, _ = _point(model, 7)
     rng = np.random.default_rng(8)
     Z = rng.normal(0.0, 0.8, (600, model.dim))
@@ -345,7 +349,7 @@ class _LSTMWithoutTape(pn.LSTM):
         return 0
 
 
-@pytest.mark.parametrize("model_id", ["split", "blas"])
+@pytest.mark.parametrize("model_id", ["split", "blas", "lanes"])
 def test_bptt_with_and_without_the_tape(model_id):
     model, theta, batch, readout, ro, loss = make_problem(model_id, "linear")
     bare = _LSTMWithoutTape(**{f: getattr(model, f) for f in ("n_hidden", "n_inputs", "bias")})
@@ -479,9 +483,10 @@ def test_from_torch_lstm_trajectories_equal_torch(bias, batch_first):
                                rtol=TORCH_RTOL, atol=1e-14)
 
 
-def test_loss_and_gradient_equal_torch_autograd():
+@pytest.mark.parametrize("B", [4, 10])  # 10 rows: the batch lanes of the kernels below 8 units
+def test_loss_and_gradient_equal_torch_autograd(B):
     torch = _torch()
-    N, K, B = 6, 2, 4
+    N, K = 6, 2
     lstm = torch.nn.LSTM(K, N, batch_first=True, dtype=torch.float64)
     model, theta = pn.interop.from_torch(lstm)
     rng = np.random.default_rng(1)
