@@ -460,8 +460,8 @@ def main(argv=None) -> int:
         rep.add("numba compilation and start-up, each in a new process with `NUMBA_CACHE_DIR` set to a fresh "
                 "directory: first with the empty cache (the LSTM kernels and the BPTT engine compile), then "
                 f"with the cache it filled (median of {n_cached}). Seconds for `import plrnn_numba`, the first "
-                "call (N = 2, B = 10, T = 400: row loops), then a call with N = 50, B = 100 (the BLAS branches of "
-                "the same kernels; with the empty cache more compilation happens in this call, cached it is "
+                "call (N = 2, B = 10, T = 400: the batch lanes), then a call with N = 50, B = 100 (the BLAS "
+                "branches of the same kernels; with the empty cache more compilation happens in this call, cached it is "
                 "mostly the computation), and the whole process.")
         rep.add()
         keys = ("import", "small", "blas", "process")
@@ -495,7 +495,9 @@ def main(argv=None) -> int:
             "or the transcendental functions: three (B x N) x (N x 4N) products per step (forward; "
             "W_hh^T delta in the state pullback; the gradient delta^T h in the parameter pullback, over "
             "blocks of 256 rows of all steps), as torch's (forward, dh, dW_hh). The per-step products are row "
-            "loops below 16 batch rows (or 8 units) and BLAS (`np.dot`, OpenBLAS) from there. "
+            "loops below 16 batch rows (or 8 units) and BLAS (`np.dot`, OpenBLAS) from there; below 8 units "
+            "with 8 batch rows or more, every kernel works on transposed copies of the step's rows (one row "
+            "per unit and gate), so that its loops run over the batch. "
             "The float32 mode runs the same kernels compiled for float32 arrays (single-precision BLAS).")
     rep.add("- One thread: OPENBLAS/MKL/OMP_NUM_THREADS=1 before the imports, `torch.set_num_threads(1)`, "
             "`numba.set_num_threads(1)`. OPENBLAS_CORETYPE applies to OpenBLAS (numpy and numba's `np.dot`); "

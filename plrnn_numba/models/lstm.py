@@ -72,10 +72,10 @@ column per batch item) and every loop runs over the batch (``_LANES_MIN_ROWS``;
 measured at N = 2, batch 100, T = 400: 2.3 ms against 5.5 ms unit by unit).  Measured (one
 thread, T = 400, LinearReadout, whole ``loss_and_grad`` against
 ``torch.nn.LSTM`` forward + backward in float64; ``benchmarks/bench_lstm.py``):
-36x faster at N = 2 and batch 10, 6.7x at N = 2 and batch 100, 3.7x at
-N = 50 and batch 10 (11 ms against 42 ms), 1.5x at N = 50 and batch 100,
-1.2-1.5x at N = 200.  Torch in float32 (oneDNN's fused LSTM) is faster than
-this float64 code from N = 2 and batch 100 on.
+37-41x faster at N = 2 and batch 10, 14x at N = 2 and batch 100, 3.6-4.0x
+at N = 50 and batch 10 (11-13 ms against 44-45 ms), 1.5-1.9x at N = 50 and
+batch 100, 1.1-1.6x at N = 200.  Torch in float32 (oneDNN's fused LSTM) is
+faster than this float64 code from N = 50 on.
 """
 
 from __future__ import annotations
