@@ -461,8 +461,8 @@ def main(argv=None) -> int:
                 "directory: first with the empty cache (the LSTM kernels and the BPTT engine compile), then "
                 f"with the cache it filled (median of {n_cached}). Seconds for `import plrnn_numba`, the first "
                 "call (N = 2, B = 10, T = 400: the batch lanes), then a call with N = 50, B = 100 (the BLAS "
-                "branches of the same kernels; with the empty cache more compilation happens in this call, cached it is "
-                "mostly the computation), and the whole process.")
+                "branches of the same kernels; with the empty cache more compilation happens in this call, cached "
+                "it is mostly the computation), and the whole process.")
         rep.add()
         keys = ("import", "small", "blas", "process")
         rep.add(C.markdown_table(["", "import s", "first call (N = 2, B = 10) s", "then N = 50, B = 100 s",
