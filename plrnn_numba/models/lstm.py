@@ -68,11 +68,11 @@ and BLAS from 16; the gates are branch-free arithmetic (:func:`_sigmoid`,
 the rate model's ``_tanh``) in loops that vectorise.  Below 8 units a row's
 few units cannot fill the vector lanes, so from 8 batch rows on the kernels
 copy the step's rows into transposed buffers (one row per unit and gate, one
-column per batch item) and every loop runs over the batch (``_LANES_MIN_ROWS``;
-measured at N = 2, batch 100, T = 400: 2.3 ms against 5.5 ms unit by unit).  Measured (one
-thread, T = 400, LinearReadout, whole ``loss_and_grad`` against
-``torch.nn.LSTM`` forward + backward in float64; ``benchmarks/bench_lstm.py``):
-37-41x faster at N = 2 and batch 10, 14x at N = 2 and batch 100, 3.6-4.0x
+column per batch item) and every loop runs over the batch
+(``_LANES_MIN_ROWS``; measured at N = 2, batch 100, T = 400: 2.3 ms against
+5.5 ms unit by unit).  Measured (one thread, T = 400, LinearReadout, whole
+``loss_and_grad`` against ``torch.nn.LSTM`` forward + backward in float64;
+``benchmarks/bench_lstm.py``): 37-41x faster at N = 2 and batch 10, 14x at N = 2 and batch 100, 3.6-4.0x
 at N = 50 and batch 10 (11-13 ms against 44-45 ms), 1.5-1.9x at N = 50 and
 batch 100, 1.1-1.6x at N = 200.  Torch in float32 (oneDNN's fused LSTM) is
 faster than this float64 code from N = 50 on.
