@@ -289,10 +289,7 @@ def _gate_lanes(p, meta, XT, CT, YT, CN, R):
             x = XT[N + k]
             for r in range(R):
                 a[r] += x[r] * w
-    for q in range(N):
-        for r in range(R):
-            YT[q, r] = _sigmoid(YT[q, r])[0]
-    for q in range(N, 2 * N):
+    for q in range(2 * N):  # i and f
         for r in range(R):
             YT[q, r] = _sigmoid(YT[q, r])[0]
     for q in range(2 * N, 3 * N):
@@ -510,6 +507,15 @@ def _hh_transpose_rows(WhhT, D, g_z):
 _PARAM_BLOCK_ROWS = 256
 
 
+@njit(inline="always")
+def _add_bias_grad(g_p, sb, N4, K, N):
+    # db_ih = db_hh = the column sums of delta
+    o = N4 * K + N4 * N
+    for q in range(N4):
+        g_p[o + q] += sb[q]
+        g_p[o + N4 + q] += sb[q]
+
+
 @njit
 def _param_pullback_lanes(p, meta, Z, S, TAPE, G, g_p):
     # the parameter pullback on transposed copies (see _LANES_MIN_ROWS), block by block:
@@ -559,10 +565,7 @@ def _param_pullback_lanes(p, meta, Z, S, TAPE, G, g_p):
                     acc += d[r]
                 sb[q] += acc
     if bias:
-        o = N4 * K + N4 * N
-        for q in range(N4):
-            g_p[o + q] += sb[q]
-            g_p[o + N4 + q] += sb[q]
+        _add_bias_grad(g_p, sb, N4, K, N)
 
 
 @njit(inline="always")
@@ -607,10 +610,7 @@ def _param_pullback(p, meta, Z, S, TAPE, G, g_p):
                 for q in range(N4):
                     sb[q] += Db[r, q]
     if bias:
-        o = N4 * K + N4 * N
-        for q in range(N4):
-            g_p[o + q] += sb[q]
-            g_p[o + N4 + q] += sb[q]
+        _add_bias_grad(g_p, sb, N4, K, N)
 
 
 @param_vjp_kernel
