@@ -12,15 +12,14 @@ LSTMs h of z = (h, c), ``LinearReadout(n_out, n_in=N)``): ``lstm`` (``pn.LSTM``)
 the stable-LSTM set after every step, ``stable_lstm_projection``) and
 ``ornn`` (``pn.OrthogonalRNN``, W = expm(S - S^T), modReLU).
 
-By default the targets are the two symbols as bits (``--encoding bits``,
-0 = p, 1 = q) and the loss is the binary cross-entropy of two logistic
-outputs (``loss="bce"``), a factorised model of the same four classes;
-``class_accuracy`` scores a sequence right when both logits have the right
-sign.  ``--encoding onehot`` trains a 4-class softmax instead (the class
-one-hot, ``loss="ce"``), the usual choice for the paper's "linear output
-layer"; ``class_accuracy`` then takes the arg-max.  The measured results
-below are for the default; with ``--encoding onehot --lengths 50 --epochs 60
---models lstm ornn`` the LSTM solved l = 50 in 4 s and the oRNN reached 0.774.
+The targets are the class one-hot and the loss a 4-class softmax
+cross-entropy (``--encoding onehot``, ``loss="ce"``, both presets): the
+paper's "linear output layer" and the authors' code; ``class_accuracy``
+takes the arg-max.  ``--encoding bits`` trains the two symbols as bits (0 =
+p, 1 = q) with the binary cross-entropy of two logistic outputs
+(``loss="bce"``) instead, a factorised model of the same four classes;
+``class_accuracy`` then scores a sequence right when both logits have the
+right sign.
 
 Training as the paper: Adam 1e-2 divided by 10 at epochs 500, 1000 and 2000,
 gradient-norm clipping 0.25, batches of 100 random training sequences,
@@ -36,8 +35,8 @@ input channels (the paper's "constant input": one-hot p, q, a, b, c or d;
 all six are recorded, the paper's supplementary figures show all of them,
 its Fig. 7 the input p) from ``--n-init`` random initial states z0 ~ N(0,
 ``--z0-scale``^2) for a burn-in of 400 steps (the paper's) and 100 kept
-steps; the two readout outputs y_t = B h_t + c (the logits of the two bits)
-and their first differences y_t - y_{t-1} at the kept steps are stored as
+steps; the readout outputs y_t = B h_t + c (the four class logits; the two
+bits' logits with ``--encoding bits``) and their first differences y_t - y_{t-1} at the kept steps are stored as
 ``y`` and ``dy`` (snapshot_epoch, symbol, init, sample, output).  The same
 computation as ``attractors_sine.py``'s orbit diagram (``readout_orbits``,
 here for any number of outputs).  The snapshots lie on the fixed grid 0, k,
@@ -52,7 +51,7 @@ the burn-in (orthogonal W: not contractive).
 
 Writes ``<out>`` (netCDF over model x length x seed) and ``<out>.png`` (Fig.
 6: validation accuracy per epoch, one panel per length; Fig. 7: per model, y_t
-against epoch for the input ``--orbit-symbol``, both outputs, seed of
+against epoch for the input ``--orbit-symbol``, every output, seed of
 --seed), and prints Table 1 with the paper's accuracies beside ours.
 
 Presets.  ``--full``: the paper's, hidden size 200, 15000 epochs, Adam 1e-2
@@ -139,10 +138,10 @@ LENGTHS = (50, 100, 200, 300, 500)
 PRESETS = {
     "quick": {"n_seeds": 1, "n_hidden": 32, "ornn_hidden": 64, "epochs": 1500, "lr": 1e-3, "milestones": [],
               "n_train": 1000, "n_val": 1000, "eval_every": 5, "lengths": [50, 100, 200], "snapshot_every": 10,
-              "encoding": "onehot"},
+              "encoding": "onehot", "ornn_generator": "full"},
     "full": {"n_seeds": 1, "n_hidden": 200, "ornn_hidden": 200, "epochs": 15000, "lr": 1e-2,
              "milestones": [500, 1000, 2000], "n_train": 1000, "n_val": 1000, "eval_every": 1,
-             "lengths": list(LENGTHS), "snapshot_every": 50, "encoding": "onehot"},
+             "lengths": list(LENGTHS), "snapshot_every": 50, "encoding": "onehot", "ornn_generator": "full"},
 }
 #: the paper's Table 1: validation accuracy per length (LSTM, sLSTM, oRNN)
 PAPER_TABLE1 = {50: (1.00, 1.00, 1.000), 100: (1.00, 1.00, 1.000), 200: (1.00, 0.27, 0.999),
@@ -160,12 +159,12 @@ OUTPUT_NAMES = {"bits": "readout output (logit of the first / second relevant sy
                 "onehot": "readout output (softmax logit of the class pp, pq, qp, qq)"}
 
 
-def build(model: str, n_hidden: int, n_inputs: int, seed: int):
+def build(model: str, n_hidden: int, n_inputs: int, seed: int, ornn_generator: str = "full"):
     """``(model, theta0, hooks)`` for one of MODELS."""
     import plrnn_numba as pn
 
     if model == "ornn":
-        m = pn.OrthogonalRNN(n_hidden, n_inputs)
+        m = pn.OrthogonalRNN(n_hidden, n_inputs, generator=ornn_generator)
         return m, m.init(seed), None
     m = pn.LSTM(n_hidden, n_inputs)
     hooks = None
@@ -201,12 +200,13 @@ def validation_accuracy(net, theta, val_set, readout, readout_params, chunk: int
 
 
 def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidden: int, epochs: int, lr: float,
-                ornn_lr: float,
+                ornn_lr: float, ornn_generator: str,
                 milestones: list[int], n_train: int, n_val: int, batch: int, clip: float, encoding: str,
                 eval_every: int, stop_at_one: bool, snapshot_every: int, n_init: int, z0_scale: float,
                 burn_in: int, keep: int) -> dict:
     """One network on one length: train, validation accuracy along training and at the end, and the orbit
-    diagrams of the two outputs for each constant one-hot symbol at the parameter snapshots; the sweep's function."""
+    diagrams of the readout outputs for each constant one-hot symbol at the parameter snapshots; the sweep's
+    function."""
     import plrnn_numba as pn
     from plrnn_numba.tasks import symbol_classification
     from plrnn_numba.tasks.attractors import SYMBOLS
@@ -214,7 +214,8 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
     train_set = symbol_classification(n_train, length, seed=seed, encoding=encoding)
     val_set = symbol_classification(n_val, length, seed=seed + VAL_SEED_OFFSET, encoding=encoding)
     n_out = ENCODING_OUTPUTS[encoding]
-    net, theta0, hooks = build(model, ornn_hidden if model == "ornn" else n_hidden, train_set.inputs.shape[2], seed)
+    net, theta0, hooks = build(model, ornn_hidden if model == "ornn" else n_hidden, train_set.inputs.shape[2], seed,
+                               ornn_generator)
     readout = make_readout(net, n_out)
 
     def data(rng, epoch):
@@ -336,7 +337,7 @@ def plot(ds: xr.Dataset, path, *, seed: int = 0, orbit_length: int = ORBIT_LENGT
          orbit_symbol: str = ORBIT_SYMBOL) -> None:
     """Fig. 6: validation accuracy per epoch, one panel per length (every seed); below it Fig. 7: per model, the
     orbit diagram y_t against epoch for the constant input ``orbit_symbol`` at the length nearest ``orbit_length``
-    (seed ``seed``, or the first), both outputs."""
+    (seed ``seed``, or the first), every readout output."""
     from plrnn_numba.plot import _plt
 
     plt = _plt()
@@ -404,6 +405,9 @@ def parse_args(argv=None):
     g.add_argument("--epochs", type=int, default=None, help="most epochs (quick 1500, full 15000)")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (quick 1e-3, full 1e-2, the paper's)")
     g.add_argument("--ornn-lr", type=float, default=None, help="the oRNN's learning rate (default: --lr)")
+    g.add_argument("--ornn-generator", choices=("full", "upper"), default=None,
+                   help="the oRNN's skew generator A of W = expm(A): A = S - S^T (full) or from the upper triangle "
+                        "of S (upper, the authors' expRNN code; half the step on A)")
     g.add_argument("--milestones", type=int, nargs="*", default=None,
                    help="epochs at which the rate is divided by 10 (quick none, full 500 1000 2000)")
     g.add_argument("--n-train", type=int, default=None, help="training sequences (default: 1000)")
@@ -417,7 +421,7 @@ def parse_args(argv=None):
     g.add_argument("--no-early-stop", action="store_true", help="train every epoch even after accuracy 1")
     g.add_argument("--snapshot-every", type=int, default=None,
                    help="epochs between the parameter snapshots of the orbit diagrams (quick 10, full 50)")
-    o = p.add_argument_group("orbit diagram (Fig. 7): every constant one-hot symbol, both outputs")
+    o = p.add_argument_group("orbit diagram (Fig. 7): every constant one-hot symbol, every output")
     o.add_argument("--n-init", type=int, default=4, help="random initial states (default: %(default)s)")
     o.add_argument("--z0-scale", type=float, default=1.0, help="their standard deviation (default: %(default)s)")
     o.add_argument("--burn-in", type=int, default=400, help="steps discarded (default: %(default)s, the paper's)")
@@ -449,7 +453,7 @@ def main(argv=None) -> int:
 
     cfg = preset(args, PRESETS)
     for key in ("lengths", "n_hidden", "ornn_hidden", "epochs", "lr", "milestones", "n_train", "n_val",
-                "eval_every", "snapshot_every", "encoding"):
+                "eval_every", "snapshot_every", "encoding", "ornn_generator"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     if args.batch > cfg["n_train"]:
@@ -457,7 +461,7 @@ def main(argv=None) -> int:
     ornn_lr = args.ornn_lr if args.ornn_lr is not None else cfg["lr"]
     fixed = {"n_hidden": int(cfg["n_hidden"]), "ornn_hidden": int(cfg["ornn_hidden"]), "epochs": int(cfg["epochs"]),
              "lr": float(cfg["lr"]),
-             "ornn_lr": float(ornn_lr),
+             "ornn_lr": float(ornn_lr), "ornn_generator": str(cfg["ornn_generator"]),
              "milestones": sorted(int(m) for m in cfg["milestones"]), "n_train": int(cfg["n_train"]),
              "n_val": int(cfg["n_val"]), "batch": args.batch, "clip": args.clip, "encoding": str(cfg["encoding"]),
              "eval_every": int(cfg["eval_every"]), "stop_at_one": not args.no_early_stop,

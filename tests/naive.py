@@ -30,6 +30,7 @@ those of the package documentation:
   (PyTorch's parameters, gate blocks in the order i, f, g, o; no biases with
   ``bias=False``); the state is ``z = (h, c)``
 * OrthogonalRNN: ``S (N*N) | V (N*K) | b (N)`` with ``W = expm(S - S^T)``
+  (``generator="upper"``: ``S`` replaced by its strict upper triangle)
 
 The rate RNN (Dinc et al., "A ghost mechanism: an analytical model of abrupt
 learning") is written from ``x' = (1 - a) x + a tanh(W x + V s + b)`` with the
@@ -225,7 +226,8 @@ def naive_params(model, theta):
         o += N * K
         b = theta[o : o + N].copy()
         o += N
-        A = S - S.T
+        U = np.triu(S, 1) if model.generator == "upper" else S  # expRNN reads only the strict upper triangle
+        A = U - U.T
         out = {"S": S, "V": V, "b": b, "A": A, "W": scipy.linalg.expm(A)}
     else:
         N, K = model.n_hidden, model.n_inputs
@@ -550,6 +552,8 @@ def naive_param_jacobian(model, theta, z, s=None):
         d = dmodrelu(h, p["b"])
         for k in range(M):
             for l_ in range(M):
+                if model.generator == "upper" and l_ <= k:
+                    continue  # A = triu(S, 1) - triu(S, 1)^T does not read S_kl there
                 E = np.zeros((M, M))
                 E[k, l_] += 1.0
                 E[l_, k] -= 1.0

@@ -84,6 +84,8 @@ MODELS = {
     "odd": OrthogonalRNN(3, n_inputs=1),
     # large enough for the kernels' BLAS branches (batch of 8 rows and N >= 16)
     "blas": OrthogonalRNN(20, n_inputs=1),
+    # the generator from the strict upper triangle of S (expRNN's)
+    "upper": OrthogonalRNN(5, n_inputs=2, generator="upper"),
 }
 BLAS_MODELS = {"blas"}
 
@@ -253,6 +255,42 @@ def test_reduce_grad_vs_finite_differences(n_units, scale):
     E = rng.normal(size=(n_units, n_units))
     lhs = np.sum(G * scipy.linalg.expm_frechet(A, E - E.T, compute_expm=False))
     assert np.sum(skew_expm_grad(A, G) * E) == pytest.approx(lhs, rel=1e-12, abs=1e-13)
+
+
+@pytest.mark.parametrize("skew_init", ["henaff", "normal"])
+def test_upper_generator_is_the_full_one_on_the_upper_triangle(skew_init):
+    # generator="upper" (expRNN's A = triu(S, 1) - triu(S, 1)^T) at S_up = triu(S - S^T, 1) has the same A, W and
+    # loss as generator="full" at S, its S gradient is the strict upper triangle of the full one's, and a
+    # gradient step of size eta moves A half as far as the full parametrisation's
+    N = 6
+    full, upper = OrthogonalRNN(N, n_inputs=2), OrthogonalRNN(N, n_inputs=2, generator="upper")
+    theta_f = full.init(1, skew_init=skew_init, v_scale=0.5, b_range=0.3, scale=2.0)
+    theta_f[: N * N] += np.random.default_rng(2).normal(0.0, 0.3, N * N)  # a symmetric part: must not matter
+    S = theta_f[: N * N].reshape(N, N)
+    theta_u = theta_f.copy()
+    theta_u[: N * N] = np.triu(S - S.T, 1).ravel()
+    np.testing.assert_array_equal(full.recurrent_matrix(theta_f), upper.recurrent_matrix(theta_u))
+    init_u = upper.init(1, skew_init=skew_init, v_scale=0.5, b_range=0.3, scale=2.0)
+    assert np.all(np.tril(init_u[: N * N].reshape(N, N)) == 0.0)
+    init_f = full.init(1, skew_init=skew_init, v_scale=0.5, b_range=0.3, scale=2.0)
+    np.testing.assert_allclose(upper.recurrent_matrix(init_u), full.recurrent_matrix(init_f), atol=1e-14)
+    rng = np.random.default_rng(3)
+    batch = pn.Batch(targets=rng.normal(size=(4, 5, 1)), inputs=rng.normal(size=(4, 5, 2)),
+                     z0=rng.normal(0.0, 0.5, (4, N)))
+    ro = rng.normal(size=N + 1)
+    res_f, res_u = package(full, theta_f, batch, ro), package(upper, theta_u, batch, ro)
+    loss_f, g_f, loss_u, g_u = res_f.loss, res_f.grad, res_u.loss, res_u.grad
+    assert loss_u == pytest.approx(loss_f, rel=1e-14)
+    gS_f, gS_u = g_f[: N * N].reshape(N, N), g_u[: N * N].reshape(N, N)
+    assert rel_err(gS_u, np.triu(gS_f, 1)) < REF_RTOL
+    assert np.all(np.tril(gS_u) == 0.0)
+    assert rel_err(g_u[N * N :], g_f[N * N :]) < REF_RTOL
+    eta = 1e-3
+    A = S - S.T
+    step_f = (S - eta * gS_f) - (S - eta * gS_f).T - A
+    U = np.triu(theta_u[: N * N].reshape(N, N) - eta * gS_u, 1)
+    step_u = U - U.T - A
+    assert rel_err(step_f, 2.0 * step_u) < REF_RTOL
 
 
 # -- BPTT ---------------------------------------------------------------------------------------
@@ -493,13 +531,14 @@ def test_training_reduces_the_loss_and_the_model_pickles():
     W = model.recurrent_matrix(theta)
     assert np.max(np.abs(W.T @ W - np.eye(8))) < ORTH_ATOL  # orthogonal by construction after training too
     assert pickle.loads(pickle.dumps(model)) == model
-    assert model.describe() == {"model": "OrthogonalRNN", "n_units": 8, "n_inputs": 1}
+    assert model.describe() == {"model": "OrthogonalRNN", "n_units": 8, "n_inputs": 1, "generator": "full"}
 
 
 # -- validation -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_units": 0}, "n_units"),
     ({"n_units": 3, "n_inputs": -1}, "n_inputs"),
+    ({"n_units": 3, "generator": "lower"}, "generator"),
 ])
 def test_model_arguments_are_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -73,9 +73,28 @@ differences).  Finally ``A = S - S^T`` gives
 
     \frac{\partial L}{\partial S} = \bar A - \bar A^\top, \qquad \bar A = L(A^\top, G).
 
+The generator from the upper triangle
+---------------------------------------
+With ``generator="upper"`` only the strict upper triangle of ``S`` is used,
+``A = U - U^T`` with ``U = triu(S, 1)``, which is how the expRNN code (and so
+Ribeiro et al.) parametrises ``A``; then
+
+.. math::
+
+    \frac{\partial L}{\partial S} = \mathrm{triu}(\bar A - \bar A^\top, 1),
+
+and the diagonal and lower triangle of ``S`` get no gradient.  The two
+choices give the same ``W`` and the same loss landscape in ``A``, but not the
+same training: with ``A = S - S^T`` an entry ``A_kl`` moves with both
+``S_kl`` and ``S_lk``, whose gradients are equal and opposite, so gradient
+descent and Adam move ``A`` twice as far per step as with the upper
+triangle.  ``generator="upper"`` at learning rate ``eta`` trains ``A``
+exactly as ``generator="full"`` would at ``eta / 2`` (for ``A``; the other
+parameters keep ``eta``).
+
 Layout of ``theta``: ``S (N*N) | V (N*K) | b (N)`` (row-major).  The kernels
 get ``W (N*N) | V (N*K) | b (N)``: the same layout with ``S`` replaced by
-``W = expm(S - S^T)``.
+``W = expm(A)``.
 """
 
 from __future__ import annotations
@@ -101,6 +120,7 @@ from .base import (
 from .vanilla import _views  # the same layout W | V | b
 
 _SKEW_INITS = ("henaff", "cayley", "normal")
+_GENERATORS = ("full", "upper")
 
 
 # -- modReLU ---------------------------------------------------------------------------------
@@ -246,13 +266,36 @@ ORTHOGONAL_KERNELS = build_kernels(
 
 
 # -- the matrix exponential and its adjoint ---------------------------------------------------
-def skew_expm(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``A = S - S^T`` and the orthogonal ``W = expm(A)``.
+def skew_generator(S: np.ndarray, generator: str = "full") -> np.ndarray:
+    """The skew-symmetric generator ``A`` of ``S``.
 
     Parameters
     ----------
     S : (N, N) array
         The free parameter matrix.
+    generator : {"full", "upper"}
+        ``"full"``: ``A = S - S^T``; ``"upper"``: ``A = U - U^T`` with
+        ``U = triu(S, 1)`` (only the strict upper triangle of ``S`` is used).
+
+    Returns
+    -------
+    (N, N) ndarray
+        ``A``.
+    """
+    if generator == "upper":
+        S = np.triu(S, 1)
+    return S - S.T
+
+
+def skew_expm(S: np.ndarray, generator: str = "full") -> tuple[np.ndarray, np.ndarray]:
+    """The skew-symmetric generator ``A`` of ``S`` and the orthogonal ``W = expm(A)``.
+
+    Parameters
+    ----------
+    S : (N, N) array
+        The free parameter matrix.
+    generator : {"full", "upper"}
+        How ``A`` is read from ``S`` (:func:`skew_generator`).
 
     Returns
     -------
@@ -261,16 +304,18 @@ def skew_expm(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     W : (N, N) ndarray
         ``expm(A)`` (:func:`scipy.linalg.expm`, scaling and squaring).
     """
-    A = S - S.T
+    A = skew_generator(S, generator)
     return A, scipy.linalg.expm(A)
 
 
-def skew_expm_grad(A: np.ndarray, G: np.ndarray) -> np.ndarray:
-    r"""``dL/dS`` from ``G = dL/dW`` for ``W = expm(A)``, ``A = S - S^T``.
+def skew_expm_grad(A: np.ndarray, G: np.ndarray, generator: str = "full") -> np.ndarray:
+    r"""``dL/dS`` from ``G = dL/dW`` for ``W = expm(A)``, ``A`` the generator of ``S``.
 
     .. math::
 
-        \bar A = L_{\exp}(A^\top, G), \qquad \frac{\partial L}{\partial S} = \bar A - \bar A^\top,
+        \bar A = L_{\exp}(A^\top, G), \qquad
+        \frac{\partial L}{\partial S} = \bar A - \bar A^\top \ (\text{full}), \quad
+        \mathrm{triu}(\bar A - \bar A^\top, 1) \ (\text{upper}),
 
     where ``L_exp(X, E)`` is the Fréchet derivative of the matrix exponential
     at ``X`` in the direction ``E`` (its adjoint at ``A`` is the derivative at
@@ -279,9 +324,11 @@ def skew_expm_grad(A: np.ndarray, G: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     A : (N, N) array
-        The generator ``S - S^T``.
+        The generator (:func:`skew_generator`).
     G : (N, N) array
         Gradient with respect to ``W``.
+    generator : {"full", "upper"}
+        How ``A`` was read from ``S``.
 
     Returns
     -------
@@ -289,7 +336,8 @@ def skew_expm_grad(A: np.ndarray, G: np.ndarray) -> np.ndarray:
         Gradient with respect to ``S``.
     """
     Abar = scipy.linalg.expm_frechet(A.T, G, compute_expm=False, check_finite=False)
-    return Abar - Abar.T
+    grad = Abar - Abar.T
+    return np.triu(grad, 1) if generator == "upper" else grad
 
 
 # Each thread's most recent expansion of each model: {model: (theta, A, p)}.  See OrthogonalRNN.reduce_grad.
@@ -306,7 +354,7 @@ def _expansions() -> dict:
 
 @dataclass(frozen=True)
 class OrthogonalRNN(Model):
-    r"""Orthogonal RNN ``h' = modReLU(W h + V u, b)`` with ``W = expm(S - S^T)`` (expRNN).
+    r"""Orthogonal RNN ``h' = modReLU(W h + V u, b)`` with ``W = expm(A)``, ``A`` skew (expRNN).
 
     The oRNN of Ribeiro et al. (2020), which is the expRNN of Lezcano-Casado
     and Martínez-Rubio (2019) with the real modReLU nonlinearity.  See the
@@ -319,13 +367,20 @@ class OrthogonalRNN(Model):
         Number of units N (the state dimension).
     n_inputs : int
         Number of inputs K.
+    generator : {"full", "upper"}
+        How the skew-symmetric ``A`` is read from the free matrix ``S``:
+        ``"full"`` (default), ``A = S - S^T``; ``"upper"``, ``A = U - U^T``
+        with ``U`` the strict upper triangle of ``S``, as the expRNN code the
+        authors used does.  Same ``W``, but the upper triangle moves ``A``
+        half as far per optimiser step (module docstring).
 
     Notes
     -----
     ``theta = S (N*N) | V (N*K) | b (N)``.  ``S`` is over-parameterised: only
-    ``A = S - S^T`` matters, and the gradient ``dL/dS = Abar - Abar^T`` is
+    ``A`` matters.  With ``"full"`` the gradient ``dL/dS = Abar - Abar^T`` is
     itself skew-symmetric, so a gradient step keeps the symmetric part of
-    ``S`` (which is 0 after :meth:`init`) unchanged.
+    ``S`` (which is 0 after :meth:`init`) unchanged; with ``"upper"`` the
+    gradient is zero on the diagonal and below it.
 
     Examples
     --------
@@ -338,10 +393,12 @@ class OrthogonalRNN(Model):
 
     n_units: int
     n_inputs: int = 0
+    generator: str = "full"
 
     def __post_init__(self):
         V_.positive_int(self.n_units, "n_units")
         V_.positive_int(self.n_inputs, "n_inputs", minimum=0)
+        V_.choice(self.generator, "generator", _GENERATORS)
 
     @property
     def dim(self) -> int:  # type: ignore[override]
@@ -358,7 +415,7 @@ class OrthogonalRNN(Model):
 
     # -- theta <-> kernel layout ------------------------------------------------------
     def expand(self, theta: np.ndarray) -> np.ndarray:
-        """Kernel layout ``W (N*N) | V (N*K) | b (N)`` with ``W = expm(S - S^T)``.
+        """Kernel layout ``W (N*N) | V (N*K) | b (N)`` with ``W = expm(A)``.
 
         The exponential is computed once per engine call.  The expansion is
         also remembered for the calling thread (``theta``, ``A`` and the
@@ -384,7 +441,7 @@ class OrthogonalRNN(Model):
         if hit is not None and hit[0].shape == theta.shape and np.array_equal(hit[0], theta):
             cache[self] = cache.pop(self)  # most recently used last
             return hit[2].copy()
-        A, W = skew_expm(theta[: N * N].reshape(N, N))
+        A, W = skew_expm(theta[: N * N].reshape(N, N), self.generator)
         p = np.concatenate([W.ravel(), theta[N * N :]])
         cache.pop(self, None)
         cache[self] = (theta.copy(), A, p.copy())
@@ -395,7 +452,7 @@ class OrthogonalRNN(Model):
     def reduce_grad(self, grad_p: np.ndarray) -> np.ndarray:
         """Gradient w.r.t. ``theta`` from the kernel gradient (``dL/dW | dL/dV | dL/db``).
 
-        The map to ``dL/dS`` depends on ``A = S - S^T`` (see :func:`skew_expm_grad`),
+        The map to ``dL/dS`` depends on the generator ``A`` (see :func:`skew_expm_grad`),
         but the engines pass only the kernel gradient.  It therefore uses the
         calling thread's most recent :meth:`expand` of this model, which is the
         engines' contract: :func:`~plrnn_numba.loss_and_grad` and the flossing
@@ -446,7 +503,7 @@ class OrthogonalRNN(Model):
         theta = self.check_theta(theta)
         N = self.n_units
         S = theta[: N * N].reshape(N, N)
-        return self._reduce(S - S.T, grad_p)
+        return self._reduce(skew_generator(S, self.generator), grad_p)
 
     def _reduce(self, A: np.ndarray, grad_p: np.ndarray) -> np.ndarray:
         N, P = self.n_units, self.n_params
@@ -454,12 +511,12 @@ class OrthogonalRNN(Model):
         if grad_p.shape != (P,):
             raise ValueError(f"the kernel gradient of {self!r} has shape ({P},); got {grad_p.shape}")
         out = grad_p.copy()
-        out[: N * N] = skew_expm_grad(A, grad_p[: N * N].reshape(N, N)).ravel()
+        out[: N * N] = skew_expm_grad(A, grad_p[: N * N].reshape(N, N), self.generator).ravel()
         return out
 
     # -- conveniences -----------------------------------------------------------------
     def recurrent_matrix(self, theta: np.ndarray) -> np.ndarray:
-        """The orthogonal recurrent matrix ``W = expm(S - S^T)``.
+        """The orthogonal recurrent matrix ``W = expm(A)`` (``A = S - S^T``, or from ``triu(S, 1)``).
 
         Parameters
         ----------
@@ -473,7 +530,7 @@ class OrthogonalRNN(Model):
         """
         theta = self.check_theta(theta)
         N = self.n_units
-        return skew_expm(theta[: N * N].reshape(N, N))[1]
+        return skew_expm(theta[: N * N].reshape(N, N), self.generator)[1]
 
     def pack(self, S, b, V=None) -> np.ndarray:
         """Build ``theta`` from ``S`` (N, N), ``b`` (N,) and ``V`` (N, K).
@@ -481,7 +538,7 @@ class OrthogonalRNN(Model):
         Parameters
         ----------
         S : (N, N) array
-            Generator of the recurrent matrix ``W = expm(S - S^T)``.
+            The free matrix of the generator ``A`` of ``W = expm(A)`` (``generator``).
         b : (N,) array
             Biases of modReLU.
         V : (N, K) array, optional
@@ -510,7 +567,9 @@ class OrthogonalRNN(Model):
         * ``"cayley"``: the same blocks with ``a_i = -sqrt((1 - cos u)/(1 + cos u))``,
           ``u ~ U[0, pi/2]`` (Helfrich et al. 2018).
         * ``"normal"``: a dense generator, ``S_ij ~ N(0, scale^2 / (2N))``
-          (so ``A_ij ~ N(0, scale^2 / N)`` off the diagonal).
+          (so ``A_ij ~ N(0, scale^2 / N)`` off the diagonal); with
+          ``generator="upper"`` the same ``A`` is stored in the upper
+          triangle, ``S = triu(S - S^T, 1)``.
 
         ``V_ik ~ N(0, v_scale^2)`` with ``v_scale = sqrt(2 / K)`` by default
         (Kaiming's normal initialisation for ReLU units, as PyTorch's
@@ -546,6 +605,8 @@ class OrthogonalRNN(Model):
         S = np.zeros((N, N))
         if skew_init == "normal":
             S = rng.normal(0.0, scale / np.sqrt(2.0 * N), (N, N))
+            if self.generator == "upper":
+                S = np.triu(S - S.T, 1)
         else:
             n_blocks = N // 2
             if skew_init == "henaff":
