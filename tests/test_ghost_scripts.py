@@ -10,13 +10,15 @@ from .scripts_loader import run_script as _run
 
 
 def test_fig4_counts_a_learned_then_stuck_network_that_a_lowered_confidence_frees(tmp_path):
-    # seed 13 reaches accuracy 1 at epoch 3617 and is stuck by epoch 4000 (docs/reproductions/ghost_mechanism.md); c = 1
-    # frees it
+    # seed 13 reaches accuracy 1 late (epoch 3617 with OpenBLAS's Haswell kernels, 3589 with its SkylakeX ones: 4000
+    # epochs amplify the kernels' last-bit differences) and is stuck by epoch 4000
+    # (docs/reproductions/ghost_mechanism.md); c = 1 frees it
     ds = _run("ghost_fig4", tmp_path, "--seed", "13", "--seeds", "1", "--epochs", "4000", "--c-range", "0", "0", "1")
     point = ds.isel(lr=0, train_c=0, seed=0)
     assert int(point["learned_at_some_point"]) == 1 and int(point["stuck"]) == 1
-    assert int(point["first_epoch_learned"]) == 3617
-    assert float(point["accuracy_after_lowering"].sel(c_lowered=1.0)) == 1.0
+    assert 3000 < int(point["first_epoch_learned"]) < 4000
+    # recovered (out of the no-learning zone): 1.0 with the Haswell kernels, 0.975 with the SkylakeX ones
+    assert float(point["accuracy_after_lowering"].sel(c_lowered=1.0)) > 0.9
     row = _script("ghost_fig4").summary(ds)[0]
     assert (row["learned_at_some_point"], row["learned_then_stuck"], row["recovered_at_best_c"]) == (1, 1, 1.0)
 

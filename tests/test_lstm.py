@@ -424,7 +424,10 @@ def test_halved_chaotic_weights_give_a_stable_fixed_point_with_known_exponents()
     assert exact < -0.5
     # a complex pair: QR estimates of the two moduli converge like 1/n_steps (measured: 1e-4)
     np.testing.assert_allclose(lam[:2], exact, atol=2e-3)
-    assert np.all(lam[2:] == -np.inf)
+    # the other two are -inf, or the log of rounding noise where the QR leaves R_ii ~ 1e-16 instead of 0
+    # (which happens depends on the BLAS kernels: measured -inf with OpenBLAS's Haswell kernels, -35.7 and
+    # -36.6 with its SkylakeX kernels)
+    assert np.all(lam[2:] < np.log(1e-12))
 
 
 @pytest.mark.parametrize("model_id", ["inputs", "split"])
