@@ -204,7 +204,7 @@ def validation_accuracy(net, theta, val_set, readout, readout_params, chunk: int
 
 def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidden: int, epochs: int, lr: float,
                 ornn_lr: float, ornn_generator: str,
-                milestones: list[int], n_train: int, n_val: int, batch: int, clip: float, encoding: str,
+                milestones: list[int], gamma: float, n_train: int, n_val: int, batch: int, clip: float, encoding: str,
                 eval_every: int, stop_at_one: bool, snapshot_every: int, n_init: int, z0_scale: float,
                 burn_in: int, keep: int) -> dict:
     """One network on one length: train, validation accuracy along training and at the end, and the orbit
@@ -243,7 +243,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
     t0 = time.perf_counter()
     h = pn.train(net, theta0, data, n_epochs=epochs, batches_per_epoch=max(1, n_train // batch),
                  optimizer=pn.Adam(lr=ornn_lr if model == "ornn" else lr),
-                 lr_schedule=pn.MultiStepLR(list(milestones)) if milestones else None, clip_norm=clip,
+                 lr_schedule=pn.MultiStepLR(list(milestones), gamma=gamma) if milestones else None, clip_norm=clip,
                  readout=readout, loss=ENCODING_LOSS[encoding], hooks=hooks, callback=callback,
                  callback_every=eval_every, snapshot_every=snapshot_every, seed=seed)
     train_s = time.perf_counter() - t0
@@ -412,7 +412,10 @@ def parse_args(argv=None):
                    help="the oRNN's skew generator A of W = expm(A): A = S - S^T (full) or from the upper triangle "
                         "of S (upper, the authors' expRNN code; half the step on A)")
     g.add_argument("--milestones", type=int, nargs="*", default=None,
-                   help="epochs at which the rate is divided by 10 (quick none, full 500 1000 2000)")
+                   help="epochs at which the rate is multiplied by --gamma (quick none, full 500 1000 2000)")
+    g.add_argument("--gamma", type=float, default=0.1,
+                   help="factor of the rate at each milestone (default: %(default)s, the paper's; the authors' "
+                        "code: 0.25)")
     g.add_argument("--n-train", type=int, default=None, help="training sequences (default: 1000)")
     g.add_argument("--n-val", type=int, default=None, help="validation sequences (default: 1000)")
     g.add_argument("--batch", type=int, default=100, help="sequences per batch (default: %(default)s)")
@@ -447,6 +450,8 @@ def parse_args(argv=None):
         p.error("--lr and --clip must be > 0")
     if args.z0_scale < 0:
         p.error("--z0-scale must be >= 0")
+    if not 0 < args.gamma <= 1:
+        p.error("--gamma must be in (0, 1]")
     return args, p
 
 
@@ -465,7 +470,8 @@ def main(argv=None) -> int:
     fixed = {"n_hidden": int(cfg["n_hidden"]), "ornn_hidden": int(cfg["ornn_hidden"]), "epochs": int(cfg["epochs"]),
              "lr": float(cfg["lr"]),
              "ornn_lr": float(ornn_lr), "ornn_generator": str(cfg["ornn_generator"]),
-             "milestones": sorted(int(m) for m in cfg["milestones"]), "n_train": int(cfg["n_train"]),
+             "milestones": sorted(int(m) for m in cfg["milestones"]), "gamma": float(args.gamma),
+             "n_train": int(cfg["n_train"]),
              "n_val": int(cfg["n_val"]), "batch": args.batch, "clip": args.clip, "encoding": str(cfg["encoding"]),
              "eval_every": int(cfg["eval_every"]), "stop_at_one": not args.no_early_stop,
              "snapshot_every": int(cfg["snapshot_every"]), "n_init": args.n_init, "z0_scale": args.z0_scale,

@@ -32,9 +32,9 @@ def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "slstm", "ornn", "--lengths", "50", "60",
               "--n-hidden", "3", "--ornn-hidden", "4", "--epochs", "3", "--milestones", "2", "--n-train", "100",
               "--n-val", "50", "--batch", "50", "--eval-every", "1", "--snapshot-every", "2", "--n-init", "2",
-              "--burn-in", "12", "--keep", "5", "--ornn-generator", "upper")
+              "--burn-in", "12", "--keep", "5", "--ornn-generator", "upper", "--gamma", "0.25")
     assert ds.attrs["ornn_hidden"] == "4" and ds.attrs["encoding"] == "onehot"
-    assert ds.attrs["ornn_generator"] == "upper"
+    assert ds.attrs["ornn_generator"] == "upper" and ds.attrs["gamma"] == "0.25"
     assert ds["final_accuracy"].dims == ("model", "length", "seed")
     np.testing.assert_array_equal(ds["length"].values, [50, 60])
     assert ds["val_accuracy"].dims == ("model", "length", "seed", "eval_epoch")
