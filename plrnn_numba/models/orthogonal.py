@@ -88,9 +88,10 @@ choices give the same ``W`` and the same loss landscape in ``A``, but not the
 same training: with ``A = S - S^T`` an entry ``A_kl`` moves with both
 ``S_kl`` and ``S_lk``, whose gradients are equal and opposite, so gradient
 descent and Adam move ``A`` twice as far per step as with the upper
-triangle.  ``generator="upper"`` at learning rate ``eta`` trains ``A``
-exactly as ``generator="full"`` would at ``eta / 2`` (for ``A``; the other
-parameters keep ``eta``).
+triangle.  With SGD or Adam, ``generator="upper"`` at learning rate ``eta``
+trains ``A`` exactly as ``generator="full"`` would at ``eta / 2`` (the other
+parameters keep ``eta``), unless the gradient is clipped by its global norm,
+which is ``sqrt(2)`` times longer in ``S`` with ``"full"``.
 
 Layout of ``theta``: ``S (N*N) | V (N*K) | b (N)`` (row-major).  The kernels
 get ``W (N*N) | V (N*K) | b (N)``: the same layout with ``S`` replaced by
