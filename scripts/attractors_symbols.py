@@ -178,6 +178,42 @@ def build(model: str, n_hidden: int, n_inputs: int, seed: int, ornn_generator: s
     return m, m.init(seed), hooks
 
 
+def initial_readout(readout, dim: int, kind: str, seed: int) -> np.ndarray:
+    """The linear readout's initial parameters: ``"normal"``, the package's ``B ~ N(0, 1/k)`` and ``c = 0``
+    (``LinearReadout.init``); ``"uniform"``, PyTorch's ``nn.Linear`` default (the authors' code), ``B`` and ``c``
+    uniform in ``[-1/sqrt(k), 1/sqrt(k)]`` for ``k`` inputs, a spread ``sqrt(3)`` times smaller."""
+    if kind == "normal":
+        return readout.init(dim, seed)
+    if kind != "uniform":
+        raise ValueError(f"readout_init must be 'normal' or 'uniform'; got {kind!r}")
+    bound = 1.0 / np.sqrt(readout.reads(dim))
+    return np.random.default_rng(seed).uniform(-bound, bound, readout.n_params(dim))
+
+
+def batch_picker(order: str, n_train: int, batch: int):
+    """``pick(rng) -> indices`` of the training sequences of each successive optimiser step.
+
+    ``"random"``: ``batch`` distinct sequences drawn at random for every step;
+    ``"fixed"``: the authors' loader, the training set cut into
+    ``n_train // batch`` consecutive slices taken in the same order every
+    epoch (``pn.train`` asks for one batch per step, so counting the calls
+    names the slice).
+    """
+    if order == "random":
+        return lambda rng: rng.choice(n_train, batch, replace=False)
+    if order != "fixed":
+        raise ValueError(f"batch_order must be 'random' or 'fixed'; got {order!r}")
+    n_batches = max(1, n_train // batch)
+    steps = [0]
+
+    def pick(rng):
+        lo = (steps[0] % n_batches) * batch
+        steps[0] += 1
+        return np.arange(lo, lo + batch)
+
+    return pick
+
+
 def snapshot_grid(epochs: int, snapshot_every: int) -> np.ndarray:
     """The epochs of the orbit-diagram snapshots: 0, k, 2k, ... and the last epoch (as ``pn.train`` takes them)."""
     return np.unique(np.append(np.arange(0, epochs, snapshot_every), epochs - 1)).astype(np.int64)
@@ -206,7 +242,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
                 ornn_lr: float, ornn_generator: str,
                 milestones: list[int], gamma: float, n_train: int, n_val: int, batch: int, clip: float, encoding: str,
                 eval_every: int, stop_at_one: bool, snapshot_every: int, n_init: int, z0_scale: float,
-                burn_in: int, keep: int) -> dict:
+                burn_in: int, keep: int, batch_order: str = "random", readout_init: str = "normal") -> dict:
     """One network on one length: train, validation accuracy along training and at the end, and the orbit
     diagrams of the readout outputs for each constant one-hot symbol at the parameter snapshots; the sweep's
     function."""
@@ -220,9 +256,12 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
     net, theta0, hooks = build(model, ornn_hidden if model == "ornn" else n_hidden, train_set.inputs.shape[2], seed,
                                ornn_generator)
     readout = make_readout(net, n_out)
+    readout_params = initial_readout(readout, net.dim, readout_init, seed)
+    n_batches = max(1, n_train // batch)
+    pick = batch_picker(batch_order, n_train, batch)
 
     def data(rng, epoch):
-        idx = rng.choice(n_train, batch, replace=False)
+        idx = pick(rng)
         return pn.Batch(targets=train_set.targets[idx], inputs=train_set.inputs[idx], mask=train_set.mask[idx])
 
     def accuracy(theta, ro):
@@ -241,7 +280,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
         return None
 
     t0 = time.perf_counter()
-    h = pn.train(net, theta0, data, n_epochs=epochs, batches_per_epoch=max(1, n_train // batch),
+    h = pn.train(net, theta0, data, n_epochs=epochs, batches_per_epoch=n_batches, readout_params=readout_params,
                  optimizer=pn.Adam(lr=ornn_lr if model == "ornn" else lr),
                  lr_schedule=pn.MultiStepLR(list(milestones), gamma=gamma) if milestones else None, clip_norm=clip,
                  readout=readout, loss=ENCODING_LOSS[encoding], hooks=hooks, callback=callback,
@@ -420,6 +459,12 @@ def parse_args(argv=None):
     g.add_argument("--n-val", type=int, default=None, help="validation sequences (default: 1000)")
     g.add_argument("--batch", type=int, default=100, help="sequences per batch (default: %(default)s)")
     g.add_argument("--clip", type=float, default=0.25, help="gradient-norm clipping (default: %(default)s)")
+    g.add_argument("--batch-order", choices=("random", "fixed"), default="random",
+                   help="random: each batch drawn at random from the training set (default); fixed: the training "
+                        "set cut into consecutive batches, the same order every epoch (the authors' code)")
+    g.add_argument("--readout-init", choices=("normal", "uniform"), default="normal",
+                   help="the readout's initial weights: normal N(0, 1/N) and zero bias (default), or uniform in "
+                        "+-1/sqrt(N), weights and bias (PyTorch's nn.Linear, the authors' code)")
     g.add_argument("--encoding", choices=sorted(ENCODING_LOSS), default=None,
                    help="targets and loss: onehot (the paper's 4-class softmax, ce; both presets) or bits (two "
                         "logistic outputs, bce)")
@@ -475,7 +520,8 @@ def main(argv=None) -> int:
              "n_val": int(cfg["n_val"]), "batch": args.batch, "clip": args.clip, "encoding": str(cfg["encoding"]),
              "eval_every": int(cfg["eval_every"]), "stop_at_one": not args.no_early_stop,
              "snapshot_every": int(cfg["snapshot_every"]), "n_init": args.n_init, "z0_scale": args.z0_scale,
-             "burn_in": args.burn_in, "keep": args.keep}
+             "burn_in": args.burn_in, "keep": args.keep, "batch_order": args.batch_order,
+             "readout_init": args.readout_init}
     lengths = sorted({int(v) for v in cfg["lengths"]})
     t0 = time.perf_counter()
     ds = run_sweep(

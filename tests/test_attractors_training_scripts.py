@@ -4,6 +4,7 @@ in the scripts' docstrings): sine-wave generation (Figs. 4-5) and symbol classif
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from .scripts_loader import load_script as _script
 from .scripts_loader import run_script as _run
@@ -32,8 +33,10 @@ def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     ds = _run("attractors_symbols", tmp_path, "--models", "lstm", "slstm", "ornn", "--lengths", "50", "60",
               "--n-hidden", "3", "--ornn-hidden", "4", "--epochs", "3", "--milestones", "2", "--n-train", "100",
               "--n-val", "50", "--batch", "50", "--eval-every", "1", "--snapshot-every", "2", "--n-init", "2",
-              "--burn-in", "12", "--keep", "5", "--ornn-generator", "upper", "--gamma", "0.25")
+              "--burn-in", "12", "--keep", "5", "--ornn-generator", "upper", "--gamma", "0.25",
+              "--batch-order", "fixed", "--readout-init", "uniform")
     assert ds.attrs["ornn_hidden"] == "4" and ds.attrs["encoding"] == "onehot"
+    assert ds.attrs["batch_order"] == "fixed" and ds.attrs["readout_init"] == "uniform"
     assert ds.attrs["ornn_generator"] == "upper" and ds.attrs["gamma"] == "0.25"
     assert ds["final_accuracy"].dims == ("model", "length", "seed")
     np.testing.assert_array_equal(ds["length"].values, [50, 60])
@@ -86,6 +89,30 @@ def test_symbols_trains_two_logistic_bits_with_bits_targets(tmp_path):
     assert ds.sizes["output"] == 2 and "bit" in ds["output"].attrs["long_name"]
     acc = ds["val_accuracy"].values
     assert np.all((acc >= 0) & (acc <= 1)) and np.allclose(acc * 50, np.round(acc * 50))
+
+
+def test_symbols_batch_orders_and_readout_inits():
+    mod = _script("attractors_symbols")
+    rng = np.random.default_rng(0)
+    # the authors' loader: consecutive slices, the same order every epoch (the remainder 250 % 100 left out)
+    pick = mod.batch_picker("fixed", 250, 100)
+    for _ in range(2):
+        for lo in (0, 100):
+            np.testing.assert_array_equal(pick(rng), np.arange(lo, lo + 100))
+    idx = mod.batch_picker("random", 250, 100)(rng)
+    assert idx.size == 100 and np.unique(idx).size == 100 and idx.min() >= 0 and idx.max() < 250
+    # the package's readout initialisation unchanged by default; PyTorch's uniform one within +-1/sqrt(k)
+    import plrnn_numba as pn
+
+    ro = pn.LinearReadout(4)
+    np.testing.assert_array_equal(mod.initial_readout(ro, 200, "normal", 3), ro.init(200, 3))
+    u = mod.initial_readout(ro, 200, "uniform", 3)
+    assert u.shape == (ro.n_params(200),) and np.all(np.abs(u) <= 200 ** -0.5) and np.all(u[-4:] != 0)
+    assert abs(u.std() - 200 ** -0.5 / np.sqrt(3)) < 0.1 * 200 ** -0.5  # the spread of U(-b, b): b / sqrt(3)
+    with pytest.raises(ValueError, match="batch_order must be"):
+        mod.batch_picker("shuffled", 10, 5)
+    with pytest.raises(ValueError, match="readout_init must be"):
+        mod.initial_readout(ro, 5, "zeros", 0)
 
 
 def test_symbols_validation_in_chunks_equals_one_pass():
