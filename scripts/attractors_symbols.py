@@ -267,13 +267,18 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
     def accuracy(theta, ro):
         return validation_accuracy(net, theta, val_set, readout, ro)
 
+    def train_accuracy(theta, ro):
+        return validation_accuracy(net, theta, train_set, readout, ro)
+
     checkpoints = np.arange(0, epochs, eval_every)
     curve = np.full(checkpoints.size, np.nan)
+    train_curve = np.full(checkpoints.size, np.nan)
     solved = [-1]
 
     def callback(state):
         acc = accuracy(state.theta, state.readout_params)
         curve[state.epoch // eval_every] = acc
+        train_curve[state.epoch // eval_every] = train_accuracy(state.theta, state.readout_params)
         if stop_at_one and acc >= 1.0:
             solved[0] = state.epoch
             raise pn.training.StopTraining(f"validation accuracy 1 at epoch {state.epoch}")
@@ -293,6 +298,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
     elif status != "completed":
         raise RuntimeError(f"training stopped: {status} {message}")
     final = accuracy(h["theta"].values, h["readout_params"].values)
+    final_train = train_accuracy(h["theta"].values, h["readout_params"].values)
     # Fig. 7: the snapshots on the fixed grid (a run stopped early: NaN after the stop, and its off-grid last
     # snapshot is left out, so that every point has the same shape); one constant one-hot symbol at a time, the
     # same random initial states for each
@@ -324,6 +330,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
     return {
         "final_accuracy": final,
         "best_accuracy": float(np.nanmax(np.append(curve, final))),
+        "final_train_accuracy": final_train,
         "solved_epoch": int(solved[0]),
         "epochs_run": int(h.sizes["epoch"]),
         "final_loss": float(h["loss"].values[-1]),
@@ -332,6 +339,9 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
         "status": status,
         "val_accuracy": xr.DataArray(curve, dims="eval_epoch", coords=cp,
                                      attrs={**U1, "long_name": "validation accuracy (NaN after an early stop)"}),
+        "train_accuracy": xr.DataArray(train_curve, dims="eval_epoch", coords=cp,
+                                       attrs={**U1, "long_name": "accuracy on the training sequences (NaN after an "
+                                                                 "early stop)"}),
         "loss": xr.DataArray(loss, dims="epoch", coords=ep,
                              attrs={**U1, "long_name": "mean training BCE of the epoch (NaN after an early stop)"}),
         "y": xr.DataArray(y, dims=odims, coords=ocoords,
@@ -345,6 +355,7 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
 VAR_ATTRS = {
     "final_accuracy": {**U1, "long_name": "validation accuracy after training"},
     "best_accuracy": {**U1, "long_name": "highest validation accuracy measured"},
+    "final_train_accuracy": {**U1, "long_name": "accuracy on the training sequences after training"},
     "solved_epoch": {**U1, "long_name": "epoch at which the validation accuracy reached 1 (-1: never)"},
     "epochs_run": {**U1, "long_name": "epochs trained"},
     "final_loss": {**U1, "long_name": "mean training BCE of the last epoch"},
@@ -368,6 +379,8 @@ def table1(ds: xr.Dataset) -> list[dict]:
             acc = d["final_accuracy"].values[ok]
             row[str(m)] = float(np.mean(acc)) if acc.size else np.nan
             row[f"{m}_min"] = float(np.min(acc)) if acc.size else np.nan
+            train = d["final_train_accuracy"].values[ok] if "final_train_accuracy" in d else np.array([])
+            row[f"{m}_train"] = float(np.mean(train)) if train.size else np.nan
             row[f"{m}_solved"] = int(np.sum(d["solved_epoch"].values[ok] >= 0))
             row[f"{m}_seconds"] = float(np.sum(d["train_seconds"].values[ok]))
             row[f"paper_{m}"] = paper[MODELS.index(str(m))] if str(m) in MODELS else np.nan
@@ -377,9 +390,9 @@ def table1(ds: xr.Dataset) -> list[dict]:
 
 def plot(ds: xr.Dataset, path, *, seed: int = 0, orbit_length: int = ORBIT_LENGTH,
          orbit_symbol: str = ORBIT_SYMBOL) -> None:
-    """Fig. 6: validation accuracy per epoch, one panel per length (every seed); below it Fig. 7: per model, the
-    orbit diagram y_t against epoch for the constant input ``orbit_symbol`` at the length nearest ``orbit_length``
-    (seed ``seed``, or the first), every readout output."""
+    """Fig. 6: validation accuracy per epoch (dotted: on the training sequences), one panel per length (every
+    seed); below it Fig. 7: per model, the orbit diagram y_t against epoch for the constant input ``orbit_symbol``
+    at the length nearest ``orbit_length`` (seed ``seed``, or the first), every readout output."""
     from plrnn_numba.plot import _plt
 
     plt = _plt()
@@ -398,6 +411,9 @@ def plot(ds: xr.Dataset, path, *, seed: int = 0, orbit_length: int = ORBIT_LENGT
                     continue
                 ax.plot(row["eval_epoch"].values, row["val_accuracy"].values, color=f"C{j}", lw=0.9, alpha=0.8,
                         label=LABELS.get(str(m), str(m)) if k == 0 else None)
+                if "train_accuracy" in row:
+                    ax.plot(row["eval_epoch"].values, row["train_accuracy"].values, color=f"C{j}", lw=0.6,
+                            alpha=0.5, ls=":", label="training sequences" if k == 0 and j == 0 else None)
         ax.axhline(BASELINE, color="k", ls="--", lw=0.8, label="baseline (p, p)")
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("epoch")
@@ -543,11 +559,12 @@ def main(argv=None) -> int:
     print(f"Table 1: validation accuracy (mean over {ds.sizes['seed']} seed(s)), N = {fixed['n_hidden']} "
           f"(oRNN {fixed['ornn_hidden']}), {fixed['encoding']} targets, "
           f"<= {fixed['epochs']} epochs, {fixed['n_train']} + {fixed['n_val']} sequences; paper: N = 200, "
-          f"<= 15000 epochs, 1000 + 1000; baseline {BASELINE}")
-    head = "".join(f" {LABELS[m]:>7} {'paper':>6} {'solved':>6}" for m in models)
+          f"<= 15000 epochs, 1000 + 1000; baseline {BASELINE}; train: our accuracy on the training sequences")
+    head = "".join(f" {LABELS[m]:>7} {'paper':>6} {'solved':>6} {'train':>6}" for m in models)
     print(f"{'l':>4}{head}")
     for r in table1(ds):
-        cells = "".join(f" {r[m]:7.3f} {r[f'paper_{m}']:6.3f} {r[f'{m}_solved']:6d}" for m in models)
+        cells = "".join(f" {r[m]:7.3f} {r[f'paper_{m}']:6.3f} {r[f'{m}_solved']:6d} {r[f'{m}_train']:6.3f}"
+                        for m in models)
         print(f"{r['length']:4d}{cells}")
     secs = {m: float(ds["train_seconds"].sel(model=m).where(ds["error"].sel(model=m) == "").sum()) for m in models}
     print("training time per model (all lengths and seeds): "

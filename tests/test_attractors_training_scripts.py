@@ -44,8 +44,12 @@ def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     np.testing.assert_array_equal(ds["eval_epoch"].values, [0, 1, 2])
     acc = ds["final_accuracy"].values
     assert np.all((acc >= 0) & (acc <= 1))
-    # accuracies are multiples of 1/50 (50 validation sequences)
+    # accuracies are multiples of 1/50 (50 validation sequences), training accuracies of 1/100
     np.testing.assert_allclose(acc * 50, np.round(acc * 50), atol=1e-9)
+    assert ds["train_accuracy"].dims == ds["val_accuracy"].dims
+    for train in (ds["final_train_accuracy"].values, ds["train_accuracy"].values):
+        assert np.all((train >= 0) & (train <= 1))
+        np.testing.assert_allclose(train * 100, np.round(train * 100), atol=1e-9)
     # Fig. 7: orbit diagrams at the snapshots 0, 2 and the last (2), every one-hot symbol, 2 initial states, the
     # kept steps 12..16, the four class logits
     dims = ("model", "length", "seed", "snapshot_epoch", "symbol", "init", "sample", "output")
@@ -61,6 +65,7 @@ def test_symbols_records_validation_accuracy_and_table1(tmp_path):
     rows = _script("attractors_symbols").table1(ds)
     assert [r["length"] for r in rows] == [50, 60]
     assert rows[0]["paper_slstm"] == 1.0 and np.isnan(rows[1]["paper_ornn"])  # the paper has no l = 60
+    assert rows[0]["ornn_train"] == float(ds["final_train_accuracy"].sel(model="ornn", length=50).mean())
 
 
 def test_symbols_stops_early_at_validation_accuracy_one(tmp_path):
