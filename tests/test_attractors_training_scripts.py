@@ -120,6 +120,21 @@ def test_symbols_batch_orders_and_readout_inits():
         mod.initial_readout(ro, 5, "zeros", 0)
 
 
+def test_symbols_authors_code_settings():
+    mod = _script("attractors_symbols")
+    ours, _ = mod.parse_args(["--full"])
+    assert (ours.lr, ours.gamma, ours.clip, ours.batch_order, ours.readout_init, ours.ornn_generator) == (
+        None, 0.1, 0.25, "random", "normal", None)  # lr and generator: the preset's (1e-2, full)
+    code, _ = mod.parse_args(["--full", "--authors-code", "--batch", "50"])
+    assert (code.lr, code.gamma, code.clip, code.batch_order, code.readout_init, code.ornn_generator) == (
+        1e-3, 0.25, 0.25 / 50, "fixed", "uniform", "upper")
+    # options given explicitly win
+    mixed, _ = mod.parse_args(["--authors-code", "--lr", "1e-2", "--clip", "0.1", "--batch-order", "random",
+                               "--ornn-generator", "full"])
+    assert (mixed.lr, mixed.clip, mixed.batch_order, mixed.ornn_generator, mixed.gamma) == (
+        1e-2, 0.1, "random", "full", 0.25)
+
+
 def test_symbols_validation_in_chunks_equals_one_pass():
     import plrnn_numba as pn
     from plrnn_numba.tasks.attractors import class_accuracy, symbol_classification
