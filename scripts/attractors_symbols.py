@@ -112,8 +112,9 @@ one core; paper 0.995), and at 50 units (``--ornn-hidden 50 --epochs
 memorise (training accuracy 0.995-1.000, validation 0.240-0.279, four
 seeds of 50 units; 0.238 at 200 units).  In ablations the step on the
 generator decides (the rate and the generator's form), the clipping and
-the batch order change only the speed; see docs/reproductions/attractors.md.  ``train_accuracy`` records the
-accuracy on the training sequences.
+the batch order change only the speed; see
+docs/reproductions/attractors.md.  ``train_accuracy`` records the accuracy
+on the training sequences.
 
 Full-mode estimate, from the measured cost of one batch of 100 sequences of
 length 500 (one thread, four-class softmax): LSTM(200) 1.34 s to train (with
