@@ -114,7 +114,8 @@ seeds of 50 units; 0.238 at 200 units).  In ablations the step on the
 generator decides (the rate and the generator's form), the clipping and
 the batch order change only the speed; see
 docs/reproductions/attractors.md.  ``train_accuracy`` records the accuracy
-on the training sequences.
+on the training sequences; scoring them doubles the cost of each
+evaluation, which the estimate below predates (use ``--eval-every``).
 
 Full-mode estimate, from the measured cost of one batch of 100 sequences of
 length 500 (one thread, four-class softmax): LSTM(200) 1.34 s to train (with
@@ -236,20 +237,22 @@ def snapshot_grid(epochs: int, snapshot_every: int) -> np.ndarray:
     return np.unique(np.append(np.arange(0, epochs, snapshot_every), epochs - 1)).astype(np.int64)
 
 
-def validation_accuracy(net, theta, val_set, readout, readout_params, chunk: int = VAL_CHUNK) -> float:
-    """``class_accuracy`` of the free-running prediction, ``chunk`` sequences per forward pass.
+def set_accuracy(net, theta, data, readout, readout_params, chunk: int = VAL_CHUNK) -> float:
+    """``class_accuracy`` of the free-running prediction on ``data`` (the validation or the training
+    sequences), ``chunk`` sequences per forward pass.
 
-    One pass over all validation sequences would hold their whole (B, T, 2N)
-    trajectories: 1.6 GB at the paper's scale.
+    One pass over all sequences would hold their whole (B, T, 2N)
+    trajectories: 1.6 GB at the paper's scale.  Scoring the training
+    sequences as well doubles the cost of each evaluation.
     """
     import plrnn_numba as pn
     from plrnn_numba.tasks import class_accuracy
 
-    n = val_set.targets.shape[0]
+    n = data.targets.shape[0]
     hits = 0.0
     for lo in range(0, n, chunk):
-        part = pn.Batch(targets=val_set.targets[lo:lo + chunk], inputs=val_set.inputs[lo:lo + chunk],
-                        mask=val_set.mask[lo:lo + chunk])
+        part = pn.Batch(targets=data.targets[lo:lo + chunk], inputs=data.inputs[lo:lo + chunk],
+                        mask=data.mask[lo:lo + chunk])
         y, _ = pn.predict(net, theta, part, readout=readout, readout_params=readout_params)
         hits += class_accuracy(y, part) * part.targets.shape[0]
     return hits / n
@@ -282,10 +285,10 @@ def train_point(model: str, length: int, seed: int, *, n_hidden: int, ornn_hidde
         return pn.Batch(targets=train_set.targets[idx], inputs=train_set.inputs[idx], mask=train_set.mask[idx])
 
     def accuracy(theta, ro):
-        return validation_accuracy(net, theta, val_set, readout, ro)
+        return set_accuracy(net, theta, val_set, readout, ro)
 
     def train_accuracy(theta, ro):
-        return validation_accuracy(net, theta, train_set, readout, ro)
+        return set_accuracy(net, theta, train_set, readout, ro)
 
     checkpoints = np.arange(0, epochs, eval_every)
     curve = np.full(checkpoints.size, np.nan)

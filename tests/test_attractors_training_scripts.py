@@ -148,4 +148,4 @@ def test_symbols_validation_in_chunks_equals_one_pass():
     whole = class_accuracy(y, val)
     assert 0 < whole < 1  # random weights: some sequences right, some wrong, so the weighting is checked
     for chunk in (1, 7, 23, 100):
-        assert abs(mod.validation_accuracy(net, theta, val, readout, ro, chunk=chunk) - whole) < 1e-12
+        assert abs(mod.set_accuracy(net, theta, val, readout, ro, chunk=chunk) - whole) < 1e-12
