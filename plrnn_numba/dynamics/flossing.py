@@ -49,6 +49,7 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import config, io
+from .._interrupt import interrupt_behind
 from ..models.base import (
     Model,
     call_param_vjp,
@@ -450,6 +451,11 @@ def floss(model: Model, theta: ArrayLike, n_epochs: int, flossing: Flossing | No
     try:
         status = "completed" if _flossing_steps(flossing, model, theta, opt, rng, n_epochs, record) else "diverged"
     except KeyboardInterrupt:
+        status = "interrupted"
+    except Exception as exc:
+        # Ctrl-C during a compiled engine call surfaces as a SystemError with the interrupt behind it
+        if interrupt_behind(exc) is None:
+            raise
         status = "interrupted"
     n = len(losses)
     ds = xr.Dataset(

@@ -51,6 +51,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from .._interrupt import interrupt_behind
 from ._results import SweepOutputError, normalize_outputs
 from ._store import write_point
 
@@ -188,6 +189,9 @@ def execute_point(
     try:
         result = fn(**kwargs, **fixed)
     except (Exception, SystemExit) as exc:  # a point that calls sys.exit() fails like one that raises
+        interrupt = interrupt_behind(exc)
+        if interrupt is not None:
+            raise interrupt from None
         result, failure, tb = None, exc, traceback.format_exc()
     else:
         failure = tb = None

@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 
 from .. import _validate as V
 from .. import io
+from .._interrupt import interrupt_behind
 from ..bptt import Batch, LossGrad, loss_and_grad
 from ..forcing import GTF, as_forcing
 from ..models.base import Model, check_model, check_precision
@@ -299,6 +300,11 @@ def train(
                 bar.update(1)
                 bar.set_postfix(loss=f"{history.last_loss:.4g}")
     except KeyboardInterrupt:
+        status, message = STATUS_INTERRUPTED, f"interrupted by the user after epoch {history.epochs_completed - 1}"
+    except Exception as exc:
+        # Ctrl-C during a compiled engine call surfaces as a SystemError with the interrupt behind it
+        if interrupt_behind(exc) is None:
+            raise
         status, message = STATUS_INTERRUPTED, f"interrupted by the user after epoch {history.epochs_completed - 1}"
     finally:
         if bar is not None:
