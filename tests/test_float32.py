@@ -30,6 +30,8 @@ CASES = [
     ("lstm_wide", pn.LSTM(n_hidden=12, n_inputs=1), {"readout": pn.LinearReadout(2, n_in=12)}),
     # 20 rows (10 a thread with 2 threads): the LSTM kernels' batch lanes below 8 units
     ("lstm_lanes", pn.LSTM(n_hidden=4, n_inputs=1), {"B": 20}),
+    # an odd batch of long rows: the row loops' single last row, float32 sums over 4N = 160 terms
+    ("lstm_rows", pn.LSTM(n_hidden=40, n_inputs=2), {"B": 5}),
 ]
 
 

@@ -158,6 +158,8 @@ def _preactivation(p, meta, Z, S):
                 ar[q] += b[q]
         return A
     A = np.empty((rows, N4), Z.dtype)
+    # in the arrays' precision: a float64 0.0 would make h1 float64 and the float32 kernels mix precisions
+    zero = Z.dtype.type(0)
     # a += h_j (column j of W_hh) and u_k (column k of W_ih): contiguous rows of the transposes,
     # two batch rows at a time (each load of W serves two rows: 30% faster at N = 50, 10 rows)
     r = 0
@@ -169,14 +171,14 @@ def _preactivation(p, meta, Z, S):
             A[r1, q] = b[q]
         for j in range(N):
             h0 = Z[r, j]
-            h1 = Z[r1, j] if two else 0.0
+            h1 = Z[r1, j] if two else zero
             for q in range(N4):
                 w = WhhT[j, q]
                 A[r, q] += h0 * w
                 A[r1, q] += h1 * w
         for k in range(K):
             u0 = S[r, k]
-            u1 = S[r1, k] if two else 0.0
+            u1 = S[r1, k] if two else zero
             for q in range(N4):
                 w = WihT[k, q]
                 A[r, q] += u0 * w
@@ -498,11 +500,12 @@ def _hh_transpose_rows(WhhT, D, g_z):
     several times slower (measured at N = 50, 10 rows: 60 us against 7 us).
     """
     N, N4 = WhhT.shape
+    zero = D.dtype.type(0)  # accumulate in the arrays' precision (float32 kernels: as BLAS's sgemm does)
     for r in range(D.shape[0]):
         d = D[r]
         for j in range(N):
             w = WhhT[j]
-            acc = 0.0
+            acc = zero
             for q in range(N4):
                 acc += w[q] * d[q]
             g_z[r, j] = acc
@@ -542,6 +545,7 @@ def _param_pullback_lanes(p, meta, Z, S, TAPE, G, g_p):
     GT = np.empty((2 * N, R), Z.dtype)
     DT = np.empty((N4, R), Z.dtype)
     none = np.empty((0, R), Z.dtype)
+    zero = Z.dtype.type(0)  # accumulate in the arrays' precision
     for r0 in range(0, rows, R):
         r1 = min(rows, r0 + R)
         n = r1 - r0
@@ -560,7 +564,7 @@ def _param_pullback_lanes(p, meta, Z, S, TAPE, G, g_p):
             d = DT[q]
             for j in range(N + K):
                 x = XT[j]
-                acc = 0.0
+                acc = zero
                 for r in range(n):
                     acc += d[r] * x[r]
                 if j < N:
@@ -568,7 +572,7 @@ def _param_pullback_lanes(p, meta, Z, S, TAPE, G, g_p):
                 else:
                     gih[q, j - N] += acc
             if bias:
-                acc = 0.0
+                acc = zero
                 for r in range(n):
                     acc += d[r]
                 sb[q] += acc
