@@ -12,7 +12,9 @@ behind such an error with :func:`interrupt_behind`.
 
 from __future__ import annotations
 
-__all__ = ["interrupt_behind"]
+import contextlib
+
+__all__ = ["interrupt_behind", "interrupts_surface"]
 
 
 def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
@@ -37,3 +39,19 @@ def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return None
+
+
+@contextlib.contextmanager
+def interrupts_surface():
+    """Inside the block, an interrupt wrapped in a ``SystemError`` is raised as the ``KeyboardInterrupt`` it is.
+
+    Wrapped around an engine call, so that Ctrl-C during it reaches the
+    caller (a user's loop, ``pn.train``) as a plain ``KeyboardInterrupt``.
+    """
+    try:
+        yield
+    except SystemError as exc:
+        interrupt = interrupt_behind(exc)
+        if interrupt is None:
+            raise
+        raise interrupt from None

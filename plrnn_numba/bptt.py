@@ -39,6 +39,7 @@ from numba import prange, types
 
 from . import _validate as V
 from . import config
+from ._interrupt import interrupts_surface
 from ._validate import carray
 from .forcing import as_forcing
 from .models.base import (
@@ -618,7 +619,7 @@ def loss_and_grad(
     p = model_params(model, theta)
     if dtype != "float64":
         p, z0, S, X, mask, alpha, ro = (carray(a, dtype) for a in (p, z0, S, X, mask, alpha, ro))
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), interrupts_surface():
         engine = (_bptt_serial if n_chunks == 1 else _bptt_parallel).for_signature(_SIGS[dtype])
         value, gp, gro, gz0 = engine(
             kern.step,
