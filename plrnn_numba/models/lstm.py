@@ -145,15 +145,13 @@ def _preactivation(p, meta, Z, S):
     rows = Z.shape[0]
     N4 = 4 * N
     if _blas(N, rows):
-        # one product [h | u] [W_hh^T ; W_ih^T]: the two transposes lie one after the other in p
-        X = np.empty((rows, N + K), Z.dtype)
+        H = np.empty((rows, N), Z.dtype)
         for r in range(rows):
             for j in range(N):
-                X[r, j] = Z[r, j]
-            for k in range(K):
-                X[r, N + k] = S[r, k]
-        o = P + 4 * N
-        A = np.dot(X, p[o : o + (N + K) * N4].reshape((N + K, N4)))
+                H[r, j] = Z[r, j]
+        A = np.dot(H, WhhT)
+        if K > 0:
+            A += np.dot(S, WihT)
         for r in range(rows):
             ar = A[r]
             for q in range(N4):
