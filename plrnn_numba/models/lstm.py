@@ -72,9 +72,9 @@ column per batch item) and every loop runs over the batch
 (``_LANES_MIN_ROWS``; measured at N = 2, batch 100, T = 400: 2.3 ms against
 5.5 ms unit by unit).  Measured (one thread, T = 400, LinearReadout, whole
 ``loss_and_grad`` against ``torch.nn.LSTM`` forward + backward in float64;
-``benchmarks/bench_lstm.py``): 37-41x faster at N = 2 and batch 10, 14x at N = 2 and batch 100, 3.6-4.0x
-at N = 50 and batch 10 (11-13 ms against 44-45 ms), 1.5-1.9x at N = 50 and
-batch 100, 1.1-1.6x at N = 200.  Torch in float32 (oneDNN's fused LSTM) is
+``benchmarks/bench_lstm.py``): 56-60x faster at N = 2 and batch 10, 12-14x at N = 2 and batch 100, 3.4-4.5x
+at N = 50 and batch 10 (15-22 ms against 69-72 ms), 2.0x at N = 50 and
+batch 100, 1.3-1.6x at N = 200.  Torch in float32 (oneDNN's fused LSTM) is
 faster than this float64 code from N = 50 on.
 """
 
