@@ -324,7 +324,7 @@ _malloc_tuned = False
 
 
 def malloc_thresholds(total_memory: int | None = None) -> tuple[int, int]:
-    """glibc's ``(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)`` in bytes that :func:`tune_malloc` sets.
+    """The glibc thresholds ``(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)`` in bytes that :func:`tune_malloc` sets.
 
     The mmap threshold is 1/32 of the machine's memory, at least 64 MiB and
     at most 1 GiB; the trim threshold twice that.
