@@ -450,10 +450,8 @@ def floss(model: Model, theta: ArrayLike, n_epochs: int, flossing: Flossing | No
 
     try:
         status = "completed" if _flossing_steps(flossing, model, theta, opt, rng, n_epochs, record) else "diverged"
-    except KeyboardInterrupt:
-        status = "interrupted"
-    except Exception as exc:
-        # Ctrl-C during a compiled engine call surfaces as a SystemError with the interrupt behind it
+    except (KeyboardInterrupt, Exception) as exc:
+        # Ctrl-C; during a compiled engine call it can surface as a SystemError with the interrupt behind it
         if interrupt_behind(exc) is None:
             raise
         status = "interrupted"

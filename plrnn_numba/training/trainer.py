@@ -299,10 +299,8 @@ def train(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{history.last_loss:.4g}")
-    except KeyboardInterrupt:
-        status, message = STATUS_INTERRUPTED, f"interrupted by the user after epoch {history.epochs_completed - 1}"
-    except Exception as exc:
-        # Ctrl-C during a compiled engine call surfaces as a SystemError with the interrupt behind it
+    except (KeyboardInterrupt, Exception) as exc:
+        # Ctrl-C; during a compiled engine call it can surface as a SystemError with the interrupt behind it
         if interrupt_behind(exc) is None:
             raise
         status, message = STATUS_INTERRUPTED, f"interrupted by the user after epoch {history.epochs_completed - 1}"
