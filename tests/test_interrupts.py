@@ -21,14 +21,6 @@ from plrnn_numba._interrupt import interrupt_behind
 from plrnn_numba.sweep import SweepInterrupted, sweep
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """Python's own Ctrl-C handler for the test, whatever this process inherited."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
-
-
 def _wrapped_interrupt() -> SystemError:
     """What a compiled call interrupted by Ctrl-C raises: a SystemError raised while handling the interrupt."""
     try:

@@ -129,19 +129,6 @@ def _alive(proc) -> bool:
         return False
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """Python's own Ctrl-C handler for the test, whatever this process inherited.
-
-    A process started in the background by a non-interactive shell (``cmd &``,
-    ``nohup``) inherits SIGINT ignored, and Python then leaves it ignored: a
-    Ctrl-C test run that way would see no KeyboardInterrupt at all.
-    """
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
-
-
 def _sigint_default() -> None:
     """``preexec_fn`` of a child that must stop on Ctrl-C even if this process ignores SIGINT."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
