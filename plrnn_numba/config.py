@@ -22,6 +22,7 @@ Why these choices
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numba
@@ -29,6 +30,7 @@ import numba
 __all__ = [
     "blas_kernels",
     "check_blas_kernels",
+    "blas_small_matrix_kernels",
     "BlasKernelWarning",
     "limit_blas_threads",
     "set_num_threads",
@@ -267,6 +269,23 @@ def blas_kernels() -> dict:
     slower = bool(info["library"] == "openblas" and avx512 and arch and arch not in _AVX512_KERNELS)
     return {**info, "forced_by": os.environ.get("OPENBLAS_CORETYPE"), "cpu_avx512": avx512,
             "slower_than_cpu": slower}
+
+
+@functools.lru_cache(maxsize=1)
+def blas_small_matrix_kernels() -> bool:
+    """Whether numba's BLAS is OpenBLAS running AVX-512 kernels (which have small-matrix paths).
+
+    With them, BLAS products of a few rows beat the kernels' own loops (the
+    LSTM chooses its per-step products by it); with AVX2 kernels (forced
+    Haswell, Zen up to 3) or another library the loops win up to about 10
+    rows.  Decided once per process, from :func:`blas_kernels`.
+
+    Returns
+    -------
+    bool
+    """
+    info = blas_kernels()
+    return bool(info["library"] == "openblas" and (info["architecture"] or "").lower() in _AVX512_KERNELS)
 
 
 def check_blas_kernels(warn: bool = True) -> dict:

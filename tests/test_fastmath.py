@@ -48,3 +48,48 @@ def test_limits_and_nan():
     assert out[0] == 1.0 and out[1] == -1.0 and out[2] == 0.0 and np.isnan(out[4])
     _apply_exp(np.array([-1e300, -800.0, 0.0, -0.0, np.nan]), out)
     assert 0.0 <= out[0] < 1e-300 and out[2] == 1.0 and out[3] == 1.0 and np.isnan(out[4])
+
+
+# -- float32: the same functions compiled for float32 arguments compute in float32 ------------
+#: allowed error of the float32 evaluations, in ulp of float32 (measured: see the tests)
+MAX_ULP_32 = 3.0
+
+
+def _max_ulp_32(apply, ref, x):
+    got = np.empty_like(x)
+    apply(x, got)
+    assert got.dtype == np.float32
+    exact = ref(x.astype(np.float64))  # float64 is exact enough to grade float32 results
+    ulp = np.spacing(np.maximum(np.abs(exact).astype(np.float32), np.finfo(np.float32).tiny)).astype(np.float64)
+    return float(np.max(np.abs(got.astype(np.float64) - exact) / ulp))
+
+
+def test_float32_exp_over_its_normal_range():
+    x = np.concatenate([np.linspace(-87.3, 0.0, 400_001), -np.geomspace(1e-38, 87.3, 20_000), [0.0]])
+    assert _max_ulp_32(_apply_exp, np.exp, x.astype(np.float32)) <= MAX_ULP_32
+
+
+def test_float32_tanh_over_the_whole_range():
+    x = np.concatenate([np.linspace(-30.0, 30.0, 400_001), np.geomspace(1e-38, 30.0, 20_000),
+                        -np.geomspace(1e-38, 30.0, 20_000)])
+    assert _max_ulp_32(_apply_tanh, np.tanh, x.astype(np.float32)) <= MAX_ULP_32
+
+
+def test_float32_limits_and_nan():
+    out = np.empty(5, np.float32)
+    _apply_tanh(np.array([3e38, -3e38, 0.0, -0.0, np.nan], np.float32), out)
+    assert out[0] == 1.0 and out[1] == -1.0 and out[2] == 0.0 and np.isnan(out[4])
+    # below float32's normal range exp flushes to zero (the true values are under 1.2e-38)
+    _apply_exp(np.array([-3e38, -100.0, 0.0, -0.0, np.nan], np.float32), out)
+    assert out[0] == 0.0 and out[1] == 0.0 and out[2] == 1.0 and out[3] == 1.0 and np.isnan(out[4])
+
+
+def test_compiled_code_only():
+    # the dispatching names are for numba; from Python they say so instead of computing in float64
+    for fn, args in ((_tanh, (0.5,)), (_exp_nonpos, (-0.5,))):
+        try:
+            fn(*args)
+        except TypeError as err:
+            assert "compiled code" in str(err)
+        else:
+            raise AssertionError(f"{fn.__name__} ran in Python")

@@ -63,6 +63,8 @@ REF_RTOL = 1e-10
 # One-step kernels (Jacobian, its pullback, the VJPs) against central differences with h = 1e-6
 # of O(1) states: measured <= 1.3e-9 (also used for the flossing gradient: <= 1e-9).
 JAC_RTOL = 1e-7
+#: the float32 mode against the float64 reference: float32 rounding over T steps (measured <= 1e-6)
+F32_RTOL = 1e-4
 #: against torch.nn.LSTM in float64, states, loss and gradients (measured <= 3e-16 for the gradients)
 TORCH_RTOL = 1e-10
 
@@ -358,6 +360,48 @@ def test_bptt_with_and_without_the_tape(model_id):
     assert abs(r1.loss - r2.loss) <= REF_RTOL * abs(r2.loss)
     for a, b in ((r1.grad, r2.grad), (r1.grad_readout, r2.grad_readout), (r1.grad_z0, r2.grad_z0)):
         assert rel_err(a, b) < REF_RTOL
+
+
+class _LSTMBlasFrom(pn.LSTM):
+    """The LSTM with its per-step products on BLAS from a chosen number of batch rows."""
+
+    def __init__(self, *args, blas_rows, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._blas_rows = blas_rows
+
+    @property
+    def meta(self):
+        meta = super().meta
+        meta[4] = self._blas_rows
+        return meta
+
+
+@pytest.mark.parametrize("blas_rows", [2, 10**6], ids=["blas", "row-loops"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_both_per_step_product_paths_at_a_few_rows(blas_rows, dtype):
+    # which path a few rows take depends on the machine's BLAS kernels (blas_min_rows); both must
+    # agree with the plain-NumPy reference whichever the machine running the tests picks
+    model = _LSTMBlasFrom(32, n_inputs=1, blas_rows=blas_rows)
+    rng = np.random.default_rng(11)
+    theta = model.init(3, scale=2.0)
+    batch = pn.Batch(targets=rng.normal(0.0, 1.0, (3, T, 1)), inputs=rng.normal(0.0, 1.0, (3, T, 1)),
+                     z0=rng.normal(0.0, 0.5, (3, model.dim)))
+    readout, ro = pn.LinearReadout(1), rng.normal(0.0, 1.0, model.dim + 1)
+    res = package(model, theta, batch, readout, ro, "mse", dtype=dtype)
+    ref_loss, ref_grad, ref_gro, ref_gz0 = naive_loss_and_grad(model, theta, batch, readout, ro, "mse")
+    tol = REF_RTOL if dtype == "float64" else F32_RTOL
+    assert abs(res.loss - ref_loss) <= tol * abs(ref_loss)
+    for got, want in ((res.grad, ref_grad), (res.grad_readout, ref_gro), (res.grad_z0, ref_gz0)):
+        assert rel_err(got, want) < tol
+
+
+def test_blas_min_rows_follows_the_blas_kernels(monkeypatch):
+    from plrnn_numba.models import lstm
+
+    for small, want in ((True, (16, 2)), (False, (16, 16))):
+        monkeypatch.setattr(pn.config, "blas_small_matrix_kernels", lambda small=small: small)
+        assert (lstm.blas_min_rows(31), lstm.blas_min_rows(32)) == want
+        assert pn.LSTM(32).meta[4] == want[1]
 
 
 def test_parallel_engine_matches_serial():

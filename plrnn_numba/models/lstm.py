@@ -87,7 +87,7 @@ import numpy as np
 from .. import _validate as V_
 from .. import config
 from ..config import njit
-from ._fastmath import _exp_nonpos, _tanh
+from ._fastmath import _exp_nonpos, _like, _tanh
 from ._linalg import acc_at_b
 from .base import (
     Model,
@@ -103,14 +103,16 @@ from .base import (
     tape_step_kernel,
 )
 
-# meta = [N, K, bias (0/1), P]: units, inputs, whether theta holds the biases, length of theta
+# meta = [N, K, bias (0/1), P, blas rows]: units, inputs, whether theta holds the biases, length of theta,
+# batch rows from which the per-step products call BLAS (blas_min_rows)
 
 
 @njit(inline="always")
 def _sigmoid(x):
     """``(sigma(x), 1 - sigma(x))``, both to full relative accuracy (``1 - sigma(x) = sigma(-x)``)."""
+    one = _like(x, 1.0)  # in x's precision (float32 kernels: no widening to float64)
     e = _exp_nonpos(-abs(x))
-    r = 1.0 / (1.0 + e)
+    r = one / (one + e)
     er = e * r
     if x >= 0.0:
         return r, er
@@ -118,11 +120,37 @@ def _sigmoid(x):
 
 
 @njit(inline="always")
-def _blas(N, rows):
-    # BLAS for the (rows, N) x (N, 4N) products over many rows (large batches; all time steps in
-    # param_vjp).  Measured (one thread, N = 16 .. 100): the row loops below were 10-40% faster
-    # up to 10 rows at every N, BLAS about twice as fast at 100 rows from N = 16 on.
-    return rows >= 4 * config.BLAS_MIN_BATCH and N >= 8
+def _blas(meta, rows):
+    # BLAS for the per-step (rows, N) x (N, 4N) products from meta[4] rows (chosen by LSTM.meta
+    # from the BLAS kernels in use: see blas_min_rows), and from 8 units
+    return rows >= meta[4] and meta[0] >= 8
+
+
+def blas_min_rows(n_hidden: int) -> int:
+    """Batch rows from which the LSTM's per-step products call BLAS instead of the row loops.
+
+    Measured (one thread, T = 400, loss and gradient, two interleaved rounds):
+    with OpenBLAS's Haswell kernels the row loops were as fast or faster up to
+    10 rows at every N (N = 200, batch 4: 90-103 ms against 128-150 ms with
+    BLAS), BLAS about twice as fast at 100 rows from N = 16 on; with its
+    AVX-512 kernels (SkylakeX and later, which have small-matrix paths) BLAS
+    was faster from 2 rows at N >= 32 (N = 50, batch 10: 11.5-11.7 against
+    18.8-25.5 ms; N = 100, batch 4: 12-14 against 26-39 ms) and about equal
+    below 32 units.
+
+    Parameters
+    ----------
+    n_hidden : int
+        Hidden units N.
+
+    Returns
+    -------
+    int
+        16 (``4 * config.BLAS_MIN_BATCH``), or 2 from 32 units with AVX-512 OpenBLAS kernels.
+    """
+    if n_hidden >= 32 and config.blas_small_matrix_kernels():
+        return 2
+    return 4 * config.BLAS_MIN_BATCH
 
 
 @njit(inline="always")
@@ -144,7 +172,7 @@ def _preactivation(p, meta, Z, S):
     Whh, b, WhhT, WihT = _views(p, N, K, P)
     rows = Z.shape[0]
     N4 = 4 * N
-    if _blas(N, rows):
+    if _blas(meta, rows):
         H = np.empty((rows, N), Z.dtype)
         for r in range(rows):
             for j in range(N):
@@ -372,22 +400,23 @@ def _adjoint_rows(N, Y, Z, G, D, gc_prev):
     """
     want_c = gc_prev.shape[0] > 0
     cb = np.empty(N, D.dtype)
+    one = D.dtype.type(1)  # the arrays' precision
     for r in range(Y.shape[0]):
         for k in range(N):
             tau = Y[r, 4 * N + k]
-            cb[k] = G[r, N + k] + G[r, k] * Y[r, 3 * N + k] * (1.0 - tau * tau)
+            cb[k] = G[r, N + k] + G[r, k] * Y[r, 3 * N + k] * (one - tau * tau)
         for k in range(N):
             i = Y[r, k]
-            D[r, k] = cb[k] * Y[r, 2 * N + k] * i * (1.0 - i)
+            D[r, k] = cb[k] * Y[r, 2 * N + k] * i * (one - i)
         for k in range(N):
             f = Y[r, N + k]
-            D[r, N + k] = cb[k] * Z[r, N + k] * f * (1.0 - f)
+            D[r, N + k] = cb[k] * Z[r, N + k] * f * (one - f)
         for k in range(N):
             g = Y[r, 2 * N + k]
-            D[r, 2 * N + k] = cb[k] * Y[r, k] * (1.0 - g * g)
+            D[r, 2 * N + k] = cb[k] * Y[r, k] * (one - g * g)
         for k in range(N):
             o = Y[r, 3 * N + k]
-            D[r, 3 * N + k] = G[r, k] * Y[r, 4 * N + k] * o * (1.0 - o)
+            D[r, 3 * N + k] = G[r, k] * Y[r, 4 * N + k] * o * (one - o)
         if want_c:
             for k in range(N):
                 gc_prev[r, k] = cb[k] * Y[r, N + k]
@@ -401,22 +430,23 @@ def _adjoint_lanes(N, YT, CT, GT, DT, GC, R):
     """
     want_c = GC.shape[0] > 0
     cb = np.empty(R, DT.dtype)
+    one = DT.dtype.type(1)
     for k in range(N):
         for r in range(R):
             tau = YT[4 * N + k, r]
-            cb[r] = GT[N + k, r] + GT[k, r] * YT[3 * N + k, r] * (1.0 - tau * tau)
+            cb[r] = GT[N + k, r] + GT[k, r] * YT[3 * N + k, r] * (one - tau * tau)
         for r in range(R):
             i = YT[k, r]
-            DT[k, r] = cb[r] * YT[2 * N + k, r] * i * (1.0 - i)
+            DT[k, r] = cb[r] * YT[2 * N + k, r] * i * (one - i)
         for r in range(R):
             f = YT[N + k, r]
-            DT[N + k, r] = cb[r] * CT[k, r] * f * (1.0 - f)
+            DT[N + k, r] = cb[r] * CT[k, r] * f * (one - f)
         for r in range(R):
             g = YT[2 * N + k, r]
-            DT[2 * N + k, r] = cb[r] * YT[k, r] * (1.0 - g * g)
+            DT[2 * N + k, r] = cb[r] * YT[k, r] * (one - g * g)
         for r in range(R):
             o = YT[3 * N + k, r]
-            DT[3 * N + k, r] = GT[k, r] * YT[4 * N + k, r] * o * (1.0 - o)
+            DT[3 * N + k, r] = GT[k, r] * YT[4 * N + k, r] * o * (one - o)
         if want_c:
             for r in range(R):
                 GC[k, r] = cb[r] * YT[N + k, r]
@@ -467,7 +497,7 @@ def _state_pullback(p, meta, z, Y, g, g_z):
     for r in range(rows):
         for k in range(N):
             g_z[r, N + k] = gc[r, k]
-    if _blas(N, rows):
+    if _blas(meta, rows):
         GH = np.dot(D, Whh)
         for r in range(rows):
             for j in range(N):
@@ -808,7 +838,8 @@ class LSTM(Model):
 
     @property
     def meta(self) -> np.ndarray:
-        return np.array([self.n_hidden, self.n_inputs, int(self.bias), self.n_params], dtype=np.int64)
+        return np.array([self.n_hidden, self.n_inputs, int(self.bias), self.n_params,
+                         blas_min_rows(self.n_hidden)], dtype=np.int64)
 
     @property
     def dtypes(self) -> tuple[str, ...]:

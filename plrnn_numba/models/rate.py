@@ -56,7 +56,7 @@ import numpy as np
 from .. import _validate as V_
 from .. import config
 from ..config import njit
-from ._fastmath import _tanh
+from ._fastmath import _like, _tanh
 from ._linalg import a_b, acc_at_b
 from .base import (
     Model,
@@ -202,19 +202,21 @@ def rate_step(p, meta, z, s, z_next):
     # x' = (1 - a) x + a tanh(W x + V u + b)
     N = meta[0]
     a = p[meta[3]]
+    a1 = _like(a, 1.0) - a  # in the arrays' precision
     H, _ = _preactivation(p, meta, z, s)
     for bb in range(z.shape[0]):
         for i in range(N):
-            z_next[bb, i] = (1.0 - a) * z[bb, i] + a * _tanh(H[bb, i])
+            z_next[bb, i] = a1 * z[bb, i] + a * _tanh(H[bb, i])
 
 
 @njit(inline="always")
 def _scaled_adjoint(a, H, G):
     # dL/dh = a (1 - tanh^2 h) * dL/dx'  (overwrites H)
+    one = _like(a, 1.0)
     for r in range(H.shape[0]):
         for i in range(H.shape[1]):
             t = _tanh(H[r, i])
-            H[r, i] = a * (1.0 - t * t) * G[r, i]
+            H[r, i] = a * (one - t * t) * G[r, i]
     return H
 
 
@@ -224,9 +226,10 @@ def rate_state_vjp(p, meta, z, s, g, g_z):
     a = p[meta[3]]
     H, _ = _preactivation(p, meta, z, s)
     U = _scaled_adjoint(a, H, g)
+    a1 = _like(a, 1.0) - a
     for bb in range(g.shape[0]):
         for j in range(g.shape[1]):
-            g_z[bb, j] = (1.0 - a) * g[bb, j]
+            g_z[bb, j] = a1 * g[bb, j]
     _add_w_transpose_times(p, meta, U, g_z)
 
 

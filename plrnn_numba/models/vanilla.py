@@ -114,13 +114,14 @@ def _state_rows(p, meta, R, g, g_z):
     N, K, kind = meta[0], meta[1], meta[2]
     W, V, b = _views(p, N, K)
     B = R.shape[0]
+    one, zero = R.dtype.type(1), R.dtype.type(0)  # the arrays' precision (no float64 in float32 kernels)
     if use_blas(N, B):
         wg = rows_times_transpose(g, _wt(p, N, K), W)
         for bb in range(B):
             if kind == 0:
                 for j in range(N):
                     r = R[bb, j]
-                    g_z[bb, j] = (1.0 - r * r) * wg[bb, j]
+                    g_z[bb, j] = (one - r * r) * wg[bb, j]
             else:
                 for j in range(N):
                     g_z[bb, j] = wg[bb, j] if R[bb, j] > 0.0 else 0.0
@@ -131,12 +132,12 @@ def _state_rows(p, meta, R, g, g_z):
         gb = g[bb]
         for j in range(N):
             wj = WT[j]
-            acc = 0.0
+            acc = zero
             for i in range(N):
                 acc += wj[i] * gb[i]
             r = R[bb, j]
             if kind == 0:
-                g_z[bb, j] = (1.0 - r * r) * acc
+                g_z[bb, j] = (one - r * r) * acc
             else:
                 g_z[bb, j] = acc if r > 0.0 else 0.0
 
