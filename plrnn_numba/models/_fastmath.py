@@ -23,7 +23,7 @@ arithmetic, so that a vector register holds twice as many elements and no
 value is widened to float64 and back.  ``_tanh``, ``_exp_nonpos`` and
 ``_like`` dispatch on the argument's type at compile time
 (:func:`numba.extending.overload`); they can be called only from compiled code.
-Measured within 2 ulp of float32 (``tests/test_fastmath.py``); exp below
+Measured within 2.5 ulp of float32 (exp 1.0, tanh 2.5) (``tests/test_fastmath.py``); exp below
 float32's normal range (u < -87.3, results under 1.2e-38) returns 0, as
 flush-to-zero arithmetic does.
 """
@@ -163,10 +163,9 @@ def _tanh32(x):
 @njit(inline="always")
 def _exp_nonpos32(u):
     # exp(u) for u <= 0 in float32; 0 below the normal range (u < -87.3), where 2^k would be subnormal
-    v = _F32(-87.33654) if u < _F32(-87.33654) else u  # keeps k >= -126 (and a NaN out of the integer conversion)
-    two_k, p = _pow2_expm1r32(v, _F32(-126.0))
-    e = two_k + two_k * p
-    return _F32(0.0) if u < _F32(-87.33654) else e  # a NaN passes through
+    tiny = u < _F32(-87.33654)  # False for a NaN, which passes through
+    two_k, p = _pow2_expm1r32(_F32(-87.33654) if tiny else u, _F32(-126.0))  # keeps k >= -126
+    return _F32(0.0) if tiny else two_k + two_k * p
 
 
 def _tanh(x):

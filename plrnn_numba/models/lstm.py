@@ -64,7 +64,8 @@ last as BLAS over blocks of 256 rows of all steps), as an implementation
 that stores its activations does.  The kernels without a tape (``step``,
 ``state_vjp``, ``param_vjp``, used by every other engine) recompute the
 gates from ``z``.  The per-step products are row loops up to 15 batch rows
-and BLAS from 16; the gates are branch-free arithmetic (:func:`_sigmoid`,
+and BLAS from 16 (from 2 at N >= 32 with OpenBLAS's AVX-512 kernels,
+:func:`blas_min_rows`); the gates are branch-free arithmetic (:func:`_sigmoid`,
 the rate model's ``_tanh``) in loops that vectorise.  Below 8 units a row's
 few units cannot fill the vector lanes, so from 8 batch rows on the kernels
 copy the step's rows into transposed buffers (one row per unit and gate, one
