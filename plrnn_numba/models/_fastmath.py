@@ -34,7 +34,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, overload
 
-from ..config import njit
+from ..config import FASTMATH, njit
 
 __all__ = ["_tanh", "_exp_nonpos", "_like"]
 
@@ -186,21 +186,26 @@ def _like(x, c):
     raise TypeError("_like is for compiled code (numba)")
 
 
-@overload(_tanh)
+# the overloads' bodies are compiled apart from the kernel that calls them: with the kernels'
+# fast-math flags, so that they contract and vectorise as they did when inlined as numba IR
+_OVERLOAD_OPTIONS = {"fastmath": set(FASTMATH)}
+
+
+@overload(_tanh, jit_options=_OVERLOAD_OPTIONS)
 def _tanh_overload(x):
     if _single(x):
         return lambda x: _tanh32(x)
     return lambda x: _tanh64(x)
 
 
-@overload(_exp_nonpos)
+@overload(_exp_nonpos, jit_options=_OVERLOAD_OPTIONS)
 def _exp_nonpos_overload(u):
     if _single(u):
         return lambda u: _exp_nonpos32(u)
     return lambda u: _exp_nonpos64(u)
 
 
-@overload(_like)
+@overload(_like, jit_options=_OVERLOAD_OPTIONS)
 def _like_overload(x, c):
     if _single(x):
         return lambda x, c: np.float32(c)
