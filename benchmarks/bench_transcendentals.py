@@ -14,9 +14,12 @@ vector (the shape of the models' per-step loops) and over a long array:
   (NumPy's own SIMD code; a per-call overhead the models' per-step loops cannot
   afford, shown for reference).
 
-Accuracy: the largest difference from a long-double (80-bit) evaluation, in
-units in the last place (ulp) of the float64 result, over [-30, 30] for tanh
-and [-700, 0] for exp (the range the models use).  Usage::
+Each in float64 and in float32 (the float32 mode's kernels: the package's
+functions then compute in float32).  Accuracy: the largest difference from a
+long-double (80-bit) evaluation, in units in the last place (ulp) of the
+result in its own precision, over [-30, 30] for tanh and [-700, 0] for exp
+(the range the models use; float32 exp over [-87.33, 0], its normal results:
+the package's flushes to 0 below).  Usage::
 
     python benchmarks/bench_transcendentals.py [--cpu 0] [--out FILE]
 
@@ -82,20 +85,25 @@ FUNCTIONS = {
 }
 
 
+DTYPES = (np.float64, np.float32)
+#: float32 exp is measured over float32's normal results (the package's flushes to 0 below, by design)
+F32_RANGES = {"exp": (-87.33, 0.0)}
+
+
 def ns_per_element(fn, x: np.ndarray) -> float:
     out = np.empty_like(x)
     return C.median_per_repetition(lambda n: fn(x, out, n)) / x.size * 1e9
 
 
-def max_ulp(fn, ref, lo: float, hi: float) -> float:
+def max_ulp(fn, ref, lo: float, hi: float, dtype=np.float64) -> float:
     x = np.concatenate([np.linspace(lo, hi, 200_001), np.random.default_rng(0).uniform(lo, hi, 200_000),
                         np.array([-1e-300, -1e-12, 0.0, 1e-12, 1e-300])])
-    x = x[(x >= lo) & (x <= hi)]
+    x = x[(x >= lo) & (x <= hi)].astype(dtype)
     got = np.empty_like(x)
     fn(x, got, 1)
     exact = ref(x.astype(np.longdouble))
-    ulp = np.spacing(np.abs(exact).astype(np.float64))
-    ulp[ulp == 0] = np.finfo(np.float64).smallest_subnormal
+    ulp = np.spacing(np.abs(exact).astype(dtype)).astype(np.longdouble)
+    ulp[ulp == 0] = np.finfo(dtype).smallest_subnormal
     return float(np.max(np.abs(got.astype(np.longdouble) - exact) / ulp))
 
 
@@ -119,16 +127,19 @@ def main(argv=None) -> int:
     rep.add(f"- **pinned to**: {C.pinned_cpu_text()}\n")
     rows = []
     for name, (ref, (lo, hi), impls) in FUNCTIONS.items():
-        for impl, fn in impls.items():
-            row = [name, impl]
-            for size in SIZES:
-                x = np.random.default_rng(size).uniform(lo, hi, size)
-                row.append(C.fmt(ns_per_element(fn, x)))
-            row.append(C.fmt(max_ulp(fn, ref, lo, hi), 2))
-            rows.append(row)
-            print(row, flush=True)
-    rep.add(C.markdown_table(["function", "implementation"] + [f"ns/element, n = {n:,}" for n in SIZES]
-                             + ["max error (ulp)"], rows, "llrrrr"))
+        for dtype in DTYPES:
+            if dtype == np.float32:
+                lo, hi = F32_RANGES.get(name, (lo, hi))
+            for impl, fn in impls.items():
+                row = [name, np.dtype(dtype).name, impl]
+                for size in SIZES:
+                    x = np.random.default_rng(size).uniform(lo, hi, size).astype(dtype)
+                    row.append(C.fmt(ns_per_element(fn, x)))
+                row.append(C.fmt(max_ulp(fn, ref, lo, hi, dtype), 2))
+                rows.append(row)
+                print(row, flush=True)
+    rep.add(C.markdown_table(["function", "dtype", "implementation"] + [f"ns/element, n = {n:,}" for n in SIZES]
+                             + ["max error (ulp)"], rows, "lllrrrr"))
     rep.add("\nMedian time per element of a compiled loop over a vector of n elements, repeated (NumPy: one ufunc "
             "call per repetition, from Python); error against a long-double evaluation, in ulp of the result.")
     if args.out:
