@@ -73,10 +73,14 @@ column per batch item) and every loop runs over the batch
 (``_LANES_MIN_ROWS``; measured at N = 2, batch 100, T = 400: 2.3 ms against
 5.5 ms unit by unit).  Measured (one thread, T = 400, LinearReadout, whole
 ``loss_and_grad`` against ``torch.nn.LSTM`` forward + backward in float64;
-``benchmarks/bench_lstm.py``): 56-60x faster at N = 2 and batch 10, 12-14x at N = 2 and batch 100, 3.4-4.5x
-at N = 50 and batch 10 (15-22 ms against 69-72 ms), 2.0x at N = 50 and
-batch 100, 1.3-1.6x at N = 200.  Torch in float32 (oneDNN's fused LSTM) is
-faster than this float64 code from N = 50 on.
+``benchmarks/bench_lstm.py``, an Intel Xeon with AVX-512, forced Haswell
+OpenBLAS kernels and in brackets the native ones): 40x faster at N = 2 and
+batch 10, 12-13x at N = 2 and batch 100, 2.9x (5.3x) at N = 50 and batch 10,
+1.3x (1.6x) at N = 50 and batch 100, 1.1x (2.0x) at N = 200 and batch 10,
+0.74x (1.0x) at N = 200 and batch 100, where both sides are bound by the same
+three products per step and torch's run on MKL.  Torch in float32 (oneDNN's
+fused LSTM) is faster than this float64 code, and than the float32 mode,
+from N = 50 on.
 """
 
 from __future__ import annotations
