@@ -77,7 +77,7 @@ def test_float32_tanh_over_the_whole_range():
 
 def test_short_loops_keep_the_accuracy():
     # a loop of a few elements runs the compiler's scalar and short-vector remainders, which it
-    # optimises apart from the main vector body (with AVX2 a float32 exp there once lost ln 2's
+    # optimises apart from the main vector body (on an AMD EPYC a float32 exp there once lost ln 2's
     # split: 61 ulp at u = -87); every length up to 17 covers the remainders of 4-, 8- and 16-lane bodies
     cases = ((np.float64, _apply_exp, np.exp, (-700.0, -600.0)), (np.float64, _apply_tanh, np.tanh, (-20.0, 20.0)),
              (np.float32, _apply_exp, np.exp, (-87.3, -60.0)), (np.float32, _apply_tanh, np.tanh, (-9.0, 9.0)))

@@ -170,9 +170,9 @@ def _exp_nonpos32(u):
 
 # float32 exp compiled without reassociation: the low part's product reads k through an integer
 # conversion, which keeps the split in float64 and in float32's vector loops, but not in the
-# scalar and short-vector remainders of an AVX2 build, where LLVM folds the round trip and then
-# k * _LN2_HI_32 + k * _LN2_LO_32 into k * ln 2 (measured 26-61 ulp near u = -87 on an AMD EPYC).
-# A function of its own keeps its flags when LLVM inlines it into the kernel
+# scalar and short-vector remainders built for an AMD EPYC (LLVM's znver4 target), where LLVM
+# folds the round trip and then k * _LN2_HI_32 + k * _LN2_LO_32 into k * ln 2 (26-61 ulp near
+# u = -87).  A function of its own keeps its flags when LLVM inlines it into the kernel
 _NO_REASSOC_OPTIONS = {"fastmath": set(FASTMATH) - {"reassoc"}}
 
 
