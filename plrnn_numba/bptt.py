@@ -117,6 +117,10 @@ def _loss_term(y, x, kind):
     return sp - x * y, sig - x
 
 
+#: rows (steps x batch) of the blocks over which a model with a tape reduces its parameter gradient
+_PARAM_ROWS = 256
+
+
 @config.njit
 def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask, alpha, n_forced, ro_kind, ro,
            loss_kind, scale, gp, gro):
@@ -191,6 +195,11 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
     # backward sweep over the state adjoint
     g = np.zeros((B, M), z0.dtype)
     gnew = np.empty((B, M), z0.dtype)
+    # a model with a tape reduces its parameter gradient during the sweep, over blocks of the
+    # steps whose adjoints are final (about _PARAM_ROWS rows): the block's states, tape and
+    # adjoints are still in cache, instead of being read back from memory in a pass of their own
+    steps = max(1, _PARAM_ROWS // B)
+    e = T
     for t in range(T - 1, -1, -1):
         a = alpha[t]
         for b in range(B):
@@ -204,11 +213,16 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
         else:
             call_state_vjp(svjp, p, meta, Zt[t], S[t], G[t], gnew)
         g, gnew = gnew, g
-    # parameter gradient: one reduction over all (t, b)
-    Zf, Sf, Gf = Zt[:T].reshape((T * B, M)), S.reshape((T * B, K)), G.reshape((T * B, M))
-    if width > 0:
-        call_tape_param_vjp(tpvjp, p, meta, Zf, Sf, tape.reshape((T * B, width)), Gf, gp)
-    else:
+        if width > 0 and (e - t >= steps or t == 0):
+            n = (e - t) * B
+            call_tape_param_vjp(
+                tpvjp, p, meta, Zt[t:e].reshape((n, M)), S[t:e].reshape((n, K)), tape[t:e].reshape((n, width)),
+                G[t:e].reshape((n, M)), gp
+            )
+            e = t
+    if width == 0:
+        # parameter gradient: one reduction over all (t, b)
+        Zf, Sf, Gf = Zt[:T].reshape((T * B, M)), S.reshape((T * B, K)), G.reshape((T * B, M))
         call_param_vjp(pvjp, p, meta, Zf, Sf, Gf, gp)
     return loss, g
 
