@@ -60,8 +60,9 @@ Tape.  Backpropagation through time keeps the gates ``i, f, g, o`` and
 the transcendental functions again: a BPTT call makes three (rows x N) x
 (N x 4N) products per step and batch item (the forward step, ``W_hh^T
 delta`` in the state pullback, ``delta^T h`` in the parameter pullback, the
-last as BLAS over blocks of 256 rows of all steps), as an implementation
-that stores its activations does.  The kernels without a tape (``step``,
+last as BLAS over blocks of whole steps, about 256 rows, which the BPTT
+engine reduces during its backward sweep while they are in cache), as an
+implementation that stores its activations does.  The kernels without a tape (``step``,
 ``state_vjp``, ``param_vjp``, used by every other engine) recompute the
 gates from ``z``.  The per-step products are row loops up to 15 batch rows
 and BLAS from 16 (from 2 at N >= 32 with OpenBLAS's AVX-512 kernels,
@@ -73,14 +74,14 @@ column per batch item) and every loop runs over the batch
 (``_LANES_MIN_ROWS``; measured at N = 2, batch 100, T = 400: 2.3 ms against
 5.5 ms unit by unit).  Measured (one thread, T = 400, LinearReadout, whole
 ``loss_and_grad`` against ``torch.nn.LSTM`` forward + backward in float64;
-``benchmarks/bench_lstm.py``, an Intel Xeon with AVX-512, forced Haswell
-OpenBLAS kernels and in brackets the native ones): 40x faster at N = 2 and
-batch 10, 12-13x at N = 2 and batch 100, 2.9x (5.3x) at N = 50 and batch 10,
-1.3x (1.6x) at N = 50 and batch 100, 1.1x (2.0x) at N = 200 and batch 10,
-0.74x (1.0x) at N = 200 and batch 100, where both sides are bound by the same
-three products per step and torch's run on MKL.  Torch in float32 (oneDNN's
-fused LSTM) is faster than this float64 code, and than the float32 mode,
-from N = 50 on.
+``benchmarks/bench_lstm.py``, an AMD EPYC with AVX-512, OpenBLAS's native
+kernels and in brackets the forced Haswell ones): 55x (58x) faster at N = 2
+and batch 10, 11x (9.9x) at N = 2 and batch 100, 5.4x (4.2x) at N = 50 and
+batch 10, 2.1x (1.9x) at N = 50 and batch 100, 2.1x (1.4x) at N = 200 and
+batch 10, 1.3x (1.3x) at N = 200 and batch 100, where both sides are bound by
+the same three products per step.  Torch in float32 (oneDNN's fused LSTM) is
+faster than this float64 code from N = 50 on; the float32 mode beats it at
+N <= 50 (1.0-2.9x) and not at N = 200 (0.55-0.91x).
 """
 
 from __future__ import annotations
