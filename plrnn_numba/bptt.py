@@ -135,8 +135,10 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
     tape = np.empty((T, B, width), z0.dtype)  # the model's stored intermediates, when it keeps a tape
     # dL/dz_t from the readout and loss, turned in place into the total adjoint gz_t by the
     # backward sweep (one (T, B, M) array instead of two: at T 400, B 100, M 400 each is 128 MB)
-    # (every row is written once below: no zero fill of the whole array first)
-    G = np.empty((T, B, M), z0.dtype)
+    # large arrays are not zero-filled first: every row is written once below (a fill of a few
+    # hundred kB costs less than the per-row zeroing, one of tens of MB more)
+    fill = T * B * M * z0.itemsize > _PARAM_SWEEP_BYTES
+    G = np.empty((T, B, M), z0.dtype) if fill else np.zeros((T, B, M), z0.dtype)
     Zt[0] = z0
     yb = np.empty(N)
     dy = np.empty(N)
@@ -150,8 +152,9 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
         for b in range(B):
             m = mask[t, b]
             if m == 0.0:
-                for j in range(M):
-                    G[t, b, j] = 0.0
+                if fill:
+                    for j in range(M):
+                        G[t, b, j] = 0.0
                 continue
             if ro_kind == 0:
                 for n in range(N):
@@ -188,11 +191,13 @@ def _chunk(step, svjp, pvjp, tstep, tsvjp, tpvjp, width, p, meta, z0, S, X, mask
             if ro_kind == 0:
                 for n in range(N):
                     G[t, b, n] = dy[n]
-                for j in range(N, M):
-                    G[t, b, j] = 0.0
+                if fill:
+                    for j in range(N, M):
+                        G[t, b, j] = 0.0
             else:
-                for j in range(M):
-                    G[t, b, j] = 0.0
+                if fill:
+                    for j in range(M):
+                        G[t, b, j] = 0.0
                 for n in range(N):
                     dn = dy[n]
                     gro[N * M + n] += dn

@@ -5,7 +5,8 @@ BPTT reduces the parameter gradient during the backward sweep, over blocks
 of whole steps (about ``bptt._PARAM_ROWS`` rows); one sequence of the same
 problems stays below the limit and is reduced in one pass after the sweep.
 The loss of a batch is the mean of its sequences' losses (every sequence
-has the same number of counted steps), so the batch's gradient must equal
+has the same number of counted steps; the PLRNN's case masks a different
+100 steps of each), so the batch's gradient must equal
 the mean of the single-sequence gradients, up to rounding: ``REF_RTOL``, the
 tolerance of the comparisons with the reference implementation in
 ``test_gradients.py``.
@@ -43,12 +44,16 @@ def _problem(kind: str):
         inputs = rng.standard_normal((B, T, 1))
     z0 = 0.5 * rng.standard_normal((B, model.dim))
     ro = readout.init(model.dim, 1) if isinstance(readout, pn.LinearReadout) else None
-    return model, theta, targets, inputs, z0, forcing, readout, ro
+    mask = np.ones((B, T))
+    if kind == "plrnn_gtf":
+        for b in range(B):
+            mask[b, rng.choice(T, 100, replace=False)] = 0.0
+    return model, theta, targets, inputs, z0, mask, forcing, readout, ro
 
 
 @pytest.mark.parametrize("kind", ["plrnn_gtf", "lstm", "tanh"])
 def test_blocked_reduction_equals_the_mean_of_single_sequences(kind):
-    model, theta, targets, inputs, z0, forcing, readout, ro = _problem(kind)
+    model, theta, targets, inputs, z0, mask, forcing, readout, ro = _problem(kind)
     T = targets.shape[1]
     per_step = (2 * model.dim + model.tape_width) * 8
     # the batch takes the blocked path, a single sequence the one-pass path, over several blocks
@@ -56,7 +61,7 @@ def test_blocked_reduction_equals_the_mean_of_single_sequences(kind):
     assert T > 2 * (bptt._PARAM_ROWS // B)
 
     def call(b):
-        batch = pn.Batch(targets=targets[b], inputs=None if inputs is None else inputs[b], z0=z0[b])
+        batch = pn.Batch(targets=targets[b], inputs=None if inputs is None else inputs[b], z0=z0[b], mask=mask[b])
         return pn.loss_and_grad(model, theta, batch, readout=readout, readout_params=ro, forcing=forcing)
 
     full = call(slice(None))
