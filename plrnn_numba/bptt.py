@@ -120,8 +120,9 @@ def _loss_term(y, x, kind):
 #: rows (steps x batch) of the blocks over which the backward sweep reduces the parameter gradient
 _PARAM_ROWS = 256
 #: from this size of the states, adjoints and tape (bytes) the parameter gradient is reduced during the
-#: backward sweep: measured (one thread, PLRNN, same process) 1.26x faster at M = 32, T = 5000, B = 16
-#: (20 MB), unchanged at M = 128, T = 200, B = 16, and 2-7% slower at M = 8, T = 200, B = 16 (0.4 MB)
+#: backward sweep, and the loss adjoints are not zero-filled first: measured (one thread, same process)
+#: 1.16x faster for the PLRNN at M = 32, T = 5000, B = 16 (20 MB), level at T = 200; reducing in the
+#: sweep below the limit had cost 2-7% at M = 8, T = 200, B = 16 (0.4 MB), the per-row zeroing 2.5%
 _PARAM_SWEEP_BYTES = 1 << 20
 
 
