@@ -41,7 +41,8 @@ import _common as C  # noqa: E402
 
 ROOT = C.repo_root()
 
-# the problem every revision times (NumPy only, so every revision sees the same data): defines f()
+# the problem every revision times (NumPy only, so every revision sees the same data):
+# make_problem(pn, ...) returns the warmed-up call f() of package pn
 _PROBLEM = r"""
 def make_problem(pn, kind, N, T, B):
     rng = np.random.default_rng(0)
